@@ -1,0 +1,1 @@
+//! Analysis of a samples folder: pure functions over a loaded `SamplesFolder`.

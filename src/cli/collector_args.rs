@@ -1,0 +1,64 @@
+//! The collector's flags, shared by every command that collects samples (`train`, `collect`).
+//!
+//! They are the Python original's config keys in kebab-case, with its defaults, plus the two
+//! switches that restore its exact behaviour where saectl's defaults depart from it.
+
+use clap::Args;
+
+use crate::collect::{CollectorConfig, SaveConfig};
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sample collection (the original's config keys)")]
+pub struct CollectorArgs {
+    /// Samples kept per feature while collecting (the exact top activations).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_samples_per_feature: usize,
+
+    /// Tokens of context around the activating token (half before, half after).
+    #[arg(long, default_value_t = 20, value_name = "TOKENS")]
+    pub sample_context_size: usize,
+
+    /// Only activations strictly above this value are counted and stored.
+    #[arg(long, default_value_t = 0.1, value_name = "VALUE")]
+    pub sample_activation_threshold: f32,
+
+    /// Features written to the samples folder (those with the largest max activation).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub top_features_to_save: usize,
+
+    /// Samples written per feature.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub samples_per_feature_to_save: usize,
+
+    /// Count BOS and other special tokens as samples, as the original did (default: skip them
+    /// and report how many were skipped).
+    #[arg(long)]
+    pub include_special_tokens: bool,
+
+    /// Allow several samples of one feature from the same context window, as the original did
+    /// (default: keep only the strongest, so the top list is not one sentence ten times).
+    #[arg(long)]
+    pub no_dedup: bool,
+}
+
+impl CollectorArgs {
+    /// The validated collector configuration.
+    pub fn collector_config(&self) -> anyhow::Result<CollectorConfig> {
+        let config = CollectorConfig {
+            max_samples_per_feature: self.max_samples_per_feature,
+            sample_context_size: self.sample_context_size,
+            sample_activation_threshold: self.sample_activation_threshold,
+            exclude_special_tokens: !self.include_special_tokens,
+            dedup_context_windows: !self.no_dedup,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn save_config(&self) -> SaveConfig {
+        SaveConfig {
+            top_features_to_save: self.top_features_to_save,
+            samples_per_feature_to_save: self.samples_per_feature_to_save,
+        }
+    }
+}

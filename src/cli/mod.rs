@@ -1,0 +1,59 @@
+//! The command line: one file per subcommand, each with an `XArgs` struct and a `run`.
+//!
+//! `main` parses, dispatches, and maps any error to a single `error: …` line on stderr and
+//! exit code 1 (clap's own usage errors exit with 2). Progress bars live here and only here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod analyze;
+pub mod collect;
+pub mod collector_args;
+pub mod progress;
+pub mod report;
+pub mod train;
+
+/// Sparse-autoencoder interpretability: train SAEs on a language model's residual stream,
+/// collect the text that makes each feature fire, and turn it into reports.
+#[derive(Debug, Parser)]
+#[command(name = "saectl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a sparse autoencoder (or transcoder) on a model's residual stream.
+    Train(train::TrainArgs),
+    /// Run an SAE checkpoint over text and keep each feature's top-activating samples.
+    Collect(collect::CollectArgs),
+    /// Study a samples folder in the terminal: overview, one feature, comparisons, clusters.
+    Analyze(analyze::AnalyzeArgs),
+    /// Write the Markdown interpretability report of a samples folder.
+    Report(report::ReportArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` joins the context chain on one line: "failed to read X: No such file".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Collect(args) => collect::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Report(args) => report::run(args),
+    }
+}

@@ -1,0 +1,101 @@
+//! Reading a samples folder back: `collection_summary.json` and every
+//! `feature_XXXXX_samples.json`, with errors that name the file at fault.
+//!
+//! Analysis and reporting only ever see this type, never the collector, so they work on
+//! folders written by the Python original as well as by saectl.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::format::{parse_feature_file_name, CollectionSummary, FeatureFile, SUMMARY_FILE_NAME};
+
+/// A loaded samples folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplesFolder {
+    pub dir: PathBuf,
+    /// Absent in folders whose producer wrote none (the original always wrote one).
+    pub summary: Option<CollectionSummary>,
+    /// Feature files by feature index.
+    pub features: BTreeMap<u32, FeatureFile>,
+}
+
+impl SamplesFolder {
+    /// Loads every feature file and the summary. A folder with no feature file is an error:
+    /// there is nothing to analyze, and it usually means the wrong path.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.exists() {
+            bail!("samples folder {} does not exist", dir.display());
+        }
+        if !dir.is_dir() {
+            bail!(
+                "{} is not a folder (expected a samples folder)",
+                dir.display()
+            );
+        }
+        let summary_path = dir.join(SUMMARY_FILE_NAME);
+        let summary = if summary_path.exists() {
+            Some(read_json::<CollectionSummary>(&summary_path)?)
+        } else {
+            None
+        };
+        let mut features = BTreeMap::new();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("failed to list samples folder {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("failed to list {}", dir.display()))?;
+            let name = entry.file_name();
+            let Some(feature_idx) = name.to_str().and_then(parse_feature_file_name) else {
+                continue;
+            };
+            let path = entry.path();
+            let file: FeatureFile = read_json(&path)?;
+            if file.statistics.feature_idx != feature_idx {
+                bail!(
+                    "{}: statistics.feature_idx is {} but the file name says {}",
+                    path.display(),
+                    file.statistics.feature_idx,
+                    feature_idx
+                );
+            }
+            features.insert(feature_idx, file);
+        }
+        if features.is_empty() {
+            bail!(
+                "samples folder {} holds no feature_XXXXX_samples.json files",
+                dir.display()
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            summary,
+            features,
+        })
+    }
+
+    /// The feature's file, or an error listing what the folder does hold.
+    pub fn feature(&self, feature_idx: u32) -> Result<&FeatureFile> {
+        self.features.get(&feature_idx).with_context(|| {
+            let first: Vec<String> = self.features.keys().take(10).map(u32::to_string).collect();
+            let more = if self.features.len() > 10 {
+                ", …"
+            } else {
+                ""
+            };
+            format!(
+                "feature {feature_idx} is not in {} ({} features saved: {}{more})",
+                self.dir.display(),
+                self.features.len(),
+                first.join(", ")
+            )
+        })
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a valid samples file", path.display()))
+}

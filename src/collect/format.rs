@@ -1,0 +1,213 @@
+//! The samples folder's JSON records: the seed's contract, plus saectl's additions.
+//!
+//! The Python original wrote `feature_XXXXX_samples.json` files (`statistics` + `top_samples`)
+//! and a `collection_summary.json`. Every key it wrote is kept with the same name and meaning
+//! (`tokens` is the previous + activating token, as the original sliced it); saectl only adds
+//! keys. The additions are what the original lost: exact statistics over every activation
+//! (not only the stored ones), the feature's firing density, the sample's place in the corpus
+//! and the split of its context around the activating token, so a report can mark it.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the samples-folder layout written by this build.
+pub const SAMPLES_FORMAT_VERSION: u32 = 1;
+
+/// One top-activating token of one feature, with its context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationSample {
+    pub feature_idx: u32,
+    pub activation_value: f32,
+    /// The previous token and the activating token (the original's `tokens[pos-1:pos+1]`).
+    pub tokens: Vec<u32>,
+    /// The activating token alone, decoded.
+    pub text: String,
+    /// Position of the activating token in its sequence.
+    pub position: u32,
+    /// Tokens `[position - ctx/2, position + ctx/2]`, clipped to the sequence.
+    pub context_tokens: Vec<u32>,
+    pub context_text: String,
+    // ---- saectl additions ----
+    /// Index of the sequence (row) in the collection's token stream; with `position` it
+    /// identifies the token and breaks ties (earlier token wins).
+    #[serde(default)]
+    pub sequence_idx: u64,
+    /// Index of the activating token inside `context_tokens`.
+    #[serde(default)]
+    pub context_position: u32,
+    /// `context_tokens[..context_position]` decoded.
+    #[serde(default)]
+    pub context_prefix: String,
+    /// `context_tokens[context_position + 1..]` decoded.
+    #[serde(default)]
+    pub context_suffix: String,
+}
+
+/// A sum kept as an unevaluated pair `hi + lo` of f64 (double-double), so that sums over
+/// shards merge to the same bits as one sum over the whole stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExactSum {
+    pub hi: f64,
+    pub lo: f64,
+}
+
+/// Statistics of one feature over every activation above the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStatistics {
+    pub feature_idx: u32,
+    /// Largest activation seen (0 when none passed the threshold).
+    pub max_activation: f64,
+    /// Mean over every activation above the threshold (the original averaged the stored
+    /// samples only).
+    pub mean_activation: f64,
+    /// Number of samples the collector kept for this feature (≤ max_samples_per_feature).
+    pub num_samples: u64,
+    /// Number of activations strictly above the threshold.
+    pub activation_count: u64,
+    // ---- saectl additions ----
+    /// Smallest activation above the threshold (0 when none).
+    #[serde(default)]
+    pub min_activation: f64,
+    /// Population standard deviation over the activations above the threshold.
+    #[serde(default)]
+    pub std_activation: f64,
+    /// Tokens on which the feature is non-zero (> 0), threshold or not.
+    #[serde(default)]
+    pub firing_count: u64,
+    /// `firing_count / tokens_seen`: the fraction of (non-excluded) tokens where it fires.
+    #[serde(default)]
+    pub density: f64,
+    /// Sum and sum of squares of the activations above the threshold, kept exactly enough
+    /// that folders merge without drift.
+    #[serde(default)]
+    pub activation_sum: ExactSum,
+    #[serde(default)]
+    pub activation_sum_squares: ExactSum,
+}
+
+/// `feature_XXXXX_samples.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureFile {
+    pub statistics: FeatureStatistics,
+    /// Best first: activation descending, then earlier token first.
+    pub top_samples: Vec<ActivationSample>,
+}
+
+/// One row of the summary's `top_features_by_activation` (the original's top 50).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopFeatureEntry {
+    pub feature_idx: u32,
+    pub max_activation: f64,
+    pub num_samples: u64,
+}
+
+/// The collector options a folder was made with: the seed's keys, plus saectl's switches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSettings {
+    pub max_samples_per_feature: usize,
+    pub sample_context_size: usize,
+    pub sample_activation_threshold: f32,
+    pub top_features_to_save: usize,
+    pub samples_per_feature_to_save: usize,
+    pub exclude_special_tokens: bool,
+    pub dedup_context_windows: bool,
+}
+
+/// `collection_summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSummary {
+    /// Activations above the threshold, summed over features.
+    pub total_samples_seen: u64,
+    /// Samples held by the collector, summed over features.
+    pub total_samples_stored: u64,
+    /// Features with at least one stored sample.
+    pub num_features_tracked: u64,
+    pub avg_samples_per_feature: f64,
+    pub features_with_samples: Vec<u32>,
+    /// The 50 features with the largest max activation.
+    pub top_features_by_activation: Vec<TopFeatureEntry>,
+    // ---- saectl additions ----
+    #[serde(default)]
+    pub format_version: u32,
+    #[serde(default)]
+    pub saectl_version: String,
+    /// Width of the SAE (number of features).
+    #[serde(default)]
+    pub d_sae: u64,
+    /// Tokens that entered the statistics (special tokens excluded when that is on).
+    #[serde(default)]
+    pub tokens_seen: u64,
+    #[serde(default)]
+    pub sequences_seen: u64,
+    /// BOS/special-token positions skipped.
+    #[serde(default)]
+    pub special_tokens_excluded: u64,
+    /// Features with no firing at all over `tokens_seen`.
+    #[serde(default)]
+    pub dead_features: u64,
+    /// Features that have a `feature_XXXXX_samples.json` in this folder, in file order.
+    #[serde(default)]
+    pub features_saved: Vec<u32>,
+    /// Per feature (index = feature), the number of tokens where it fired: densities of
+    /// every feature, saved or not.
+    #[serde(default)]
+    pub firing_counts: Vec<u64>,
+    #[serde(default)]
+    pub settings: Option<CollectionSettings>,
+    /// Free-form provenance (model, hook point, checkpoint, dataset) set by the producer.
+    #[serde(default)]
+    pub source: serde_json::Map<String, serde_json::Value>,
+}
+
+/// File name of one feature's samples, as the original formatted it (`{:05d}`).
+pub fn feature_file_name(feature_idx: u32) -> String {
+    format!("feature_{feature_idx:05}_samples.json")
+}
+
+/// The feature index in a `feature_XXXXX_samples.json` name, if it is one.
+pub fn parse_feature_file_name(name: &str) -> Option<u32> {
+    name.strip_prefix("feature_")?
+        .strip_suffix("_samples.json")?
+        .parse()
+        .ok()
+}
+
+pub const SUMMARY_FILE_NAME: &str = "collection_summary.json";
+pub const REPORT_FILE_NAME: &str = "interpretability_report.md";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_file_names_round_trip() {
+        assert_eq!(feature_file_name(42), "feature_00042_samples.json");
+        assert_eq!(feature_file_name(123456), "feature_123456_samples.json");
+        assert_eq!(
+            parse_feature_file_name("feature_00042_samples.json"),
+            Some(42)
+        );
+        assert_eq!(
+            parse_feature_file_name("feature_123456_samples.json"),
+            Some(123456)
+        );
+        assert_eq!(parse_feature_file_name("feature_x_samples.json"), None);
+        assert_eq!(parse_feature_file_name("collection_summary.json"), None);
+    }
+
+    #[test]
+    fn seed_example_parses() {
+        // The seed's documented example, verbatim keys only: saectl's additions default.
+        let json = r#"{
+          "statistics": {"feature_idx": 42, "max_activation": 0.8734, "mean_activation": 0.4521,
+                         "num_samples": 100, "activation_count": 1523},
+          "top_samples": [{"feature_idx": 42, "activation_value": 0.8734, "tokens": [262, 3797],
+                           "text": " cat", "position": 15,
+                           "context_tokens": [262, 39145, 3797, 3332, 319, 262],
+                           "context_text": "the fluffy cat sat on the warm mat"}]
+        }"#;
+        let file: FeatureFile = serde_json::from_str(json).unwrap();
+        assert_eq!(file.statistics.activation_count, 1523);
+        assert_eq!(file.top_samples[0].text, " cat");
+        assert_eq!(file.top_samples[0].sequence_idx, 0);
+    }
+}

@@ -1,0 +1,25 @@
+//! The shared collector: per-feature top-k samples and streaming statistics.
+//!
+//! Both `train` (every `sample_collection_freq` steps) and `collect` push batches of feature
+//! activations, with the tokens they were computed on, into one [`Collector`]. It keeps, for
+//! every feature, the exact top `max_samples_per_feature` activations (ties: the earlier token
+//! wins) and constant-size statistics, so memory is bounded by features × samples × context
+//! whatever the number of tokens. Collectors fed disjoint shards [`Collector::merge`] into
+//! exactly the collector fed their union. Text is decoded only when a folder is written, and
+//! only for the samples written.
+
+mod batch;
+mod collector;
+mod config;
+mod exact_sum;
+mod folder_read;
+mod folder_write;
+pub mod format;
+mod top_samples;
+
+pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
+pub use collector::{Collector, FeatureSummary};
+pub use config::{CollectorConfig, SaveConfig};
+pub use folder_read::SamplesFolder;
+pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use top_samples::StoredSample;

@@ -1,0 +1,1 @@
+//! Rendering a samples folder to Markdown: data in, text out.

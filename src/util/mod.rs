@@ -1,0 +1,3 @@
+//! Small pieces shared by every stage: atomic file writes.
+
+pub mod atomic;
