@@ -23,3 +23,6 @@ pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::SamplesFolder;
 pub use folder_write::{write_samples_folder, TokenDecoder};
 pub use top_samples::StoredSample;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! Randomized comparison with a brute-force reference.
+//!
+//! The reference sees the whole stream at once: it lists every activation above the
+//! threshold (skipping special tokens when asked), deduplicates per (feature, sequence)
+//! greedily best-first when asked, sorts by (activation desc, sequence, position) and cuts at
+//! `max_samples_per_feature`. Statistics are recomputed with a two-pass f64 sum. The streaming
+//! collector must give exactly the same samples — dense or sparse input, in one batch or many,
+//! in one collector or merged from shards — and the same statistics.
+
+use proptest::prelude::*;
+
+use crate::collect::{fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch};
+
+const SPECIAL: u32 = 2;
+
+/// A random stream: `rows × seq` tokens and their dense activations.
+#[derive(Clone, Debug)]
+struct Stream {
+    seq: usize,
+    d_sae: usize,
+    tokens: Vec<u32>,
+    values: Vec<f32>,
+}
+
+fn stream() -> impl Strategy<Value = Stream> {
+    (1usize..7, 1usize..12, 1usize..9).prop_flat_map(|(rows, seq, d_sae)| {
+        let n = rows * seq;
+        // Few distinct levels so ties are common; zeros dominate as in a real SAE.
+        let level = prop_oneof![6 => Just(0.0f32), 1 => Just(0.05), 2 => Just(0.3), 2 => Just(0.7), 1 => Just(1.5), 1 => 0.0f32..2.0];
+        (
+            Just(seq),
+            Just(d_sae),
+            proptest::collection::vec(prop_oneof![1 => Just(SPECIAL), 6 => 3u32..40], n),
+            proptest::collection::vec(level, n * d_sae),
+        )
+            .prop_map(|(seq, d_sae, tokens, values)| Stream { seq, d_sae, tokens, values })
+    })
+}
+
+fn config() -> impl Strategy<Value = CollectorConfig> {
+    (
+        1usize..5,
+        0usize..7,
+        prop_oneof![Just(0.1f32), Just(0.0), Just(0.3)],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(max_samples, context, threshold, exclude, dedup)| CollectorConfig {
+                max_samples_per_feature: max_samples,
+                sample_context_size: context,
+                sample_activation_threshold: threshold,
+                exclude_special_tokens: exclude,
+                dedup_context_windows: dedup,
+            },
+        )
+}
+
+/// (activation, sequence, position, context) of the reference's top samples of `feature`.
+fn reference_top(
+    stream: &Stream,
+    config: &CollectorConfig,
+    feature: usize,
+) -> Vec<(f32, u64, u32, Vec<u32>)> {
+    let half = config.context_half_width();
+    let mut kept = Vec::new();
+    for (row, row_tokens) in stream.tokens.chunks(stream.seq).enumerate() {
+        let mut candidates: Vec<(f32, usize)> = (0..stream.seq)
+            .filter(|&p| !(config.exclude_special_tokens && row_tokens[p] == SPECIAL))
+            .map(|p| {
+                (
+                    stream.values[(row * stream.seq + p) * stream.d_sae + feature],
+                    p,
+                )
+            })
+            .filter(|&(v, _)| v > config.sample_activation_threshold)
+            .collect();
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut accepted: Vec<usize> = Vec::new();
+        for (v, p) in candidates {
+            if config.dedup_context_windows && accepted.iter().any(|&q| q.abs_diff(p) <= half) {
+                continue;
+            }
+            accepted.push(p);
+            let context =
+                row_tokens[p.saturating_sub(half)..(p + half + 1).min(stream.seq)].to_vec();
+            kept.push((v, row as u64, p as u32, context));
+        }
+    }
+    kept.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    kept.truncate(config.max_samples_per_feature);
+    kept
+}
+
+fn collected_top(collector: &Collector, feature: usize) -> Vec<(f32, u64, u32, Vec<u32>)> {
+    collector
+        .top_samples(feature as u32)
+        .into_iter()
+        .map(|s| (s.activation, s.sequence_idx, s.position, s.context_tokens))
+        .collect()
+}
+
+/// Feeds rows `[from, to)` of `stream`, `rows_per_batch` at a time, densely or sparsely.
+fn feed(
+    collector: &mut Collector,
+    stream: &Stream,
+    from: usize,
+    to: usize,
+    rows_per_batch: usize,
+    sparse: bool,
+) {
+    let (seq, d_sae) = (stream.seq, stream.d_sae);
+    let mut row = from;
+    while row < to {
+        let end = (row + rows_per_batch).min(to);
+        let tokens = TokenBatch::new(
+            &stream.tokens[row * seq..end * seq],
+            end - row,
+            seq,
+            row as u64,
+        )
+        .unwrap();
+        let values = &stream.values[row * seq * d_sae..end * seq * d_sae];
+        if sparse {
+            // Every feature as an explicit (index, value) pair, zeros included: the collector
+            // must ignore zero slots exactly as the dense path does.
+            let indices: Vec<u32> = (0..values.len()).map(|i| (i % d_sae) as u32).collect();
+            let offsets = fixed_k_offsets((end - row) * seq, d_sae);
+            let batch = FeatureActivations::Sparse {
+                offsets: &offsets,
+                indices: &indices,
+                values,
+                d_sae,
+            };
+            collector.ingest(&tokens, &batch).unwrap();
+        } else {
+            collector
+                .ingest(&tokens, &FeatureActivations::Dense { values, d_sae })
+                .unwrap();
+        }
+        row = end;
+    }
+}
+
+fn assert_matches_reference(collector: &Collector, stream: &Stream, config: &CollectorConfig) {
+    let rows = stream.tokens.len() / stream.seq;
+    let counted: Vec<usize> = (0..rows * stream.seq)
+        .filter(|&t| !(config.exclude_special_tokens && stream.tokens[t] == SPECIAL))
+        .collect();
+    assert_eq!(collector.tokens_seen(), counted.len() as u64);
+    for feature in 0..stream.d_sae {
+        assert_eq!(
+            collected_top(collector, feature),
+            reference_top(stream, config, feature),
+            "feature {feature}"
+        );
+        let above: Vec<f64> = counted
+            .iter()
+            .map(|&t| stream.values[t * stream.d_sae + feature])
+            .filter(|&v| v > config.sample_activation_threshold)
+            .map(f64::from)
+            .collect();
+        let firing = counted
+            .iter()
+            .filter(|&&t| stream.values[t * stream.d_sae + feature] > 0.0)
+            .count();
+        let stats = collector.statistics(feature as u32).unwrap();
+        assert_eq!(stats.activation_count, above.len() as u64);
+        assert_eq!(stats.firing_count, firing as u64);
+        if !above.is_empty() {
+            let mean = above.iter().sum::<f64>() / above.len() as f64;
+            let var = above.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / above.len() as f64;
+            assert!((stats.mean_activation - mean).abs() <= 1e-12 * mean.abs().max(1.0));
+            assert!((stats.std_activation - var.sqrt()).abs() <= 1e-7);
+            assert_eq!(
+                stats.max_activation,
+                above.iter().cloned().fold(f64::MIN, f64::max)
+            );
+            assert_eq!(
+                stats.min_activation,
+                above.iter().cloned().fold(f64::MAX, f64::min)
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn streaming_equals_brute_force(stream in stream(), config in config(), rows_per_batch in 1usize..4, sparse in any::<bool>(), backwards in any::<bool>()) {
+        let mut collector = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        let rows = stream.tokens.len() / stream.seq;
+        if backwards {
+            // Batches arriving out of order (shards fed to one collector): ties must still go
+            // to the earlier token.
+            for row in (0..rows).rev() {
+                feed(&mut collector, &stream, row, row + 1, 1, sparse);
+            }
+        } else {
+            feed(&mut collector, &stream, 0, rows, rows_per_batch, sparse);
+        }
+        assert_matches_reference(&collector, &stream, &config);
+    }
+
+    #[test]
+    fn merged_shards_equal_one_collector(stream in stream(), config in config(), split in 0usize..7) {
+        let rows = stream.tokens.len() / stream.seq;
+        let split = split.min(rows);
+        let mut whole = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        feed(&mut whole, &stream, 0, rows, 2, false);
+        let mut left = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        let mut right = left.clone();
+        feed(&mut left, &stream, 0, split, 1, false);
+        feed(&mut right, &stream, split, rows, 3, true);
+        // Merge in the "wrong" order: the result must not depend on it.
+        right.merge(&left).unwrap();
+        for feature in 0..stream.d_sae as u32 {
+            prop_assert_eq!(right.top_samples(feature), whole.top_samples(feature));
+            prop_assert_eq!(right.statistics(feature), whole.statistics(feature));
+        }
+        prop_assert_eq!(right.tokens_seen(), whole.tokens_seen());
+        prop_assert_eq!(right.special_tokens_excluded(), whole.special_tokens_excluded());
+    }
+}
