@@ -1,1 +1,244 @@
-fn main() {}
+//! Collector throughput against the memory-bandwidth bound.
+//!
+//! One run, side by side on the same buffers: a plain sequential read of a dense
+//! `[4096, 16384]` f32 batch (the bound: the collector must at least read every value), the
+//! collector's dense ingest of that batch, and its sparse ingest of TopK batches with
+//! k = 32, 64, 128 (cost should follow the non-zeros). The dense batch looks like a real
+//! SAE's output: ~64 non-zero latents per token, the rest exactly zero.
+//!
+//! Two states are measured. "cold": a fresh collector, every hit is admitted to a store that
+//! is still filling (the first few batches of a run). "warm": after `WARMUP_TOKENS` distinct
+//! tokens, the stores are full and only hits above each feature's floor are kept — the state
+//! a collection spends nearly all its time in.
+//!
+//! Run with `cargo bench --bench collector` (or `just bench`); results go in docs/benchmarks.md.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use saectl::collect::{
+    fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch,
+};
+
+const TOKENS: usize = 4096;
+const SEQ_LEN: usize = 128;
+const D_SAE: usize = 16384;
+const DENSE_L0: usize = 64;
+const REPEATS: usize = 5;
+const WARMUP_BATCHES: usize = 200;
+
+/// splitmix64: deterministic data without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// A positive activation with a long tail, like SAE latents.
+    fn activation(&mut self) -> f32 {
+        -(1.0 - self.unit()).ln() * 0.8 + 0.01
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time<F: FnMut()>(mut f: F) -> Duration {
+    let times = (0..REPEATS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    median(times)
+}
+
+/// Median time of ingesting `activations` into a fresh copy of `collector` (copy not timed).
+fn time_ingest(
+    collector: &Collector,
+    batch: &TokenBatch<'_>,
+    activations: &FeatureActivations<'_>,
+) -> Duration {
+    let times = (0..REPEATS)
+        .map(|_| {
+            let mut copy = collector.clone();
+            let start = Instant::now();
+            copy.ingest(batch, activations).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    median(times)
+}
+
+/// A collector that has seen `WARMUP_BATCHES` distinct TopK-64 batches.
+fn warm_collector(rng: &mut Rng, tokens: &[u32]) -> Collector {
+    let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
+    let offsets = fixed_k_offsets(TOKENS, 64);
+    for round in 0..WARMUP_BATCHES {
+        let batch = TokenBatch::new(
+            tokens,
+            TOKENS / SEQ_LEN,
+            SEQ_LEN,
+            (round * TOKENS / SEQ_LEN) as u64,
+        )
+        .unwrap();
+        let (indices, values) = sparse_batch(rng, 64);
+        let sparse = FeatureActivations::Sparse {
+            offsets: &offsets,
+            indices: &indices,
+            values: &values,
+            d_sae: D_SAE,
+        };
+        collector.ingest(&batch, &sparse).unwrap();
+    }
+    collector
+}
+
+/// Sums every value: the least work that reads the whole buffer (vectorised, 16 lanes).
+fn sequential_read(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    for block in values.chunks_exact(16) {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum()
+}
+
+fn dense_batch(rng: &mut Rng) -> Vec<f32> {
+    let mut values = vec![0.0f32; TOKENS * D_SAE];
+    for token in values.chunks_exact_mut(D_SAE) {
+        for _ in 0..DENSE_L0 {
+            token[(rng.next() % D_SAE as u64) as usize] = rng.activation();
+        }
+    }
+    values
+}
+
+fn sparse_batch(rng: &mut Rng, k: usize) -> (Vec<u32>, Vec<f32>) {
+    let mut indices = Vec::with_capacity(TOKENS * k);
+    let mut values = Vec::with_capacity(TOKENS * k);
+    for _ in 0..TOKENS {
+        for _ in 0..k {
+            indices.push((rng.next() % D_SAE as u64) as u32);
+            values.push(rng.activation());
+        }
+    }
+    (indices, values)
+}
+
+fn gib_per_s(bytes: usize, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / (1u64 << 30) as f64
+}
+
+fn main() {
+    let mut rng = Rng(49);
+    let tokens: Vec<u32> = (0..TOKENS)
+        .map(|_| (rng.next() % 50_000) as u32 + 3)
+        .collect();
+    let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
+    let warm = warm_collector(&mut rng, &tokens);
+    // Sequences after the warm-up's, as in a continuing run.
+    let first_sequence = (WARMUP_BATCHES * TOKENS / SEQ_LEN) as u64;
+    let batch = TokenBatch::new(&tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
+    let dense = dense_batch(&mut rng);
+    let bytes = dense.len() * 4;
+    let read = time(|| {
+        black_box(sequential_read(black_box(&dense)));
+    });
+
+    println!(
+        "collector benchmark: batches of {TOKENS} tokens x d_sae {D_SAE}, median of {REPEATS} runs, 1 thread; \
+         warm = after {} distinct tokens\n",
+        WARMUP_BATCHES * TOKENS
+    );
+    println!("| input | work | time (ms) | GiB/s of input | Mtokens/s | ns / non-zero | vs read |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let row = |input: &str, work: &str, t: Duration, bytes: usize, nnz: usize| {
+        println!(
+            "| {input} | {work} | {:.1} | {:.2} | {:.2} | {:.1} | {:.0}% |",
+            t.as_secs_f64() * 1e3,
+            gib_per_s(bytes, t),
+            TOKENS as f64 / t.as_secs_f64() / 1e6,
+            t.as_nanos() as f64 / nnz as f64,
+            100.0 * read.as_secs_f64() / t.as_secs_f64()
+        );
+    };
+    let dense_nnz = dense.iter().filter(|&&v| v > 0.0).count();
+    let activations = FeatureActivations::Dense {
+        values: &dense,
+        d_sae: D_SAE,
+    };
+    row(
+        "dense f32, L0≈64",
+        "sequential read (bound)",
+        read,
+        bytes,
+        dense_nnz,
+    );
+    // -0.0, not 0.0: a zeroed allocation maps the shared zero page and reads for free.
+    let zeros = vec![-0.0f32; dense.len()];
+    let silent = FeatureActivations::Dense {
+        values: &zeros,
+        d_sae: D_SAE,
+    };
+    row(
+        "dense f32, all zero",
+        "ingest (scan only)",
+        time_ingest(&warm, &batch, &silent),
+        bytes,
+        1,
+    );
+    row(
+        "dense f32, L0≈64",
+        "ingest, cold",
+        time_ingest(&cold, &batch, &activations),
+        bytes,
+        dense_nnz,
+    );
+    row(
+        "dense f32, L0≈64",
+        "ingest, warm",
+        time_ingest(&warm, &batch, &activations),
+        bytes,
+        dense_nnz,
+    );
+    for k in [32, 64, 128] {
+        let (indices, values) = sparse_batch(&mut rng, k);
+        let offsets = fixed_k_offsets(TOKENS, k);
+        let sparse = FeatureActivations::Sparse {
+            offsets: &offsets,
+            indices: &indices,
+            values: &values,
+            d_sae: D_SAE,
+        };
+        let input = format!("sparse TopK k={k}");
+        let sparse_bytes = values.len() * 8;
+        row(
+            &input,
+            "ingest, cold",
+            time_ingest(&cold, &batch, &sparse),
+            sparse_bytes,
+            values.len(),
+        );
+        row(
+            &input,
+            "ingest, warm",
+            time_ingest(&warm, &batch, &sparse),
+            sparse_bytes,
+            values.len(),
+        );
+    }
+}

@@ -75,11 +75,12 @@ impl Collector {
             is_special[token] = true;
         }
         let capacity = config.max_samples_per_feature;
+        let max_context = 2 * config.context_half_width() + 1;
         Ok(Self {
             d_sae,
             is_special,
             moments: vec![FeatureMoments::default(); d_sae],
-            top: vec![TopSamples::new(capacity); d_sae],
+            top: vec![TopSamples::new(capacity, max_context); d_sae],
             admit_floor: vec![f32::NEG_INFINITY; d_sae],
             tokens_seen: 0,
             sequences_seen: 0,
@@ -134,52 +135,86 @@ impl Collector {
         {
             bail!("a negative --sample-activation-threshold needs dense activations (sparse input leaves zeros implicit)");
         }
-        let result =
-            (0..tokens.batch).try_for_each(|row| self.ingest_row(tokens, activations, row));
+        let result = self.ingest_checked(tokens, activations);
         if let Err(err) = &result {
             self.poisoned = Some(format!("{err:#}"));
         }
         result
     }
 
-    fn ingest_row(
+    fn ingest_checked(
         &mut self,
         tokens: &TokenBatch<'_>,
         activations: &FeatureActivations<'_>,
-        row: usize,
     ) -> Result<()> {
+        match *activations {
+            FeatureActivations::Dense { values, d_sae } => {
+                // Row-major, one token's full row at a time: the scan streams through memory.
+                // (Blocking by features to keep their statistics in cache was measured 4x
+                // slower: partial rows at a 64 KiB stride defeat the hardware prefetcher.)
+                for row in 0..tokens.batch {
+                    self.ingest_row(tokens, row, |this, token_index, position| {
+                        this.scan_dense(
+                            &values[token_index * d_sae..(token_index + 1) * d_sae],
+                            position,
+                        )
+                    })?;
+                }
+            }
+            FeatureActivations::Sparse {
+                offsets,
+                indices,
+                values,
+                ..
+            } => {
+                for row in 0..tokens.batch {
+                    self.ingest_row(tokens, row, |this, token_index, position| {
+                        let span = offsets[token_index]..offsets[token_index + 1];
+                        this.scan_sparse(&indices[span.clone()], &values[span], position)
+                    })?;
+                }
+            }
+        }
+        self.count_tokens(tokens);
+        Ok(())
+    }
+
+    /// Token counters, once per batch.
+    fn count_tokens(&mut self, tokens: &TokenBatch<'_>) {
+        let special = if self.config.exclude_special_tokens {
+            tokens
+                .tokens
+                .iter()
+                .filter(|&&t| self.is_special(t))
+                .count() as u64
+        } else {
+            0
+        };
+        self.special_tokens_excluded += special;
+        self.tokens_seen += tokens.num_tokens() as u64 - special;
+        self.sequences_seen += tokens.batch as u64;
+    }
+
+    fn is_special(&self, token: u32) -> bool {
+        self.is_special.get(token as usize) == Some(&true)
+    }
+
+    /// Scans one sequence with `scan(self, token_index, position)`, then offers its candidates.
+    fn ingest_row<F>(&mut self, tokens: &TokenBatch<'_>, row: usize, mut scan: F) -> Result<()>
+    where
+        F: FnMut(&mut Self, usize, u32) -> std::result::Result<(), u32>,
+    {
         let sequence_idx = tokens.first_sequence + row as u64;
         let row_tokens = tokens.row(row);
         self.candidates.clear();
         for (position, &token) in row_tokens.iter().enumerate() {
-            if self.config.exclude_special_tokens
-                && self.is_special.get(token as usize) == Some(&true)
-            {
-                self.special_tokens_excluded += 1;
+            if self.config.exclude_special_tokens && self.is_special(token) {
                 continue;
             }
-            self.tokens_seen += 1;
-            let token_index = row * tokens.seq_len + position;
-            let scanned = match *activations {
-                FeatureActivations::Dense { values, d_sae } => self.scan_dense(
-                    &values[token_index * d_sae..(token_index + 1) * d_sae],
-                    position as u32,
-                ),
-                FeatureActivations::Sparse {
-                    offsets,
-                    indices,
-                    values,
-                    ..
-                } => {
-                    let span = offsets[token_index]..offsets[token_index + 1];
-                    self.scan_sparse(&indices[span.clone()], &values[span], position as u32)
-                }
-            };
-            if let Err(feature) = scanned {
+            if let Err(feature) = scan(self, row * tokens.seq_len + position, position as u32) {
                 bail!("activation of feature {feature} is NaN or infinite at sequence {sequence_idx}, position {position}");
             }
         }
-        self.sequences_seen += 1;
         self.offer_candidates(row_tokens, sequence_idx);
         Ok(())
     }
@@ -192,13 +227,15 @@ impl Collector {
         let floor = self.config.sample_activation_threshold.min(0.0);
         let mut blocks = acts.chunks_exact(BLOCK);
         for (block_index, block) in blocks.by_ref().enumerate() {
-            let hit = block.iter().fold(false, |any, &v| any | !(v <= floor));
-            if hit {
-                for (i, &v) in block.iter().enumerate() {
-                    if !(v <= floor) {
-                        self.observe((block_index * BLOCK + i) as u32, v, position)?;
-                    }
-                }
+            // One bit per interesting lane; the compare and the mask vectorise, and walking
+            // the set bits avoids a hard-to-predict branch per lane.
+            let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
+                mask | (u32::from(!(v <= floor)) << lane)
+            });
+            while mask != 0 {
+                let lane = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                self.observe((block_index * BLOCK + lane) as u32, block[lane], position)?;
             }
         }
         let tail_start = acts.len() - blocks.remainder().len();
@@ -296,21 +333,18 @@ impl Collector {
 
     fn offer(&mut self, candidate: Candidate, row_tokens: &[u32], sequence_idx: u64) {
         let f = candidate.feature as usize;
-        if !self.top[f].admits(candidate.value, sequence_idx, candidate.position) {
-            return;
-        }
         let position = candidate.position as usize;
         let half = self.config.context_half_width();
         let start = position.saturating_sub(half);
         let end = (position + half + 1).min(row_tokens.len());
-        self.top[f].push(StoredSample {
-            activation: candidate.value,
+        self.top[f].push_parts(
+            candidate.value,
             sequence_idx,
-            position: candidate.position,
-            previous_token: position.checked_sub(1).map(|p| row_tokens[p]),
-            context_tokens: row_tokens[start..end].to_vec(),
-            context_position: (position - start) as u32,
-        });
+            candidate.position,
+            position.checked_sub(1).map(|p| row_tokens[p]),
+            &row_tokens[start..end],
+            position - start,
+        );
         self.admit_floor[f] = self.top[f].floor();
     }
 

@@ -58,9 +58,36 @@ pub fn rank_cmp(
         .then_with(|| (b_seq, b_pos).cmp(&(a_seq, a_pos)))
 }
 
+/// A kept sample's rank key and where its context lives in the feature's slab.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Entry {
+    activation: f32,
+    sequence_idx: u64,
+    position: u32,
+    /// `u32::MAX` at position 0 (no previous token).
+    previous_token: u32,
+    context_len: u32,
+    context_position: u32,
+    /// Index of this sample's context in `TopSamples::contexts` (stride `max_context`).
+    slot: u32,
+}
+
+impl Entry {
+    fn rank_cmp(&self, other: &Self) -> Ordering {
+        rank_cmp(
+            self.activation,
+            self.sequence_idx,
+            self.position,
+            other.activation,
+            other.sequence_idx,
+            other.position,
+        )
+    }
+}
+
 /// Heap entry ordered so that the heap's maximum is the worst sample.
-#[derive(Clone, Debug, PartialEq)]
-struct WorstFirst(StoredSample);
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct WorstFirst(Entry);
 
 impl Eq for WorstFirst {}
 
@@ -77,17 +104,25 @@ impl Ord for WorstFirst {
 }
 
 /// The best `capacity` samples of one feature seen so far.
+///
+/// Contexts live in one slab per feature (`capacity` slots of `max_context` tokens) and a
+/// replaced sample's slot is reused: after warm-up, keeping a sample allocates nothing.
 #[derive(Clone, Debug)]
 pub struct TopSamples {
     capacity: usize,
+    max_context: usize,
     heap: BinaryHeap<WorstFirst>,
+    contexts: Vec<u32>,
 }
 
 impl TopSamples {
-    pub fn new(capacity: usize) -> Self {
+    /// A store of `capacity` samples whose contexts hold at most `max_context` tokens.
+    pub fn new(capacity: usize, max_context: usize) -> Self {
         Self {
             capacity,
+            max_context,
             heap: BinaryHeap::new(),
+            contexts: Vec::new(),
         }
     }
 
@@ -126,32 +161,87 @@ impl TopSamples {
     }
 
     /// Keeps `sample` if it is among the best `capacity`.
-    pub fn push(&mut self, sample: StoredSample) {
+    pub fn push(&mut self, sample: &StoredSample) {
+        let context_position = sample.context_position as usize;
+        self.push_parts(
+            sample.activation,
+            sample.sequence_idx,
+            sample.position,
+            sample.previous_token,
+            &sample.context_tokens,
+            context_position,
+        );
+    }
+
+    /// [`push`](Self::push) from borrowed parts, so a rejected sample costs no copy.
+    pub fn push_parts(
+        &mut self,
+        activation: f32,
+        sequence_idx: u64,
+        position: u32,
+        previous_token: Option<u32>,
+        context: &[u32],
+        context_position: usize,
+    ) {
+        debug_assert!(context.len() <= self.max_context && context_position < context.len());
+        if !self.admits(activation, sequence_idx, position) {
+            return;
+        }
+        let mut entry = Entry {
+            activation,
+            sequence_idx,
+            position,
+            previous_token: previous_token.unwrap_or(u32::MAX),
+            context_len: context.len() as u32,
+            context_position: context_position as u32,
+            slot: self.heap.len() as u32,
+        };
         if self.heap.len() < self.capacity {
-            self.heap.push(WorstFirst(sample));
+            self.contexts
+                .resize((self.heap.len() + 1) * self.max_context, 0);
+            self.write_context(entry.slot, context);
+            self.heap.push(WorstFirst(entry));
         } else if let Some(mut worst) = self.heap.peek_mut() {
-            if sample.rank_cmp(&worst.0) == Ordering::Greater {
-                *worst = WorstFirst(sample);
-            }
+            entry.slot = worst.0.slot;
+            let start = entry.slot as usize * self.max_context;
+            self.contexts[start..start + context.len()].copy_from_slice(context);
+            *worst = WorstFirst(entry);
         }
     }
 
+    fn write_context(&mut self, slot: u32, context: &[u32]) {
+        let start = slot as usize * self.max_context;
+        self.contexts[start..start + context.len()].copy_from_slice(context);
+    }
+
     pub fn merge(&mut self, other: &TopSamples) {
-        for entry in &other.heap {
-            self.push(entry.0.clone());
+        for sample in other.sorted() {
+            self.push(&sample);
         }
     }
 
     /// The kept samples, best first.
     pub fn sorted(&self) -> Vec<StoredSample> {
-        let mut samples: Vec<StoredSample> =
-            self.heap.iter().map(|entry| entry.0.clone()).collect();
-        samples.sort_by(|a, b| b.rank_cmp(a));
-        samples
+        let mut entries: Vec<Entry> = self.heap.iter().map(|e| e.0).collect();
+        entries.sort_by(|a, b| b.rank_cmp(a));
+        entries.iter().map(|e| self.stored(e)).collect()
+    }
+
+    fn stored(&self, entry: &Entry) -> StoredSample {
+        let start = entry.slot as usize * self.max_context;
+        StoredSample {
+            activation: entry.activation,
+            sequence_idx: entry.sequence_idx,
+            position: entry.position,
+            previous_token: (entry.previous_token != u32::MAX).then_some(entry.previous_token),
+            context_tokens: self.contexts[start..start + entry.context_len as usize].to_vec(),
+            context_position: entry.context_position,
+        }
     }
 
     pub fn clear(&mut self) {
         self.heap.clear();
+        self.contexts.clear();
     }
 }
 
@@ -172,9 +262,9 @@ mod tests {
 
     #[test]
     fn keeps_the_best_and_breaks_ties_towards_the_earlier_token() {
-        let mut top = TopSamples::new(3);
+        let mut top = TopSamples::new(3, 1);
         for (i, act) in [0.3f32, 0.8, 0.5, 0.9, 0.2, 0.8].into_iter().enumerate() {
-            top.push(sample(act, i as u64, 0));
+            top.push(&sample(act, i as u64, 0));
         }
         let kept: Vec<(f32, u64)> = top
             .sorted()
