@@ -21,6 +21,14 @@ use super::top_samples::{rank_cmp, StoredSample, TopSamples};
 /// Values scanned per vectorised block in the dense path.
 const BLOCK: usize = 16;
 
+/// `v > floor`, or `v` is NaN: one compare that lets the scan see NaN without a second test
+/// (NaN fails every comparison, so the negated `<=` is true for it).
+#[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn above_or_nan(v: f32, floor: f32) -> bool {
+    !(v <= floor)
+}
+
 /// One activation of one sequence that may become a sample.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
@@ -230,7 +238,7 @@ impl Collector {
             // One bit per interesting lane; the compare and the mask vectorise, and walking
             // the set bits avoids a hard-to-predict branch per lane.
             let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
-                mask | (u32::from(!(v <= floor)) << lane)
+                mask | (u32::from(above_or_nan(v, floor)) << lane)
             });
             while mask != 0 {
                 let lane = mask.trailing_zeros() as usize;
@@ -240,7 +248,7 @@ impl Collector {
         }
         let tail_start = acts.len() - blocks.remainder().len();
         for (i, &v) in blocks.remainder().iter().enumerate() {
-            if !(v <= floor) {
+            if above_or_nan(v, floor) {
                 self.observe((tail_start + i) as u32, v, position)?;
             }
         }
@@ -256,7 +264,7 @@ impl Collector {
     ) -> std::result::Result<(), u32> {
         for (&feature, &v) in indices.iter().zip(values) {
             // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
-            if !(v <= 0.0) {
+            if above_or_nan(v, 0.0) {
                 self.observe(feature, v, position)?;
             }
         }
