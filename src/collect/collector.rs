@@ -29,6 +29,25 @@ fn above_or_nan(v: f32, floor: f32) -> bool {
     !(v <= floor)
 }
 
+/// A feature's hot state: what a hit in the scan reads and writes, in one cache line (the
+/// statistics of 16k features do not stay in L2 while activations stream past).
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+struct FeatureState {
+    moments: FeatureMoments,
+    /// `top[f].floor()` cached: candidates below it cannot enter the store.
+    admit_floor: f32,
+}
+
+impl Default for FeatureState {
+    fn default() -> Self {
+        Self {
+            moments: FeatureMoments::default(),
+            admit_floor: f32::NEG_INFINITY,
+        }
+    }
+}
+
 /// One activation of one sequence that may become a sample.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
@@ -44,10 +63,9 @@ pub struct Collector {
     d_sae: usize,
     /// `is_special[token]` for token ids up to the largest special id.
     is_special: Vec<bool>,
-    moments: Vec<FeatureMoments>,
+    /// Per feature: statistics and the store's admission floor, one cache line each.
+    state: Vec<FeatureState>,
     top: Vec<TopSamples>,
-    /// `top[f].floor()` cached, so the hot path reads one f32.
-    admit_floor: Vec<f32>,
     tokens_seen: u64,
     sequences_seen: u64,
     special_tokens_excluded: u64,
@@ -87,9 +105,8 @@ impl Collector {
         Ok(Self {
             d_sae,
             is_special,
-            moments: vec![FeatureMoments::default(); d_sae],
+            state: vec![FeatureState::default(); d_sae],
             top: vec![TopSamples::new(capacity, max_context); d_sae],
-            admit_floor: vec![f32::NEG_INFINITY; d_sae],
             tokens_seen: 0,
             sequences_seen: 0,
             special_tokens_excluded: 0,
@@ -278,11 +295,11 @@ impl Collector {
         }
         let f = feature as usize;
         if value > 0.0 {
-            self.moments[f].firing += 1;
+            self.state[f].moments.firing += 1;
         }
         if value > self.config.sample_activation_threshold {
-            self.moments[f].record(value);
-            if value >= self.admit_floor[f] {
+            self.state[f].moments.record(value);
+            if value >= self.state[f].admit_floor {
                 self.candidates.push(Candidate {
                     feature,
                     position,
@@ -353,7 +370,7 @@ impl Collector {
             &row_tokens[start..end],
             position - start,
         );
-        self.admit_floor[f] = self.top[f].floor();
+        self.state[f].admit_floor = self.top[f].floor();
     }
 
     /// Adds everything `other` saw. Exact when the two saw disjoint sequence ranges.
@@ -379,9 +396,9 @@ impl Collector {
             bail!("cannot merge a collector that failed: {reason}");
         }
         for f in 0..self.d_sae {
-            self.moments[f].merge(&other.moments[f]);
+            self.state[f].moments.merge(&other.state[f].moments);
             self.top[f].merge(&other.top[f]);
-            self.admit_floor[f] = self.top[f].floor();
+            self.state[f].admit_floor = self.top[f].floor();
         }
         self.tokens_seen += other.tokens_seen;
         self.sequences_seen += other.sequences_seen;
@@ -391,13 +408,10 @@ impl Collector {
 
     /// Forgets everything seen (settings stay).
     pub fn clear(&mut self) {
-        self.moments
+        self.state
             .iter_mut()
-            .for_each(|m| *m = FeatureMoments::default());
+            .for_each(|s| *s = FeatureState::default());
         self.top.iter_mut().for_each(TopSamples::clear);
-        self.admit_floor
-            .iter_mut()
-            .for_each(|f| *f = f32::NEG_INFINITY);
         self.tokens_seen = 0;
         self.sequences_seen = 0;
         self.special_tokens_excluded = 0;
@@ -418,7 +432,7 @@ impl Collector {
 
     /// Statistics of one feature; `None` when `feature >= d_sae`.
     pub fn statistics(&self, feature: u32) -> Option<FeatureStatistics> {
-        let moments = self.moments.get(feature as usize)?;
+        let moments = &self.state.get(feature as usize)?.moments;
         let density = if self.tokens_seen == 0 {
             0.0
         } else {
@@ -454,12 +468,12 @@ impl Collector {
 
     /// Per feature, tokens where it fired.
     pub fn firing_counts(&self) -> Vec<u64> {
-        self.moments.iter().map(|m| m.firing).collect()
+        self.state.iter().map(|s| s.moments.firing).collect()
     }
 
     /// Activations above the threshold over all features (the original's `total_samples_seen`).
     pub fn total_activations(&self) -> u64 {
-        self.moments.iter().map(|m| m.count).sum()
+        self.state.iter().map(|s| s.moments.count).sum()
     }
 
     /// Features with at least one sample, the largest max activation first (ties: lower
@@ -469,7 +483,10 @@ impl Collector {
             .filter(|&f| !self.top[f as usize].is_empty())
             .collect();
         features.sort_by(|&a, &b| {
-            let (ma, mb) = (self.moments[a as usize].max, self.moments[b as usize].max);
+            let (ma, mb) = (
+                self.state[a as usize].moments.max,
+                self.state[b as usize].moments.max,
+            );
             mb.partial_cmp(&ma)
                 .unwrap_or(Ordering::Equal)
                 .then(a.cmp(&b))
