@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::similarity::{FeatureProfile, Similarity};
+use super::similarity::{ContextIdf, FeatureProfile, Similarity};
 use super::stats::ranked_features;
 use super::text::visible_token;
 use super::tokens::token_shares;
@@ -68,9 +68,10 @@ pub fn clusters(folder: &SamplesFolder, min_similarity: f64) -> Clusters {
         .take(MAX_CLUSTER_FEATURES)
         .collect();
     features.sort_unstable();
+    let idf = ContextIdf::of_folder(folder);
     let profiles: Vec<FeatureProfile> = features
         .iter()
-        .map(|f| FeatureProfile::new(&folder.features[f]))
+        .map(|f| FeatureProfile::new(&folder.features[f], &idf))
         .collect();
     let similarity = SimilarityMatrix::new(&profiles);
     let groups = average_linkage(&similarity, min_similarity);
@@ -212,9 +213,10 @@ fn shared_tokens(folder: &SamplesFolder, members: &[u32]) -> Vec<ClusterToken> {
 impl Clusters {
     pub fn render_text(&self) -> String {
         let mut out = format!(
-            "Clusters (average linkage on combined similarity, min similarity {:.2}): {} clusters, {} of {} features unclustered\n",
+            "Clusters (average linkage on combined similarity, min similarity {:.2}): {} {}, {} of {} features unclustered\n",
             self.min_similarity,
             self.clusters.len(),
+            if self.clusters.len() == 1 { "cluster" } else { "clusters" },
             self.unclustered.len(),
             self.features_considered
         );
@@ -253,22 +255,36 @@ mod tests {
     use super::*;
     use crate::analyze::test_support::{feature_file, folder_with};
 
-    /// Two topics (tokens 1–3 and 7–9) with three features each, plus a loner. Within the
-    /// first topic 10~11 (0.52) and 10~12 (0.51) but 11~12 only 0.10: 12 joins on the
-    /// average (0.31), just above the threshold.
+    /// Two topics (tokens 1–3 and 7–9) of three features each, every pair of a topic at
+    /// combined similarity 7/12 (token overlap 1/3, context cosine 5/6), plus a loner.
     fn crafted_folder() -> SamplesFolder {
         folder_with(vec![
-            feature_file(10, &[(1, " cat", 1.0, &[1, 2]), (2, " dog", 1.0, &[2, 3])]),
-            feature_file(11, &[(1, " cat", 1.0, &[1, 2]), (3, " owl", 1.0, &[3, 2])]),
-            feature_file(12, &[(2, " dog", 1.0, &[2, 1]), (1, " cat", 0.5, &[1, 3])]),
-            feature_file(20, &[(7, " red", 1.0, &[7, 8]), (8, " blue", 1.0, &[8, 9])]),
+            feature_file(
+                10,
+                &[(1, " cat", 1.0, &[1, 2, 3]), (2, " dog", 1.0, &[2, 1, 3])],
+            ),
+            feature_file(
+                11,
+                &[(1, " cat", 1.0, &[1, 2, 3]), (3, " owl", 1.0, &[3, 1, 2])],
+            ),
+            feature_file(
+                12,
+                &[(2, " dog", 1.0, &[2, 1, 3]), (3, " owl", 1.0, &[3, 1, 2])],
+            ),
+            feature_file(
+                20,
+                &[(7, " red", 1.0, &[7, 8, 9]), (8, " blue", 1.0, &[8, 7, 9])],
+            ),
             feature_file(
                 21,
-                &[(8, " blue", 1.0, &[8, 7]), (9, " green", 1.0, &[9, 8])],
+                &[(7, " red", 1.0, &[7, 8, 9]), (9, " green", 1.0, &[9, 7, 8])],
             ),
             feature_file(
                 22,
-                &[(7, " red", 1.0, &[7, 9]), (9, " green", 1.0, &[9, 7])],
+                &[
+                    (8, " blue", 1.0, &[8, 7, 9]),
+                    (9, " green", 1.0, &[9, 7, 8]),
+                ],
             ),
             feature_file(30, &[(50, " tax", 1.0, &[50, 51])]),
         ])
@@ -281,7 +297,8 @@ mod tests {
         assert_eq!(groups, vec![vec![10, 11, 12], vec![20, 21, 22]]);
         assert_eq!(view.unclustered, vec![30]);
         assert_eq!(view.clusters[0].shared_tokens[0].text, " cat");
-        assert_eq!(view.clusters[0].shared_tokens[0].features, 3);
+        assert_eq!(view.clusters[0].shared_tokens[0].features, 2);
+        assert!((view.clusters[0].cohesion - 7.0 / 12.0).abs() < 1e-12);
         assert!(view.clusters.iter().all(|c| c.cohesion >= 0.3));
         assert!(view.render_text().contains("Cluster 2: 3 features"));
     }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::feature_report::{examples_of, render_tokens, Example};
-use super::similarity::{FeatureProfile, Similarity};
+use super::similarity::{ContextIdf, FeatureProfile, Similarity};
 use super::stats::{feature_with_samples, FeatureStats};
 use super::text::{fmt_density, fmt_opt, marked_terminal, visible_token};
 use super::tokens::{token_shares, TokenShare};
@@ -54,7 +54,9 @@ pub fn compare(
         feature_with_samples(folder, first)?,
         feature_with_samples(folder, second)?,
     );
-    let similarity = Similarity::between(&FeatureProfile::new(a), &FeatureProfile::new(b));
+    let idf = ContextIdf::of_folder(folder);
+    let similarity =
+        Similarity::between(&FeatureProfile::new(a, &idf), &FeatureProfile::new(b, &idf));
     Ok(Comparison {
         first: side(folder, a, examples),
         second: side(folder, b, examples),

@@ -76,14 +76,16 @@ impl Histogram {
     /// One line per bin: its range, a bar in eighth-block resolution, and the count.
     pub fn render_bars(&self) -> String {
         let max = self.counts.iter().copied().max().unwrap_or(0).max(1);
+        let ranges: Vec<String> = (0..self.bins())
+            .map(|k| format!("{:.4} – {:.4}", self.edges[k], self.edges[k + 1]))
+            .collect();
+        let range_width = ranges.iter().map(|r| r.chars().count()).max().unwrap_or(0);
         let mut out = String::new();
-        for (k, &count) in self.counts.iter().enumerate() {
+        for (range, &count) in ranges.iter().zip(&self.counts) {
             out += &format!(
-                "  {:>9.4} – {:<9.4} │{:<width$} {count}\n",
-                self.edges[k],
-                self.edges[k + 1],
+                "  {range:>range_width$} │{:<bar_width$} {count}\n",
                 bar(count, max, TEXT_BAR_WIDTH),
-                width = TEXT_BAR_WIDTH
+                bar_width = TEXT_BAR_WIDTH
             );
         }
         out

@@ -31,7 +31,7 @@ pub use histogram::Histogram;
 pub use histogram_view::{feature_histogram, FeatureHistogram};
 pub use overview::{overview, Overview};
 pub use similar::{similar, SimilarFeatures};
-pub use similarity::{FeatureProfile, Similarity};
+pub use similarity::{ContextIdf, FeatureProfile, Similarity};
 pub use stats::{ensure_has_samples, ranked_features, FeatureStats, FolderInfo};
 
 /// The rule drawn under a terminal report's title, as wide as the original's.

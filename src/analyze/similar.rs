@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::similarity::{FeatureProfile, Similarity};
+use super::similarity::{ContextIdf, FeatureProfile, Similarity};
 use super::stats::{by_score_then_index, feature_with_samples};
 use super::text::visible_token;
 use super::tokens::{top_token, TokenShare};
@@ -31,7 +31,8 @@ pub struct Neighbour {
 
 /// The `top_k` features most similar to `feature`.
 pub fn similar(folder: &SamplesFolder, feature: u32, top_k: usize) -> Result<SimilarFeatures> {
-    let target = FeatureProfile::new(feature_with_samples(folder, feature)?);
+    let idf = ContextIdf::of_folder(folder);
+    let target = FeatureProfile::new(feature_with_samples(folder, feature)?, &idf);
     let mut scored: Vec<(u32, Similarity)> = folder
         .features
         .iter()
@@ -39,7 +40,7 @@ pub fn similar(folder: &SamplesFolder, feature: u32, top_k: usize) -> Result<Sim
         .map(|(&other, file)| {
             (
                 other,
-                Similarity::between(&target, &FeatureProfile::new(file)),
+                Similarity::between(&target, &FeatureProfile::new(file, &idf)),
             )
         })
         .collect();

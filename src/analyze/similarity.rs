@@ -7,15 +7,20 @@
 //!   stored activation mass on samples whose activating token is `t`. Normalising each
 //!   feature to a distribution first makes the measure blind to scale: a feature that fires
 //!   ten times harder on the same tokens still scores 1.
-//! - **Context overlap**: cosine similarity of bag-of-context-token vectors. Each sample adds
-//!   its activation to every token of its context window, except one occurrence of its own
-//!   activating token (that is the first measure's business). Cosine ignores scale too.
+//! - **Context overlap**: cosine similarity of TF-IDF bag-of-context-token vectors. Each
+//!   sample adds its activation to every token of its context window, except one occurrence
+//!   of its own activating token (that is the first measure's business); each token's total
+//!   is then multiplied by its inverse "document" frequency over the folder's features,
+//!   `idf(t) = ln((1 + n) / (1 + df(t))) + 1` (n features, df(t) of them with `t` in some
+//!   context). Without it, words found around every feature ("the", ",") make unrelated
+//!   features look alike; with it they count least (weight 1) but still count.
 //! - **Combined**: the mean of the measures available.
 //!
-//! Both depend only on the two features compared (not on the rest of the folder), and both
-//! see only the top samples stored, so they describe the features' strongest activations.
-//! A decoder-direction cosine (from the SAE checkpoint) will be a third measure: a new field
-//! of [`Similarity`] and one more entry in [`Similarity::measures`], which every view lists.
+//! The token measure depends only on the two features; the context measure also on which
+//! features the folder holds (through idf). Both see only the top samples stored, so they
+//! describe the features' strongest activations. A decoder-direction cosine (from the SAE
+//! checkpoint) will be a third measure: a new field of [`Similarity`] and one more entry in
+//! [`Similarity::measures`], which every view lists.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +28,7 @@ use serde::Serialize;
 
 use super::tokens::{activating_token, sample_weight};
 use crate::collect::format::FeatureFile;
+use crate::collect::SamplesFolder;
 
 /// What the measures need of one feature, computed once per feature.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,22 +42,12 @@ pub struct FeatureProfile {
 }
 
 impl FeatureProfile {
-    pub fn new(file: &FeatureFile) -> Self {
+    /// The profile of `file`, its context tokens weighted by `idf`.
+    pub fn new(file: &FeatureFile, idf: &ContextIdf) -> Self {
         let mut tokens: BTreeMap<u32, f64> = BTreeMap::new();
-        let mut context: BTreeMap<u32, f64> = BTreeMap::new();
         for sample in &file.top_samples {
-            let weight = sample_weight(sample);
-            let own = activating_token(sample);
-            if let Some(token) = own {
-                *tokens.entry(token).or_default() += weight;
-            }
-            let mut skipped_own = false;
-            for &token in &sample.context_tokens {
-                if !skipped_own && Some(token) == own {
-                    skipped_own = true;
-                    continue;
-                }
-                *context.entry(token).or_default() += weight;
+            if let Some(token) = activating_token(sample) {
+                *tokens.entry(token).or_default() += sample_weight(sample);
             }
         }
         let total: f64 = tokens.values().sum();
@@ -60,7 +56,10 @@ impl FeatureProfile {
         } else {
             Vec::new()
         };
-        let context: Vec<(u32, f64)> = context.into_iter().filter(|&(_, w)| w > 0.0).collect();
+        let context: Vec<(u32, f64)> = context_bag(file)
+            .into_iter()
+            .map(|(t, w)| (t, w * idf.weight(t)))
+            .collect();
         let context_norm = context.iter().map(|&(_, w)| w * w).sum::<f64>().sqrt();
         Self {
             feature: file.statistics.feature_idx,
@@ -68,6 +67,69 @@ impl FeatureProfile {
             context,
             context_norm,
         }
+    }
+}
+
+/// Activation-weighted counts of the context tokens of a feature's samples, each sample's
+/// own activating token left out once; only tokens with positive weight.
+fn context_bag(file: &FeatureFile) -> BTreeMap<u32, f64> {
+    let mut bag: BTreeMap<u32, f64> = BTreeMap::new();
+    for sample in &file.top_samples {
+        let weight = sample_weight(sample);
+        let own = activating_token(sample);
+        let mut skipped_own = false;
+        for &token in &sample.context_tokens {
+            if !skipped_own && Some(token) == own {
+                skipped_own = true;
+                continue;
+            }
+            *bag.entry(token).or_default() += weight;
+        }
+    }
+    bag.retain(|_, w| *w > 0.0);
+    bag
+}
+
+/// Inverse document frequency of context tokens over a set of features (the "documents"):
+/// `ln((1 + n) / (1 + df)) + 1`, so a token around every feature weighs 1 and a rare one more.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContextIdf {
+    features: usize,
+    document_frequency: BTreeMap<u32, usize>,
+}
+
+impl ContextIdf {
+    /// Every token weighs 1: the plain cosine of the bags.
+    pub fn uniform() -> Self {
+        Self {
+            features: 0,
+            document_frequency: BTreeMap::new(),
+        }
+    }
+
+    /// Frequencies over `files`.
+    pub fn over<'a>(files: impl IntoIterator<Item = &'a FeatureFile>) -> Self {
+        let mut idf = Self::uniform();
+        for file in files {
+            idf.features += 1;
+            for token in context_bag(file).into_keys() {
+                *idf.document_frequency.entry(token).or_default() += 1;
+            }
+        }
+        idf
+    }
+
+    /// Frequencies over every feature of the folder.
+    pub fn of_folder(folder: &SamplesFolder) -> Self {
+        Self::over(folder.features.values())
+    }
+
+    pub fn weight(&self, token: u32) -> f64 {
+        if self.features == 0 {
+            return 1.0;
+        }
+        let df = self.document_frequency.get(&token).copied().unwrap_or(0);
+        ((1 + self.features) as f64 / (1 + df) as f64).ln() + 1.0
     }
 }
 
@@ -92,7 +154,7 @@ impl Measure {
     pub fn description(self) -> &'static str {
         match self {
             Measure::TokenOverlap => "activating-token overlap (weighted Jaccard)",
-            Measure::ContextOverlap => "context overlap (cosine of context-token bags)",
+            Measure::ContextOverlap => "context overlap (TF-IDF cosine of context tokens)",
         }
     }
 }
@@ -180,6 +242,10 @@ mod tests {
     use super::*;
     use crate::analyze::test_support::{feature_file, file_with};
 
+    fn profile(file: &FeatureFile) -> FeatureProfile {
+        FeatureProfile::new(file, &ContextIdf::uniform())
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
     }
@@ -197,7 +263,7 @@ mod tests {
         );
         // B: tokens 5 and 9 at 1/2 each; context bag {2:1, 3:1, 4:1}.
         let b = feature_file(2, &[(5, "a", 1.0, &[2, 5]), (9, "c", 1.0, &[9, 3, 4])]);
-        let s = Similarity::between(&FeatureProfile::new(&a), &FeatureProfile::new(&b));
+        let s = Similarity::between(&profile(&a), &profile(&b));
         // Σmin = min(3/4, 1/2) = 1/2; Σmax = 3/4 + 1/4 + 1/2 = 3/2.
         assert!(close(s.token_overlap, 1.0 / 3.0), "{s:?}");
         // dot = 3·1 + 1·1 = 4; norms √14 and √3.
@@ -209,7 +275,7 @@ mod tests {
     fn is_symmetric_and_one_on_itself() {
         let a = feature_file(1, &[(5, "a", 2.0, &[1, 5]), (6, "b", 1.0, &[6, 2])]);
         let b = feature_file(2, &[(5, "a", 1.0, &[3, 5]), (8, "c", 4.0, &[8])]);
-        let (pa, pb) = (FeatureProfile::new(&a), FeatureProfile::new(&b));
+        let (pa, pb) = (profile(&a), profile(&b));
         assert_eq!(Similarity::between(&pa, &pb), Similarity::between(&pb, &pa));
         let own = Similarity::between(&pa, &pa);
         assert!(close(own.token_overlap, 1.0) && close(own.context_overlap, 1.0));
@@ -219,7 +285,7 @@ mod tests {
     fn is_blind_to_activation_scale() {
         let a = file_with(1, &[(5, "a", 1.0), (6, "b", 1.0)]);
         let b = file_with(2, &[(5, "a", 10.0), (6, "b", 10.0)]);
-        let s = Similarity::between(&FeatureProfile::new(&a), &FeatureProfile::new(&b));
+        let s = Similarity::between(&profile(&a), &profile(&b));
         assert!(close(s.token_overlap, 1.0));
     }
 
@@ -228,11 +294,7 @@ mod tests {
         let a = file_with(1, &[(5, "a", 1.0)]);
         let b = file_with(2, &[(6, "b", 1.0)]);
         let empty = file_with(3, &[]);
-        let (pa, pb, pe) = (
-            FeatureProfile::new(&a),
-            FeatureProfile::new(&b),
-            FeatureProfile::new(&empty),
-        );
+        let (pa, pb, pe) = (profile(&a), profile(&b), profile(&empty));
         assert_eq!(Similarity::between(&pa, &pb).combined, 0.0);
         assert_eq!(Similarity::between(&pa, &pe).combined, 0.0);
         assert_eq!(Similarity::between(&pe, &pe).combined, 0.0);
@@ -243,7 +305,32 @@ mod tests {
         // Context [5, 5, 2] with activating token 5: the bag is {5:1, 2:1}.
         let a = feature_file(1, &[(5, "a", 1.0, &[5, 5, 2])]);
         let b = feature_file(2, &[(9, "z", 1.0, &[5, 2, 9])]);
-        let s = Similarity::between(&FeatureProfile::new(&a), &FeatureProfile::new(&b));
+        let s = Similarity::between(&profile(&a), &profile(&b));
         assert!(close(s.context_overlap, 1.0));
+    }
+
+    #[test]
+    fn idf_weighs_tokens_around_every_feature_least() {
+        // Own tokens 9 are left out: the bags are {1, 2}, {1, 3}, {1, 4}.
+        let files = [
+            feature_file(1, &[(9, "x", 1.0, &[9, 1, 2])]),
+            feature_file(2, &[(9, "x", 1.0, &[9, 1, 3])]),
+            feature_file(3, &[(9, "x", 1.0, &[9, 1, 4])]),
+        ];
+        let idf = ContextIdf::over(&files);
+        assert!(close(idf.weight(1), 1.0));
+        assert!(close(idf.weight(2), 1.0 + 2f64.ln()));
+        assert!(close(idf.weight(77), 1.0 + 4f64.ln()));
+        let (a, b) = (
+            FeatureProfile::new(&files[0], &idf),
+            FeatureProfile::new(&files[1], &idf),
+        );
+        // Plain cosine 1/2; with idf 1 / (1 + (1 + ln 2)²).
+        let expected = 1.0 / (1.0 + (1.0 + 2f64.ln()).powi(2));
+        assert!(close(Similarity::between(&a, &b).context_overlap, expected));
+        assert!(close(
+            Similarity::between(&profile(&files[0]), &profile(&files[1])).context_overlap,
+            0.5
+        ));
     }
 }

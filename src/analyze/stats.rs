@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn ties_rank_the_lower_index_first() {
-        let mut items = vec![(7, 1.0), (3, 2.0), (5, 1.0), (1, 0.5)];
+        let mut items = [(7, 1.0), (3, 2.0), (5, 1.0), (1, 0.5)];
         items.sort_by(|a, b| by_score_then_index(a.1, a.0, b.1, b.0));
         let order: Vec<u32> = items.iter().map(|i| i.0).collect();
         assert_eq!(order, vec![3, 5, 7, 1]);

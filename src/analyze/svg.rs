@@ -14,6 +14,8 @@ const HEIGHT: f64 = 420.0;
 /// Plot area: left, right, top, bottom.
 const PLOT: (f64, f64, f64, f64) = (80.0, 700.0, 60.0, 350.0);
 const BAR_FILL: &str = "#4c72b0";
+/// Share of the data range added as room on each side of the x axis.
+const X_PADDING: f64 = 0.03;
 /// Ticks aimed for on each axis.
 const TARGET_TICKS: f64 = 5.0;
 
@@ -36,26 +38,7 @@ pub struct Marker {
 
 /// The SVG document. The x axis spans the bins and every marker.
 pub fn histogram_svg(histogram: &Histogram, text: &PlotText, markers: &[Marker]) -> String {
-    let edges = &histogram.edges;
-    let finite_markers = markers.iter().filter(|m| m.value.is_finite());
-    let x_min = finite_markers
-        .clone()
-        .map(|m| m.value)
-        .fold(edges[0], f64::min);
-    let x_max = finite_markers
-        .map(|m| m.value)
-        .fold(edges[edges.len() - 1], f64::max);
-    let y_step = nice_step(
-        (histogram.counts.iter().copied().max().unwrap_or(0) as f64 / TARGET_TICKS).max(1.0),
-    );
-    let y_max = ((histogram.counts.iter().copied().max().unwrap_or(0) as f64 / y_step).ceil()
-        * y_step)
-        .max(y_step);
-    let scale = Scale {
-        x_min,
-        x_max,
-        y_max,
-    };
+    let scale = Scale::new(histogram, markers);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -69,7 +52,7 @@ pub fn histogram_svg(histogram: &Histogram, text: &PlotText, markers: &[Marker])
         xml_escape(&text.title)
     );
     draw_bars(&mut svg, histogram, &scale);
-    draw_axes(&mut svg, &scale, y_step, text);
+    draw_axes(&mut svg, &scale, text);
     draw_markers(&mut svg, markers, &scale);
     svg.push_str("</svg>\n");
     svg
@@ -79,10 +62,29 @@ pub fn histogram_svg(histogram: &Histogram, text: &PlotText, markers: &[Marker])
 struct Scale {
     x_min: f64,
     x_max: f64,
+    y_step: f64,
     y_max: f64,
 }
 
 impl Scale {
+    /// x spans the bins and every marker, with a little room on both sides (so a marker on
+    /// the last edge is not lost in the frame); y runs from 0 to a whole number of steps.
+    fn new(histogram: &Histogram, markers: &[Marker]) -> Self {
+        let edges = &histogram.edges;
+        let values = markers.iter().map(|m| m.value).filter(|v| v.is_finite());
+        let low = values.clone().fold(edges[0], f64::min);
+        let high = values.fold(edges[edges.len() - 1], f64::max);
+        let pad = (high - low) * X_PADDING;
+        let top = histogram.counts.iter().copied().max().unwrap_or(0) as f64;
+        let y_step = nice_step((top / TARGET_TICKS).max(1.0));
+        Self {
+            x_min: low - pad,
+            x_max: high + pad,
+            y_step,
+            y_max: ((top / y_step).ceil() * y_step).max(y_step),
+        }
+    }
+
     fn x(&self, value: f64) -> f64 {
         let span = (self.x_max - self.x_min).max(f64::MIN_POSITIVE);
         PLOT.0 + (value - self.x_min) / span * (PLOT.1 - PLOT.0)
@@ -111,7 +113,7 @@ fn draw_bars(svg: &mut String, histogram: &Histogram, scale: &Scale) {
     svg.push_str("</g>\n");
 }
 
-fn draw_axes(svg: &mut String, scale: &Scale, y_step: f64, text: &PlotText) {
+fn draw_axes(svg: &mut String, scale: &Scale, text: &PlotText) {
     let (left, right, top, bottom) = PLOT;
     let _ = writeln!(
         svg,
@@ -128,7 +130,7 @@ fn draw_axes(svg: &mut String, scale: &Scale, y_step: f64, text: &PlotText) {
             tick_label(tick, x_step)
         );
     }
-    for tick in ticks(0.0, scale.y_max, y_step) {
+    for tick in ticks(0.0, scale.y_max, scale.y_step) {
         let y = scale.y(tick);
         let _ = writeln!(
             svg,
@@ -136,7 +138,7 @@ fn draw_axes(svg: &mut String, scale: &Scale, y_step: f64, text: &PlotText) {
             left - 5.0,
             left - 8.0,
             y + 4.0,
-            tick_label(tick, y_step)
+            tick_label(tick, scale.y_step)
         );
     }
     let _ = writeln!(
@@ -184,7 +186,7 @@ fn draw_markers(svg: &mut String, markers: &[Marker], scale: &Scale) {
 
 /// 1, 2 or 5 × 10ᵏ, the smallest such step ≥ `raw` (1 for a non-positive `raw`).
 fn nice_step(raw: f64) -> f64 {
-    if !(raw > 0.0) || !raw.is_finite() {
+    if !raw.is_finite() || raw <= 0.0 {
         return 1.0;
     }
     let magnitude = 10f64.powf(raw.log10().floor());
@@ -262,9 +264,10 @@ mod tests {
         assert!(svg.ends_with("</svg>\n"));
         assert!(svg.contains("Feature &lt;7&gt; &amp; co"));
         assert_eq!(svg.matches("<rect x=").count(), 2);
-        // The mean lies left of the bins: the axis starts at it.
+        // The mean lies left of the bins: the axis reaches it, with 3% room (x = 80 + 0.03/1.06 · 620).
         assert!(
-            svg.contains(r##"<line x1="80.00" y1="60.00" x2="80.00" y2="350.00" stroke="#dd8452"##)
+            svg.contains(r##"<line x1="97.55" y1="60.00" x2="97.55" y2="350.00" stroke="#dd8452"##),
+            "{svg}"
         );
     }
 }
