@@ -392,3 +392,52 @@ fn a_folder_of_empty_feature_files_has_no_samples() {
     }
     assert_one_line_error(&saectl(&["analyze", path_str(&dir)]), "holds no samples");
 }
+
+/// The Python original's folder: the seed's documented feature file and a summary with
+/// only the original's keys. Nothing saectl adds is present.
+fn write_original_folder(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let feature = r#"{
+      "statistics": {"feature_idx": 42, "max_activation": 0.8734, "mean_activation": 0.4521,
+                     "num_samples": 100, "activation_count": 1523},
+      "top_samples": [{"feature_idx": 42, "activation_value": 0.8734, "tokens": [262, 3797],
+                       "text": " cat", "position": 15,
+                       "context_tokens": [262, 39145, 3797, 3332, 319, 262],
+                       "context_text": "the fluffy cat sat on the warm mat"}]
+    }"#;
+    std::fs::write(dir.join("feature_00042_samples.json"), feature).unwrap();
+    let summary = r#"{"total_samples_seen": 1523, "total_samples_stored": 100,
+      "num_features_tracked": 1, "avg_samples_per_feature": 100.0,
+      "features_with_samples": [42],
+      "top_features_by_activation": [{"feature_idx": 42, "max_activation": 0.8734, "num_samples": 100}]}"#;
+    std::fs::write(dir.join("collection_summary.json"), summary).unwrap();
+}
+
+#[test]
+fn folders_of_the_python_original_are_read_without_inventing_numbers() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("original");
+    write_original_folder(&dir);
+    let text = stdout_of(&saectl(&["analyze", path_str(&dir), "--feature", "42"]));
+    assert!(text.contains("Std activation: n/a"), "{text}");
+    assert!(text.contains("Firing tokens: n/a"), "{text}");
+    assert!(text.contains("Total activations seen: 1523"), "{text}");
+    assert!(
+        text.contains("Context: ...the fluffy[[ cat]] sat on the warm mat..."),
+        "{text}"
+    );
+    assert!(!text.contains("Tokens seen"), "{text}");
+    let output = saectl(&["report", path_str(&dir)]);
+    assert!(output.status.success(), "{output:?}");
+    let report = std::fs::read_to_string(dir.join("interpretability_report.md")).unwrap();
+    assert!(
+        report.contains("…the fluffy **cat** sat on the warm mat…"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "| 1 | [42](#feature-42) | 0.8734 | 0.4521 | n/a | 1523 | n/a | 100 | ␣cat ×1 |"
+        ),
+        "{report}"
+    );
+}

@@ -29,7 +29,7 @@ Examples:
   saectl analyze runs/samples --histogram 42 --plot-out f42.svg
 
 Similarity between features is measured from the stored samples: activating-token overlap
-(weighted Jaccard), context overlap (cosine of context-token bags) and their mean; see
+(weighted Jaccard), context overlap (TF-IDF cosine of context tokens) and their mean; see
 docs/analysis.md.";
 
 #[derive(Debug, Args)]
@@ -51,7 +51,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "F")]
     pub feature: Option<u32>,
 
-    /// Examples shown per feature with --feature or --compare.
+    /// Examples shown per feature with --feature or --compare [default: 5].
     #[arg(
         short = 'n',
         long = "examples",
@@ -140,7 +140,7 @@ const DEFAULT_EXAMPLES: usize = 5;
 impl AnalyzeArgs {
     /// Checks the numbers and picks the view.
     pub fn resolve(self) -> Result<AnalyzeConfig> {
-        let examples = self.examples.unwrap_or(DEFAULT_EXAMPLES);
+        let examples = at_least_one(self.examples.unwrap_or(DEFAULT_EXAMPLES), "-n/--examples")?;
         let view = if let Some(feature) = self.feature {
             View::Feature { feature, examples }
         } else if let Some(pair) = self.compare {
@@ -321,6 +321,8 @@ mod tests {
         assert!(parse(&["d", "--bins", "3"]).is_err());
         assert!(parse(&["d", "--compare", "3"]).is_err());
         assert!(parse(&["d", "--top", "0"]).is_err());
+        assert!(parse(&["d", "--feature", "1", "-n", "0"]).is_err());
+        assert!(parse(&["d", "--similar", "1", "--top-k", "0"]).is_err());
         assert!(parse(&["d", "--clusters", "--min-similarity", "1.5"]).is_err());
     }
 }
