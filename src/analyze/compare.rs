@@ -114,22 +114,32 @@ impl Comparison {
         for (label, x, y) in stat_rows(a, b) {
             out += &format!("  {label:<24}{x:>14}{y:>14}\n");
         }
-        out += "\nSimilarity:\n";
-        for (measure, value) in self.similarity.measures() {
-            out += &format!(
-                "  {:<50}{value:.4}\n",
-                format!("{}:", measure.description())
-            );
-        }
-        out += &format!(
-            "  {:<50}{:.4}\n",
-            "combined (mean):", self.similarity.combined
-        );
+        out += &format!("\nSimilarity:\n{}", self.render_similarity());
         out += &format!("\nShared activating tokens: {}\n", self.render_shared());
         for side in [&self.first, &self.second] {
             out += &render_side(side);
         }
         out
+    }
+
+    /// One line per measure and one for the combined score, values aligned.
+    fn render_similarity(&self) -> String {
+        let mut rows: Vec<(String, f64)> = self
+            .similarity
+            .measures()
+            .into_iter()
+            .map(|(measure, value)| (format!("{}:", measure.description()), value))
+            .collect();
+        rows.push(("combined (mean):".to_string(), self.similarity.combined));
+        let width = rows
+            .iter()
+            .map(|(label, _)| label.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2;
+        rows.iter()
+            .map(|(label, value)| format!("  {label:<width$}{value:.4}\n"))
+            .collect()
     }
 
     fn render_shared(&self) -> String {
