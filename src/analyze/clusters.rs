@@ -6,13 +6,15 @@
 //! above zero: features that share nothing never join). Average linkage is used rather than
 //! connected components of the "similar enough" graph because components chain: A~B and B~C
 //! would put A and C together even when they share nothing. Ties go to the pair of clusters
-//! with the lowest feature indices, so the result is deterministic. The cost is
-//! O(merges · n²), so only the [`MAX_CLUSTER_FEATURES`] most active features take part.
+//! with the lowest feature indices, so the result is deterministic (see [`super::linkage`]).
+//! The n² similarity matrix bounds the size: only the [`MAX_CLUSTER_FEATURES`] most active
+//! features take part.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::linkage::{average_linkage, SimilarityMatrix};
 use super::similarity::{ContextIdf, FeatureProfile, Similarity};
 use super::stats::ranked_features;
 use super::text::visible_token;
@@ -62,18 +64,15 @@ pub struct ClusterToken {
 
 /// Clusters the folder's features at `min_similarity`.
 pub fn clusters(folder: &SamplesFolder, min_similarity: f64) -> Clusters {
-    let mut features: Vec<u32> = ranked_features(folder)
-        .into_iter()
-        .filter(|f| !folder.features[f].top_samples.is_empty())
-        .take(MAX_CLUSTER_FEATURES)
-        .collect();
-    features.sort_unstable();
+    let features = considered_features(folder);
     let idf = ContextIdf::of_folder(folder);
     let profiles: Vec<FeatureProfile> = features
         .iter()
         .map(|f| FeatureProfile::new(&folder.features[f], &idf))
         .collect();
-    let similarity = SimilarityMatrix::new(&profiles);
+    let similarity = SimilarityMatrix::from_fn(profiles.len(), |i, j| {
+        Similarity::between(&profiles[i], &profiles[j]).combined
+    });
     let groups = average_linkage(&similarity, min_similarity);
     let mut found: Vec<Cluster> = Vec::new();
     let mut unclustered = Vec::new();
@@ -106,81 +105,15 @@ pub fn clusters(folder: &SamplesFolder, min_similarity: f64) -> Clusters {
     }
 }
 
-/// Combined similarity of every pair, row-major `[n, n]`.
-struct SimilarityMatrix {
-    n: usize,
-    values: Vec<f64>,
-}
-
-impl SimilarityMatrix {
-    fn new(profiles: &[FeatureProfile]) -> Self {
-        let n = profiles.len();
-        let mut values = vec![0.0; n * n];
-        for i in 0..n {
-            values[i * n + i] = 1.0;
-            for j in i + 1..n {
-                let s = Similarity::between(&profiles[i], &profiles[j]).combined;
-                values[i * n + j] = s;
-                values[j * n + i] = s;
-            }
-        }
-        Self { n, values }
-    }
-
-    fn get(&self, i: usize, j: usize) -> f64 {
-        self.values[i * self.n + j]
-    }
-
-    fn mean_within(&self, group: &[usize]) -> f64 {
-        let (mut sum, mut pairs) = (0.0, 0usize);
-        for (k, &i) in group.iter().enumerate() {
-            for &j in &group[k + 1..] {
-                sum += self.get(i, j);
-                pairs += 1;
-            }
-        }
-        sum / pairs.max(1) as f64
-    }
-}
-
-/// Average-linkage agglomeration; returns the groups of item indices, each ascending.
-/// Cluster `i` is always named after its lowest member, so ties between equally good pairs
-/// go to the lexicographically lowest pair of lowest members.
-fn average_linkage(similarity: &SimilarityMatrix, min_similarity: f64) -> Vec<Vec<usize>> {
-    let n = similarity.n;
-    let mut link = similarity.values.clone();
-    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-    let mut active = vec![true; n];
-    loop {
-        let mut best: Option<(f64, usize, usize)> = None;
-        for i in (0..n).filter(|&i| active[i]) {
-            for j in (i + 1..n).filter(|&j| active[j]) {
-                let s = link[i * n + j];
-                if best.is_none_or(|(b, _, _)| s > b) {
-                    best = Some((s, i, j));
-                }
-            }
-        }
-        let Some((s, i, j)) = best else { break };
-        if s < min_similarity || s <= 0.0 {
-            break;
-        }
-        // Lance–Williams update for average linkage.
-        let (size_i, size_j) = (members[i].len() as f64, members[j].len() as f64);
-        for k in (0..n).filter(|&k| active[k] && k != i && k != j) {
-            let merged = (size_i * link[i * n + k] + size_j * link[j * n + k]) / (size_i + size_j);
-            link[i * n + k] = merged;
-            link[k * n + i] = merged;
-        }
-        let moved = std::mem::take(&mut members[j]);
-        members[i].extend(moved);
-        members[i].sort_unstable();
-        active[j] = false;
-    }
-    (0..n)
-        .filter(|&i| active[i])
-        .map(|i| members[i].clone())
-        .collect()
+/// The most active features with samples, at most [`MAX_CLUSTER_FEATURES`], ascending.
+fn considered_features(folder: &SamplesFolder) -> Vec<u32> {
+    let mut features: Vec<u32> = ranked_features(folder)
+        .into_iter()
+        .filter(|f| !folder.features[f].top_samples.is_empty())
+        .take(MAX_CLUSTER_FEATURES)
+        .collect();
+    features.sort_unstable();
+    features
 }
 
 /// Activating tokens shared by at least two of `members`.
@@ -311,29 +244,5 @@ mod tests {
         let view = clusters(&crafted_folder(), 0.0);
         // The loner shares nothing with anyone, so even at 0 it stays alone.
         assert_eq!(view.unclustered, vec![30]);
-    }
-
-    #[test]
-    fn average_linkage_does_not_chain() {
-        // 0~1 and 1~2 are similar, 0 and 2 share nothing: average linkage keeps 2 out.
-        let matrix = SimilarityMatrix {
-            n: 3,
-            values: vec![1.0, 0.8, 0.0, 0.8, 1.0, 0.5, 0.0, 0.5, 1.0],
-        };
-        assert_eq!(average_linkage(&matrix, 0.3), vec![vec![0, 1], vec![2]]);
-        // Single linkage at 0.3 would merge all three; here the average 0.25 stops it.
-    }
-
-    #[test]
-    fn ties_merge_the_lowest_pair_first() {
-        let matrix = SimilarityMatrix {
-            n: 3,
-            values: vec![1.0, 0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5, 1.0],
-        };
-        assert_eq!(average_linkage(&matrix, 0.5), vec![vec![0, 1, 2]]);
-        assert_eq!(
-            average_linkage(&matrix, 0.6),
-            vec![vec![0], vec![1], vec![2]]
-        );
     }
 }

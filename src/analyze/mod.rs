@@ -14,6 +14,7 @@ pub mod compare;
 pub mod feature_report;
 pub mod histogram;
 pub mod histogram_view;
+mod linkage;
 pub mod overview;
 pub mod similar;
 pub mod similarity;
