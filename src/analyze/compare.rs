@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::feature_report::{examples_of, render_tokens, Example};
 use super::similarity::{ContextIdf, FeatureProfile, Similarity};
-use super::stats::{feature_with_samples, FeatureStats};
+use super::stats::FeatureStats;
 use super::text::{fmt_density, fmt_opt, marked_terminal, visible_token};
 use super::tokens::{token_shares, TokenShare};
 use super::RULE_WIDTH;
@@ -50,10 +50,7 @@ pub fn compare(
     second: u32,
     examples: usize,
 ) -> Result<Comparison> {
-    let (a, b) = (
-        feature_with_samples(folder, first)?,
-        feature_with_samples(folder, second)?,
-    );
+    let (a, b) = (folder.feature(first)?, folder.feature(second)?);
     let idf = ContextIdf::of_folder(folder);
     let similarity =
         Similarity::between(&FeatureProfile::new(a, &idf), &FeatureProfile::new(b, &idf));
@@ -223,6 +220,14 @@ mod tests {
         let text = view.render_text();
         assert!(text.contains("FEATURE 1 vs FEATURE 2"), "{text}");
         assert!(text.contains("␣cat (2 | 1)"), "{text}");
+    }
+
+    #[test]
+    fn a_feature_without_samples_compares_at_zero() {
+        let folder = folder_with(vec![file_with(1, &[(5, "a", 1.0)]), file_with(2, &[])]);
+        let view = compare(&folder, 1, 2, 3).unwrap();
+        assert_eq!(view.similarity.combined, 0.0);
+        assert!(view.second.examples.is_empty());
     }
 
     #[test]

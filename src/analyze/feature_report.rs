@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::stats::{feature_with_samples, FeatureStats, FolderInfo};
+use super::stats::{FeatureStats, FolderInfo};
 use super::text::{
     context_parts, fmt_density, fmt_opt, marked_terminal, visible_controls, visible_token,
     ContextParts,
@@ -73,13 +73,14 @@ impl Example {
     }
 }
 
-/// The report of `feature` with its best `examples` samples.
+/// The report of `feature` with its best `examples` samples (none for a feature whose file
+/// holds no sample: its statistics still tell something).
 pub fn feature_report(
     folder: &SamplesFolder,
     feature: u32,
     examples: usize,
 ) -> Result<FeatureReport> {
-    let file = feature_with_samples(folder, feature)?;
+    let file = folder.feature(feature)?;
     let mut top_tokens = token_shares(file);
     top_tokens.truncate(TOP_TOKENS_SHOWN);
     Ok(FeatureReport {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::similarity::{ContextIdf, FeatureProfile, Similarity};
-use super::stats::{by_score_then_index, feature_with_samples};
+use super::stats::by_score_then_index;
 use super::text::visible_token;
 use super::tokens::{top_token, TokenShare};
 use crate::collect::SamplesFolder;
@@ -32,7 +32,7 @@ pub struct Neighbour {
 /// The `top_k` features most similar to `feature`.
 pub fn similar(folder: &SamplesFolder, feature: u32, top_k: usize) -> Result<SimilarFeatures> {
     let idf = ContextIdf::of_folder(folder);
-    let target = FeatureProfile::new(feature_with_samples(folder, feature)?, &idf);
+    let target = FeatureProfile::new(folder.feature(feature)?, &idf);
     let mut scored: Vec<(u32, Similarity)> = folder
         .features
         .iter()
