@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 pub mod analyze;
 pub mod collect;
 pub mod collector_args;
+pub mod output;
 pub mod progress;
 pub mod report;
 pub mod train;

@@ -1,1 +1,50 @@
 //! Rendering a samples folder to Markdown: data in, text out.
+//!
+//! The layout is the Python original's (`# SAE Feature Interpretability Report`, a
+//! collection summary, then per feature its statistics and top examples), improved: an
+//! overview table that links to each feature's section, density and the other statistics
+//! saectl records, the activating token in bold inside its context, and token text escaped so
+//! that Markdown shows it as it is. The same folder always gives the same bytes: nothing
+//! depends on the clock, the machine or where the folder lives (only its name is printed).
+
+mod markdown;
+mod sections;
+
+use crate::analyze::{overview, FolderInfo};
+use crate::collect::SamplesFolder;
+
+/// What goes into the report (the original's `top_k_features`, `examples_per_feature`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportOptions {
+    /// Features reported, the largest max activation first.
+    pub top_k_features: usize,
+    pub examples_per_feature: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self {
+            top_k_features: 50,
+            examples_per_feature: 10,
+        }
+    }
+}
+
+/// The Markdown report of `folder`.
+pub fn render_report(folder: &SamplesFolder, options: &ReportOptions) -> String {
+    let info = FolderInfo::new(folder);
+    let table = overview(folder, options.top_k_features);
+    let mut out = String::from("# SAE Feature Interpretability Report\n\n");
+    out += &format!("Generated from: {}\n\n", markdown::inline(&info.name));
+    out += &sections::summary(&info, folder.summary.as_ref());
+    out += &sections::overview_table(&table.rows);
+    for row in &table.rows {
+        let file = &folder.features[&row.stats.feature];
+        out += &sections::feature(&row.stats, file, options.examples_per_feature);
+    }
+    // Exactly one newline at the end of the file, whatever the last section left.
+    let end = out.trim_end().len();
+    out.truncate(end);
+    out.push('\n');
+    out
+}

@@ -1,0 +1,179 @@
+//! One feature in detail: the Python original's feature report (its documented "Example
+//! Output"), with what saectl adds — min, firing count and density, the folder's token
+//! totals, the most frequent activating tokens, and the activating token marked inside its
+//! context (`...the fluffy [[ cat]] sat...`).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::stats::{FeatureStats, FolderInfo};
+use super::text::{
+    context_parts, fmt_density, fmt_opt, marked_terminal, visible_controls, visible_token,
+    ContextParts,
+};
+use super::tokens::{activating_token, token_shares, TokenShare};
+use super::RULE_WIDTH;
+use crate::collect::format::ActivationSample;
+use crate::collect::SamplesFolder;
+
+/// Activating tokens listed in a feature's summary line.
+const TOP_TOKENS_SHOWN: usize = 5;
+
+/// The report of one feature.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeatureReport {
+    pub folder: FolderInfo,
+    pub stats: FeatureStats,
+    /// Most frequent activating tokens among the stored samples (at most 5).
+    pub top_tokens: Vec<TokenShare>,
+    pub examples: Vec<Example>,
+}
+
+/// One stored sample as the views show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Example {
+    /// 1-based rank among the feature's samples.
+    pub rank: usize,
+    pub activation: f32,
+    /// The activating token's id and text.
+    pub token: Option<u32>,
+    pub text: String,
+    pub context_text: String,
+    /// The context before and after the activating token; `None` when the token could not be
+    /// located in a context that records no split (folders of the Python original).
+    pub context_prefix: Option<String>,
+    pub context_suffix: Option<String>,
+    pub position: u32,
+    pub sequence_idx: u64,
+}
+
+impl Example {
+    pub fn new(rank: usize, sample: &ActivationSample) -> Self {
+        let parts = context_parts(sample);
+        Self {
+            rank,
+            activation: sample.activation_value,
+            token: activating_token(sample),
+            text: sample.text.clone(),
+            context_text: sample.context_text.clone(),
+            context_prefix: parts.map(|p| p.prefix.to_string()),
+            context_suffix: parts.map(|p| p.suffix.to_string()),
+            position: sample.position,
+            sequence_idx: sample.sequence_idx,
+        }
+    }
+
+    /// The context cut around the activating token, when it was located.
+    pub fn parts(&self) -> Option<ContextParts<'_>> {
+        Some(ContextParts {
+            prefix: self.context_prefix.as_deref()?,
+            token: &self.text,
+            suffix: self.context_suffix.as_deref()?,
+        })
+    }
+}
+
+/// The report of `feature` with its best `examples` samples (none for a feature whose file
+/// holds no sample: its statistics still tell something).
+pub fn feature_report(
+    folder: &SamplesFolder,
+    feature: u32,
+    examples: usize,
+) -> Result<FeatureReport> {
+    let file = folder.feature(feature)?;
+    let mut top_tokens = token_shares(file);
+    top_tokens.truncate(TOP_TOKENS_SHOWN);
+    Ok(FeatureReport {
+        folder: FolderInfo::new(folder),
+        stats: FeatureStats::new(file, folder.summary.as_ref()),
+        top_tokens,
+        examples: examples_of(file.top_samples.iter().take(examples)),
+    })
+}
+
+/// Numbered examples of the given samples, best first.
+pub(crate) fn examples_of<'a>(samples: impl Iterator<Item = &'a ActivationSample>) -> Vec<Example> {
+    samples
+        .enumerate()
+        .map(|(i, sample)| Example::new(i + 1, sample))
+        .collect()
+}
+
+impl FeatureReport {
+    /// The terminal report, in the original's layout.
+    pub fn render_text(&self) -> String {
+        let rule = "=".repeat(RULE_WIDTH);
+        let mut out = format!(
+            "{rule}\nFEATURE {} INTERPRETABILITY REPORT\n{rule}\n\n",
+            self.stats.feature
+        );
+        out += "Statistics:\n";
+        out += &render_stats(&self.stats, "  ");
+        if let Some(tokens) = self.folder.tokens_seen {
+            let excluded = self.folder.special_tokens_excluded.unwrap_or(0);
+            out += &format!(
+                "  Tokens seen (whole collection): {tokens}, special tokens excluded: {excluded}\n"
+            );
+        }
+        out += &format!(
+            "\nMost frequent activating tokens: {}\n",
+            render_tokens(&self.top_tokens)
+        );
+        out += &format!(
+            "\nTop {} Activating Examples:\n{}\n",
+            self.examples.len(),
+            "-".repeat(RULE_WIDTH)
+        );
+        for example in &self.examples {
+            out += &format!("\n{}", render_example(example));
+        }
+        out
+    }
+}
+
+/// The statistics lines of one feature, each prefixed by `indent`.
+pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
+    let firing = match s.firing_count {
+        Some(count) => format!("{count} (density {})", fmt_density(s.density)),
+        None => "n/a".to_string(),
+    };
+    [
+        format!("Max activation: {:.4}", s.max_activation),
+        format!("Mean activation: {:.4}", s.mean_activation),
+        format!("Std activation: {}", fmt_opt(s.std_activation, 4)),
+        format!("Min activation: {}", fmt_opt(s.min_activation, 4)),
+        format!("Total activations seen: {}", s.activation_count),
+        format!("Firing tokens: {firing}"),
+        format!(
+            "Samples stored: {} ({} in this folder)",
+            s.samples_stored, s.samples_in_folder
+        ),
+    ]
+    .iter()
+    .map(|line| format!("{indent}{line}\n"))
+    .collect()
+}
+
+/// `␣cat ×5, ␣dog ×2`, or `(none)`.
+pub(crate) fn render_tokens(tokens: &[TokenShare]) -> String {
+    if tokens.is_empty() {
+        return "(none)".to_string();
+    }
+    let shown: Vec<String> = tokens
+        .iter()
+        .map(|t| format!("{} ×{}", visible_token(&t.text), t.count))
+        .collect();
+    shown.join(", ")
+}
+
+/// One example in the original's layout.
+pub(crate) fn render_example(example: &Example) -> String {
+    format!(
+        "[Example {}] Activation: {:.4}\n  Activating text: '{}'\n  Context: {}\n  Position in sequence: {}\n",
+        example.rank,
+        example.activation,
+        visible_controls(&example.text),
+        marked_terminal(example.parts(), &example.context_text),
+        example.position
+    )
+}

@@ -1,0 +1,90 @@
+//! The activating tokens of a feature's stored samples, counted: which tokens it fires on.
+//!
+//! A sample's activating token is the last of its `tokens` (the original stored the previous
+//! and the activating token). Its decoded text is the sample's `text`, so tokens can be named
+//! without a tokenizer.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::collect::format::{ActivationSample, FeatureFile};
+
+/// The id of the token a sample fired on (`None` for a malformed sample with no tokens).
+pub fn activating_token(sample: &ActivationSample) -> Option<u32> {
+    sample.tokens.last().copied()
+}
+
+/// The weight a sample carries in the measures: its activation, with non-positive values
+/// (possible only with a negative collection threshold) carrying none.
+pub fn sample_weight(sample: &ActivationSample) -> f64 {
+    f64::from(sample.activation_value).max(0.0)
+}
+
+/// One activating token of a feature and how much of the feature's samples it accounts for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenShare {
+    pub token: u32,
+    /// The token's decoded text, raw.
+    pub text: String,
+    /// Stored samples whose activating token this is.
+    pub count: usize,
+    /// Sum of those samples' activations.
+    pub activation_sum: f64,
+}
+
+/// The feature's activating tokens, most frequent first (then larger activation sum, then
+/// lower id).
+pub fn token_shares(file: &FeatureFile) -> Vec<TokenShare> {
+    let mut by_token: BTreeMap<u32, TokenShare> = BTreeMap::new();
+    for sample in &file.top_samples {
+        let Some(token) = activating_token(sample) else {
+            continue;
+        };
+        let share = by_token.entry(token).or_insert_with(|| TokenShare {
+            token,
+            text: sample.text.clone(),
+            count: 0,
+            activation_sum: 0.0,
+        });
+        share.count += 1;
+        share.activation_sum += sample_weight(sample);
+    }
+    let mut shares: Vec<TokenShare> = by_token.into_values().collect();
+    shares.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.activation_sum.total_cmp(&a.activation_sum))
+            .then(a.token.cmp(&b.token))
+    });
+    shares
+}
+
+/// The feature's most frequent activating token, if it has samples.
+pub fn top_token(file: &FeatureFile) -> Option<TokenShare> {
+    token_shares(file).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::test_support::file_with;
+
+    #[test]
+    fn counts_then_activation_then_id() {
+        let file = file_with(
+            0,
+            &[
+                (5, " cat", 1.0),
+                (7, " dog", 3.0),
+                (5, " cat", 0.5),
+                (9, " owl", 3.0),
+            ],
+        );
+        let shares = token_shares(&file);
+        let order: Vec<(u32, usize)> = shares.iter().map(|s| (s.token, s.count)).collect();
+        assert_eq!(order, vec![(5, 2), (7, 1), (9, 1)]);
+        assert_eq!(shares[0].activation_sum, 1.5);
+        assert_eq!(shares[0].text, " cat");
+    }
+}

@@ -1,0 +1,175 @@
+//! The report's sections: collection summary, overview table, one section per feature.
+
+use crate::analyze::overview::OverviewRow;
+use crate::analyze::text::context_parts;
+use crate::analyze::text::{fmt_density, fmt_opt};
+use crate::analyze::tokens::{token_shares, TokenShare};
+use crate::analyze::{FeatureStats, FolderInfo};
+use crate::collect::format::{ActivationSample, CollectionSummary, FeatureFile};
+
+use super::markdown;
+
+/// Activating tokens listed per feature.
+const TOP_TOKENS_SHOWN: usize = 5;
+
+/// `## Collection Summary`: the original's four totals, then what saectl adds.
+pub fn summary(info: &FolderInfo, summary: Option<&CollectionSummary>) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    match summary {
+        Some(s) => {
+            lines.push(format!(
+                "Total samples seen: {} (activations above the threshold, all features)",
+                s.total_samples_seen
+            ));
+            lines.push(format!("Total samples stored: {}", s.total_samples_stored));
+            lines.push(format!("Features tracked: {}", s.num_features_tracked));
+            lines.push(format!(
+                "Average samples per feature: {:.2}",
+                s.avg_samples_per_feature
+            ));
+        }
+        None => lines.push("No collection summary in this folder: totals unknown".to_string()),
+    }
+    lines.push(format!(
+        "Features in this folder: {} ({} samples)",
+        info.features_in_folder, info.samples_in_folder
+    ));
+    lines.extend(recorded_facts(info));
+    let mut out = String::from("## Collection Summary\n\n");
+    for line in lines {
+        out += &format!("- {line}\n");
+    }
+    out += &source_lines(summary);
+    out.push('\n');
+    out
+}
+
+/// The summary lines only saectl records, for those present.
+fn recorded_facts(info: &FolderInfo) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(d_sae) = info.d_sae {
+        lines.push(format!("SAE width (d_sae): {d_sae}"));
+    }
+    if let Some(tokens) = info.tokens_seen {
+        lines.push(format!("Tokens seen: {tokens}"));
+    }
+    if let Some(excluded) = info.special_tokens_excluded {
+        lines.push(format!("Special tokens excluded: {excluded}"));
+    }
+    if let Some(dead) = info.dead_features {
+        lines.push(format!("Dead features: {dead}"));
+    }
+    if let (Some(threshold), Some(context)) = (info.activation_threshold, info.context_size) {
+        lines.push(format!(
+            "Activation threshold: {threshold}; context size: {context} tokens"
+        ));
+    }
+    lines
+}
+
+/// `- Source:` and one sub-item per provenance key, when the producer recorded any.
+fn source_lines(summary: Option<&CollectionSummary>) -> String {
+    let Some(source) = summary.map(|s| &s.source).filter(|s| !s.is_empty()) else {
+        return String::new();
+    };
+    let mut out = String::from("- Source:\n");
+    for (key, value) in source {
+        let value = match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        out += &format!(
+            "  - {}: {}\n",
+            markdown::inline(key),
+            markdown::inline(&value)
+        );
+    }
+    out
+}
+
+/// `## Top N Most Active Features` and a table whose feature cells link to the sections.
+pub fn overview_table(rows: &[OverviewRow]) -> String {
+    let mut out = format!(
+        "## Top {} Most Active Features\n\nRanked by max activation (ties: lower index first).\n\n",
+        rows.len()
+    );
+    out += "| Rank | Feature | Max | Mean | Std | Activations | Density | Samples | Top token |\n";
+    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |\n";
+    for row in rows {
+        let s = &row.stats;
+        let token = row.top_token.as_ref().map_or(String::new(), token_count);
+        out += &format!(
+            "| {} | [{}](#feature-{}) | {:.4} | {:.4} | {} | {} | {} | {} | {} |\n",
+            row.rank,
+            s.feature,
+            s.feature,
+            s.max_activation,
+            s.mean_activation,
+            fmt_opt(s.std_activation, 4),
+            s.activation_count,
+            fmt_density(s.density),
+            s.samples_stored,
+            token
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// `␣cat ×5`, escaped.
+fn token_count(share: &TokenShare) -> String {
+    format!("{} ×{}", markdown::token(&share.text), share.count)
+}
+
+/// `### Feature F`: statistics, then the top examples, then a rule.
+pub fn feature(stats: &FeatureStats, file: &FeatureFile, examples: usize) -> String {
+    let mut out = format!("### Feature {}\n\n**Statistics:**\n\n", stats.feature);
+    for line in stat_lines(stats, file) {
+        out += &format!("- {line}\n");
+    }
+    let shown: Vec<&ActivationSample> = file.top_samples.iter().take(examples).collect();
+    out += &format!("\n**Top {} Examples:**\n\n", shown.len());
+    for (i, sample) in shown.iter().enumerate() {
+        out += &example(i + 1, sample);
+    }
+    out += "\n---\n\n";
+    out
+}
+
+fn stat_lines(s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
+    let firing = match s.firing_count {
+        Some(count) => format!("{count} (density {})", fmt_density(s.density)),
+        None => "n/a".to_string(),
+    };
+    let tokens: Vec<String> = token_shares(file)
+        .iter()
+        .take(TOP_TOKENS_SHOWN)
+        .map(token_count)
+        .collect();
+    vec![
+        format!("Max activation: {:.4}", s.max_activation),
+        format!("Mean activation: {:.4}", s.mean_activation),
+        format!("Std activation: {}", fmt_opt(s.std_activation, 4)),
+        format!("Min activation: {}", fmt_opt(s.min_activation, 4)),
+        format!("Total activations: {}", s.activation_count),
+        format!("Firing tokens: {firing}"),
+        format!(
+            "Samples stored: {} ({} in this folder)",
+            s.samples_stored, s.samples_in_folder
+        ),
+        format!("Most frequent activating tokens: {}", tokens.join(", ")),
+    ]
+}
+
+/// One numbered example: its numbers on the item line, its marked context below.
+fn example(rank: usize, sample: &ActivationSample) -> String {
+    let marker = format!("{rank}. ");
+    let indent = " ".repeat(marker.len());
+    format!(
+        "{marker}Activation **{:.4}** · token “{}” · position {}\n{indent}- {}\n",
+        sample.activation_value,
+        markdown::token(&sample.text),
+        sample.position,
+        markdown::marked_context(context_parts(sample), &sample.context_text)
+    )
+}
