@@ -5,10 +5,11 @@
 //! [`Document`]s lazily. [`TokenWindows`] tokenizes each document with one BOS in front
 //! ([`DocumentTokenizer`]), packs the token stream into windows as the Python original does,
 //! and yields [`WindowBatch`]es with per-window provenance and running [`PackCounts`].
-//! docs/data.md describes the rules.
+//! docs/data.md describes the rules; [`fixtures`] builds the tiny test tokenizer and corpora.
 
 mod document;
 mod files;
+pub mod fixtures;
 mod hub;
 mod jsonl;
 mod lines;
