@@ -22,6 +22,9 @@ mod tokenize;
 mod txt;
 mod windows;
 
+#[cfg(test)]
+mod tests;
+
 pub use document::{Document, DocumentOrigin, Locator};
 pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
 pub use hub::HubOptions;
