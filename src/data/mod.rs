@@ -1,4 +1,39 @@
-//! Text in, token windows and activations out: text sources, tokenization and packing, and the
-//! activation cache.
+//! Text in, token windows and cached activations out: sources, tokenization, packing into
+//! `[batch, seq_len]`, and the activation cache.
+//!
+//! A [`DataSource`] resolves `--dataset` (a `.txt`, `.jsonl` or `.parquet` file, a folder of
+//! them, or a Hugging Face dataset repo) to an ordered list of files and streams their
+//! [`Document`]s lazily. [`TokenWindows`] tokenizes each document with one BOS in front
+//! ([`DocumentTokenizer`]), packs the token stream into windows as the Python original does,
+//! and yields [`WindowBatch`]es with per-window provenance and running [`PackCounts`].
+//! docs/data.md describes the rules; [`fixtures`] builds the tiny test tokenizer and corpora.
+//! [`cache`] stores model activations on disk so one forward pass serves many SAE runs.
 
 pub mod cache;
+mod document;
+mod files;
+pub mod fixtures;
+mod hub;
+mod jsonl;
+mod lines;
+mod pack;
+mod packer;
+mod parquet;
+mod source;
+mod split;
+mod tokenize;
+mod txt;
+mod windows;
+
+#[cfg(test)]
+mod tests;
+
+pub use document::{Document, DocumentOrigin, Locator};
+pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
+pub use hub::HubOptions;
+pub use pack::{BatchEnd, PackConfig, PackCounts, WindowBatch, WindowOrigin};
+pub use source::{DataSource, DocumentStream, SourceFile, SourceOptions, SourceSummary};
+pub use split::{glob_match, select_shards, ShardSelection};
+pub use tokenize::{Bos, DocumentTokenizer};
+pub use txt::TxtDocuments;
+pub use windows::TokenWindows;
