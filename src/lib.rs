@@ -9,5 +9,6 @@
 pub mod analyze;
 pub mod cli;
 pub mod collect;
+pub mod model;
 pub mod report;
 pub mod util;
