@@ -194,7 +194,7 @@ impl Gemma2 {
             );
         }
         let ctx = self.pass_context(seq)?;
-        let resid = activation.to_dtype(self.dtype)?;
+        let resid = activation.to_device(&self.device)?.to_dtype(self.dtype)?;
         let stream = Stream {
             resid,
             branch: None,

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context};
 use hf_hub::api::sync::{Api, ApiBuilder};
-use hf_hub::{Repo, RepoType};
+use hf_hub::{Cache, Repo, RepoType};
 
 /// Where and how to reach the Hub. Build it with [`HubSettings::from_env`].
 #[derive(Clone, Debug)]
@@ -172,8 +172,9 @@ impl HubRepo {
         if let Some(api) = self.api.get() {
             return Ok(api);
         }
-        let mut builder = ApiBuilder::new()
-            .with_cache_dir(self.settings.cache_dir.clone())
+        // `from_cache`, not `new`: `new` looks up the home folder and panics without one.
+        let cache = Cache::new(self.settings.cache_dir.clone());
+        let mut builder = ApiBuilder::from_cache(cache)
             .with_token(self.settings.token.clone())
             .with_progress(self.settings.progress);
         if let Some(endpoint) = &self.settings.endpoint {

@@ -200,3 +200,29 @@ fn the_reference_detects_the_known_gemma2_mistakes() {
         assert!(error > 1e-3, "{what}: error {error:e} would pass");
     }
 }
+
+/// bf16 (the GPU default) runs every step and stays near the f32 reference: a smoke test of the
+/// dtype plumbing (norms and softmax in f32, tables cast), not a parity claim.
+#[test]
+fn bf16_stays_close_to_the_reference() {
+    use saectl::model::{load_model, LoadOptions, ModelSource};
+    let options = LoadOptions {
+        device: candle_core::Device::Cpu,
+        dtype: candle_core::DType::BF16,
+        layers: None,
+    };
+    let hub = crate::common::offline_hub(std::path::Path::new("/nonexistent"));
+    let source = ModelSource::Local(crate::common::fixture_dir());
+    let model = load_model(&source, &options, &hub).unwrap().model;
+    let reference = reference();
+    let ids = input_ids(&reference);
+    let hook: HookPoint = "blocks.3.hook_resid_post".parse().unwrap();
+    let act = model.forward_to_hook(&ids, &hook).unwrap();
+    assert_eq!(act.dtype(), candle_core::DType::BF16);
+    let act = act.to_dtype(candle_core::DType::F32).unwrap();
+    let error = relative_error(&act, &reference[&hook.to_string()]);
+    println!("bf16 relative error at {hook}: {error:.2e}");
+    assert!(error < 0.1, "bf16 error {error:e}");
+    let logits = model.logits(&ids).unwrap();
+    assert_eq!(logits.dims(), &[2, 24, 256]);
+}
