@@ -66,6 +66,10 @@ impl Gemma2 {
     /// blocks `0..n_layers`; the final norm and head are loaded only when `n_layers` is all of
     /// them. Missing tensors and wrong shapes are errors.
     pub fn new(config: &Gemma2Config, n_layers: usize, vb: VarBuilder) -> Result<Self> {
+        // The fields are public: a hand-built config must not reach an index out of range.
+        config
+            .validate()
+            .map_err(|e| candle_core::Error::Msg(format!("invalid Gemma-2 config: {e}")))?;
         let total = config.num_hidden_layers;
         if n_layers == 0 || n_layers > total {
             bail!("cannot load {n_layers} layers of a model with {total}");
