@@ -10,5 +10,6 @@ pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod data;
+pub mod model;
 pub mod report;
 pub mod util;

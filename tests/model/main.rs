@@ -1,0 +1,8 @@
+//! Model tests on CPU fixtures: parity with Hugging Face on the tiny Gemma-2, early stopping
+//! and splicing, loading from a directory and from a fake (offline) Hugging Face cache, and
+//! the published Gemma-2 configs.
+
+mod common;
+mod configs;
+mod loading;
+mod parity;
