@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+pub mod cache;
 pub mod collect;
 pub mod collector_args;
+pub mod data_args;
+pub mod model_args;
 pub mod output;
 pub mod progress;
 pub mod report;
@@ -34,6 +37,8 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write the Markdown interpretability report of a samples folder.
     Report(report::ReportArgs),
+    /// Run the model to a hook point over a corpus and store the activations for reuse.
+    Cache(cache::CacheArgs),
 }
 
 /// Entry point of the binary.
@@ -56,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collect(args) => collect::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
+        Command::Cache(args) => cache::run(args),
     }
 }

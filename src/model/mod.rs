@@ -19,4 +19,6 @@ pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, Resol
 pub use gemma2::Gemma2;
 pub use hook_point::{HookPoint, HookPointError, HookSite};
 pub use hub::{HubRepo, HubSettings};
-pub use loading::{load_model, read_config, LoadOptions, LoadedModel, ModelFiles, ModelSource};
+pub use loading::{
+    load_model, locate, read_config, LoadOptions, LoadedModel, ModelFiles, ModelSource,
+};

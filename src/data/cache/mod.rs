@@ -9,10 +9,12 @@
 //! resumes after the last complete shard: the token stream is deterministic, and the writer
 //! tells the producer how many sequences to skip.
 
+mod build;
 mod index;
 mod reader;
 mod writer;
 
+pub use build::fill_cache;
 pub use index::{
     CacheDtype, CacheIndex, CacheSpec, ShardEntry, CACHE_INDEX_FILE, CACHE_TOKENIZER_FILE,
 };

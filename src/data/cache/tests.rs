@@ -111,9 +111,17 @@ fn bad_input_is_refused_with_a_clear_error() {
         format!("{:#}", writer.push(&[0; 6], &nan).unwrap_err()).contains("24 activations are NaN")
     );
     writer.finish(false).unwrap();
+    // Nothing was stored: opening it is an error, and new settings simply start it afresh.
+    let err = ActivationCache::open(&path).unwrap_err();
+    assert!(format!("{err:#}").contains("holds no sequences"));
     let mut other = spec(CacheDtype::F32);
     other.hook_point = "blocks.0.hook_resid_post".into();
-    let err = CacheWriter::create_or_resume(&path, other, 4, None)
+    let mut writer = CacheWriter::create_or_resume(&path, other, 4, None).unwrap();
+    let (tokens, acts) = batch(0);
+    writer.push(&tokens, &acts).unwrap();
+    writer.finish(false).unwrap();
+    // With sequences stored, other settings are refused, in one line naming the field.
+    let err = CacheWriter::create_or_resume(&path, spec(CacheDtype::F32), 4, None)
         .err()
         .unwrap();
     let message = format!("{err:#}");
@@ -121,8 +129,6 @@ fn bad_input_is_refused_with_a_clear_error() {
         message.contains("hook_point") && !message.contains('\n'),
         "{message}"
     );
-    let err = ActivationCache::open(&path).unwrap_err();
-    assert!(format!("{err:#}").contains("holds no sequences"));
     assert!(ActivationCache::open(&dir.path().join("missing")).is_err());
     std::fs::write(dir.path().join("junk"), b"x").unwrap();
     assert!(CacheWriter::create_or_resume(dir.path(), spec(CacheDtype::F32), 4, None).is_err());

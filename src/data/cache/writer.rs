@@ -34,7 +34,7 @@ impl CacheWriter {
             bail!("sequences per shard must be at least 1");
         }
         let index = if dir.join(CACHE_INDEX_FILE).exists() {
-            resume_index(dir, &spec)?
+            resume_index(dir, spec)?
         } else {
             create_index(dir, spec, tokenizer)?
         };
@@ -184,9 +184,17 @@ fn create_index(dir: &Path, spec: CacheSpec, tokenizer: Option<&Path>) -> Result
     Ok(index)
 }
 
-fn resume_index(dir: &Path, spec: &CacheSpec) -> Result<CacheIndex> {
-    let index = CacheIndex::load(dir)?;
-    let differences = spec_differences(&index.spec, spec);
+fn resume_index(dir: &Path, spec: CacheSpec) -> Result<CacheIndex> {
+    let mut index = CacheIndex::load(dir)?;
+    if index.num_sequences == 0 {
+        // An earlier run failed before writing anything (wrong corpus, say): nothing to lose,
+        // so the corrected settings start it afresh.
+        index.spec = spec;
+        index.complete = false;
+        index.save(dir)?;
+        return Ok(index);
+    }
+    let differences = spec_differences(&index.spec, &spec);
     if !differences.is_empty() {
         bail!(
             "{} holds a cache made with other settings ({}); use another --out or the same settings",

@@ -3,7 +3,7 @@
 //! features, five sentences): every view in text and JSON, the SVG, the report against its
 //! golden file, and the bad inputs that must end in one `error:` line and exit code 1.
 //!
-//! `SAECTL_UPDATE_GOLDEN=1 cargo test --test analyze_report_cli` rewrites tests/golden/.
+//! `SAECTL_UPDATE_GOLDEN=1 cargo test --test cli` rewrites tests/golden/.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

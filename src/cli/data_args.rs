@@ -1,0 +1,78 @@
+//! `--dataset` and how its text becomes token windows: shared by every command that reads text.
+
+use clap::Args;
+
+use crate::data::{HubOptions, PackConfig, SourceOptions, TxtDocuments};
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Text")]
+pub struct DataArgs {
+    /// A .txt, .jsonl or .parquet file, a folder of them, or a Hugging Face dataset repo id
+    /// (`org/name`), streamed shard by shard.
+    #[arg(long, value_name = "PATH|REPO")]
+    pub dataset: String,
+
+    /// JSON field or parquet column holding the text.
+    #[arg(long, default_value = "text", value_name = "NAME")]
+    pub text_field: String,
+
+    /// How a .txt file splits into documents: paragraph (blank-line separated), line, or file.
+    #[arg(long, default_value = "paragraph", value_name = "UNIT")]
+    pub txt_documents: TxtDocuments,
+
+    /// Hub datasets: the split to read.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+
+    /// Hub datasets: the configuration (subset) to read.
+    #[arg(long)]
+    pub config: Option<String>,
+
+    /// Hub datasets: a glob over repo paths, replacing split and config selection.
+    #[arg(long, value_name = "GLOB")]
+    pub data_files: Option<String>,
+
+    /// Hub datasets: branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+
+    /// Tokens to process (rounded up to whole sequences).
+    #[arg(long, value_name = "N")]
+    pub num_tokens: u64,
+
+    /// Tokens per sequence (one BOS per document; documents are packed across rows).
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub seq_len: usize,
+
+    /// Sequences per model forward pass.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub model_batch_size: usize,
+}
+
+impl DataArgs {
+    pub fn source_options(&self) -> SourceOptions {
+        SourceOptions {
+            text_field: self.text_field.clone(),
+            txt_documents: self.txt_documents,
+            split: self.split.clone(),
+            config: self.config.clone(),
+            data_files: self.data_files.clone(),
+            revision: self.revision.clone(),
+        }
+    }
+
+    pub fn hub_options(&self) -> HubOptions {
+        HubOptions::from_env()
+    }
+
+    /// Packing for a run that starts after `start_window` windows already done.
+    pub fn pack_config(&self, start_window: u64) -> anyhow::Result<PackConfig> {
+        let config = PackConfig {
+            num_tokens: Some(self.num_tokens),
+            start_window,
+            ..PackConfig::new(self.model_batch_size, self.seq_len)
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,6 @@
+//! The one integration binary: the real `saectl` driven as a user would, on tiny CPU fixtures
+//! the project makes itself (no network, no Python).
+
+mod analyze_report;
+mod basics;
+mod cache;
