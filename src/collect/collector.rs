@@ -48,6 +48,20 @@ impl Default for FeatureState {
     }
 }
 
+/// Asks the CPU to start loading `value`'s cache line (a hint: no effect on results).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults, and the pointer comes from a reference.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// One activation of one sequence that may become a sample.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
@@ -72,6 +86,8 @@ pub struct Collector {
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
     poisoned: Option<String>,
     candidates: Vec<Candidate>,
+    /// Scratch: one token's interesting `(feature, value)` pairs.
+    hits: Vec<(u32, f32)>,
 }
 
 /// A feature's statistics and samples, read out of a collector.
@@ -112,6 +128,7 @@ impl Collector {
             special_tokens_excluded: 0,
             poisoned: None,
             candidates: Vec::new(),
+            hits: Vec::new(),
             config,
         })
     }
@@ -250,6 +267,8 @@ impl Collector {
         // "Interesting": firing (> 0), above the threshold, or NaN. `!(v <= floor)` is true
         // for all three and compiles to one vector compare per block.
         let floor = self.config.sample_activation_threshold.min(0.0);
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
         let mut blocks = acts.chunks_exact(BLOCK);
         for (block_index, block) in blocks.by_ref().enumerate() {
             // One bit per interesting lane; the compare and the mask vectorise, and walking
@@ -260,16 +279,18 @@ impl Collector {
             while mask != 0 {
                 let lane = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                self.observe((block_index * BLOCK + lane) as u32, block[lane], position)?;
+                hits.push(((block_index * BLOCK + lane) as u32, block[lane]));
             }
         }
         let tail_start = acts.len() - blocks.remainder().len();
         for (i, &v) in blocks.remainder().iter().enumerate() {
             if above_or_nan(v, floor) {
-                self.observe((tail_start + i) as u32, v, position)?;
+                hits.push(((tail_start + i) as u32, v));
             }
         }
-        Ok(())
+        let result = self.observe_all(&hits, position);
+        self.hits = hits;
+        result
     }
 
     #[inline]
@@ -279,11 +300,28 @@ impl Collector {
         values: &[f32],
         position: u32,
     ) -> std::result::Result<(), u32> {
+        for &feature in indices {
+            prefetch(&self.state[feature as usize]);
+        }
         for (&feature, &v) in indices.iter().zip(values) {
             // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
             if above_or_nan(v, 0.0) {
                 self.observe(feature, v, position)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Observes one token's hits. Their features' state lines are fetched first, all at
+    /// once, so the cache misses overlap instead of queueing one behind the other (the state
+    /// of 16k features does not stay in cache while activations stream past).
+    #[inline]
+    fn observe_all(&mut self, hits: &[(u32, f32)], position: u32) -> std::result::Result<(), u32> {
+        for &(feature, _) in hits {
+            prefetch(&self.state[feature as usize]);
+        }
+        for &(feature, value) in hits {
+            self.observe(feature, value, position)?;
         }
         Ok(())
     }
