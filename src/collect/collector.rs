@@ -33,10 +33,10 @@ fn above_or_nan(v: f32, floor: f32) -> bool {
 /// statistics of 16k features do not stay in L2 while activations stream past).
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
-struct FeatureState {
-    moments: FeatureMoments,
+pub(super) struct FeatureState {
+    pub(super) moments: FeatureMoments,
     /// `top[f].floor()` cached: candidates below it cannot enter the store.
-    admit_floor: f32,
+    pub(super) admit_floor: f32,
 }
 
 impl Default for FeatureState {
@@ -73,16 +73,16 @@ struct Candidate {
 /// Exact per-feature top-k samples and streaming statistics. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Collector {
-    config: CollectorConfig,
-    d_sae: usize,
+    pub(super) config: CollectorConfig,
+    pub(super) d_sae: usize,
     /// `is_special[token]` for token ids up to the largest special id.
-    is_special: Vec<bool>,
+    pub(super) is_special: Vec<bool>,
     /// Per feature: statistics and the store's admission floor, one cache line each.
-    state: Vec<FeatureState>,
-    top: Vec<TopSamples>,
-    tokens_seen: u64,
-    sequences_seen: u64,
-    special_tokens_excluded: u64,
+    pub(super) state: Vec<FeatureState>,
+    pub(super) top: Vec<TopSamples>,
+    pub(super) tokens_seen: u64,
+    pub(super) sequences_seen: u64,
+    pub(super) special_tokens_excluded: u64,
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
     poisoned: Option<String>,
     candidates: Vec<Candidate>,

@@ -15,6 +15,7 @@ mod exact_sum;
 mod folder_read;
 mod folder_write;
 pub mod format;
+mod state;
 mod top_samples;
 
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
@@ -22,6 +23,7 @@ pub use collector::{Collector, FeatureSummary};
 pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::SamplesFolder;
 pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use state::STATE_FILE_NAME;
 pub use top_samples::StoredSample;
 
 #[cfg(test)]

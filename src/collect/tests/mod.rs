@@ -3,4 +3,5 @@
 
 mod behaviour;
 mod reference;
+mod state;
 mod support;

@@ -1,0 +1,135 @@
+//! The collector state file: saved and loaded, a collector is unchanged — statistics to the
+//! bit, every kept sample — and keeps ingesting and merging exactly as the original would.
+
+use super::support::{dense, ingest_dense, SplitMix};
+use crate::collect::{Collector, CollectorConfig, STATE_FILE_NAME};
+
+fn random_collector(seed: u64, first_sequence: u64, config: CollectorConfig) -> Collector {
+    let mut rng = SplitMix(seed);
+    let mut collector = Collector::new(config, 12, &[2]).unwrap();
+    for batch in 0..6u64 {
+        let tokens: Vec<u32> = (0..40)
+            .map(|_| {
+                if rng.below(9) == 0 {
+                    2
+                } else {
+                    rng.below(30) as u32 + 3
+                }
+            })
+            .collect();
+        let hits: Vec<_> = (0..60)
+            .map(|_| {
+                (
+                    rng.below(4) as usize,
+                    rng.below(10) as usize,
+                    rng.below(12) as usize,
+                    rng.next_f32() * 2.0,
+                )
+            })
+            .collect();
+        ingest_dense(
+            &mut collector,
+            &tokens,
+            10,
+            &dense(4, 10, 12, &hits),
+            first_sequence + batch * 4,
+        );
+    }
+    collector
+}
+
+fn assert_same(a: &Collector, b: &Collector) {
+    assert_eq!(
+        (
+            a.tokens_seen(),
+            a.sequences_seen(),
+            a.special_tokens_excluded()
+        ),
+        (
+            b.tokens_seen(),
+            b.sequences_seen(),
+            b.special_tokens_excluded()
+        )
+    );
+    assert_eq!(a.special_tokens(), b.special_tokens());
+    assert_eq!(a.config(), b.config());
+    for f in 0..a.d_sae() as u32 {
+        assert_eq!(a.statistics(f), b.statistics(f), "feature {f}");
+        assert_eq!(a.top_samples(f), b.top_samples(f), "feature {f}");
+    }
+}
+
+#[test]
+fn a_saved_and_loaded_collector_is_unchanged() {
+    for config in [
+        CollectorConfig::default(),
+        CollectorConfig {
+            max_samples_per_feature: 3,
+            sample_context_size: 0,
+            ..CollectorConfig::original()
+        },
+    ] {
+        let collector = random_collector(5, 0, config);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_FILE_NAME);
+        collector.save_state(&path).unwrap();
+        assert_same(&Collector::load_state(&path).unwrap(), &collector);
+    }
+}
+
+#[test]
+fn loaded_states_keep_collecting_and_merge_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (left, right) = (
+        random_collector(1, 0, CollectorConfig::default()),
+        random_collector(2, 24, CollectorConfig::default()),
+    );
+    left.save_state(&dir.path().join("left")).unwrap();
+    right.save_state(&dir.path().join("right")).unwrap();
+    let mut merged = Collector::load_state(&dir.path().join("left")).unwrap();
+    merged
+        .merge(&Collector::load_state(&dir.path().join("right")).unwrap())
+        .unwrap();
+    let mut expected = left.clone();
+    expected.merge(&right).unwrap();
+    assert_same(&merged, &expected);
+    // Resume: more batches into the loaded collector equal more batches into the original.
+    let mut resumed = Collector::load_state(&dir.path().join("left")).unwrap();
+    let mut uninterrupted = left;
+    for collector in [&mut resumed, &mut uninterrupted] {
+        ingest_dense(
+            collector,
+            &[7; 20],
+            10,
+            &dense(2, 10, 12, &[(0, 3, 5, 9.0), (1, 4, 6, 0.5)]),
+            100,
+        );
+    }
+    assert_same(&resumed, &uninterrupted);
+}
+
+#[test]
+fn corrupt_and_truncated_states_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    random_collector(3, 0, CollectorConfig::default())
+        .save_state(&path)
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let truncated = format!("{:#}", Collector::load_state(&path).unwrap_err());
+    assert!(
+        truncated.contains(STATE_FILE_NAME) && truncated.contains("not a valid collector state"),
+        "{truncated}"
+    );
+    std::fs::write(&path, b"{not safetensors").unwrap();
+    assert!(format!("{:#}", Collector::load_state(&path).unwrap_err()).contains(STATE_FILE_NAME));
+    let missing = format!(
+        "{:#}",
+        Collector::load_state(&dir.path().join("nope")).unwrap_err()
+    );
+    assert!(
+        missing.contains("failed to read collector state"),
+        "{missing}"
+    );
+}
