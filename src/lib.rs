@@ -11,4 +11,5 @@ pub mod cli;
 pub mod collect;
 pub mod data;
 pub mod report;
+pub mod sae;
 pub mod util;
