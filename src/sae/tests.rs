@@ -11,7 +11,7 @@ use super::import::{self, load_any, SaeFormat};
 use super::*;
 
 /// f32 against the f64 numpy reference on values of order 1.
-const TOL: f32 = 2e-5;
+const TOL: f32 = 1e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sae")

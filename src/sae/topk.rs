@@ -183,9 +183,10 @@ pub fn batch_topk_host(mut data: Vec<f32>, k_total: usize) -> Vec<f32> {
 /// The device method: the exact `k_total`-th largest value by bisection on its f32 key, then a
 /// mask. Public to the crate so that tests run it on the CPU too.
 pub(crate) fn batch_topk_bisection(xs: &Tensor, k_total: usize) -> Result<Tensor> {
-    let flat = xs.flatten_all()?;
-    let min = flat.min(0)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-    let max = flat.max(0)?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    // Compare in f32: a cut rounded to bf16/f16 would no longer be one of the values.
+    let flat = xs.flatten_all()?.to_dtype(DType::F32)?;
+    let min = flat.min(0)?.to_scalar::<f32>()?;
+    let max = flat.max(0)?.to_scalar::<f32>()?;
     let count_ge = |t: f32| -> Result<usize> {
         let count = flat.ge(t)?.to_dtype(DType::U32)?.sum_all()?;
         Ok(count.to_scalar::<u32>()? as usize)
@@ -200,8 +201,11 @@ pub(crate) fn batch_topk_bisection(xs: &Tensor, k_total: usize) -> Result<Tensor
             hi = mid - 1;
         }
     }
-    let cut = key_f32(lo);
-    xs.broadcast_mul(&xs.ge(cut)?.to_dtype(xs.dtype())?)
+    let keep = flat
+        .ge(key_f32(lo))?
+        .to_dtype(xs.dtype())?
+        .reshape(xs.shape())?;
+    xs * keep
 }
 
 /// Order-preserving map from f32 to u32: `a < b` ⇔ `key(a) < key(b)` for non-NaN values.
