@@ -12,4 +12,5 @@ pub mod collect;
 pub mod data;
 pub mod model;
 pub mod report;
+pub mod sae;
 pub mod util;

@@ -1,0 +1,24 @@
+//! Sparse autoencoders: the architectures (math only), their checkpoints, and imports.
+//!
+//! One closed enum, [`SaeKind`], names the architectures; an [`Sae`] is a validated
+//! [`SaeConfig`] plus [`SaeWeights`] under SAELens's tensor names. Encoding is always inference
+//! mode ([`Sae::encode`], or [`Sae::encode_sparse`] for the collector's CSR input); top-k never
+//! sorts a full row on the device ([`topk`]). [`checkpoint`] reads and writes saectl's own
+//! folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders and Gemma
+//! Scope `params.npz`. The exact math and formats are in `docs/sae.md`.
+
+pub mod checkpoint;
+mod config;
+mod encode;
+pub mod import;
+mod sparse;
+pub mod topk;
+mod weights;
+
+pub use config::{dtype_name, Normalization, SaeConfig, SaeKind};
+pub use encode::{Denorm, Sae};
+pub use sparse::SparseActs;
+pub use weights::SaeWeights;
+
+#[cfg(test)]
+mod tests;
