@@ -47,6 +47,9 @@ pub struct CacheArgs {
 }
 
 pub fn run(args: CacheArgs) -> Result<()> {
+    let model_id = args.model.require_model("cache")?.to_string();
+    let (dataset, _) = args.data.require("cache")?;
+    let dataset = dataset.to_string();
     let pack_check = args.data.pack_config(0)?;
     let total_windows = pack_check.window_limit().unwrap_or(0);
     let hooked = args.model.load_for_hook(&args.hook)?;
@@ -54,13 +57,13 @@ pub fn run(args: CacheArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
     let source = DataSource::resolve(
-        &args.data.dataset,
+        &dataset,
         &args.data.source_options(),
         &args.data.hub_options(),
     )?;
     let model = &hooked.loaded.model;
     let spec = CacheSpec {
-        model: args.model.model.clone(),
+        model: model_id,
         hook_point: hooked.hook.to_string(),
         d_in: model.d_model(),
         seq_len: args.data.seq_len,
@@ -93,13 +96,13 @@ pub fn run(args: CacheArgs) -> Result<()> {
         hooked.tokenizer.clone(),
         args.data.pack_config(done)?,
     )
-    .with_context(|| format!("cannot read text from {}", args.data.dataset))?;
+    .with_context(|| format!("cannot read text from {dataset}"))?;
     let bar = token_bar((total_windows - done) * args.data.seq_len as u64, "caching");
     let started = Instant::now();
     let written = fill_cache(model, &hooked.hook, &mut windows, &mut writer, |tokens| {
         bar.inc(tokens)
     })
-    .with_context(|| format!("caching {} failed", args.data.dataset))?;
+    .with_context(|| format!("caching {dataset} failed"))?;
     bar.finish_and_clear();
     let index = writer.finish(true)?;
     let counts = windows.counts();
@@ -121,7 +124,7 @@ pub fn run(args: CacheArgs) -> Result<()> {
     if index.num_sequences == 0 {
         anyhow::bail!(
             "the corpus {} produced no complete sequence of {} tokens",
-            args.data.dataset,
+            dataset,
             args.data.seq_len
         );
     }
@@ -142,7 +145,10 @@ fn source_description(
     source: &DataSource,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut map = serde_json::Map::new();
-    map.insert("dataset".into(), data.dataset.clone().into());
+    map.insert(
+        "dataset".into(),
+        data.dataset.clone().unwrap_or_default().into(),
+    );
     map.insert("text_field".into(), data.text_field.clone().into());
     map.insert(
         "txt_documents".into(),

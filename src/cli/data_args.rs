@@ -10,7 +10,7 @@ pub struct DataArgs {
     /// A .txt, .jsonl or .parquet file, a folder of them, or a Hugging Face dataset repo id
     /// (`org/name`), streamed shard by shard.
     #[arg(long, value_name = "PATH|REPO")]
-    pub dataset: String,
+    pub dataset: Option<String>,
 
     /// JSON field or parquet column holding the text.
     #[arg(long, default_value = "text", value_name = "NAME")]
@@ -38,7 +38,7 @@ pub struct DataArgs {
 
     /// Tokens to process (rounded up to whole sequences).
     #[arg(long, value_name = "N")]
-    pub num_tokens: u64,
+    pub num_tokens: Option<u64>,
 
     /// Tokens per sequence (one BOS per document; documents are packed across rows).
     #[arg(long, default_value_t = 128, value_name = "N")]
@@ -50,6 +50,18 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// `--dataset` and `--num-tokens`, or an error saying the command needs them.
+    pub fn require(&self, command: &str) -> anyhow::Result<(&str, u64)> {
+        use anyhow::Context;
+        let dataset = self.dataset.as_deref().with_context(|| {
+            format!("`saectl {command}` needs --dataset (a file, folder or Hugging Face dataset)")
+        })?;
+        let num_tokens = self
+            .num_tokens
+            .with_context(|| format!("`saectl {command}` needs --num-tokens"))?;
+        Ok((dataset, num_tokens))
+    }
+
     pub fn source_options(&self) -> SourceOptions {
         SourceOptions {
             text_field: self.text_field.clone(),
@@ -68,7 +80,7 @@ impl DataArgs {
     /// Packing for a run that starts after `start_window` windows already done.
     pub fn pack_config(&self, start_window: u64) -> anyhow::Result<PackConfig> {
         let config = PackConfig {
-            num_tokens: Some(self.num_tokens),
+            num_tokens: self.num_tokens,
             start_window,
             ..PackConfig::new(self.model_batch_size, self.seq_len)
         };

@@ -18,7 +18,7 @@ pub struct ModelArgs {
     /// config.json, tokenizer.json and safetensors weights. HF_TOKEN, HF_HOME, HF_HUB_CACHE and
     /// HF_HUB_OFFLINE=1 are honoured.
     #[arg(long, value_name = "REPO|DIR")]
-    pub model: String,
+    pub model: Option<String>,
 
     /// auto (a GPU when this build has one and it is usable, else the CPU), cpu, cuda[:N], metal[:N].
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
@@ -44,9 +44,17 @@ pub struct HookedModel {
 }
 
 impl ModelArgs {
+    /// The `--model` value, or an error saying the command needs it.
+    pub fn require_model(&self, command: &str) -> Result<&str> {
+        self.model.as_deref().with_context(|| {
+            format!("`saectl {command}` needs --model (a Hugging Face repo id or a local folder)")
+        })
+    }
+
     /// Loads blocks `0..=L` of the model for `hook`, after checking the hook against its config.
     pub fn load_for_hook(&self, hook: &str) -> Result<HookedModel> {
-        let source: ModelSource = self.model.parse()?;
+        let model = self.model.as_deref().context("no --model given")?;
+        let source: ModelSource = model.parse()?;
         let hub = HubSettings::from_env()?;
         let hook: HookPoint = hook.parse()?;
         let config_files = locate(&source, Some(1), &hub)?;
@@ -62,13 +70,12 @@ impl ModelArgs {
         let loaded = load_model(&source, &options, &hub)?;
         let tokenizer_path = match (&self.tokenizer, &loaded.files.tokenizer) {
             (Some(path), _) | (None, Some(path)) => path.clone(),
-            (None, None) => anyhow::bail!(
-                "{} has no tokenizer.json; give one with --tokenizer",
-                self.model
-            ),
+            (None, None) => {
+                anyhow::bail!("{model} has no tokenizer.json; give one with --tokenizer")
+            }
         };
         let tokenizer = DocumentTokenizer::from_file(&tokenizer_path, Bos::FromTokenizer)
-            .with_context(|| format!("cannot use the tokenizer of {}", self.model))?;
+            .with_context(|| format!("cannot use the tokenizer of {model}"))?;
         Ok(HookedModel {
             loaded,
             hook,

@@ -16,6 +16,7 @@ mod folder_read;
 mod folder_write;
 pub mod format;
 mod state;
+mod sweep;
 mod top_samples;
 
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
@@ -24,6 +25,7 @@ pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::SamplesFolder;
 pub use folder_write::{write_samples_folder, TokenDecoder};
 pub use state::STATE_FILE_NAME;
+pub use sweep::{collect_batch, sweep_cache, sweep_model, TokenizerDecoder};
 pub use top_samples::StoredSample;
 
 #[cfg(test)]

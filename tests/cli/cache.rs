@@ -8,9 +8,9 @@ use candle_core::{DType, Device, Tensor};
 use saectl::data::cache::ActivationCache;
 use saectl::model::{load_model, HookPoint, HubSettings, LoadOptions, ModelSource};
 
-const HOOK: &str = "blocks.2.hook_resid_post";
+pub const HOOK: &str = "blocks.2.hook_resid_post";
 
-fn fixture(path: &str) -> String {
+pub fn fixture(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(path)
@@ -19,7 +19,7 @@ fn fixture(path: &str) -> String {
 }
 
 /// Runs `saectl cache` on the fixtures; `overrides` replace the value of a flag.
-fn cache(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Output {
+pub fn cache(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Output {
     let num_tokens = num_tokens.to_string();
     let out = out.to_string_lossy().into_owned();
     let (model, tokenizer, dataset) = (
@@ -73,7 +73,7 @@ fn read_all(dir: &Path) -> (Vec<u32>, Vec<f32>) {
     (tokens, values)
 }
 
-fn assert_ok(output: &Output) {
+pub fn assert_ok(output: &Output) {
     assert!(
         output.status.success(),
         "saectl failed: {}",
@@ -158,7 +158,7 @@ fn extending_and_resuming_equal_one_run() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to do"));
 }
 
-fn assert_one_line_error(output: &Output, needle: &str) {
+pub fn assert_one_line_error(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();

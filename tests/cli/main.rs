@@ -4,3 +4,4 @@
 mod analyze_report;
 mod basics;
 mod cache;
+mod collect;

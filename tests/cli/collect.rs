@@ -1,0 +1,280 @@
+//! `saectl collect` on the tiny Gemma-2 with a random TopK SAE: from a cache it equals a
+//! brute-force computation; live, from a cache, and resumed it writes the same folder; bad
+//! input fails in one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device};
+use saectl::collect::format::FeatureFile;
+use saectl::collect::SamplesFolder;
+use saectl::data::cache::ActivationCache;
+use saectl::sae::checkpoint::{save, CheckpointMeta};
+use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
+
+use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};
+
+const D_SAE: usize = 48;
+const K: usize = 4;
+const SEQ_LEN: usize = 16;
+const MAX_SAMPLES: usize = 6;
+
+fn write_sae(dir: &Path, d_in: usize) -> Sae {
+    let mut config = SaeConfig::new(SaeKind::TopK, d_in, D_SAE, Some(K));
+    config.hook_name = Some(HOOK.to_string());
+    let weights = SaeWeights::init(&config, 7, &Device::Cpu).unwrap();
+    let sae = Sae::new(config.clone(), weights).unwrap();
+    save(dir, &sae, &CheckpointMeta::new(config)).unwrap();
+    sae
+}
+
+fn collect(checkpoint: &Path, out: &Path, source: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_saectl"))
+        .args([
+            "collect",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--max-samples-per-feature",
+            &MAX_SAMPLES.to_string(),
+            "--samples-per-feature-to-save",
+            &MAX_SAMPLES.to_string(),
+        ])
+        .args([
+            "--top-features-to-save",
+            &D_SAE.to_string(),
+            "--sample-activation-threshold",
+            "0.0",
+            "--device",
+            "cpu",
+        ])
+        .args(source)
+        .output()
+        .expect("saectl runs")
+}
+
+fn live_args(num_tokens: u64) -> Vec<String> {
+    let args = [
+        "--model",
+        &fixture("tiny-gemma2"),
+        "--tokenizer",
+        &fixture("tokenizer/tokenizer.json"),
+        "--dataset",
+        &fixture("corpus/tiny.jsonl"),
+        "--num-tokens",
+        &num_tokens.to_string(),
+        "--seq-len",
+        &SEQ_LEN.to_string(),
+        "--model-batch-size",
+        "3",
+    ]
+    .map(String::from);
+    args.to_vec()
+}
+
+/// Per feature: (activation, sequence, position) of the best `MAX_SAMPLES` activations above 0
+/// over non-special tokens, deduplicated per sequence within ±ctx/2 = 10, computed by encoding
+/// every cached token densely and sorting.
+fn brute_force(cache_dir: &Path, sae: &Sae) -> Vec<Vec<(f32, u64, u32)>> {
+    let cache = ActivationCache::open(cache_dir).unwrap();
+    let specials = &cache.index().spec.special_token_ids;
+    let mut candidates: Vec<Vec<(f32, u64, u32)>> = vec![Vec::new(); D_SAE];
+    let mut sequence = 0u64;
+    for shard in cache.shards() {
+        let shard = shard.unwrap();
+        let xs = shard
+            .activations
+            .to_dtype(DType::F32)
+            .unwrap()
+            .reshape((shard.num_sequences * SEQ_LEN, 64))
+            .unwrap();
+        let dense = sae.encode(&xs).unwrap().to_vec2::<f32>().unwrap();
+        for (token, row) in dense.iter().enumerate() {
+            let (seq, pos) = (
+                sequence + (token / SEQ_LEN) as u64,
+                (token % SEQ_LEN) as u32,
+            );
+            if specials.contains(&shard.tokens[token]) {
+                continue;
+            }
+            for (f, &v) in row.iter().enumerate() {
+                if v > 0.0 {
+                    candidates[f].push((v, seq, pos));
+                }
+            }
+        }
+        sequence += shard.num_sequences as u64;
+    }
+    candidates
+        .into_iter()
+        .map(|mut list| {
+            list.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+            let mut kept: Vec<(f32, u64, u32)> = Vec::new();
+            for c in list {
+                if !kept.iter().any(|k| k.1 == c.1 && k.2.abs_diff(c.2) <= 10) {
+                    kept.push(c);
+                }
+            }
+            kept.truncate(MAX_SAMPLES);
+            kept
+        })
+        .collect()
+}
+
+fn feature_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("feature_")
+        })
+        .map(|p| {
+            (
+                PathBuf::from(p.file_name().unwrap()),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn collecting_from_a_cache_equals_brute_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, checkpoint, out) = (
+        dir.path().join("cache"),
+        dir.path().join("sae"),
+        dir.path().join("samples"),
+    );
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    let sae = write_sae(&checkpoint, 64);
+    assert_ok(&collect(
+        &checkpoint,
+        &out,
+        &["--activations", cache_dir.to_str().unwrap()],
+    ));
+    let folder = SamplesFolder::load(&out).unwrap();
+    let expected = brute_force(&cache_dir, &sae);
+    let mut compared = 0;
+    for (f, want) in expected.iter().enumerate() {
+        let got: Vec<(f32, u64, u32)> = folder
+            .features
+            .get(&(f as u32))
+            .map(|file: &FeatureFile| {
+                file.top_samples
+                    .iter()
+                    .map(|s| (s.activation_value, s.sequence_idx, s.position))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "feature {f}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.1, g.2), (w.1, w.2), "feature {f}");
+            assert!((g.0 - w.0).abs() <= 1e-5, "feature {f}: {} vs {}", g.0, w.0);
+        }
+        compared += got.len();
+    }
+    assert!(
+        compared > D_SAE,
+        "too few samples to mean anything: {compared}"
+    );
+    assert!(out.join("collector_state.safetensors").is_file());
+}
+
+#[test]
+fn live_cached_and_resumed_collections_write_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, checkpoint) = (dir.path().join("cache"), dir.path().join("sae"));
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    write_sae(&checkpoint, 64);
+    let from_cache = dir.path().join("from-cache");
+    assert_ok(&collect(
+        &checkpoint,
+        &from_cache,
+        &["--activations", cache_dir.to_str().unwrap()],
+    ));
+    let live = dir.path().join("live");
+    let args = live_args(300);
+    assert_ok(&collect(
+        &checkpoint,
+        &live,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    // Resumed: a first run over 100 tokens, then the same command over 300.
+    let resumed = dir.path().join("resumed");
+    let first = live_args(100);
+    assert_ok(&collect(
+        &checkpoint,
+        &resumed,
+        &first.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let output = collect(
+        &checkpoint,
+        &resumed,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("resuming"));
+    let live_files = feature_files(&live);
+    assert!(!live_files.is_empty());
+    assert_eq!(
+        feature_files(&resumed),
+        live_files,
+        "resumed differs from one run"
+    );
+    // The cache stored the same activations (≤1e-5), so the same samples in the same order.
+    let cached = SamplesFolder::load(&from_cache).unwrap();
+    let direct = SamplesFolder::load(&live).unwrap();
+    assert_eq!(
+        cached.features.keys().collect::<Vec<_>>(),
+        direct.features.keys().collect::<Vec<_>>()
+    );
+    for (f, file) in &direct.features {
+        let key = |file: &FeatureFile| {
+            file.top_samples
+                .iter()
+                .map(|s| (s.sequence_idx, s.position))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(file), key(&cached.features[f]), "feature {f}");
+    }
+}
+
+#[test]
+fn bad_input_fails_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, narrow, out) = (
+        dir.path().join("cache"),
+        dir.path().join("narrow"),
+        dir.path().join("out"),
+    );
+    assert_ok(&cache(&cache_dir, 100, &[]));
+    write_sae(&narrow, 32);
+    let from_cache = ["--activations", cache_dir.to_str().unwrap()];
+    assert_one_line_error(&collect(&narrow, &out, &from_cache), "d_in 32");
+    assert_one_line_error(
+        &collect(&dir.path().join("missing"), &out, &from_cache),
+        "missing",
+    );
+    let wide = dir.path().join("wide");
+    write_sae(&wide, 64);
+    let other_hook = [
+        "--activations",
+        cache_dir.to_str().unwrap(),
+        "--hook",
+        "blocks.1.hook_resid_post",
+    ];
+    assert_one_line_error(
+        &collect(&wide, &out, &other_hook),
+        "holds blocks.2.hook_resid_post",
+    );
+    assert_one_line_error(&collect(&wide, &out, &[]), "needs --model");
+}
