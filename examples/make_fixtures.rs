@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use parquet::basic::Compression;
 use saectl::data::fixtures::{tiny_tokenizer, write_string_parquet, StringColumn};
-use saectl::data::{DataSource, HubOptions, SourceOptions};
+use saectl::data::{DataSource, SourceOptions};
+use saectl::hub::HubSettings;
 
 const CORPUS: &str = "tests/fixtures/corpus";
 
@@ -17,7 +18,7 @@ fn main() -> Result<()> {
     let source = DataSource::resolve(
         &format!("{CORPUS}/tiny.txt"),
         &SourceOptions::default(),
-        &HubOptions::from_env(),
+        &HubSettings::from_env(),
     )?;
     let texts: Vec<String> = source
         .documents()

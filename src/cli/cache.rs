@@ -59,7 +59,7 @@ pub fn run(args: CacheArgs) -> Result<()> {
     let source = DataSource::resolve(
         &dataset,
         &args.data.source_options(),
-        &args.data.hub_options(),
+        &args.data.hub_settings(),
     )?;
     let model = &hooked.loaded.model;
     let spec = CacheSpec {

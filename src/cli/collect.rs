@@ -146,7 +146,7 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
     let source_files = DataSource::resolve(
         dataset,
         &args.data.source_options(),
-        &args.data.hub_options(),
+        &args.data.hub_settings(),
     )?;
     let mut source = base_source(args, sae);
     for (key, value) in [

@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use crate::data::{HubOptions, PackConfig, SourceOptions, TxtDocuments};
+use crate::data::{PackConfig, SourceOptions, TxtDocuments};
+use crate::hub::HubSettings;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Text")]
@@ -73,8 +74,8 @@ impl DataArgs {
         }
     }
 
-    pub fn hub_options(&self) -> HubOptions {
-        HubOptions::from_env()
+    pub fn hub_settings(&self) -> HubSettings {
+        HubSettings::from_env()
     }
 
     /// Packing for a run that starts after `start_window` windows already done.

@@ -6,9 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::data::{Bos, DocumentTokenizer};
+use crate::hub::HubSettings;
 use crate::model::{
     load_model, locate, read_config, resolve_device, resolve_dtype, DTypeChoice, DeviceChoice,
-    HookPoint, HubSettings, LoadOptions, LoadedModel, ModelSource,
+    HookPoint, LoadOptions, LoadedModel, ModelSource,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -55,7 +56,8 @@ impl ModelArgs {
     pub fn load_for_hook(&self, hook: &str) -> Result<HookedModel> {
         let model = self.model.as_deref().context("no --model given")?;
         let source: ModelSource = model.parse()?;
-        let hub = HubSettings::from_env()?;
+        // Never fails: a local folder needs no cache, HOME or HF_* variable.
+        let hub = HubSettings::from_env();
         let hook: HookPoint = hook.parse()?;
         let config_files = locate(&source, Some(1), &hub)?;
         let config = read_config(&config_files.config)?;

@@ -13,7 +13,6 @@ pub mod cache;
 mod document;
 mod files;
 pub mod fixtures;
-mod hub;
 mod jsonl;
 mod lines;
 mod pack;
@@ -30,7 +29,6 @@ mod tests;
 
 pub use document::{Document, DocumentOrigin, Locator};
 pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
-pub use hub::HubOptions;
 pub use pack::{BatchEnd, PackConfig, PackCounts, WindowBatch, WindowOrigin};
 pub use source::{DataSource, DocumentStream, SourceFile, SourceOptions, SourceSummary};
 pub use split::{glob_match, select_shards, ShardSelection};

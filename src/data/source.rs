@@ -9,16 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::document::{Document, DocumentOrigin, RawDocument};
 use super::files::{list_folder, Format};
-use super::hub::{HubDataset, HubOptions};
 use super::jsonl::JsonlReader;
 use super::parquet::ParquetReader;
 use super::split::{select_shards, ShardSelection};
 use super::txt::{TxtDocuments, TxtReader};
+use crate::hub::{HubRepo, HubSettings, RepoKind};
 
 /// How to read a source: the `--text-field`, `--txt-documents`, `--split`, `--config`,
 /// `--data-files` and `--revision` flags. The last four apply to Hub datasets only.
@@ -76,7 +76,8 @@ pub struct DataSource {
     summary: SourceSummary,
     files: Vec<SourceFile>,
     ignored: Vec<PathBuf>,
-    hub: Option<Arc<HubDataset>>,
+    /// The dataset repo pinned to the listed commit, for Hub sources.
+    hub: Option<Arc<HubRepo>>,
     text_field: Arc<str>,
     txt_documents: TxtDocuments,
 }
@@ -84,7 +85,7 @@ pub struct DataSource {
 impl DataSource {
     /// Resolves `spec`: an existing path is local; otherwise `org/name` is a Hub dataset,
     /// whose files are listed now (online, or from the cache when offline).
-    pub fn resolve(spec: &str, options: &SourceOptions, hub: &HubOptions) -> Result<Self> {
+    pub fn resolve(spec: &str, options: &SourceOptions, hub: &HubSettings) -> Result<Self> {
         let path = Path::new(spec);
         let mut source = Self {
             summary: SourceSummary {
@@ -110,11 +111,12 @@ impl DataSource {
             Format::of_path(path)?;
             source.files = vec![SourceFile::Local(path.to_path_buf())];
         } else if is_hub_id(spec) {
-            let (dataset, shards) = open_hub_dataset(spec, options, hub)?;
+            let (repo, shards) = open_hub_dataset(spec, options, hub)?;
             source.summary.kind = "hub".to_owned();
-            source.summary.commit = Some(dataset.commit.clone());
+            // Pinned by `open_hub_dataset`: the revision is the listed commit.
+            source.summary.commit = Some(repo.revision().to_owned());
             source.files = shards.into_iter().map(SourceFile::Hub).collect();
-            source.hub = Some(Arc::new(dataset));
+            source.hub = Some(Arc::new(repo));
         } else {
             bail!(
                 "no such file or folder `{spec}`, and it is not a Hugging Face dataset id \
@@ -151,21 +153,34 @@ impl DataSource {
     }
 }
 
-/// Lists the dataset and picks the shards of the requested split.
+/// Lists the dataset and picks the shards of the requested split. The repo comes back
+/// pinned to the listed commit, so every shard is read from the same one.
 fn open_hub_dataset(
     spec: &str,
     options: &SourceOptions,
-    hub: &HubOptions,
-) -> Result<(HubDataset, Vec<String>)> {
-    let dataset = HubDataset::open(spec, &options.revision, hub)?;
+    hub: &HubSettings,
+) -> Result<(HubRepo, Vec<String>)> {
+    let repo = HubRepo::new(
+        hub.clone(),
+        RepoKind::Dataset,
+        spec,
+        Some(&options.revision),
+    );
+    let listing = repo.list().with_context(|| {
+        format!(
+            "`{spec}` (revision {}) is not a local file or folder, and it cannot be read as \
+             a Hugging Face dataset",
+            options.revision
+        )
+    })?;
     let selection = ShardSelection {
         split: &options.split,
         config: options.config.as_deref(),
         data_files: options.data_files.as_deref(),
     };
-    let shards = select_shards(&dataset.files, &selection)
-        .map_err(|err| err.context(format!("dataset `{spec}` at commit {}", dataset.commit)))?;
-    Ok((dataset, shards))
+    let shards = select_shards(&listing.files, &selection)
+        .map_err(|err| err.context(format!("dataset `{spec}` at commit {}", listing.commit)))?;
+    Ok((repo.at_commit(&listing.commit), shards))
 }
 
 /// `org/name` with the characters the Hub allows.
@@ -181,10 +196,10 @@ fn is_hub_id(spec: &str) -> bool {
 }
 
 /// How a file is named in origins and messages: the path, or `org/name:path/in/repo`.
-fn file_label(file: &SourceFile, hub: Option<&HubDataset>) -> String {
+fn file_label(file: &SourceFile, hub: Option<&HubRepo>) -> String {
     match (file, hub) {
         (SourceFile::Local(path), _) => path.display().to_string(),
-        (SourceFile::Hub(path), Some(dataset)) => format!("{}:{path}", dataset.repo_id),
+        (SourceFile::Hub(path), Some(repo)) => format!("{}:{path}", repo.repo_id()),
         (SourceFile::Hub(path), None) => path.clone(),
     }
 }
@@ -217,7 +232,7 @@ impl DocumentStream {
         let name: Arc<str> = file_label(file, hub).into();
         let path = match (file, hub) {
             (SourceFile::Local(path), _) => path.clone(),
-            (SourceFile::Hub(path), Some(dataset)) => dataset.fetch(path)?,
+            (SourceFile::Hub(path), Some(repo)) => repo.get(path)?,
             (SourceFile::Hub(path), None) => bail!("{path}: a Hub file without its dataset"),
         };
         let field = self.source.text_field.clone();

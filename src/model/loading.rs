@@ -13,11 +13,10 @@ use std::str::FromStr;
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use hf_hub::RepoType;
 
 use super::config::Gemma2Config;
 use super::gemma2::Gemma2;
-use super::hub::{HubRepo, HubSettings};
+use crate::hub::{HubRepo, HubSettings, RepoKind};
 
 const CONFIG: &str = "config.json";
 const TOKENIZER: &str = "tokenizer.json";
@@ -154,7 +153,7 @@ pub fn locate(
     match source {
         ModelSource::Local(dir) => locate_local(dir, layers),
         ModelSource::Hub { repo_id, revision } => {
-            let repo = HubRepo::new(hub.clone(), repo_id, RepoType::Model, revision.as_deref());
+            let repo = HubRepo::new(hub.clone(), RepoKind::Model, repo_id, revision.as_deref());
             locate_hub(&repo, layers)
         }
     }
@@ -204,11 +203,12 @@ fn locate_hub(repo: &HubRepo, layers: Option<usize>) -> anyhow::Result<ModelFile
     let listing = match cached_layout {
         Some(_) => None,
         None if repo.is_offline() => bail!(
-            "HF_HUB_OFFLINE is set and the weights of {} ({SINGLE} or {INDEX}) are not in \
-             the local Hugging Face cache",
-            repo.describe("")
+            "HF_HUB_OFFLINE is set and the weights of {} (revision {}: {SINGLE} or {INDEX}) \
+             are not in the local Hugging Face cache",
+            repo.repo_id(),
+            repo.revision()
         ),
-        None => Some(repo.list_files()?),
+        None => Some(repo.list()?.files),
     };
     let has = |name: &str| {
         listing

@@ -2,7 +2,8 @@
 //!
 //! [`HookPoint`] names a site in the residual stream (`blocks.12.hook_resid_post`);
 //! [`Gemma2`] runs the forward pass only as far as a hook needs (and can continue from a
-//! replaced activation); [`load_model`] finds a checkpoint on the Hugging Face Hub or on disk;
+//! replaced activation); [`load_model`] finds a checkpoint on disk or on the Hugging Face Hub (through
+//! [`crate::hub`]);
 //! [`resolve_device`] and [`resolve_dtype`] turn `--device` / `--dtype` into candle types at
 //! run time. See docs/model.md.
 
@@ -11,14 +12,12 @@ pub mod config;
 pub mod device;
 pub mod gemma2;
 pub mod hook_point;
-pub mod hub;
 pub mod loading;
 
 pub use config::{Gemma2Config, LayerType};
 pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, ResolvedDevice};
 pub use gemma2::Gemma2;
 pub use hook_point::{HookPoint, HookPointError, HookSite};
-pub use hub::{HubRepo, HubSettings};
 pub use loading::{
     load_model, locate, read_config, LoadOptions, LoadedModel, ModelFiles, ModelSource,
 };

@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use saectl::data::cache::ActivationCache;
-use saectl::model::{load_model, HookPoint, HubSettings, LoadOptions, ModelSource};
+use saectl::hub::HubSettings;
+use saectl::model::{load_model, HookPoint, LoadOptions, ModelSource};
 
 pub const HOOK: &str = "blocks.2.hook_resid_post";
 
@@ -20,6 +21,13 @@ pub fn fixture(path: &str) -> String {
 
 /// Runs `saectl cache` on the fixtures; `overrides` replace the value of a flag.
 pub fn cache(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Output {
+    cache_command(out, num_tokens, overrides)
+        .output()
+        .expect("saectl runs")
+}
+
+/// The `saectl cache` command of [`cache`], not yet run.
+fn cache_command(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Command {
     let num_tokens = num_tokens.to_string();
     let out = out.to_string_lossy().into_owned();
     let (model, tokenizer, dataset) = (
@@ -46,11 +54,9 @@ pub fn cache(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Output 
             .for_each(|entry| entry.1 = value);
     }
     let args = flags.iter().flat_map(|(flag, value)| [*flag, *value]);
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .arg("cache")
-        .args(args)
-        .output()
-        .expect("saectl runs")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_saectl"));
+    command.arg("cache").args(args);
+    command
 }
 
 fn read_all(dir: &Path) -> (Vec<u32>, Vec<f32>) {
@@ -100,14 +106,9 @@ fn cached_activations_equal_a_direct_forward_pass() {
         dtype: DType::F32,
         layers: Some(3),
     };
-    let model = load_model(
-        &source,
-        &options,
-        &HubSettings::from_vars(|name| (name == "HOME").then(|| "/nonexistent".to_string()))
-            .unwrap(),
-    )
-    .unwrap()
-    .model;
+    let model = load_model(&source, &options, &HubSettings::from_vars(|_| None))
+        .unwrap()
+        .model;
     let ids = Tensor::from_vec(tokens, (13, 16), &Device::Cpu).unwrap();
     let hook: HookPoint = HOOK.parse().unwrap();
     let direct = model
@@ -196,5 +197,19 @@ fn bad_input_fails_in_one_line() {
     assert_one_line_error(
         &cache(&out, 200, &[("--hook", "blocks.1.hook_resid_post")]),
         "hook_point",
+    );
+}
+
+/// Local model and dataset need no Hugging Face cache: the command runs with an empty
+/// environment (no HOME, no HF_* variable).
+#[test]
+fn local_model_and_dataset_run_without_home_or_hub_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cache");
+    let output = cache_command(&out, 32, &[]).env_clear().output().unwrap();
+    assert_ok(&output);
+    assert_eq!(
+        ActivationCache::open(&out).unwrap().index().num_sequences,
+        2
     );
 }

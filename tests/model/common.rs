@@ -2,7 +2,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use saectl::model::{load_model, Gemma2, HubSettings, LoadOptions, ModelSource};
+use saectl::hub::HubSettings;
+use saectl::model::{load_model, Gemma2, LoadOptions, ModelSource};
 
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma2")
@@ -19,11 +20,9 @@ pub fn cpu_f32(layers: Option<usize>) -> LoadOptions {
 /// Hub settings that never reach the network (the tests pass their own cache folder).
 pub fn offline_hub(cache_dir: &Path) -> HubSettings {
     HubSettings {
-        cache_dir: cache_dir.to_path_buf(),
-        token: None,
+        cache_dir: Some(cache_dir.to_path_buf()),
         offline: true,
-        endpoint: None,
-        progress: false,
+        ..HubSettings::from_vars(|_| None)
     }
 }
 

@@ -5,29 +5,17 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use saectl::model::{load_model, HookPoint, HubSettings, ModelSource};
+use saectl::hub::fixtures;
+use saectl::hub::{HubSettings, RepoKind};
+use saectl::model::{load_model, HookPoint, ModelSource};
 
 use crate::common::{cpu_f32, fixture_dir, input_ids, max_abs_diff, reference, tiny_model};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Puts `files` into `cache/models--{org}--{name}` like huggingface_hub: the content in
-/// `blobs/`, a symlink (a copy off Unix) in `snapshots/<commit>/`, the commit in `refs/main`.
+/// Puts `files` of model `repo_id` at [`COMMIT`] into `cache` as huggingface_hub lays it out.
 fn add_to_cache(cache: &Path, repo_id: &str, files: &[(&str, &[u8])]) {
-    let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
-    let snapshot = repo.join("snapshots").join(COMMIT);
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::create_dir_all(repo.join("blobs")).unwrap();
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
-    for (index, (name, bytes)) in files.iter().enumerate() {
-        let blob = repo.join("blobs").join(format!("blob{index}"));
-        std::fs::write(&blob, bytes).unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&blob, snapshot.join(name)).unwrap();
-        #[cfg(not(unix))]
-        std::fs::copy(&blob, snapshot.join(name)).unwrap();
-    }
+    fixtures::add_to_cache(cache, RepoKind::Model, repo_id, COMMIT, files).unwrap();
 }
 
 fn fixture_file(name: &str) -> Vec<u8> {
@@ -42,7 +30,6 @@ fn offline_settings(cache: &Path) -> HubSettings {
         "HF_HUB_OFFLINE" => Some("1".into()),
         _ => None,
     })
-    .unwrap()
 }
 
 #[test]
@@ -69,6 +56,24 @@ fn loads_from_an_offline_hub_cache() {
 
     let pinned: ModelSource = format!("saectl/tiny-gemma2@{COMMIT}").parse().unwrap();
     assert!(load_model(&pinned, &cpu_f32(Some(1)), &hub).is_ok());
+}
+
+/// The regression: a local `--model` must load with no `HOME` and no `HF_*` variable at all,
+/// since it never needs the Hugging Face cache.
+#[test]
+fn a_local_folder_loads_without_home_or_any_hub_variable() {
+    let hub = HubSettings::from_vars(|_| None);
+    assert!(hub.cache_dir.is_none());
+    let source = ModelSource::Local(fixture_dir());
+    let loaded = load_model(&source, &cpu_f32(Some(1)), &hub).unwrap();
+    assert_eq!(loaded.files.config, fixture_dir().join("config.json"));
+    // A repo id with the same settings fails only then, saying what to set.
+    let source: ModelSource = "saectl/tiny-gemma2".parse().unwrap();
+    let err = format!(
+        "{:#}",
+        load_model(&source, &cpu_f32(None), &hub).err().unwrap()
+    );
+    assert!(err.contains("set HF_HUB_CACHE or HF_HOME"), "{err}");
 }
 
 #[test]

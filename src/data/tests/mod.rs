@@ -2,6 +2,7 @@
 //!
 //! Every test works on files in a temporary folder or on the committed fixtures under
 //! `tests/fixtures/`; none touches the network (the online Hub test talks to a local server).
+//! The Hub client itself is tested in `src/hub/tests/`.
 
 mod errors;
 mod fixtures;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{DataSource, Document, DocumentTokenizer, HubOptions, SourceOptions};
+use super::{DataSource, Document, DocumentTokenizer, SourceOptions};
+use crate::hub::HubSettings;
 
 pub(super) fn fixture(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,14 +30,9 @@ pub(super) fn fixture_tokenizer() -> DocumentTokenizer {
         .expect("the fixture tokenizer loads")
 }
 
-/// Options that never reach the network or the user's cache.
-pub(super) fn offline_hub(cache: &Path) -> HubOptions {
-    HubOptions {
-        cache_dir: cache.to_path_buf(),
-        token: None,
-        offline: true,
-        endpoint: "http://127.0.0.1:9".to_owned(),
-    }
+/// Settings that never reach the network or the user's cache.
+pub(super) fn offline_hub(cache: &Path) -> HubSettings {
+    crate::hub::tests::offline_settings(cache)
 }
 
 pub(super) fn resolve(spec: &Path, options: &SourceOptions) -> Result<DataSource> {
