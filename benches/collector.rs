@@ -25,7 +25,7 @@ const SEQ_LEN: usize = 128;
 const D_SAE: usize = 16384;
 const DENSE_L0: usize = 64;
 const REPEATS: usize = 5;
-const WARMUP_BATCHES: usize = 200;
+const WARMUP_BATCHES: usize = 2000;
 
 /// splitmix64: deterministic data without a dependency.
 struct Rng(u64);

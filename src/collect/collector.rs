@@ -18,7 +18,9 @@ use super::exact_sum::FeatureMoments;
 use super::format::FeatureStatistics;
 use super::top_samples::{rank_cmp, StoredSample, TopSamples};
 
-/// Values scanned per vectorised block in the dense path.
+/// Values tested together for "anything interesting?" in the dense path.
+const CHUNK: usize = 64;
+/// Values per lane mask inside a chunk that has something (CHUNK is a multiple of it).
 const BLOCK: usize = 16;
 
 /// `v > floor`, or `v` is NaN: one compare that lets the scan see NaN without a second test
@@ -269,21 +271,32 @@ impl Collector {
         let floor = self.config.sample_activation_threshold.min(0.0);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
-        let mut blocks = acts.chunks_exact(BLOCK);
-        for (block_index, block) in blocks.by_ref().enumerate() {
-            // One bit per interesting lane; the compare and the mask vectorise, and walking
-            // the set bits avoids a hard-to-predict branch per lane.
-            let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
-                mask | (u32::from(above_or_nan(v, floor)) << lane)
-            });
-            while mask != 0 {
-                let lane = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                hits.push(((block_index * BLOCK + lane) as u32, block[lane]));
+        let mut chunks = acts.chunks_exact(CHUNK);
+        for (chunk_index, chunk) in chunks.by_ref().enumerate() {
+            // Most chunks hold nothing: an OR of compares over the whole chunk vectorises
+            // cleanly and settles them with one branch.
+            if !chunk
+                .iter()
+                .fold(false, |any, &v| any | above_or_nan(v, floor))
+            {
+                continue;
+            }
+            for (block_index, block) in chunk.chunks_exact(BLOCK).enumerate() {
+                // One bit per interesting lane; walking the set bits avoids a
+                // hard-to-predict branch per lane.
+                let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
+                    mask | (u32::from(above_or_nan(v, floor)) << lane)
+                });
+                let first = chunk_index * CHUNK + block_index * BLOCK;
+                while mask != 0 {
+                    let lane = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    hits.push(((first + lane) as u32, block[lane]));
+                }
             }
         }
-        let tail_start = acts.len() - blocks.remainder().len();
-        for (i, &v) in blocks.remainder().iter().enumerate() {
+        let tail_start = acts.len() - chunks.remainder().len();
+        for (i, &v) in chunks.remainder().iter().enumerate() {
             if above_or_nan(v, floor) {
                 hits.push(((tail_start + i) as u32, v));
             }
