@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use saectl::collect::{
     fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch,
 };
+use saectl::util::rng::SplitMix64;
 
 const TOKENS: usize = 4096;
 const SEQ_LEN: usize = 128;
@@ -27,26 +28,9 @@ const DENSE_L0: usize = 64;
 const REPEATS: usize = 5;
 const WARMUP_BATCHES: usize = 2000;
 
-/// splitmix64: deterministic data without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// A positive activation with a long tail, like SAE latents.
-    fn activation(&mut self) -> f32 {
-        -(1.0 - self.unit()).ln() * 0.8 + 0.01
-    }
+/// A positive activation with a long tail, like SAE latents.
+fn activation(rng: &mut SplitMix64) -> f32 {
+    -(1.0 - rng.next_f32()).ln() * 0.8 + 0.01
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -83,7 +67,7 @@ fn time_ingest(
 }
 
 /// A collector that has seen `WARMUP_BATCHES` distinct TopK-64 batches.
-fn warm_collector(rng: &mut Rng, tokens: &[u32]) -> Collector {
+fn warm_collector(rng: &mut SplitMix64, tokens: &[u32]) -> Collector {
     let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let offsets = fixed_k_offsets(TOKENS, 64);
     for round in 0..WARMUP_BATCHES {
@@ -117,23 +101,23 @@ fn sequential_read(values: &[f32]) -> f32 {
     lanes.iter().sum()
 }
 
-fn dense_batch(rng: &mut Rng) -> Vec<f32> {
+fn dense_batch(rng: &mut SplitMix64) -> Vec<f32> {
     let mut values = vec![0.0f32; TOKENS * D_SAE];
     for token in values.chunks_exact_mut(D_SAE) {
         for _ in 0..DENSE_L0 {
-            token[(rng.next() % D_SAE as u64) as usize] = rng.activation();
+            token[(rng.next_u64() % D_SAE as u64) as usize] = activation(rng);
         }
     }
     values
 }
 
-fn sparse_batch(rng: &mut Rng, k: usize) -> (Vec<u32>, Vec<f32>) {
+fn sparse_batch(rng: &mut SplitMix64, k: usize) -> (Vec<u32>, Vec<f32>) {
     let mut indices = Vec::with_capacity(TOKENS * k);
     let mut values = Vec::with_capacity(TOKENS * k);
     for _ in 0..TOKENS {
         for _ in 0..k {
-            indices.push((rng.next() % D_SAE as u64) as u32);
-            values.push(rng.activation());
+            indices.push((rng.next_u64() % D_SAE as u64) as u32);
+            values.push(activation(rng));
         }
     }
     (indices, values)
@@ -144,9 +128,9 @@ fn gib_per_s(bytes: usize, t: Duration) -> f64 {
 }
 
 fn main() {
-    let mut rng = Rng(49);
+    let mut rng = SplitMix64(49);
     let tokens: Vec<u32> = (0..TOKENS)
-        .map(|_| (rng.next() % 50_000) as u32 + 3)
+        .map(|_| (rng.next_u64() % 50_000) as u32 + 3)
         .collect();
     let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let warm = warm_collector(&mut rng, &tokens);

@@ -11,30 +11,16 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use saectl::model::{Gemma2, Gemma2Config, HookPoint, HookSite};
+use saectl::util::rng::SplitMix64;
 
 const BATCH: usize = 4;
 const SEQ: usize = 128;
 const WARMUP: usize = 2;
 const RUNS: usize = 15;
 
-/// splitmix64: a seeded generator (candle's CPU device cannot be seeded, DESIGN.md §6.4).
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
-            .collect()
-    }
+/// `n` values uniform in [-scale, scale).
+fn uniform(rng: &mut SplitMix64, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform_sym() * scale).collect()
 }
 
 fn config() -> Gemma2Config {
@@ -48,7 +34,7 @@ fn config() -> Gemma2Config {
 }
 
 /// Random weights under the Hugging Face tensor names.
-fn weights(config: &Gemma2Config, rng: &mut Rng) -> HashMap<String, Tensor> {
+fn weights(config: &Gemma2Config, rng: &mut SplitMix64) -> HashMap<String, Tensor> {
     let d = config.hidden_size;
     let (q_dim, kv_dim) = (
         config.num_attention_heads * config.head_dim,
@@ -88,7 +74,7 @@ fn weights(config: &Gemma2Config, rng: &mut Rng) -> HashMap<String, Tensor> {
         .map(|(name, shape)| {
             let n = shape.iter().product();
             let scale = 1.0 / (*shape.last().unwrap() as f32).sqrt();
-            let tensor = Tensor::from_vec(rng.uniform(n, scale), shape, &Device::Cpu).unwrap();
+            let tensor = Tensor::from_vec(uniform(rng, n, scale), shape, &Device::Cpu).unwrap();
             (name, tensor)
         })
         .collect()
@@ -121,7 +107,7 @@ fn time_cases(cases: &mut [Box<dyn FnMut() + '_>]) -> Vec<(Duration, Duration)> 
 
 fn main() {
     let config = config();
-    let mut rng = Rng(49);
+    let mut rng = SplitMix64(49);
     let vb = VarBuilder::from_tensors(weights(&config, &mut rng), DType::F32, &Device::Cpu);
     let model = Gemma2::new(&config, config.num_hidden_layers, vb).expect("model");
     let ids: Vec<u32> = (0..BATCH * SEQ)

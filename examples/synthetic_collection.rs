@@ -15,6 +15,7 @@ use saectl::collect::{
     write_samples_folder, Collector, CollectorConfig, FeatureActivations, SaveConfig, TokenBatch,
     TokenDecoder,
 };
+use saectl::util::rng::SplitMix64;
 
 const BOS: u32 = 2;
 const SEQ_LEN: usize = 32;
@@ -77,34 +78,13 @@ impl TokenDecoder for Vocabulary {
     }
 }
 
-/// splitmix64, so the example is deterministic without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn pick(&mut self, items: &[u32]) -> u32 {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
 /// One sequence: BOS, then filler words with a category word every few tokens.
-fn sentence(rng: &mut Rng, vocab: &Vocabulary) -> Vec<u32> {
+fn sentence(rng: &mut SplitMix64, vocab: &Vocabulary) -> Vec<u32> {
     let filler: Vec<u32> = (4..4 + FILLER.len() as u32).collect();
     let mut tokens = vec![BOS];
     while tokens.len() < SEQ_LEN {
-        let token = if rng.next() % 3 == 0 {
-            let category = (rng.next() % CATEGORIES.len() as u64) as usize;
+        let token = if rng.next_u64() % 3 == 0 {
+            let category = (rng.next_u64() % CATEGORIES.len() as u64) as usize;
             rng.pick(&vocab.ids_in(category))
         } else {
             rng.pick(&filler)
@@ -116,7 +96,7 @@ fn sentence(rng: &mut Rng, vocab: &Vocabulary) -> Vec<u32> {
 
 /// Feature `f` responds to category `f % 4`; every 8th also to the next category; features
 /// 48.. are dead. Small noise fires everywhere below the threshold.
-fn activations(rng: &mut Rng, tokens: &[u32], vocab: &Vocabulary) -> Vec<f32> {
+fn activations(rng: &mut SplitMix64, tokens: &[u32], vocab: &Vocabulary) -> Vec<f32> {
     let mut values = vec![0.0f32; tokens.len() * D_SAE];
     for (t, &token) in tokens.iter().enumerate() {
         let category = vocab.category_of[token as usize];
@@ -124,13 +104,13 @@ fn activations(rng: &mut Rng, tokens: &[u32], vocab: &Vocabulary) -> Vec<f32> {
             let own = f % CATEGORIES.len();
             let responds = category == Some(own)
                 || (f % 8 == 0 && category == Some((own + 1) % CATEGORIES.len()));
-            let noise = if rng.next() % 16 == 0 {
-                rng.unit() * 0.08
+            let noise = if rng.next_u64() % 16 == 0 {
+                rng.next_f32() * 0.08
             } else {
                 0.0
             };
             values[t * D_SAE + f] = if responds {
-                0.5 + rng.unit() * (1.0 + f as f32 / 48.0)
+                0.5 + rng.next_f32() * (1.0 + f as f32 / 48.0)
             } else {
                 noise
             };
@@ -144,7 +124,7 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map_or_else(|| PathBuf::from("target/synthetic-samples"), PathBuf::from);
     let vocab = Vocabulary::new();
-    let mut rng = Rng(49);
+    let mut rng = SplitMix64(49);
     let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[0, 1, BOS, 3])?;
     for batch in 0..BATCHES {
         let tokens: Vec<u32> = (0..ROWS_PER_BATCH)

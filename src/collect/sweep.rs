@@ -14,7 +14,7 @@ use super::collector::Collector;
 use super::folder_write::TokenDecoder;
 use crate::data::cache::ActivationCache;
 use crate::data::{Document, TokenWindows};
-use crate::model::{Gemma2, HookPoint};
+use crate::model::{for_each_hooked_batch, Gemma2, HookPoint};
 use crate::sae::Sae;
 
 /// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to `collector`.
@@ -112,32 +112,17 @@ pub fn sweep_model<D>(
 where
     D: Iterator<Item = Result<Document>>,
 {
-    for batch in windows {
-        let batch = batch?;
-        if batch.first_sequence != collector.sequences_seen() {
-            bail!(
-                "internal: the token stream is at sequence {} but the collector at {}",
-                batch.first_sequence,
-                collector.sequences_seen()
-            );
-        }
-        let ids = Tensor::from_vec(
-            batch.tokens.clone(),
-            (batch.rows, batch.seq_len),
-            model.device(),
-        )?;
-        // [rows, seq_len, d_model]
-        let activations = model.forward_to_hook(&ids, hook)?;
+    let start = collector.sequences_seen();
+    for_each_hooked_batch(model, hook, windows, start, |batch, activations| {
         collect_batch(
             sae,
             collector,
             &batch.tokens,
-            &activations,
+            activations,
             batch.first_sequence,
         )?;
-        on_batch((batch.rows * batch.seq_len) as u64, collector)?;
-    }
-    Ok(())
+        on_batch((batch.rows * batch.seq_len) as u64, collector)
+    })
 }
 
 /// Decodes with a Hugging Face tokenizer, special tokens shown (BOS in a context is real text

@@ -110,24 +110,7 @@ fn check_shape(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// splitmix64 (Steele et al.): tiny, seedable, good enough for weight initialisation.
-pub(crate) struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)` from the top 24 bits (exact in f32).
-    pub fn uniform_sym(&mut self) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        2.0 * unit - 1.0
-    }
-}
+pub(crate) use crate::util::rng::SplitMix64;
 
 #[cfg(test)]
 mod tests {

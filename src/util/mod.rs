@@ -1,3 +1,4 @@
-//! Small pieces shared by every stage: atomic file writes.
+//! Small pieces shared by every stage: atomic file writes, a seeded random generator.
 
 pub mod atomic;
+pub mod rng;

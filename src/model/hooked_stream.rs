@@ -1,0 +1,48 @@
+//! The producer of every model-driven stage: run the model to a hook point over packed token
+//! windows and hand each batch, with its activations, to a sink (`cache` writes it to disk,
+//! `collect` encodes it with the SAE, `train` will fill its buffer).
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+
+use super::gemma2::Gemma2;
+use super::hook_point::HookPoint;
+use crate::data::{Document, TokenWindows, WindowBatch};
+
+/// Runs `model` to `hook` over every batch of `windows` and calls `sink(batch, activations)`
+/// with activations `[rows, seq_len, d_model]`. `start` is the sequence the stream must start
+/// at (a resumed run): a stream that is not contiguous from there is an error, since tokens and
+/// activations would no longer line up with what the sink already holds.
+pub fn for_each_hooked_batch<D>(
+    model: &Gemma2,
+    hook: &HookPoint,
+    windows: &mut TokenWindows<D>,
+    start: u64,
+    mut sink: impl FnMut(&WindowBatch, &Tensor) -> Result<()>,
+) -> Result<()>
+where
+    D: Iterator<Item = Result<Document>>,
+{
+    let mut next = start;
+    for batch in windows {
+        let batch = batch?;
+        if batch.first_sequence != next {
+            bail!(
+                "internal: the token stream is at sequence {} but {next} was expected",
+                batch.first_sequence
+            );
+        }
+        let ids = Tensor::from_vec(
+            batch.tokens.clone(),
+            (batch.rows, batch.seq_len),
+            model.device(),
+        )?;
+        // [rows, seq_len, d_model]
+        let activations = model
+            .forward_to_hook(&ids, hook)
+            .with_context(|| format!("forward pass failed at sequence {}", batch.first_sequence))?;
+        sink(&batch, &activations)?;
+        next += batch.rows as u64;
+    }
+    Ok(())
+}
