@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::decoder::DecoderDirections;
 use super::linkage::{average_linkage, SimilarityMatrix};
-use super::similarity::{ContextIdf, FeatureProfile, Similarity};
+use super::similarity::{FeatureProfile, Profiler, Similarity};
 use super::stats::ranked_features;
 use super::text::visible_token;
 use super::tokens::token_shares;
@@ -63,12 +64,16 @@ pub struct ClusterToken {
 }
 
 /// Clusters the folder's features at `min_similarity`.
-pub fn clusters(folder: &SamplesFolder, min_similarity: f64) -> Clusters {
+pub fn clusters(
+    folder: &SamplesFolder,
+    min_similarity: f64,
+    decoder: Option<&DecoderDirections>,
+) -> Clusters {
     let features = considered_features(folder);
-    let idf = ContextIdf::of_folder(folder);
+    let profiler = Profiler::new(folder, decoder);
     let profiles: Vec<FeatureProfile> = features
         .iter()
-        .map(|f| FeatureProfile::new(&folder.features[f], &idf))
+        .map(|f| profiler.profile(&folder.features[f]))
         .collect();
     let similarity = SimilarityMatrix::from_fn(profiles.len(), |i, j| {
         Similarity::between(&profiles[i], &profiles[j]).combined
@@ -225,7 +230,7 @@ mod tests {
 
     #[test]
     fn finds_the_two_topics_and_leaves_the_loner() {
-        let view = clusters(&crafted_folder(), 0.3);
+        let view = clusters(&crafted_folder(), 0.3, None);
         let groups: Vec<Vec<u32>> = view.clusters.iter().map(|c| c.members.clone()).collect();
         assert_eq!(groups, vec![vec![10, 11, 12], vec![20, 21, 22]]);
         assert_eq!(view.unclustered, vec![30]);
@@ -238,10 +243,10 @@ mod tests {
 
     #[test]
     fn a_high_threshold_clusters_nothing_and_zero_never_joins_strangers() {
-        let view = clusters(&crafted_folder(), 1.0);
+        let view = clusters(&crafted_folder(), 1.0, None);
         assert!(view.clusters.is_empty());
         assert_eq!(view.unclustered.len(), 7);
-        let view = clusters(&crafted_folder(), 0.0);
+        let view = clusters(&crafted_folder(), 0.0, None);
         // The loner shares nothing with anyone, so even at 0 it stays alone.
         assert_eq!(view.unclustered, vec![30]);
     }

@@ -4,8 +4,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::decoder::DecoderDirections;
 use super::feature_report::{examples_of, render_tokens, Example};
-use super::similarity::{ContextIdf, FeatureProfile, Similarity};
+use super::similarity::{Profiler, Similarity};
 use super::stats::FeatureStats;
 use super::text::{fmt_density, fmt_opt, marked_terminal, visible_token};
 use super::tokens::{token_shares, TokenShare};
@@ -49,11 +50,11 @@ pub fn compare(
     first: u32,
     second: u32,
     examples: usize,
+    decoder: Option<&DecoderDirections>,
 ) -> Result<Comparison> {
     let (a, b) = (folder.feature(first)?, folder.feature(second)?);
-    let idf = ContextIdf::of_folder(folder);
-    let similarity =
-        Similarity::between(&FeatureProfile::new(a, &idf), &FeatureProfile::new(b, &idf));
+    let profiler = Profiler::new(folder, decoder);
+    let similarity = Similarity::between(&profiler.profile(a), &profiler.profile(b));
     Ok(Comparison {
         first: side(folder, a, examples),
         second: side(folder, b, examples),
@@ -206,7 +207,7 @@ mod tests {
             file_with(1, &[(5, " cat", 2.0), (5, " cat", 1.0), (7, " dog", 1.0)]),
             file_with(2, &[(5, " cat", 1.0), (9, " owl", 1.0)]),
         ]);
-        let view = compare(&folder, 1, 2, 2).unwrap();
+        let view = compare(&folder, 1, 2, 2, None).unwrap();
         assert!((view.similarity.token_overlap - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(view.shared_tokens.len(), 1);
         assert_eq!(
@@ -225,7 +226,7 @@ mod tests {
     #[test]
     fn a_feature_without_samples_compares_at_zero() {
         let folder = folder_with(vec![file_with(1, &[(5, "a", 1.0)]), file_with(2, &[])]);
-        let view = compare(&folder, 1, 2, 3).unwrap();
+        let view = compare(&folder, 1, 2, 3, None).unwrap();
         assert_eq!(view.similarity.combined, 0.0);
         assert!(view.second.examples.is_empty());
     }
@@ -233,7 +234,7 @@ mod tests {
     #[test]
     fn unknown_feature_is_an_error() {
         let folder = folder_with(vec![file_with(1, &[(5, "a", 1.0)])]);
-        let err = compare(&folder, 1, 8, 2).unwrap_err();
+        let err = compare(&folder, 1, 8, 2, None).unwrap_err();
         assert!(format!("{err:#}").contains("feature 8 is not in"));
     }
 }

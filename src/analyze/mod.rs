@@ -11,6 +11,7 @@
 
 pub mod clusters;
 pub mod compare;
+pub mod decoder;
 pub mod feature_report;
 pub mod histogram;
 pub mod histogram_view;

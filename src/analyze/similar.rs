@@ -5,7 +5,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::similarity::{ContextIdf, FeatureProfile, Similarity};
+use super::decoder::DecoderDirections;
+use super::similarity::{Profiler, Similarity};
 use super::stats::by_score_then_index;
 use super::text::visible_token;
 use super::tokens::{top_token, TokenShare};
@@ -30,19 +31,19 @@ pub struct Neighbour {
 }
 
 /// The `top_k` features most similar to `feature`.
-pub fn similar(folder: &SamplesFolder, feature: u32, top_k: usize) -> Result<SimilarFeatures> {
-    let idf = ContextIdf::of_folder(folder);
-    let target = FeatureProfile::new(folder.feature(feature)?, &idf);
+pub fn similar(
+    folder: &SamplesFolder,
+    feature: u32,
+    top_k: usize,
+    decoder: Option<&DecoderDirections>,
+) -> Result<SimilarFeatures> {
+    let profiler = Profiler::new(folder, decoder);
+    let target = profiler.profile(folder.feature(feature)?);
     let mut scored: Vec<(u32, Similarity)> = folder
         .features
         .iter()
         .filter(|&(&other, _)| other != feature)
-        .map(|(&other, file)| {
-            (
-                other,
-                Similarity::between(&target, &FeatureProfile::new(file, &idf)),
-            )
-        })
+        .map(|(&other, file)| (other, Similarity::between(&target, &profiler.profile(file))))
         .collect();
     let candidates = scored.len();
     scored.retain(|(_, s)| s.combined > 0.0);
@@ -111,12 +112,12 @@ mod tests {
             file_with(4, &[(8, "z", 1.0)]),
             file_with(5, &[(6, "b", 1.0)]),
         ]);
-        let view = similar(&folder, 1, 10).unwrap();
+        let view = similar(&folder, 1, 10, None).unwrap();
         let order: Vec<u32> = view.neighbours.iter().map(|n| n.feature).collect();
         // 3 is identical; 2 and 5 tie at a third and go by index; 4 shares nothing.
         assert_eq!(order, vec![3, 2, 5]);
         assert_eq!(view.candidates, 4);
-        assert_eq!(similar(&folder, 1, 1).unwrap().neighbours.len(), 1);
+        assert_eq!(similar(&folder, 1, 1, None).unwrap().neighbours.len(), 1);
         assert!(view.render_text().contains("tokens   context"));
     }
 }

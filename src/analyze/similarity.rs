@@ -1,6 +1,7 @@
 //! How alike two features are, judged from their stored samples alone.
 //!
-//! Two measures, each in `[0, 1]`, and their mean:
+//! Two measures from the samples, each in `[0, 1]`, a third from the SAE when a checkpoint is
+//! given, and their mean:
 //!
 //! - **Activating-token overlap**: weighted Jaccard `Σ_t min(p_A(t), p_B(t)) / Σ_t max(…)`
 //!   of the features' activating-token distributions, where `p_F(t)` is the share of F's
@@ -14,18 +15,20 @@
 //!   `idf(t) = ln((1 + n) / (1 + df(t))) + 1` (n features, df(t) of them with `t` in some
 //!   context). Without it, words found around every feature ("the", ",") make unrelated
 //!   features look alike; with it they count least (weight 1) but still count.
-//! - **Combined**: the mean of the measures available.
+//! - **Decoder cosine** (with `--checkpoint`): cosine of the two features' decoder rows, the
+//!   directions they write into the residual stream, in `[-1, 1]`; it sees redundancy and
+//!   feature splitting that the samples may not show.
+//! - **Combined**: the mean of the measures available, a negative decoder cosine counting 0.
 //!
 //! The token measure depends only on the two features; the context measure also on which
 //! features the folder holds (through idf). Both see only the top samples stored, so they
-//! describe the features' strongest activations. A decoder-direction cosine (from the SAE
-//! checkpoint) will be a third measure: a new field of [`Similarity`] and one more entry in
-//! [`Similarity::measures`], which every view lists.
+//! describe the features' strongest activations.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::decoder::{unit_cosine, DecoderDirections};
 use super::tokens::{activating_token, sample_weight};
 use crate::collect::format::FeatureFile;
 use crate::collect::SamplesFolder;
@@ -39,6 +42,32 @@ pub struct FeatureProfile {
     /// Bag of context tokens, sorted by token id, with its Euclidean norm.
     context: Vec<(u32, f64)>,
     context_norm: f64,
+    /// Unit decoder row, when a checkpoint was given.
+    decoder: Option<Vec<f32>>,
+}
+
+/// Builds profiles with the folder's idf and, optionally, the SAE's decoder directions.
+pub struct Profiler<'a> {
+    idf: ContextIdf,
+    decoder: Option<&'a DecoderDirections>,
+}
+
+impl<'a> Profiler<'a> {
+    pub fn new(folder: &SamplesFolder, decoder: Option<&'a DecoderDirections>) -> Self {
+        Self {
+            idf: ContextIdf::of_folder(folder),
+            decoder,
+        }
+    }
+
+    pub fn profile(&self, file: &FeatureFile) -> FeatureProfile {
+        let mut profile = FeatureProfile::new(file, &self.idf);
+        profile.decoder = self
+            .decoder
+            .and_then(|d| d.row(profile.feature))
+            .map(<[f32]>::to_vec);
+        profile
+    }
 }
 
 impl FeatureProfile {
@@ -66,6 +95,7 @@ impl FeatureProfile {
             token_shares,
             context,
             context_norm,
+            decoder: None,
         }
     }
 }
@@ -139,6 +169,7 @@ impl ContextIdf {
 pub enum Measure {
     TokenOverlap,
     ContextOverlap,
+    DecoderCosine,
 }
 
 impl Measure {
@@ -147,6 +178,7 @@ impl Measure {
         match self {
             Measure::TokenOverlap => "tokens",
             Measure::ContextOverlap => "context",
+            Measure::DecoderCosine => "decoder",
         }
     }
 
@@ -155,6 +187,7 @@ impl Measure {
         match self {
             Measure::TokenOverlap => "activating-token overlap (weighted Jaccard)",
             Measure::ContextOverlap => "context overlap (TF-IDF cosine of context tokens)",
+            Measure::DecoderCosine => "decoder-direction cosine (from the SAE checkpoint)",
         }
     }
 }
@@ -164,7 +197,10 @@ impl Measure {
 pub struct Similarity {
     pub token_overlap: f64,
     pub context_overlap: f64,
-    /// Mean of the measures above.
+    /// Cosine of the decoder rows, when both features have one (`--checkpoint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoder_cosine: Option<f64>,
+    /// Mean of the measures above (a negative decoder cosine counts 0).
     pub combined: f64,
 }
 
@@ -172,22 +208,30 @@ impl Similarity {
     pub fn between(a: &FeatureProfile, b: &FeatureProfile) -> Self {
         let token_overlap = weighted_jaccard(&a.token_shares, &b.token_shares);
         let context_overlap = cosine(&a.context, a.context_norm, &b.context, b.context_norm);
+        let decoder_cosine = match (&a.decoder, &b.decoder) {
+            (Some(x), Some(y)) => Some(unit_cosine(x, y)),
+            _ => None,
+        };
         let mut similarity = Self {
             token_overlap,
             context_overlap,
+            decoder_cosine,
             combined: 0.0,
         };
         let measures = similarity.measures();
-        similarity.combined = measures.iter().map(|&(_, v)| v).sum::<f64>() / measures.len() as f64;
+        similarity.combined =
+            measures.iter().map(|&(_, v)| v.max(0.0)).sum::<f64>() / measures.len() as f64;
         similarity
     }
 
     /// Every measure with its value, in display order (the combined score excluded).
     pub fn measures(&self) -> Vec<(Measure, f64)> {
-        vec![
+        let mut measures = vec![
             (Measure::TokenOverlap, self.token_overlap),
             (Measure::ContextOverlap, self.context_overlap),
-        ]
+        ];
+        measures.extend(self.decoder_cosine.map(|c| (Measure::DecoderCosine, c)));
+        measures
     }
 }
 
@@ -287,6 +331,36 @@ mod tests {
         let b = file_with(2, &[(5, "a", 10.0), (6, "b", 10.0)]);
         let s = Similarity::between(&profile(&a), &profile(&b));
         assert!(close(s.token_overlap, 1.0));
+    }
+
+    #[test]
+    fn decoder_cosine_joins_the_measures_and_counts_zero_when_opposed() {
+        let a = file_with(0, &[(5, "a", 1.0)]);
+        let b = file_with(1, &[(5, "a", 1.0)]);
+        let c = file_with(2, &[(6, "b", 1.0)]);
+        // Rows (3, 4), (6, 8) and (-3, -4): normalised on load, so cosines 1 and -1.
+        let decoder = DecoderDirections::from_rows(3, 2, vec![3.0, 4.0, 6.0, 8.0, -3.0, -4.0]);
+        let folder =
+            crate::analyze::test_support::folder_with(vec![a.clone(), b.clone(), c.clone()]);
+        let profiler = Profiler::new(&folder, Some(&decoder));
+        let same = Similarity::between(&profiler.profile(&a), &profiler.profile(&b));
+        // f32 rows: exact to ~1e-7.
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(near(same.decoder_cosine.unwrap(), 1.0));
+        assert_eq!(same.measures().len(), 3);
+        assert!(near(
+            same.combined,
+            (same.token_overlap + same.context_overlap + 1.0) / 3.0
+        ));
+        let opposed = Similarity::between(&profiler.profile(&a), &profiler.profile(&c));
+        assert!(near(opposed.decoder_cosine.unwrap(), -1.0));
+        assert!(near(
+            opposed.combined,
+            (opposed.token_overlap + opposed.context_overlap) / 3.0
+        ));
+        // Without a checkpoint the measure is absent, not zero.
+        let plain = Similarity::between(&profile(&a), &profile(&b));
+        assert_eq!((plain.decoder_cosine, plain.measures().len()), (None, 2));
     }
 
     #[test]

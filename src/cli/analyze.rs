@@ -13,6 +13,7 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 
 use crate::analyze;
+use crate::analyze::decoder::DecoderDirections;
 use crate::collect::SamplesFolder;
 use crate::util::atomic::write_atomic;
 
@@ -28,9 +29,11 @@ Examples:
   saectl analyze runs/samples --clusters --min-similarity 0.4
   saectl analyze runs/samples --histogram 42 --plot-out f42.svg
 
+  saectl analyze runs/samples --similar 42 --checkpoint runs/l12/final   # + decoder cosine
+
 Similarity between features is measured from the stored samples: activating-token overlap
-(weighted Jaccard), context overlap (TF-IDF cosine of context tokens) and their mean; see
-docs/analysis.md.";
+(weighted Jaccard), context overlap (TF-IDF cosine of context tokens), with --checkpoint the
+cosine of the features' decoder directions, and their mean; see docs/analysis.md.";
 
 #[derive(Debug, Args)]
 #[command(after_long_help = EXAMPLES)]
@@ -38,6 +41,7 @@ docs/analysis.md.";
     ArgGroup::new("view").args(["feature", "compare", "similar", "clusters", "histogram"])
 ))]
 #[command(group(ArgGroup::new("with_examples").args(["feature", "compare"])))]
+#[command(group(ArgGroup::new("with_similarity").args(["compare", "similar", "clusters"]).multiple(true)))]
 pub struct AnalyzeArgs {
     /// The samples folder (written by `saectl collect` or `saectl train`, or by the Python
     /// original).
@@ -92,6 +96,11 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "FILE", requires = "histogram")]
     pub plot_out: Option<PathBuf>,
 
+    /// The SAE the folder was collected with (saectl, SAELens or Gemma Scope): adds the
+    /// decoder-direction cosine to --compare, --similar and --clusters.
+    #[arg(long, value_name = "PATH", requires = "with_similarity")]
+    pub checkpoint: Option<PathBuf>,
+
     /// Print the view as JSON (machine-readable) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -132,6 +141,7 @@ pub struct AnalyzeConfig {
     pub dir: PathBuf,
     pub view: View,
     pub json: bool,
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Examples per feature unless `-n` says otherwise.
@@ -183,6 +193,7 @@ impl AnalyzeArgs {
             dir: self.dir,
             view,
             json: self.json,
+            checkpoint: self.checkpoint,
         })
     }
 }
@@ -204,6 +215,15 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let folder = SamplesFolder::load(&config.dir)?;
     analyze::ensure_has_samples(&folder)?;
     let json = config.json;
+    let decoder = match &config.checkpoint {
+        Some(path) => {
+            let directions = DecoderDirections::load(path)?;
+            directions.check_width(folder.summary.as_ref().map(|s| s.d_sae), path)?;
+            Some(directions)
+        }
+        None => None,
+    };
+    let decoder = decoder.as_ref();
     match config.view {
         View::Overview { top } => show(&analyze::overview(&folder, top), json, |v| v.render_text()),
         View::Feature { feature, examples } => {
@@ -215,19 +235,19 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             second,
             examples,
         } => {
-            let view = analyze::compare(&folder, first, second, examples)?;
+            let view = analyze::compare(&folder, first, second, examples, decoder)?;
             show(&view, json, |v| v.render_text())
         }
-        View::Similar { feature, top_k } => {
-            show(&analyze::similar(&folder, feature, top_k)?, json, |v| {
-                v.render_text()
-            })
-        }
-        View::Clusters { min_similarity } => {
-            show(&analyze::clusters(&folder, min_similarity), json, |v| {
-                v.render_text()
-            })
-        }
+        View::Similar { feature, top_k } => show(
+            &analyze::similar(&folder, feature, top_k, decoder)?,
+            json,
+            |v| v.render_text(),
+        ),
+        View::Clusters { min_similarity } => show(
+            &analyze::clusters(&folder, min_similarity, decoder),
+            json,
+            |v| v.render_text(),
+        ),
         View::Histogram {
             feature,
             bins,
