@@ -9,6 +9,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 
+use crate::hub::HubSettings;
+use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 
 /// Unit-norm decoder rows `W_dec [d_sae, d_in]`, row-major (zero rows stay zero).
@@ -20,9 +22,11 @@ pub struct DecoderDirections {
 }
 
 impl DecoderDirections {
-    /// Reads `W_dec` from any checkpoint `saectl collect` reads (saectl, SAELens, Gemma Scope).
+    /// Reads `W_dec` from any checkpoint `saectl collect` reads (saectl, SAELens, Gemma Scope;
+    /// on disk or a Hub path).
     pub fn load(path: &Path) -> Result<Self> {
-        let sae = load_any(path, &Device::Cpu)
+        let local = resolve_checkpoint(&path.to_string_lossy(), &HubSettings::from_env())?;
+        let sae = load_any(&local, &Device::Cpu)
             .with_context(|| format!("failed to load the SAE {}", path.display()))?;
         let w_dec = sae.weights().w_dec.to_dtype(DType::F32)?;
         let (d_sae, d_in) = w_dec.dims2()?;

@@ -20,7 +20,9 @@ use crate::collect::{
 };
 use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
+use crate::hub::HubSettings;
 use crate::model::resolve_device;
+use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
 
@@ -30,7 +32,8 @@ use crate::sae::Sae;
 )]
 pub struct CollectArgs {
     /// The SAE: a saectl checkpoint folder, a SAELens folder (cfg.json + sae_weights.safetensors)
-    /// or a Gemma Scope params.npz.
+    /// or a Gemma Scope params.npz — on disk, or on the Hugging Face Hub as org/name/path, e.g.
+    /// google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz.
     #[arg(long, value_name = "PATH")]
     pub checkpoint: PathBuf,
 
@@ -73,7 +76,9 @@ pub fn run(args: CollectArgs) -> Result<()> {
     if let Some(note) = &device.note {
         eprintln!("note: {note}");
     }
-    let sae = load_any(&args.checkpoint, &device.device)
+    let checkpoint =
+        resolve_checkpoint(&args.checkpoint.to_string_lossy(), &HubSettings::from_env())?;
+    let sae = load_any(&checkpoint, &device.device)
         .with_context(|| format!("failed to load the SAE {}", args.checkpoint.display()))?;
     match &args.activations {
         Some(cache_dir) => collect_from_cache(&args, &sae, config, cache_dir),

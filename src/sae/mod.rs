@@ -10,6 +10,7 @@
 pub mod checkpoint;
 mod config;
 mod encode;
+pub mod hub_path;
 pub mod import;
 mod sparse;
 pub mod topk;

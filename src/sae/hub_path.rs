@@ -1,0 +1,127 @@
+//! `--checkpoint` on the Hugging Face Hub: `org/name/path/in/repo`, e.g.
+//! `google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz` (Gemma Scope) or
+//! `org/name/some/folder` holding a SAELens `cfg.json` + `sae_weights.safetensors`.
+//!
+//! A path that exists on disk always wins. Otherwise the first two parts name the repo and the
+//! rest the file or folder in it; files come from the local Hugging Face cache first and are
+//! downloaded only when missing (never with `HF_HUB_OFFLINE=1`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::checkpoint::CFG_FILE;
+use crate::hub::{HubRepo, HubSettings, RepoKind};
+
+const SAE_LENS_WEIGHTS: &str = "sae_weights.safetensors";
+
+/// The local path of the checkpoint `spec` names, fetching it from the Hub when needed.
+pub fn resolve_checkpoint(spec: &str, hub: &HubSettings) -> Result<PathBuf> {
+    if Path::new(spec).exists() {
+        return Ok(PathBuf::from(spec));
+    }
+    let parts: Vec<&str> = spec.trim_matches('/').splitn(3, '/').collect();
+    let [org, name, inner] = parts[..] else {
+        bail!("SAE checkpoint {spec} does not exist (nor is it a Hub path org/name/path/in/repo)");
+    };
+    let repo = HubRepo::new(hub.clone(), RepoKind::Model, &format!("{org}/{name}"), None);
+    let fetched = if inner.ends_with(".npz") {
+        repo.get(inner)
+    } else {
+        let folder = inner.trim_end_matches('/');
+        repo.get(&format!("{folder}/{SAE_LENS_WEIGHTS}"))
+            .and_then(|_| repo.get(&format!("{folder}/{CFG_FILE}")))
+            .map(|cfg| cfg.parent().map(Path::to_path_buf).unwrap_or(cfg))
+    };
+    fetched.with_context(|| {
+        format!("SAE checkpoint {spec} is neither a local path nor available from the Hub")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::fixtures::add_to_cache;
+    use crate::sae::import::load_any;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sae")
+                .join(path),
+        )
+        .unwrap()
+    }
+
+    fn offline(cache: &Path) -> HubSettings {
+        let cache = cache.to_string_lossy().into_owned();
+        HubSettings::from_vars(|name| match name {
+            "HF_HUB_CACHE" => Some(cache.clone()),
+            "HF_HUB_OFFLINE" => Some("1".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn gemma_scope_and_sae_lens_paths_resolve_from_the_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let npz = fixture("gemma_scope/params.npz");
+        let (cfg, weights) = (
+            fixture("saelens_topk/cfg.json"),
+            fixture("saelens_topk/sae_weights.safetensors"),
+        );
+        add_to_cache(
+            cache.path(),
+            RepoKind::Model,
+            "google/gemma-scope-2b-pt-res",
+            "abc123",
+            &[("layer_3/width_16k/average_l0_8/params.npz", &npz)],
+        )
+        .unwrap();
+        add_to_cache(
+            cache.path(),
+            RepoKind::Model,
+            "someone/saes",
+            "def456",
+            &[
+                ("l1/cfg.json", &cfg),
+                ("l1/sae_weights.safetensors", &weights),
+            ],
+        )
+        .unwrap();
+        let hub = offline(cache.path());
+        let scope = resolve_checkpoint(
+            "google/gemma-scope-2b-pt-res/layer_3/width_16k/average_l0_8/params.npz",
+            &hub,
+        )
+        .unwrap();
+        let sae = load_any(&scope, &candle_core::Device::Cpu).unwrap();
+        // The hook comes from the Hub path: residual stream after block 3.
+        assert_eq!(
+            sae.config().hook_name.as_deref(),
+            Some("blocks.3.hook_resid_post")
+        );
+        let folder = resolve_checkpoint("someone/saes/l1", &hub).unwrap();
+        assert!(load_any(&folder, &candle_core::Device::Cpu).is_ok());
+    }
+
+    #[test]
+    fn a_path_neither_local_nor_cached_is_one_clear_error() {
+        let cache = tempfile::tempdir().unwrap();
+        let hub = offline(cache.path());
+        let err = format!(
+            "{:#}",
+            resolve_checkpoint("google/gemma-scope-2b-pt-res/layer_9/params.npz", &hub)
+                .unwrap_err()
+        );
+        assert!(
+            err.contains("neither a local path nor available from the Hub") && !err.contains('\n'),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            resolve_checkpoint("runs/missing", &hub).unwrap_err()
+        );
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}
