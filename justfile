@@ -17,6 +17,10 @@ bench:
 docs:
     cargo doc --no-deps --open
 
+# The CUDA binary, built without a GPU or toolkit, packed into gpu/ (docs/gpu.md).
+cuda:
+    bash scripts/build-cuda.sh
+
 # CI exactly as it runs on a clean clone.
 ci:
     bash .ci/run
