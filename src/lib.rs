@@ -13,4 +13,5 @@ pub mod data;
 pub mod model;
 pub mod report;
 pub mod sae;
+pub mod train;
 pub mod util;
