@@ -5,12 +5,14 @@
 //! those pairs: their pre-activations are gathered from `pre`, and the decoder rows they name
 //! are gathered from `W_dec` (`index_select`) and summed into their tokens (`index_add`), so
 //! decoding and its backward cost `O(active · d_in)` instead of the dense
-//! `[n, d_sae] × [d_sae, d_in]` product. When the active set is dense (a young ReLU SAE, a
+//! `[n, d_sae] × [d_sae, d_in]` product. On the CPU a hand-written kernel does this
+//! ([`super::sparse_decode`]); elsewhere candle's ops do. When the active set is dense (a young ReLU SAE, a
 //! large aux-K set) the gathered `[active, d_in]` tensor would be bigger than the product's
 //! inputs, and [`decode_active`] falls back to the dense product.
 
 use candle_core::{DType, Device, Result, Tensor};
 
+use super::sparse_decode::decode_cpu;
 use crate::sae::topk::{batch_topk_host, topk_rows};
 use crate::sae::SaeKind;
 
@@ -162,12 +164,29 @@ pub fn gather_values(pre: &Tensor, set: &ActiveSet) -> Result<Tensor> {
 
 /// `Σ values[i] · W_dec[feats[i]]` summed into row `rows[i]`: `[n, d_in]` (no `b_dec`).
 pub fn decode_active(w_dec: &Tensor, set: &ActiveSet, values: &Tensor) -> Result<Tensor> {
-    let (d_sae, d_in) = w_dec.dims2()?;
+    let (_, d_in) = w_dec.dims2()?;
     let device = w_dec.device();
     let zeros = Tensor::zeros((set.n, d_in), w_dec.dtype(), device)?;
     if set.is_empty() {
         return Ok(zeros);
     }
+    if device.is_cpu() && w_dec.dtype() == DType::F32 {
+        let w_dec = w_dec.contiguous()?;
+        return decode_cpu(&w_dec, &values.contiguous()?, &set.rows, &set.feats, set.n);
+    }
+    decode_with_candle_ops(w_dec, set, values)
+}
+
+/// The device path of [`decode_active`]: gather + `index_add`, or the dense product when the
+/// set is dense. Public to the crate so that tests compare it with the CPU kernel.
+pub(crate) fn decode_with_candle_ops(
+    w_dec: &Tensor,
+    set: &ActiveSet,
+    values: &Tensor,
+) -> Result<Tensor> {
+    let (d_sae, d_in) = w_dec.dims2()?;
+    let device = w_dec.device();
+    let zeros = Tensor::zeros((set.n, d_in), w_dec.dtype(), device)?;
     if gather_is_cheaper(set.len(), set.n, d_sae, d_in) {
         let feats = Tensor::from_slice(&set.feats, set.len(), device)?;
         let rows = Tensor::from_slice(&set.rows, set.len(), device)?;

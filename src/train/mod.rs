@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod optimizer;
 pub mod run;
 pub mod schedule;
+mod sparse_decode;
 pub mod step;
 
 pub use config::{ScheduleKind, TrainConfig};

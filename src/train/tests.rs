@@ -270,6 +270,54 @@ fn gradients_match_finite_differences() {
     check_gradients(SaeKind::Relu, 0.0);
 }
 
+/// The CPU kernel and the candle-op path (gather and dense) give the same decoding and the
+/// same gradients.
+#[test]
+fn cpu_decode_kernel_matches_candle_ops() {
+    // 15 pairs: 7.5% of 5 × 40 (dense product), 4.7% of 5 × 64 (gather + index_add).
+    check_decode_kernel(40);
+    check_decode_kernel(64);
+}
+
+fn check_decode_kernel(d_sae: usize) {
+    let mut rng = SplitMix64(9);
+    let (n, d_in) = (5, 7);
+    let w: Vec<f32> = (0..d_sae * d_in).map(|_| rng.uniform_sym()).collect();
+    let w =
+        candle_core::Var::from_tensor(&Tensor::from_vec(w, (d_sae, d_in), &Device::Cpu).unwrap())
+            .unwrap();
+    let mut set = loss::ActiveSet {
+        n,
+        d_sae,
+        ..Default::default()
+    };
+    for r in 0..n as u32 {
+        for f in [r, 3 * r + 1, d_sae as u32 - 1 - r] {
+            set.rows.push(r);
+            set.feats.push(f);
+            set.values.push(rng.uniform_sym());
+        }
+    }
+    let values =
+        candle_core::Var::from_tensor(&Tensor::new(set.values.as_slice(), &Device::Cpu).unwrap())
+            .unwrap();
+    let target: Vec<f32> = (0..n * d_in).map(|_| rng.uniform_sym()).collect();
+    let target = Tensor::from_vec(target, (n, d_in), &Device::Cpu).unwrap();
+    let run = |dense: bool| {
+        let out = if dense {
+            loss::decode_with_candle_ops(w.as_tensor(), &set, values.as_tensor()).unwrap()
+        } else {
+            loss::decode_active(w.as_tensor(), &set, values.as_tensor()).unwrap()
+        };
+        let grads = loss::mse(&out, &target).unwrap().backward().unwrap();
+        let grad = |v: &candle_core::Var| host(grads.get(v.as_tensor()).unwrap());
+        (host(&out), grad(&w), grad(&values))
+    };
+    let (kernel, ops) = (run(false), run(true));
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    assert!(close(&kernel.0, &ops.0) && close(&kernel.1, &ops.1) && close(&kernel.2, &ops.2));
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -439,4 +487,43 @@ fn bad_settings_and_reused_folders_are_refused() {
         resume(&dir.path().join("nothing"), &Device::Cpu, &mut |_| {}).unwrap_err()
     );
     assert!(missing.contains("run.json"), "{missing}");
+}
+
+/// Step throughput on the CPU (`cargo test --release --lib train::tests::step_throughput --
+/// --ignored --nocapture`); the figures are in docs/train.md.
+#[test]
+#[ignore = "benchmark: run in release by hand"]
+fn step_throughput() {
+    let shapes = [
+        (32, 256, 3, 256, 200),
+        (256, 4096, 32, 4096, 5),
+        (2304, 16384, 32, 4096, 2),
+    ];
+    for (d_in, d_sae, k, batch, steps) in shapes {
+        for kind in [SaeKind::BatchTopK, SaeKind::TopK] {
+            let cfg = TrainConfig {
+                sae_type: kind,
+                dict_size: d_sae,
+                top_k: k,
+                batch_size: batch,
+                num_tokens: (batch * (steps + 1)) as u64,
+                ..TrainConfig::default()
+            };
+            let mut trainer = Trainer::new(cfg, d_in, &Device::Cpu).unwrap();
+            let mut rng = SplitMix64(1);
+            let xs: Vec<f32> = (0..batch * d_in).map(|_| rng.uniform_sym()).collect();
+            let xs = Tensor::from_vec(xs, (batch, d_in), &Device::Cpu).unwrap();
+            trainer.step(&xs).unwrap(); // warm-up
+            let start = std::time::Instant::now();
+            for _ in 0..steps {
+                trainer.step(&xs).unwrap();
+            }
+            let seconds = start.elapsed().as_secs_f64() / steps as f64;
+            eprintln!(
+                "{kind} d_in {d_in} d_sae {d_sae} k {k} batch {batch}: {:.1} steps/s, {:.0} tokens/s",
+                1.0 / seconds,
+                batch as f64 / seconds
+            );
+        }
+    }
 }

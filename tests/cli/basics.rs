@@ -1,5 +1,5 @@
-//! The real `saectl` binary, driven as a user would: help, version, and the commands that are
-//! not available yet failing cleanly.
+//! The real `saectl` binary, driven as a user would: help, version, usage errors, and the
+//! commands that are not available yet failing cleanly.
 
 use std::process::{Command, Output};
 
@@ -80,11 +80,24 @@ fn bad_collector_settings_are_one_clear_line() {
 
 #[test]
 fn commands_not_built_yet_say_so_and_fail() {
-    for command in ["train", "collect"] {
-        let output = saectl(&[command]);
-        assert_eq!(output.status.code(), Some(1), "{command}");
-        let err = stderr(&output);
-        assert!(err.contains("not available yet"), "{command}: {err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-    }
+    let output = saectl(&["collect"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("not available yet"), "collect: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn train_without_a_cache_is_a_usage_error() {
+    let output = saectl(&["train"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap's usage errors exit with 2"
+    );
+    assert!(
+        stderr(&output).contains("--activations"),
+        "{}",
+        stderr(&output)
+    );
 }
