@@ -13,6 +13,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::sparse_decode::decode_cpu;
+use super::sparse_encode::active_pre_cpu;
 use crate::sae::topk::{batch_topk_host, topk_rows};
 use crate::sae::SaeKind;
 
@@ -107,15 +108,38 @@ impl ActiveSet {
     }
 }
 
-/// Pre-activations `[n, d_sae]` of normalized tokens `xs [n, d_in]` (b_dec subtracted first,
-/// as SAELens and the original do).
-pub fn pre_activations(
-    xs: &Tensor,
-    w_enc: &Tensor,
-    b_enc: &Tensor,
-    b_dec: &Tensor,
-) -> Result<Tensor> {
-    xs.broadcast_sub(b_dec)?.matmul(w_enc)?.broadcast_add(b_enc)
+/// The encoder's output for a batch: the centred input and the pre-activations, with what
+/// [`Encoded::values`] needs to differentiate the active ones.
+pub struct Encoded {
+    /// `xs − b_dec` `[n, d_in]` (b_dec subtracted first, as SAELens and the original do).
+    pub xc: Tensor,
+    /// `xc · W_enc + b_enc` `[n, d_sae]`.
+    pub pre: Tensor,
+    w_enc: Tensor,
+    b_enc: Tensor,
+}
+
+impl Encoded {
+    pub fn new(xs: &Tensor, w_enc: &Tensor, b_enc: &Tensor, b_dec: &Tensor) -> Result<Self> {
+        let xc = xs.broadcast_sub(b_dec)?;
+        let pre = xc.matmul(w_enc)?.broadcast_add(b_enc)?;
+        Ok(Self {
+            xc,
+            pre,
+            w_enc: w_enc.clone(),
+            b_enc: b_enc.clone(),
+        })
+    }
+
+    /// The pre-activations of `set` `[len]`, differentiable: through the CPU kernel
+    /// ([`super::sparse_encode`]) or, elsewhere, gathered from `pre`.
+    pub fn values(&self, set: &ActiveSet) -> Result<Tensor> {
+        if self.pre.device().is_cpu() && self.pre.dtype() == DType::F32 {
+            let (w_enc, b_enc) = (&self.w_enc, &self.b_enc);
+            return active_pre_cpu(&self.xc, w_enc, b_enc, &set.rows, &set.feats, &set.values);
+        }
+        gather_values(&self.pre, set)
+    }
 }
 
 /// The training-mode selection of `kind` on `pre [n, d_sae]` (detached inside).
@@ -218,7 +242,7 @@ pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// are the end latents of the prefixes; returns `(loss, full reconstruction)`.
 pub fn matryoshka_loss(
     xs: &Tensor,
-    pre: &Tensor,
+    encoded: &Encoded,
     w_dec: &Tensor,
     b_dec: &Tensor,
     active: &ActiveSet,
@@ -229,7 +253,7 @@ pub fn matryoshka_loss(
     let mut start = 0;
     for &end in prefix_ends {
         let group = active.restrict(start..end);
-        let values = gather_values(pre, &group)?;
+        let values = encoded.values(&group)?;
         x_hat = (x_hat + decode_active(w_dec, &group, &values)?)?;
         losses.push(mse(&x_hat, xs)?);
         start = end;

@@ -14,6 +14,7 @@ pub mod optimizer;
 pub mod run;
 pub mod schedule;
 mod sparse_decode;
+mod sparse_encode;
 pub mod step;
 
 pub use config::{ScheduleKind, TrainConfig};

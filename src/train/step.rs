@@ -163,14 +163,16 @@ impl Trainer {
     /// The loss and its parts for normalized `xs [B, d_in]`; no state is changed.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Forward> {
         let (w_dec, b_dec) = (self.w_dec.as_tensor(), self.b_dec.as_tensor());
-        let pre = loss::pre_activations(xs, self.w_enc.as_tensor(), self.b_enc.as_tensor(), b_dec)?;
+        let encoded =
+            loss::Encoded::new(xs, self.w_enc.as_tensor(), self.b_enc.as_tensor(), b_dec)?;
+        let pre = &encoded.pre; // [B, d_sae]
         let k = self.sae_cfg.k.unwrap_or(self.sae_cfg.d_sae);
-        let active = loss::select(self.sae_cfg.kind, &pre, k)?;
-        let values = loss::gather_values(&pre, &active)?; // [active]
+        let active = loss::select(self.sae_cfg.kind, pre, k)?;
+        let values = encoded.values(&active)?; // [active]
         let (mse, x_hat) = if self.sae_cfg.kind == SaeKind::Matryoshka {
             let (prefix_loss, x_hat) = loss::matryoshka_loss(
                 xs,
-                &pre,
+                &encoded,
                 w_dec,
                 b_dec,
                 &active,
@@ -183,7 +185,7 @@ impl Trainer {
         };
         let batches_inactive = count_inactive(&self.batches_inactive, &active);
         let dead = dead_in(&batches_inactive, self.cfg.n_batches_to_dead);
-        let (aux, aux_active) = self.aux_loss(xs, &x_hat, &pre, &dead)?;
+        let (aux, aux_active) = self.aux_loss(xs, &x_hat, &encoded, &dead)?;
         let l1 = if self.cfg.l1_coeff > 0.0 {
             ((values.sum_all()? / active.n as f64)? * self.cfg.l1_coeff)?
         } else {
@@ -207,7 +209,7 @@ impl Trainer {
         &self,
         xs: &Tensor,
         x_hat: &Tensor,
-        pre: &Tensor,
+        encoded: &loss::Encoded,
         dead: &[u32],
     ) -> Result<(Tensor, ActiveSet)> {
         // ReLU SAEs revive nothing this way (the original's vanilla SAE has no aux-K): a dead
@@ -218,8 +220,8 @@ impl Trainer {
         }
         // The residual is a target, not a path: aux-K must not pull the live latents.
         let residual = (xs - x_hat)?.detach(); // [B, d_in]
-        let aux_set = loss::select_dead(pre, dead, self.cfg.top_k_aux)?;
-        let values = loss::gather_values(pre, &aux_set)?;
+        let aux_set = loss::select_dead(&encoded.pre, dead, self.cfg.top_k_aux)?;
+        let values = encoded.values(&aux_set)?;
         let x_aux = loss::decode_active(self.w_dec.as_tensor(), &aux_set, &values)?;
         let aux = (loss::mse(&x_aux, &residual)? * self.cfg.aux_penalty)?;
         Ok((aux, aux_set))

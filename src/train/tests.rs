@@ -318,6 +318,50 @@ fn check_decode_kernel(d_sae: usize) {
     assert!(close(&kernel.0, &ops.0) && close(&kernel.1, &ops.1) && close(&kernel.2, &ops.2));
 }
 
+/// The CPU encoder kernel gives the gathered values and the gradients of gathering from `pre`.
+#[test]
+fn cpu_encode_kernel_matches_gathering_from_pre() {
+    let mut rng = SplitMix64(4);
+    let (n, d_in, d_sae) = (6, 5, 16);
+    let mut var = |len: usize, shape: (usize, usize)| {
+        let data: Vec<f32> = (0..len).map(|_| rng.uniform_sym()).collect();
+        let t = Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
+        candle_core::Var::from_tensor(&t).unwrap()
+    };
+    let w_enc = var(d_in * d_sae, (d_in, d_sae));
+    let b_enc = var(d_sae, (1, d_sae));
+    let b_dec = var(d_in, (1, d_in));
+    let (b_enc_t, b_dec_t) = (
+        b_enc.as_tensor().squeeze(0).unwrap(),
+        b_dec.as_tensor().squeeze(0).unwrap(),
+    );
+    let xs = var(n * d_in, (n, d_in));
+    let encoded =
+        loss::Encoded::new(xs.as_tensor(), w_enc.as_tensor(), &b_enc_t, &b_dec_t).unwrap();
+    let set = loss::select(SaeKind::BatchTopK, &encoded.pre, 3).unwrap();
+    let weights: Vec<f32> = (0..set.len()).map(|i| 1.0 + i as f32 / 10.0).collect();
+    let weights = Tensor::new(weights.as_slice(), &Device::Cpu).unwrap();
+    let grads_of = |values: Tensor| {
+        let grads = (values * &weights)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        [&w_enc, &b_enc, &b_dec].map(|v| host(grads.get(v.as_tensor()).unwrap()))
+    };
+    let kernel = encoded.values(&set).unwrap();
+    let gathered = loss::gather_values(&encoded.pre, &set).unwrap();
+    assert_eq!(host(&kernel), host(&gathered));
+    let (a, b) = (grads_of(kernel), grads_of(gathered));
+    for (x, y) in a.iter().zip(&b) {
+        let close = |(p, q): (&f32, &f32)| (p - q).abs() < 1e-5 * (1.0 + q.abs());
+        assert!(x.iter().zip(y).all(close), "{x:?} vs {y:?}");
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
