@@ -124,9 +124,12 @@ pub fn train(
     }
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("failed to create {}", run_dir.display()))?;
+    // Absolute, so that `--resume` works from any working directory.
+    let activations = std::fs::canonicalize(activations)
+        .with_context(|| format!("failed to resolve {}", activations.display()))?;
     let info = RunInfo {
         format_version: RUN_FORMAT_VERSION,
-        activations: activations.to_path_buf(),
+        activations,
     };
     write_json_atomic(&run.info(), &info)?;
     write_json_atomic(&run.config(), &cfg)?;
@@ -180,29 +183,7 @@ fn run_loop(
     let mut last = None;
     let mut final_checkpoint = run.latest_checkpoint()?;
     while trainer.step < total {
-        let tokens_before = stream.offset();
-        let xs = stream.next_batch(device)?; // [batch_size, d_in]
-        let bad = count_non_finite(&xs)?;
-        if bad > 0 {
-            let dir = save(run, &trainer, tokens_before, &meta)?;
-            bail!(
-                "step {}: the activation batch holds {bad} NaN or infinite values; the last good state is saved in {}",
-                trainer.step + 1,
-                dir.display()
-            );
-        }
-        let stats = match trainer.step(&xs) {
-            Ok(stats) => stats,
-            Err(err) if err.is::<NonFiniteLoss>() => {
-                let dir = save(run, &trainer, tokens_before, &meta)?;
-                return Err(err.context(format!(
-                    "step {}: training stopped; the last good state is saved in {}",
-                    trainer.step + 1,
-                    dir.display()
-                )));
-            }
-            Err(err) => return Err(err.context(format!("step {}", trainer.step + 1))),
-        };
+        let stats = guarded_step(run, &mut trainer, &mut stream, device, &meta)?;
         let (step, tokens) = (trainer.step, stream.offset());
         if step % trainer.cfg.log_freq == 0 || step == total {
             metrics::append(&run.metrics(), &MetricsLine::new(step, tokens, &stats))?;
@@ -228,6 +209,39 @@ fn run_loop(
         final_checkpoint,
         last,
     })
+}
+
+/// One step on the next batch. A non-finite batch, loss or gradient stops the run with an
+/// error naming the step, after checkpointing the state before it (which the step left as is).
+fn guarded_step(
+    run: &RunDir,
+    trainer: &mut Trainer,
+    stream: &mut BatchStream,
+    device: &Device,
+    meta: &CheckpointMeta,
+) -> Result<StepStats> {
+    let tokens_before = stream.offset();
+    let step = trainer.step + 1;
+    let xs = stream.next_batch(device)?; // [batch_size, d_in]
+    let bad = count_non_finite(&xs)?;
+    if bad > 0 {
+        let dir = save(run, trainer, tokens_before, meta)?;
+        bail!(
+            "step {step}: the activation batch holds {bad} NaN or infinite values; the last good state is saved in {}",
+            dir.display()
+        );
+    }
+    match trainer.step(&xs) {
+        Ok(stats) => Ok(stats),
+        Err(err) if err.is::<NonFiniteLoss>() => {
+            let dir = save(run, trainer, tokens_before, meta)?;
+            Err(err.context(format!(
+                "step {step}: training stopped; the last good state is saved in {}",
+                dir.display()
+            )))
+        }
+        Err(err) => Err(err.context(format!("step {step}"))),
+    }
 }
 
 /// Saves a checkpoint for the trainer's current step and points `latest_checkpoint` at it.

@@ -41,11 +41,13 @@ pub struct StepStats {
     pub threshold: f32,
 }
 
-/// A step refused because the loss was not finite; nothing was updated.
+/// A step refused because its loss or its gradient was not finite; nothing was updated.
 #[derive(Debug, thiserror::Error)]
-#[error("the loss became {loss} (not finite)")]
+#[error("the {what} became {value} (not finite)")]
 pub struct NonFiniteLoss {
-    pub loss: f64,
+    /// `loss` or `gradient norm`.
+    pub what: &'static str,
+    pub value: f64,
 }
 
 /// The SAE being trained and everything a resumed run needs to continue exactly.
@@ -129,7 +131,8 @@ impl Trainer {
         let forward = self.forward(&xs)?;
         let loss = forward.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss.is_finite() {
-            return Err(NonFiniteLoss { loss }.into());
+            let what = "loss";
+            return Err(NonFiniteLoss { what, value: loss }.into());
         }
         let lr = lr_at(&self.cfg, self.step);
         self.update(&forward.loss, lr)?;
@@ -238,7 +241,12 @@ impl Trainer {
                 None => v.as_tensor().zeros_like(),
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        clip_grad_norm(&mut gs, self.cfg.max_grad_norm)?;
+        let norm = clip_grad_norm(&mut gs, self.cfg.max_grad_norm)?;
+        if !norm.is_finite() {
+            // Checked before Adam touches anything, so the state stays the last good one.
+            let what = "gradient norm";
+            return Err(NonFiniteLoss { what, value: norm }.into());
+        }
         // Rows are unit norm here: a gradient along a row would only change its length,
         // which the renormalisation undoes, and would distort Adam's moments.
         let w_dec = self.w_dec.as_tensor();
