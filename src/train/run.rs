@@ -49,6 +49,9 @@ pub struct RunSummary {
 struct RunInfo {
     format_version: u32,
     activations: PathBuf,
+    /// The cache's size when the run started: the data order depends on it, so a cache that
+    /// grew since cannot continue the same stream.
+    cache_tokens: u64,
 }
 
 /// The run folder and the names of everything in it.
@@ -116,7 +119,9 @@ pub fn train(
     cfg.validate(spec.d_in)
         .context("invalid training configuration")?;
     let run = RunDir::new(run_dir);
-    if run.latest_checkpoint()?.is_some() || run.config().exists() {
+    // A folder with a config but no checkpoint is a run that died before its first
+    // checkpoint: nothing to resume, so it starts over.
+    if run.latest_checkpoint()?.is_some() {
         bail!(
             "{} already holds a training run; resume it with --resume, or choose another --out",
             run_dir.display()
@@ -130,7 +135,12 @@ pub fn train(
     let info = RunInfo {
         format_version: RUN_FORMAT_VERSION,
         activations,
+        cache_tokens: cache.index().num_tokens,
     };
+    if run.metrics().exists() {
+        std::fs::remove_file(run.metrics())
+            .with_context(|| format!("failed to remove {}", run.metrics().display()))?;
+    }
     write_json_atomic(&run.info(), &info)?;
     write_json_atomic(&run.config(), &cfg)?;
     let mut trainer = Trainer::new(cfg, spec.d_in, device)?;
@@ -158,6 +168,15 @@ pub fn resume(
             info.activations.display()
         )
     })?;
+    if cache.index().num_tokens != info.cache_tokens {
+        bail!(
+            "the activation cache {} now holds {} tokens, not the {} this run started with; \
+             the data order would change, so the run cannot continue exactly",
+            info.activations.display(),
+            cache.index().num_tokens,
+            info.cache_tokens
+        );
+    }
     let (trainer, tokens, _) = checkpoint::load(&latest, cfg, device)?;
     metrics::truncate_after(&run.metrics(), trainer.step)?;
     let stream = batch_stream(cache, &trainer.cfg, tokens);

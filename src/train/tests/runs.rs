@@ -156,3 +156,29 @@ fn bad_settings_and_reused_folders_are_refused() {
     );
     assert!(missing.contains("run.json"), "{missing}");
 }
+
+#[test]
+fn a_cache_that_grew_cannot_continue_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let run = dir.path().join("run");
+    let cfg = TrainConfig {
+        dict_size: 16,
+        top_k: 2,
+        batch_size: 64,
+        num_tokens: 64,
+        ..TrainConfig::default()
+    };
+    train(&cache, &run, cfg, &Device::Cpu, &mut |_| {}).unwrap();
+    let spec = crate::data::cache::ActivationCache::open(&cache)
+        .unwrap()
+        .index()
+        .spec
+        .clone();
+    let mut writer = CacheWriter::create_or_resume(&cache, spec, 8, None).unwrap();
+    let acts = Tensor::ones((1, SEQ_LEN, 8), candle_core::DType::F32, &Device::Cpu).unwrap();
+    writer.push(&[0; SEQ_LEN], &acts).unwrap();
+    writer.finish(true).unwrap();
+    let msg = format!("{:#}", resume(&run, &Device::Cpu, &mut |_| {}).unwrap_err());
+    assert!(msg.contains("now holds 528 tokens, not the 512"), "{msg}");
+}
