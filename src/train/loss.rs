@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use super::sparse_decode::decode_cpu;
 use super::sparse_encode::active_pre_cpu;
-use crate::sae::topk::{batch_topk_host, topk_rows};
+use crate::sae::topk::topk_rows;
 use crate::sae::SaeKind;
 
 /// The latents that fire in a batch of `n` tokens: parallel lists, row-major order.
@@ -148,22 +148,51 @@ pub fn select(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
     if n * d_sae > u32::MAX as usize {
         candle_core::bail!("a batch of {n} tokens × {d_sae} latents is too large to index with u32; lower batch_size");
     }
-    let relu = pre.detach().relu()?.to_dtype(DType::F32)?;
+    let relu = || pre.detach().relu()?.to_dtype(DType::F32);
     match kind {
         SaeKind::BatchTopK | SaeKind::Matryoshka => {
             // Keep the k·B largest of relu(pre) over the whole batch; zeros never count.
-            let data = relu.flatten_all()?.to_vec1::<f32>()?;
-            let kept = batch_topk_host(data, (k * n).min(n * d_sae));
-            Ok(ActiveSet::from_dense_host(&kept, n, d_sae))
+            let data = pre
+                .detach()
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            Ok(batch_topk_active(&data, n, d_sae, k * n))
         }
         SaeKind::TopK => {
-            let (values, indices) = topk_rows(&relu, k)?; // [n, k] each
+            let (values, indices) = topk_rows(&relu()?, k)?; // [n, k] each
             ActiveSet::from_topk(&values, &indices, None, d_sae)
         }
         SaeKind::Relu | SaeKind::JumpRelu => {
-            let data = relu.flatten_all()?.to_vec1::<f32>()?;
+            let data = relu()?.flatten_all()?.to_vec1::<f32>()?;
             Ok(ActiveSet::from_dense_host(&data, n, d_sae))
         }
+    }
+}
+
+/// BatchTopK on the host: the `k_total` largest positive values of a row-major `[n, d_sae]`
+/// matrix, ties at the cut going to the lower flat index — exactly the positive entries that
+/// `sae::topk::batch_topk_host` keeps, found by selecting among the positive entries only
+/// (about half of them) instead of copying and selecting over the whole matrix.
+pub(crate) fn batch_topk_active(data: &[f32], n: usize, d_sae: usize, k_total: usize) -> ActiveSet {
+    let mut candidates: Vec<(f32, u32)> = (0u32..)
+        .zip(data)
+        .filter(|(_, &x)| x > 0.0)
+        .map(|(i, &x)| (x, i))
+        .collect();
+    if candidates.len() > k_total && k_total > 0 {
+        let rank = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        candidates.select_nth_unstable_by(k_total - 1, rank);
+        candidates.truncate(k_total);
+        candidates.sort_unstable_by_key(|&(_, i)| i); // back to row-major order
+    }
+    let d = d_sae as u32;
+    ActiveSet {
+        rows: candidates.iter().map(|&(_, i)| i / d).collect(),
+        feats: candidates.iter().map(|&(_, i)| i % d).collect(),
+        values: candidates.iter().map(|&(x, _)| x).collect(),
+        n,
+        d_sae,
     }
 }
 

@@ -198,3 +198,26 @@ fn cpu_encode_kernel_matches_gathering_from_pre() {
         assert!(x.iter().zip(y).all(close), "{x:?} vs {y:?}");
     }
 }
+
+/// The host BatchTopK selection keeps exactly the positive entries `batch_topk_host` keeps,
+/// ties included.
+#[test]
+fn batch_topk_selection_matches_the_sae_module() {
+    let mut rng = SplitMix64(12);
+    let (n, d_sae) = (7, 30);
+    // Few distinct values, so that the cut falls inside runs of ties.
+    let data: Vec<f32> = (0..n * d_sae)
+        .map(|_| (rng.uniform_sym() * 4.0).round() / 4.0)
+        .collect();
+    for k_total in [1, 5, 40, 90, 200] {
+        let ours = loss::batch_topk_active(&data, n, d_sae, k_total);
+        let kept = crate::sae::topk::batch_topk_host(data.clone(), k_total);
+        let expected = (0..n * d_sae).filter(|&i| kept[i] > 0.0);
+        let got = ours
+            .rows
+            .iter()
+            .zip(&ours.feats)
+            .map(|(&r, &f)| r as usize * d_sae + f as usize);
+        assert!(got.eq(expected), "k_total {k_total}");
+    }
+}
