@@ -118,6 +118,9 @@ pub fn train(
     let spec = cache.index().spec.clone();
     cfg.validate(spec.d_in)
         .context("invalid training configuration")?;
+    if cfg.save_activation_samples {
+        bail!("sample collection during training (save_activation_samples) is not built yet");
+    }
     let run = RunDir::new(run_dir);
     // A folder with a config but no checkpoint is a run that died before its first
     // checkpoint: nothing to resume, so it starts over.
