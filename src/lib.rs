@@ -14,4 +14,5 @@ pub mod hub;
 pub mod model;
 pub mod report;
 pub mod sae;
+pub mod train;
 pub mod util;

@@ -1,28 +1,403 @@
-//! `saectl train`: fit an SAE on a model's residual stream (arrives with the training issue).
+//! `saectl train`: fit an SAE on activations stored by `saectl cache` (training live from the
+//! model arrives with the next part of the training issue).
 //!
-//! The flags that exist today are the ones already settled: the original's sample-collection
-//! keys. Until the trainer lands the command says so and exits non-zero rather than pretend.
+//! Parse, then resolve, then run: the flags (the original's config keys in kebab-case) are laid
+//! over `--config FILE` (the same keys in snake_case JSON) or the defaults, the result is
+//! validated against the cache's width, and only then does training start. `--resume RUN`
+//! continues a run with its own saved configuration.
 
-use anyhow::bail;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::collector_args::CollectorArgs;
+use super::progress::token_bar;
+use crate::model::{resolve_device, DeviceChoice};
+use crate::sae::SaeKind;
+use crate::train::{self, RunSummary, ScheduleKind, StepReport, TrainConfig};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  saectl train --activations caches/gemma-l12 --out runs/l12 --dict-size 16384 --top-k 32\n  saectl train --resume runs/l12"
+)]
 pub struct TrainArgs {
-    /// Collect top-activating samples while training (the original's `save_activation_samples`).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub save_activation_samples: bool,
+    /// Activation cache to train on (written by `saectl cache`).
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    pub activations: Option<PathBuf>,
 
-    /// Collect samples every N training steps (step 0 included).
-    #[arg(long, default_value_t = 1000, value_name = "STEPS")]
-    pub sample_collection_freq: u64,
+    /// Run folder: config, metrics.jsonl, checkpoints.
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in this folder from its latest checkpoint, with its own settings.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["activations", "out", "config"])]
+    pub resume: Option<PathBuf>,
+
+    /// JSON file with the original's config keys (snake_case); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceChoice,
+
+    #[command(flatten)]
+    pub keys: TrainKeys,
 
     #[command(flatten)]
     pub collector: CollectorArgs,
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    args.collector.collector_config()?;
-    bail!("`saectl train` is not available yet in this build: the SAE trainer has not landed")
+/// The training keys; each overrides `--config` (or the default) only when given.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Training (the original's config keys)")]
+pub struct TrainKeys {
+    /// batchtopk (default), topk, relu (or vanilla), matryoshka.
+    #[arg(long, value_name = "TYPE")]
+    pub sae_type: Option<SaeKind>,
+    /// Latents in the dictionary (d_sae) [default: 12288].
+    #[arg(long, value_name = "N")]
+    pub dict_size: Option<usize>,
+    /// Active latents per token (TopK) or on average (BatchTopK) [default: 32].
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Dead latents used by the aux-K loss [default: 512].
+    #[arg(long, value_name = "K")]
+    pub top_k_aux: Option<usize>,
+    /// Weight of the aux-K loss [default: 1/32].
+    #[arg(long, value_name = "X")]
+    pub aux_penalty: Option<f64>,
+    /// Learning rate [default: 3e-4].
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
+    #[arg(long, value_name = "B")]
+    pub beta1: Option<f64>,
+    #[arg(long, value_name = "B")]
+    pub beta2: Option<f64>,
+    /// Tokens per training step [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Training tokens in all [default: 1e9]; the cache is reshuffled and repeated as needed.
+    #[arg(long, value_name = "N")]
+    pub num_tokens: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// L1 penalty on the activations (ReLU SAEs) [default: 0].
+    #[arg(long, value_name = "X")]
+    pub l1_coeff: Option<f64>,
+    /// Batches without firing after which a latent counts as dead [default: 20].
+    #[arg(long, value_name = "N")]
+    pub n_batches_to_dead: Option<u32>,
+    #[arg(long, value_name = "X")]
+    pub max_grad_norm: Option<f64>,
+    /// none, warmup (warmup_only), decay (decay_only), warmup_decay.
+    #[arg(long, value_name = "KIND", value_parser = parse_schedule)]
+    pub scheduler_type: Option<ScheduleKind>,
+    #[arg(long, value_name = "STEPS")]
+    pub warmup_steps: Option<u64>,
+    /// Floor of the decaying schedules [default: lr / 100].
+    #[arg(long, value_name = "LR")]
+    pub min_lr: Option<f64>,
+    /// Steps between checkpoints [default: 10000].
+    #[arg(long, value_name = "STEPS")]
+    pub checkpoint_freq: Option<u64>,
+    /// Steps between metrics lines in metrics.jsonl [default: 100].
+    #[arg(long, value_name = "STEPS")]
+    pub log_freq: Option<u64>,
+    /// Per-token layer norm of the input [default: true].
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub input_unit_norm: Option<bool>,
+    /// Matryoshka group sizes, comma-separated, summing to --dict-size.
+    #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
+    pub group_sizes: Option<Vec<usize>>,
+    /// With --num-batches-in-buffer and the cache's seq_len, sizes the shuffling buffer.
+    #[arg(long, value_name = "N")]
+    pub model_batch_size: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub num_batches_in_buffer: Option<usize>,
+    /// Collect top-activating samples while training (not available yet).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub save_activation_samples: Option<bool>,
+    /// Collect samples every N training steps (step 0 included).
+    #[arg(long, value_name = "STEPS")]
+    pub sample_collection_freq: Option<u64>,
+}
+
+fn parse_schedule(name: &str) -> Result<ScheduleKind, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+        format!("unknown schedule {name:?}: expected none, warmup, decay or warmup_decay")
+    })
+}
+
+/// Lays `keys` over `cfg`: every given flag replaces the value.
+macro_rules! overlay {
+    ($keys:expr, $cfg:expr, [$($plain:ident),*], [$($optional:ident),*]) => {{
+        $(if let Some(value) = $keys.$plain.clone() { $cfg.$plain = value; })*
+        $(if let Some(value) = $keys.$optional { $cfg.$optional = Some(value); })*
+        [$($keys.$plain.is_some(),)* $($keys.$optional.is_some(),)*].contains(&true)
+    }};
+}
+
+impl TrainKeys {
+    /// Applies the given flags to `cfg`; returns whether any was given.
+    fn apply(&self, cfg: &mut TrainConfig) -> bool {
+        overlay!(
+            self,
+            cfg,
+            [
+                sae_type,
+                dict_size,
+                top_k,
+                top_k_aux,
+                aux_penalty,
+                lr,
+                beta1,
+                beta2,
+                batch_size,
+                num_tokens,
+                seed,
+                l1_coeff,
+                n_batches_to_dead,
+                max_grad_norm,
+                scheduler_type,
+                warmup_steps,
+                checkpoint_freq,
+                log_freq,
+                input_unit_norm,
+                group_sizes,
+                model_batch_size,
+                num_batches_in_buffer,
+                save_activation_samples,
+                sample_collection_freq
+            ],
+            [min_lr]
+        )
+    }
+}
+
+impl TrainArgs {
+    /// The resolved configuration: file (or defaults), then flags. Validated by the run
+    /// against the cache's width.
+    pub fn train_config(&self) -> Result<TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => TrainConfig::from_json_file(path)?,
+            None => TrainConfig::default(),
+        };
+        self.keys.apply(&mut cfg);
+        self.apply_collector_keys(&mut cfg)?;
+        Ok(cfg)
+    }
+
+    /// The collector's flags carry defaults, so a value equal to the default cannot be told
+    /// from an absent flag: such values leave the file's setting alone.
+    fn apply_collector_keys(&self, cfg: &mut TrainConfig) -> Result<()> {
+        let collector = self.collector.collector_config()?;
+        let save = self.collector.save_config();
+        let defaults = TrainConfig::default();
+        let set = |value: usize, default: usize, slot: &mut usize| {
+            if value != default {
+                *slot = value;
+            }
+        };
+        set(
+            collector.max_samples_per_feature,
+            defaults.max_samples_per_feature,
+            &mut cfg.max_samples_per_feature,
+        );
+        set(
+            collector.sample_context_size,
+            defaults.sample_context_size,
+            &mut cfg.sample_context_size,
+        );
+        set(
+            save.top_features_to_save,
+            defaults.top_features_to_save,
+            &mut cfg.top_features_to_save,
+        );
+        set(
+            save.samples_per_feature_to_save,
+            defaults.samples_per_feature_to_save,
+            &mut cfg.samples_per_feature_to_save,
+        );
+        if collector.sample_activation_threshold != defaults.sample_activation_threshold {
+            cfg.sample_activation_threshold = collector.sample_activation_threshold;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let resolved = resolve_device(args.device)?;
+    if let Some(note) = &resolved.note {
+        eprintln!("note: {note}");
+    }
+    let device = resolved.device;
+    let summary = if let Some(run_dir) = &args.resume {
+        if args.keys.apply(&mut TrainConfig::default()) {
+            bail!("--resume continues a run with its own settings; training flags cannot be combined with it");
+        }
+        let cfg = TrainConfig::from_json_file(&run_dir.join("train_config.json"))
+            .with_context(|| format!("{} is not a training run", run_dir.display()))?;
+        with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
+    } else {
+        let cfg = args.train_config()?;
+        if cfg.save_activation_samples {
+            bail!("sample collection during training (--save-activation-samples) is not available yet in this build; train, then run `saectl collect` on the checkpoint");
+        }
+        let (Some(activations), Some(out)) = (&args.activations, &args.out) else {
+            bail!("--activations and --out are required (or --resume RUN)");
+        };
+        with_progress(&cfg, |progress| {
+            train::train(activations, out, cfg.clone(), &device, progress)
+        })?
+    };
+    eprintln!(
+        "trained {} steps ({} tokens); final checkpoint: {}",
+        summary.steps,
+        summary.tokens,
+        summary.final_checkpoint.display()
+    );
+    Ok(())
+}
+
+/// Runs `body` with a token progress bar fed by the loop's callback.
+fn with_progress(
+    cfg: &TrainConfig,
+    body: impl FnOnce(&mut dyn FnMut(&StepReport)) -> Result<RunSummary>,
+) -> Result<RunSummary> {
+    let bar = token_bar(cfg.total_steps() * cfg.batch_size as u64, "train");
+    let mut progress = |report: &StepReport| {
+        bar.set_position(report.step * cfg.batch_size as u64);
+        let s = report.stats;
+        bar.set_message(format!(
+            "loss {:.4} fvu {:.3} L0 {:.1} dead {}",
+            s.loss, s.fvu, s.l0, s.dead
+        ));
+    };
+    let result = body(&mut progress);
+    bar.finish_and_clear();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use candle_core::{Device, Tensor};
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+    use crate::data::cache::{CacheDtype, CacheSpec, CacheWriter};
+
+    fn parse(args: &[&str]) -> super::TrainArgs {
+        let argv = ["saectl", "train"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Train(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn write_cache(dir: &Path) {
+        let spec = CacheSpec {
+            model: "synthetic".into(),
+            hook_point: "blocks.0.hook_resid_post".into(),
+            d_in: 8,
+            seq_len: 16,
+            dtype: CacheDtype::F32,
+            special_token_ids: vec![],
+            source: Default::default(),
+        };
+        let mut writer = CacheWriter::create_or_resume(dir, spec, 4, None).unwrap();
+        let values: Vec<f32> = (0..8 * 16 * 8)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
+        let acts = Tensor::from_vec(values, (8, 16, 8), &Device::Cpu).unwrap();
+        writer.push(&vec![1; 8 * 16], &acts).unwrap();
+        writer.finish(true).unwrap();
+    }
+
+    #[test]
+    fn a_cache_and_a_run_folder_are_required() {
+        let err = Cli::try_parse_from(["saectl", "train"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--activations"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cfg.json");
+        std::fs::write(
+            &file,
+            r#"{"dict_size": 64, "top_k": 8, "max_samples_per_feature": 7}"#,
+        )
+        .unwrap();
+        let args = parse(&[
+            "--activations",
+            "c",
+            "--out",
+            "r",
+            "--config",
+            file.to_str().unwrap(),
+            "--top-k",
+            "4",
+            "--group-sizes",
+            "16,48",
+            "--scheduler-type",
+            "warmup_only",
+        ]);
+        let cfg = args.train_config().unwrap();
+        assert_eq!(
+            (cfg.dict_size, cfg.top_k, cfg.max_samples_per_feature),
+            (64, 4, 7)
+        );
+        assert_eq!(cfg.group_sizes, vec![16, 48]);
+        assert_eq!(cfg.scheduler_type, crate::train::ScheduleKind::Warmup);
+    }
+
+    #[test]
+    fn trains_from_a_cache_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        write_cache(&cache);
+        let run = dir.path().join("run");
+        let (cache, run) = (cache.to_str().unwrap(), run.to_str().unwrap());
+        let flags = [
+            "--activations",
+            cache,
+            "--out",
+            run,
+            "--device",
+            "cpu",
+            "--dict-size",
+            "32",
+            "--top-k",
+            "2",
+            "--batch-size",
+            "64",
+            "--num-tokens",
+            "640",
+            "--checkpoint-freq",
+            "4",
+        ];
+        super::run(parse(&flags)).unwrap();
+        let cfg =
+            crate::train::TrainConfig::from_json_file(&Path::new(run).join("train_config.json"))
+                .unwrap();
+        assert_eq!((cfg.dict_size, cfg.top_k), (32, 2));
+        let latest = crate::train::RunDir::new(Path::new(run))
+            .latest_checkpoint()
+            .unwrap()
+            .unwrap();
+        assert!(
+            latest.ends_with("checkpoints/step_000000010"),
+            "{}",
+            latest.display()
+        );
+        super::run(parse(&["--resume", run, "--device", "cpu"])).unwrap();
+        let err = super::run(parse(&["--resume", run, "--top-k", "3"])).unwrap_err();
+        assert!(err.to_string().contains("own settings"), "{err}");
+        let err = super::run(parse(&flags)).unwrap_err();
+        assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+    }
 }

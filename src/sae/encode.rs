@@ -72,25 +72,7 @@ impl Sae {
 
     /// `xs [..., d_in]` → tokens `[n, d_in]` in the SAE's dtype, normalized, with the undo.
     pub fn normalize_input(&self, xs: &Tensor) -> Result<(Tensor, Denorm)> {
-        let d_in = self.config.d_in;
-        let xs = xs.reshape(((), d_in))?.to_dtype(self.config.dtype)?; // [n, d_in]
-        match self.config.normalization {
-            Normalization::None => Ok((xs, Denorm::None)),
-            Normalization::ConstantNormRescale => {
-                let norm = xs.sqr()?.sum_keepdim(1)?.sqrt()?; // [n, 1]
-                let coeff = norm.recip()?.affine((d_in as f64).sqrt(), 0.0)?;
-                Ok((xs.broadcast_mul(&coeff)?, Denorm::Scale(coeff)))
-            }
-            Normalization::LayerNorm => {
-                let mean = xs.mean_keepdim(1)?; // [n, 1]
-                let centered = xs.broadcast_sub(&mean)?;
-                // Unbiased (n − 1), as torch's `std`.
-                let var = (centered.sqr()?.sum_keepdim(1)? / (d_in.max(2) - 1) as f64)?;
-                let std = var.sqrt()?;
-                let xs = centered.broadcast_div(&(&std + LN_EPS)?)?;
-                Ok((xs, Denorm::Affine { mean, std }))
-            }
-        }
+        normalize_tokens(xs, &self.config)
     }
 
     /// Pre-activations `[n, d_sae]` of normalized tokens `xs [n, d_in]`.
@@ -167,6 +149,30 @@ impl Sae {
         match &self.weights.threshold {
             Some(threshold) => Ok(threshold),
             None => candle_core::bail!("{} SAE without a threshold", self.config.kind),
+        }
+    }
+}
+
+/// `xs [..., d_in]` → tokens `[n, d_in]` in `config.dtype`, normalized as `config` says, with
+/// the undo. Shared by inference ([`Sae::normalize_input`]) and training.
+pub fn normalize_tokens(xs: &Tensor, config: &SaeConfig) -> Result<(Tensor, Denorm)> {
+    let d_in = config.d_in;
+    let xs = xs.reshape(((), d_in))?.to_dtype(config.dtype)?; // [n, d_in]
+    match config.normalization {
+        Normalization::None => Ok((xs, Denorm::None)),
+        Normalization::ConstantNormRescale => {
+            let norm = xs.sqr()?.sum_keepdim(1)?.sqrt()?; // [n, 1]
+            let coeff = norm.recip()?.affine((d_in as f64).sqrt(), 0.0)?;
+            Ok((xs.broadcast_mul(&coeff)?, Denorm::Scale(coeff)))
+        }
+        Normalization::LayerNorm => {
+            let mean = xs.mean_keepdim(1)?; // [n, 1]
+            let centered = xs.broadcast_sub(&mean)?;
+            // Unbiased (n − 1), as torch's `std`.
+            let var = (centered.sqr()?.sum_keepdim(1)? / (d_in.max(2) - 1) as f64)?;
+            let std = var.sqrt()?;
+            let xs = centered.broadcast_div(&(&std + LN_EPS)?)?;
+            Ok((xs, Denorm::Affine { mean, std }))
         }
     }
 }

@@ -17,9 +17,10 @@ pub mod topk;
 mod weights;
 
 pub use config::{dtype_name, Normalization, SaeConfig, SaeKind};
-pub use encode::{Denorm, Sae};
+pub use encode::{normalize_tokens, Denorm, Sae};
 pub use sparse::SparseActs;
 pub use weights::SaeWeights;
+pub(crate) use weights::SplitMix64;
 
 #[cfg(test)]
 mod tests;

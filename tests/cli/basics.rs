@@ -1,5 +1,5 @@
-//! The real `saectl` binary, driven as a user would: help, version, shared flags, and the
-//! commands that are not available yet failing cleanly.
+//! The real `saectl` binary, driven as a user would: help, version, shared flags and usage
+//! errors.
 
 use std::process::{Command, Output};
 
@@ -62,7 +62,17 @@ fn collecting_commands_take_the_originals_keys() {
 
 #[test]
 fn bad_collector_settings_are_one_clear_line() {
-    let output = saectl(&["train", "--max-samples-per-feature", "0"]);
+    let output = saectl(&[
+        "collect",
+        "--checkpoint",
+        "sae",
+        "--activations",
+        "cache",
+        "--out",
+        "out",
+        "--max-samples-per-feature",
+        "0",
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -79,10 +89,16 @@ fn bad_collector_settings_are_one_clear_line() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
+fn train_without_a_cache_is_a_usage_error() {
     let output = saectl(&["train"]);
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
-    assert!(err.contains("not available yet"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap's usage errors exit with 2"
+    );
+    assert!(
+        stderr(&output).contains("--activations"),
+        "{}",
+        stderr(&output)
+    );
 }

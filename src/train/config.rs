@@ -1,0 +1,290 @@
+//! The training configuration: the original's config keys, saectl's defaults in one place.
+//!
+//! [`TrainConfig`] is plain data serialized with the original's snake_case keys (its
+//! `get_default_cfg` keys plus the seven sample-collection keys), so a JSON file written for
+//! the original reads here unchanged as far as the keys overlap. Unknown keys are refused: a
+//! typo (`top_K`) would otherwise train with a default silently. [`TrainConfig::validate`]
+//! checks everything before any tensor is made, and [`TrainConfig::sae_config`] derives the
+//! SAE's own config from it.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sae::{Normalization, SaeConfig, SaeKind};
+
+/// Learning-rate schedules (the original's `scheduler_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    #[default]
+    None,
+    /// Linear warmup over `warmup_steps`, then constant (the original's `warmup_only`).
+    #[serde(alias = "warmup_only")]
+    Warmup,
+    /// Cosine decay from `lr` to `min_lr` over the run (the original's `decay_only`).
+    #[serde(alias = "decay_only")]
+    Decay,
+    /// Linear warmup, then cosine decay to `min_lr`.
+    WarmupDecay,
+}
+
+/// Every training setting. Field names are the original's config keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    #[serde(serialize_with = "kind_out", deserialize_with = "kind_in")]
+    pub sae_type: SaeKind,
+    pub dict_size: usize,
+    pub top_k: usize,
+    pub top_k_aux: usize,
+    pub aux_penalty: f64,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Adam's ε (torch's default; not a key of the original, which used torch's default).
+    pub eps: f64,
+    /// Training tokens per step.
+    pub batch_size: usize,
+    pub num_tokens: u64,
+    pub seed: u64,
+    pub l1_coeff: f64,
+    pub n_batches_to_dead: u32,
+    /// Gradients are clipped to this global L2 norm.
+    pub max_grad_norm: f64,
+    pub scheduler_type: ScheduleKind,
+    pub warmup_steps: u64,
+    /// Floor of the decaying schedules; `None` is the original's `lr · 0.01`.
+    pub min_lr: Option<f64>,
+    pub checkpoint_freq: u64,
+    /// Steps between loss-recovered evaluations (needs the model; not run from a cache yet).
+    pub perf_log_freq: u64,
+    /// Steps between metrics lines in `metrics.jsonl` (saectl's; the original logged every step).
+    pub log_freq: u64,
+    /// Per-token layer norm of the input (SAELens `layer_norm`), as the original.
+    pub input_unit_norm: bool,
+    /// Matryoshka nested-prefix group sizes (summing to `dict_size`).
+    pub group_sizes: Vec<usize>,
+    /// Sequences per model batch; with `num_batches_in_buffer` it sizes the shuffling buffer.
+    pub model_batch_size: usize,
+    pub num_batches_in_buffer: usize,
+    pub save_activation_samples: bool,
+    pub sample_collection_freq: u64,
+    pub max_samples_per_feature: usize,
+    pub sample_context_size: usize,
+    pub sample_activation_threshold: f32,
+    pub top_features_to_save: usize,
+    pub samples_per_feature_to_save: usize,
+}
+
+impl Default for TrainConfig {
+    /// The defaults of DESIGN §4 (the original's `get_default_cfg`), except `sae_type`:
+    /// BatchTopK is saectl's default architecture.
+    fn default() -> Self {
+        Self {
+            sae_type: SaeKind::BatchTopK,
+            dict_size: 12288,
+            top_k: 32,
+            top_k_aux: 512,
+            aux_penalty: 1.0 / 32.0,
+            lr: 3e-4,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            batch_size: 4096,
+            num_tokens: 1_000_000_000,
+            seed: 49,
+            l1_coeff: 0.0,
+            n_batches_to_dead: 20,
+            max_grad_norm: 100_000.0,
+            scheduler_type: ScheduleKind::None,
+            warmup_steps: 1000,
+            min_lr: None,
+            checkpoint_freq: 10_000,
+            perf_log_freq: 1000,
+            log_freq: 100,
+            input_unit_norm: true,
+            group_sizes: Vec::new(),
+            model_batch_size: 512,
+            num_batches_in_buffer: 10,
+            save_activation_samples: false,
+            sample_collection_freq: 1000,
+            max_samples_per_feature: 100,
+            sample_context_size: 20,
+            sample_activation_threshold: 0.1,
+            top_features_to_save: 100,
+            samples_per_feature_to_save: 10,
+        }
+    }
+}
+
+fn kind_out<S: Serializer>(kind: &SaeKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&kind.to_string())
+}
+
+/// Accepts every `--sae-type` spelling, the original's `vanilla` included.
+fn kind_in<'de, D: Deserializer<'de>>(d: D) -> Result<SaeKind, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+impl TrainConfig {
+    /// Reads a JSON config file (snake_case keys; missing keys take the defaults).
+    pub fn from_json_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the config {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("failed to parse the config {}", path.display()))
+    }
+
+    /// Training steps: whole batches within `num_tokens` (the original's `num_batches`).
+    pub fn total_steps(&self) -> u64 {
+        self.num_tokens / self.batch_size.max(1) as u64
+    }
+
+    /// The floor of the decaying schedules.
+    pub fn min_lr(&self) -> f64 {
+        self.min_lr.unwrap_or(self.lr * 0.01)
+    }
+
+    /// Checks every setting against the input width `d_in`; errors name the key.
+    pub fn validate(&self, d_in: usize) -> Result<()> {
+        self.sae_config(d_in)?;
+        let positive = [
+            ("batch_size", self.batch_size as u64),
+            ("checkpoint_freq", self.checkpoint_freq),
+            ("log_freq", self.log_freq),
+            ("model_batch_size", self.model_batch_size as u64),
+            ("num_batches_in_buffer", self.num_batches_in_buffer as u64),
+            ("n_batches_to_dead", self.n_batches_to_dead as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            bail!("{key} must be at least 1");
+        }
+        if self.total_steps() == 0 {
+            bail!(
+                "num_tokens ({}) is less than one batch (batch_size {})",
+                self.num_tokens,
+                self.batch_size
+            );
+        }
+        self.validate_optimizer()
+    }
+
+    fn validate_optimizer(&self) -> Result<()> {
+        let finite_positive = |x: f64| x.is_finite() && x > 0.0;
+        if !finite_positive(self.lr) {
+            bail!("lr must be a positive number, got {}", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            bail!(
+                "beta1 ({}) and beta2 ({}) must be in [0, 1)",
+                self.beta1,
+                self.beta2
+            );
+        }
+        if !finite_positive(self.eps) || !finite_positive(self.max_grad_norm) {
+            bail!("eps and max_grad_norm must be positive");
+        }
+        if !(self.min_lr() >= 0.0 && self.min_lr() <= self.lr) {
+            bail!(
+                "min_lr ({}) must be in [0, lr = {}]",
+                self.min_lr(),
+                self.lr
+            );
+        }
+        if self.aux_penalty < 0.0 || self.l1_coeff < 0.0 {
+            bail!("aux_penalty and l1_coeff must not be negative");
+        }
+        if self.sae_type == SaeKind::JumpRelu {
+            bail!("training jumprelu SAEs is not supported yet (batchtopk, topk, relu, matryoshka are)");
+        }
+        Ok(())
+    }
+
+    /// The SAE this config trains on inputs of width `d_in` (validated).
+    pub fn sae_config(&self, d_in: usize) -> Result<SaeConfig> {
+        let k = self.sae_type.uses_k().then_some(self.top_k);
+        let mut sae = SaeConfig::new(self.sae_type, d_in, self.dict_size, k);
+        sae.group_sizes = self.group_sizes.clone();
+        if self.input_unit_norm {
+            sae.normalization = Normalization::LayerNorm;
+        }
+        sae.validate()
+            .with_context(|| format!("invalid {} SAE settings", self.sae_type))?;
+        Ok(sae)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cfg: &TrainConfig) -> String {
+        format!("{:#}", cfg.validate(64).unwrap_err())
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let cfg = TrainConfig::default();
+        assert_eq!(
+            (cfg.batch_size, cfg.top_k, cfg.top_k_aux, cfg.seed),
+            (4096, 32, 512, 49)
+        );
+        assert_eq!((cfg.beta1, cfg.beta2, cfg.lr), (0.9, 0.99, 3e-4));
+        assert_eq!(cfg.aux_penalty, 1.0 / 32.0);
+        cfg.validate(2304).unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let base = TrainConfig {
+            dict_size: 32,
+            ..TrainConfig::default()
+        };
+        assert!(err(&TrainConfig {
+            top_k: 33,
+            ..base.clone()
+        })
+        .contains("larger than d_sae"));
+        let groups = TrainConfig {
+            sae_type: SaeKind::Matryoshka,
+            group_sizes: vec![8, 16],
+            ..base.clone()
+        };
+        assert!(err(&TrainConfig { top_k: 4, ..groups }).contains("sum to 24"));
+        assert!(err(&TrainConfig {
+            batch_size: 0,
+            ..base.clone()
+        })
+        .contains("batch_size"));
+        assert!(err(&TrainConfig {
+            num_tokens: 10,
+            ..base.clone()
+        })
+        .contains("less than one batch"));
+        assert!(err(&TrainConfig {
+            lr: -1.0,
+            ..base.clone()
+        })
+        .contains("lr"));
+        assert!(err(&TrainConfig { beta2: 1.0, ..base }).contains("beta2"));
+    }
+
+    #[test]
+    fn json_uses_the_original_keys_and_refuses_typos() {
+        let cfg: TrainConfig = serde_json::from_str(
+            r#"{"sae_type": "vanilla", "dict_size": 64, "scheduler_type": "warmup_only"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.sae_type, SaeKind::Relu);
+        assert_eq!(cfg.scheduler_type, ScheduleKind::Warmup);
+        assert_eq!(cfg.seed, 49);
+        let round: TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(round, cfg);
+        let typo = serde_json::from_str::<TrainConfig>(r#"{"top_K": 8}"#).unwrap_err();
+        assert!(typo.to_string().contains("top_K"), "{typo}");
+    }
+}

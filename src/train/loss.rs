@@ -1,0 +1,297 @@
+//! The training forward pass: selection of the active latents, sparse decoding, and the losses.
+//!
+//! Selection runs on detached values (it is a discrete choice) and yields an [`ActiveSet`]:
+//! the `(token, latent)` pairs that fire, row-major. The differentiable part then touches only
+//! those pairs: their pre-activations are gathered from `pre`, and the decoder rows they name
+//! are gathered from `W_dec` (`index_select`) and summed into their tokens (`index_add`), so
+//! decoding and its backward cost `O(active · d_in)` instead of the dense
+//! `[n, d_sae] × [d_sae, d_in]` product. On the CPU a hand-written kernel does this
+//! ([`super::sparse_decode`]); elsewhere candle's ops do. When the active set is dense (a young ReLU SAE, a
+//! large aux-K set) the gathered `[active, d_in]` tensor would be bigger than the product's
+//! inputs, and [`decode_active`] falls back to the dense product.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::sparse_decode::decode_cpu;
+use super::sparse_encode::active_pre_cpu;
+use crate::sae::topk::topk_rows;
+use crate::sae::SaeKind;
+
+/// The latents that fire in a batch of `n` tokens: parallel lists, row-major order.
+#[derive(Clone, Debug, Default)]
+pub struct ActiveSet {
+    pub rows: Vec<u32>,
+    pub feats: Vec<u32>,
+    /// Their (detached) activations, for θ and the metrics.
+    pub values: Vec<f32>,
+    pub n: usize,
+    pub d_sae: usize,
+}
+
+impl ActiveSet {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Flat indices `row · d_sae + feat` into a row-major `[n, d_sae]` tensor.
+    fn positions(&self) -> Vec<u32> {
+        let d_sae = self.d_sae as u32;
+        self.rows
+            .iter()
+            .zip(&self.feats)
+            .map(|(r, f)| r * d_sae + f)
+            .collect()
+    }
+
+    /// The pairs whose latent lies in `range` (a Matryoshka group).
+    pub fn restrict(&self, range: std::ops::Range<usize>) -> ActiveSet {
+        let mut out = ActiveSet {
+            n: self.n,
+            d_sae: self.d_sae,
+            ..Default::default()
+        };
+        for i in 0..self.len() {
+            if range.contains(&(self.feats[i] as usize)) {
+                out.rows.push(self.rows[i]);
+                out.feats.push(self.feats[i]);
+                out.values.push(self.values[i]);
+            }
+        }
+        out
+    }
+
+    /// The positive entries of a row-major host matrix `[n, d_sae]`.
+    fn from_dense_host(data: &[f32], n: usize, d_sae: usize) -> Self {
+        let mut set = ActiveSet {
+            n,
+            d_sae,
+            ..Default::default()
+        };
+        for (i, &x) in data.iter().enumerate() {
+            if x > 0.0 {
+                set.rows.push((i / d_sae) as u32);
+                set.feats.push((i % d_sae) as u32);
+                set.values.push(x);
+            }
+        }
+        set
+    }
+
+    /// The positive entries of row-wise top-k output (`values`, `indices` `[n, k]`), mapping
+    /// column `c` to latent `columns[c]` (identity when `columns` is `None`).
+    fn from_topk(
+        values: &Tensor,
+        indices: &Tensor,
+        columns: Option<&[u32]>,
+        d_sae: usize,
+    ) -> Result<Self> {
+        let (n, k) = values.dims2()?;
+        let values = values.flatten_all()?.to_vec1::<f32>()?;
+        let indices = indices.flatten_all()?.to_vec1::<u32>()?;
+        let mut set = ActiveSet {
+            n,
+            d_sae,
+            ..Default::default()
+        };
+        for (i, (&v, &c)) in values.iter().zip(&indices).enumerate() {
+            if v > 0.0 {
+                set.rows.push((i / k) as u32);
+                set.feats.push(columns.map_or(c, |cols| cols[c as usize]));
+                set.values.push(v);
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// The encoder's output for a batch: the centred input and the pre-activations, with what
+/// [`Encoded::values`] needs to differentiate the active ones.
+pub struct Encoded {
+    /// `xs − b_dec` `[n, d_in]` (b_dec subtracted first, as SAELens and the original do).
+    pub xc: Tensor,
+    /// `xc · W_enc + b_enc` `[n, d_sae]`.
+    pub pre: Tensor,
+    w_enc: Tensor,
+    b_enc: Tensor,
+}
+
+impl Encoded {
+    pub fn new(xs: &Tensor, w_enc: &Tensor, b_enc: &Tensor, b_dec: &Tensor) -> Result<Self> {
+        let xc = xs.broadcast_sub(b_dec)?;
+        let pre = xc.matmul(w_enc)?.broadcast_add(b_enc)?;
+        Ok(Self {
+            xc,
+            pre,
+            w_enc: w_enc.clone(),
+            b_enc: b_enc.clone(),
+        })
+    }
+
+    /// The pre-activations of `set` `[len]`, differentiable: through the CPU kernel
+    /// ([`super::sparse_encode`]) or, elsewhere, gathered from `pre`.
+    pub fn values(&self, set: &ActiveSet) -> Result<Tensor> {
+        if self.pre.device().is_cpu() && self.pre.dtype() == DType::F32 {
+            let (w_enc, b_enc) = (&self.w_enc, &self.b_enc);
+            return active_pre_cpu(&self.xc, w_enc, b_enc, &set.rows, &set.feats, &set.values);
+        }
+        gather_values(&self.pre, set)
+    }
+}
+
+/// The training-mode selection of `kind` on `pre [n, d_sae]` (detached inside).
+pub fn select(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
+    let (n, d_sae) = pre.dims2()?;
+    if n * d_sae > u32::MAX as usize {
+        candle_core::bail!("a batch of {n} tokens × {d_sae} latents is too large to index with u32; lower batch_size");
+    }
+    let relu = || pre.detach().relu()?.to_dtype(DType::F32);
+    match kind {
+        SaeKind::BatchTopK | SaeKind::Matryoshka => {
+            // Keep the k·B largest of relu(pre) over the whole batch; zeros never count.
+            let data = pre
+                .detach()
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            Ok(batch_topk_active(&data, n, d_sae, k * n))
+        }
+        SaeKind::TopK => {
+            let (values, indices) = topk_rows(&relu()?, k)?; // [n, k] each
+            ActiveSet::from_topk(&values, &indices, None, d_sae)
+        }
+        SaeKind::Relu | SaeKind::JumpRelu => {
+            let data = relu()?.flatten_all()?.to_vec1::<f32>()?;
+            Ok(ActiveSet::from_dense_host(&data, n, d_sae))
+        }
+    }
+}
+
+/// BatchTopK on the host: the `k_total` largest positive values of a row-major `[n, d_sae]`
+/// matrix, ties at the cut going to the lower flat index — exactly the positive entries that
+/// `sae::topk::batch_topk_host` keeps, found by selecting among the positive entries only
+/// (about half of them) instead of copying and selecting over the whole matrix.
+pub(crate) fn batch_topk_active(data: &[f32], n: usize, d_sae: usize, k_total: usize) -> ActiveSet {
+    let mut candidates: Vec<(f32, u32)> = (0u32..)
+        .zip(data)
+        .filter(|(_, &x)| x > 0.0)
+        .map(|(i, &x)| (x, i))
+        .collect();
+    if candidates.len() > k_total && k_total > 0 {
+        let rank = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        candidates.select_nth_unstable_by(k_total - 1, rank);
+        candidates.truncate(k_total);
+        candidates.sort_unstable_by_key(|&(_, i)| i); // back to row-major order
+    }
+    let d = d_sae as u32;
+    ActiveSet {
+        rows: candidates.iter().map(|&(_, i)| i / d).collect(),
+        feats: candidates.iter().map(|&(_, i)| i % d).collect(),
+        values: candidates.iter().map(|&(x, _)| x).collect(),
+        n,
+        d_sae,
+    }
+}
+
+/// Aux-K selection: per token, the `k_aux` largest positive pre-activations among the `dead`
+/// latents (indices into `d_sae`).
+pub fn select_dead(pre: &Tensor, dead: &[u32], k_aux: usize) -> Result<ActiveSet> {
+    let (_, d_sae) = pre.dims2()?;
+    let dead_idx = Tensor::from_slice(dead, dead.len(), pre.device())?;
+    let pre_dead = pre
+        .detach()
+        .index_select(&dead_idx, 1)?
+        .to_dtype(DType::F32)?; // [n, n_dead]
+    let (values, indices) = topk_rows(&pre_dead, k_aux.min(dead.len()))?;
+    ActiveSet::from_topk(&values, &indices, Some(dead), d_sae)
+}
+
+/// The activations of `set`, gathered from `pre [n, d_sae]` with their gradient path: `[len]`.
+pub fn gather_values(pre: &Tensor, set: &ActiveSet) -> Result<Tensor> {
+    let positions = Tensor::from_vec(set.positions(), set.len(), pre.device())?;
+    pre.flatten_all()?.index_select(&positions, 0)
+}
+
+/// `Σ values[i] · W_dec[feats[i]]` summed into row `rows[i]`: `[n, d_in]` (no `b_dec`).
+pub fn decode_active(w_dec: &Tensor, set: &ActiveSet, values: &Tensor) -> Result<Tensor> {
+    let (_, d_in) = w_dec.dims2()?;
+    let device = w_dec.device();
+    let zeros = Tensor::zeros((set.n, d_in), w_dec.dtype(), device)?;
+    if set.is_empty() {
+        return Ok(zeros);
+    }
+    if device.is_cpu() && w_dec.dtype() == DType::F32 {
+        let w_dec = w_dec.contiguous()?;
+        return decode_cpu(&w_dec, &values.contiguous()?, &set.rows, &set.feats, set.n);
+    }
+    decode_with_candle_ops(w_dec, set, values)
+}
+
+/// The device path of [`decode_active`]: gather + `index_add`, or the dense product when the
+/// set is dense. Public to the crate so that tests compare it with the CPU kernel.
+pub(crate) fn decode_with_candle_ops(
+    w_dec: &Tensor,
+    set: &ActiveSet,
+    values: &Tensor,
+) -> Result<Tensor> {
+    let (d_sae, d_in) = w_dec.dims2()?;
+    let device = w_dec.device();
+    let zeros = Tensor::zeros((set.n, d_in), w_dec.dtype(), device)?;
+    if gather_is_cheaper(set.len(), set.n, d_sae, d_in) {
+        let feats = Tensor::from_slice(&set.feats, set.len(), device)?;
+        let rows = Tensor::from_slice(&set.rows, set.len(), device)?;
+        let contributions = w_dec
+            .index_select(&feats, 0)? // [len, d_in]
+            .broadcast_mul(&values.unsqueeze(1)?)?;
+        return zeros.index_add(&rows, &contributions, 0);
+    }
+    let positions = Tensor::from_vec(set.positions(), set.len(), device)?;
+    let acts = Tensor::zeros(set.n * d_sae, w_dec.dtype(), device)?
+        .index_add(&positions, values, 0)?
+        .reshape((set.n, d_sae))?; // [n, d_sae]
+    acts.matmul(w_dec)
+}
+
+/// Gathering moves `active · d_in` values; the dense product reads `n · d_sae` activations and
+/// does `n · d_sae · d_in` work. Gather while the set is sparse (≤ 1/16 dense) and the gathered
+/// tensor stays under 2^28 values (1 GiB of f32).
+fn gather_is_cheaper(active: usize, n: usize, d_sae: usize, d_in: usize) -> bool {
+    active * 16 <= n * d_sae && active.saturating_mul(d_in) <= 1 << 28
+}
+
+/// Mean squared error over every element (the original's `l2_loss`).
+pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    (a - b)?.sqr()?.mean_all()
+}
+
+/// Matryoshka: the mean of the MSEs of the nested prefixes' reconstructions. `prefix_ends`
+/// are the end latents of the prefixes; returns `(loss, full reconstruction)`.
+pub fn matryoshka_loss(
+    xs: &Tensor,
+    encoded: &Encoded,
+    w_dec: &Tensor,
+    b_dec: &Tensor,
+    active: &ActiveSet,
+    prefix_ends: &[usize],
+) -> Result<(Tensor, Tensor)> {
+    let mut x_hat = Tensor::zeros(xs.dims(), xs.dtype(), xs.device())?.broadcast_add(b_dec)?;
+    let mut losses = Vec::with_capacity(prefix_ends.len());
+    let mut start = 0;
+    for &end in prefix_ends {
+        let group = active.restrict(start..end);
+        let values = encoded.values(&group)?;
+        x_hat = (x_hat + decode_active(w_dec, &group, &values)?)?;
+        losses.push(mse(&x_hat, xs)?);
+        start = end;
+    }
+    let loss = (Tensor::stack(&losses, 0)?.sum_all()? / prefix_ends.len() as f64)?;
+    Ok((loss, x_hat))
+}
+
+/// A device-side zero scalar in `dtype` (a loss term that is switched off).
+pub fn zero(dtype: DType, device: &Device) -> Result<Tensor> {
+    Tensor::zeros((), dtype, device)
+}
