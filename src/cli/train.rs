@@ -115,7 +115,7 @@ pub struct TrainKeys {
     pub model_batch_size: Option<usize>,
     #[arg(long, value_name = "N")]
     pub num_batches_in_buffer: Option<usize>,
-    /// Collect top-activating samples while training (not available yet).
+    /// Collect top-activating samples while training, into RUN/activation_samples/.
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub save_activation_samples: Option<bool>,
     /// Collect samples every N training steps (step 0 included).
@@ -222,6 +222,12 @@ impl TrainArgs {
         if collector.sample_activation_threshold != defaults.sample_activation_threshold {
             cfg.sample_activation_threshold = collector.sample_activation_threshold;
         }
+        if self.collector.include_special_tokens {
+            cfg.exclude_special_tokens = false;
+        }
+        if self.collector.no_dedup {
+            cfg.dedup_context_windows = false;
+        }
         Ok(())
     }
 }
@@ -241,9 +247,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
     } else {
         let cfg = args.train_config()?;
-        if cfg.save_activation_samples {
-            bail!("sample collection during training (--save-activation-samples) is not available yet in this build; train, then run `saectl collect` on the checkpoint");
-        }
         let (Some(activations), Some(out)) = (&args.activations, &args.out) else {
             bail!("--activations and --out are required (or --resume RUN)");
         };
@@ -257,6 +260,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.tokens,
         summary.final_checkpoint.display()
     );
+    if let Some((folder, spent)) = &summary.samples {
+        eprintln!(
+            "activation samples: {} (collecting took {:.2} s; `saectl report {}`)",
+            folder.display(),
+            spent.as_secs_f64(),
+            folder.display()
+        );
+    }
     Ok(())
 }
 

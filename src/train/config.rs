@@ -76,6 +76,9 @@ pub struct TrainConfig {
     pub sample_activation_threshold: f32,
     pub top_features_to_save: usize,
     pub samples_per_feature_to_save: usize,
+    /// saectl's collector switches (`--include-special-tokens` and `--no-dedup` turn them off).
+    pub exclude_special_tokens: bool,
+    pub dedup_context_windows: bool,
 }
 
 impl Default for TrainConfig {
@@ -115,6 +118,8 @@ impl Default for TrainConfig {
             sample_activation_threshold: 0.1,
             top_features_to_save: 100,
             samples_per_feature_to_save: 10,
+            exclude_special_tokens: true,
+            dedup_context_windows: true,
         }
     }
 }
@@ -158,10 +163,12 @@ impl TrainConfig {
             ("model_batch_size", self.model_batch_size as u64),
             ("num_batches_in_buffer", self.num_batches_in_buffer as u64),
             ("n_batches_to_dead", self.n_batches_to_dead as u64),
+            ("sample_collection_freq", self.sample_collection_freq),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             bail!("{key} must be at least 1");
         }
+        self.collector_config().validate()?;
         if self.total_steps() == 0 {
             bail!(
                 "num_tokens ({}) is less than one batch (batch_size {})",

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optimizer;
 pub mod run;
+pub mod samples;
 pub mod schedule;
 mod sparse_decode;
 mod sparse_encode;

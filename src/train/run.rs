@@ -20,6 +20,7 @@ use super::checkpoint;
 use super::config::TrainConfig;
 use super::data::BatchStream;
 use super::metrics::{self, MetricsLine};
+use super::samples::{TrainingSampler, SAMPLES_DIR};
 use super::step::{NonFiniteLoss, StepStats, Trainer};
 use crate::data::cache::ActivationCache;
 use crate::sae::checkpoint::CheckpointMeta;
@@ -42,6 +43,8 @@ pub struct RunSummary {
     pub tokens: u64,
     pub final_checkpoint: PathBuf,
     pub last: Option<StepStats>,
+    /// With sample collection on: the samples folder and the time spent collecting.
+    pub samples: Option<(PathBuf, std::time::Duration)>,
 }
 
 /// `run.json`.
@@ -118,9 +121,6 @@ pub fn train(
     let spec = cache.index().spec.clone();
     cfg.validate(spec.d_in)
         .context("invalid training configuration")?;
-    if cfg.save_activation_samples {
-        bail!("sample collection during training (save_activation_samples) is not built yet");
-    }
     let run = RunDir::new(run_dir);
     // A folder with a config but no checkpoint is a run that died before its first
     // checkpoint: nothing to resume, so it starts over.
@@ -146,11 +146,12 @@ pub fn train(
     }
     write_json_atomic(&run.info(), &info)?;
     write_json_atomic(&run.config(), &cfg)?;
+    let sampler = sampler_for(&cfg, &cache, None)?;
     let mut trainer = Trainer::new(cfg, spec.d_in, device)?;
     trainer.sae_cfg.hook_name = Some(spec.hook_point.clone());
     trainer.sae_cfg.model_name = Some(spec.model.clone());
     let stream = batch_stream(cache, &trainer.cfg, 0);
-    run_loop(&run, trainer, stream, device, progress)
+    run_loop(&run, trainer, stream, device, progress, sampler)
 }
 
 /// Continues the run in `run_dir` from its latest checkpoint, exactly where it stopped.
@@ -180,10 +181,24 @@ pub fn resume(
             info.cache_tokens
         );
     }
+    let sampler = sampler_for(&cfg, &cache, Some(&latest))?;
     let (trainer, tokens, _) = checkpoint::load(&latest, cfg, device)?;
     metrics::truncate_after(&run.metrics(), trainer.step)?;
     let stream = batch_stream(cache, &trainer.cfg, tokens);
-    run_loop(&run, trainer, stream, device, progress)
+    run_loop(&run, trainer, stream, device, progress, sampler)
+}
+
+/// The run's sample collector when `save_activation_samples` is on (from `checkpoint` when
+/// resuming).
+fn sampler_for(
+    cfg: &TrainConfig,
+    cache: &ActivationCache,
+    checkpoint: Option<&Path>,
+) -> Result<Option<TrainingSampler>> {
+    if !cfg.save_activation_samples {
+        return Ok(None);
+    }
+    TrainingSampler::open(cfg, cache, cfg.dict_size, checkpoint).map(Some)
 }
 
 /// The shuffling buffer holds the original's `num_batches_in_buffer` model batches.
@@ -199,19 +214,33 @@ fn run_loop(
     mut stream: BatchStream,
     device: &Device,
     progress: &mut dyn FnMut(&StepReport),
+    mut sampler: Option<TrainingSampler>,
 ) -> Result<RunSummary> {
     let total = trainer.cfg.total_steps();
     let meta = checkpoint_meta(&trainer, &stream);
     let mut last = None;
     let mut final_checkpoint = run.latest_checkpoint()?;
     while trainer.step < total {
-        let stats = guarded_step(run, &mut trainer, &mut stream, device, &meta)?;
+        if let Some(sampler) = sampler.as_mut() {
+            // Step 0 included: the samples of the initial SAE are the baseline.
+            if trainer.step % trainer.cfg.sample_collection_freq == 0 {
+                sampler.collect(&trainer.sae()?)?;
+            }
+        }
+        let stats = guarded_step(
+            run,
+            &mut trainer,
+            &mut stream,
+            device,
+            &meta,
+            sampler.as_ref(),
+        )?;
         let (step, tokens) = (trainer.step, stream.offset());
         if step % trainer.cfg.log_freq == 0 || step == total {
             metrics::append(&run.metrics(), &MetricsLine::new(step, tokens, &stats))?;
         }
         if step % trainer.cfg.checkpoint_freq == 0 || step == total {
-            final_checkpoint = Some(save(run, &trainer, tokens, &meta)?);
+            final_checkpoint = Some(save(run, &trainer, tokens, &meta, sampler.as_ref())?);
         }
         progress(&StepReport {
             step,
@@ -223,13 +252,14 @@ fn run_loop(
     }
     let final_checkpoint = match final_checkpoint {
         Some(dir) => dir,
-        None => save(run, &trainer, stream.offset(), &meta)?,
+        None => save(run, &trainer, stream.offset(), &meta, sampler.as_ref())?,
     };
     Ok(RunSummary {
         steps: trainer.step,
         tokens: stream.offset(),
         final_checkpoint,
         last,
+        samples: sampler.map(|s| (run.root.join(SAMPLES_DIR), s.elapsed)),
     })
 }
 
@@ -241,13 +271,14 @@ fn guarded_step(
     stream: &mut BatchStream,
     device: &Device,
     meta: &CheckpointMeta,
+    sampler: Option<&TrainingSampler>,
 ) -> Result<StepStats> {
     let tokens_before = stream.offset();
     let step = trainer.step + 1;
     let xs = stream.next_batch(device)?; // [batch_size, d_in]
     let bad = count_non_finite(&xs)?;
     if bad > 0 {
-        let dir = save(run, trainer, tokens_before, meta)?;
+        let dir = save(run, trainer, tokens_before, meta, sampler)?;
         bail!(
             "step {step}: the activation batch holds {bad} NaN or infinite values; the last good state is saved in {}",
             dir.display()
@@ -256,7 +287,7 @@ fn guarded_step(
     match trainer.step(&xs) {
         Ok(stats) => Ok(stats),
         Err(err) if err.is::<NonFiniteLoss>() => {
-            let dir = save(run, trainer, tokens_before, meta)?;
+            let dir = save(run, trainer, tokens_before, meta, sampler)?;
             Err(err.context(format!(
                 "step {step}: training stopped; the last good state is saved in {}",
                 dir.display()
@@ -267,9 +298,20 @@ fn guarded_step(
 }
 
 /// Saves a checkpoint for the trainer's current step and points `latest_checkpoint` at it.
-fn save(run: &RunDir, trainer: &Trainer, tokens: u64, meta: &CheckpointMeta) -> Result<PathBuf> {
+/// With sample collection on, the collector's state goes inside the checkpoint (so resuming
+/// continues it exactly) and the run's samples folder is rewritten.
+fn save(
+    run: &RunDir,
+    trainer: &Trainer,
+    tokens: u64,
+    meta: &CheckpointMeta,
+    sampler: Option<&TrainingSampler>,
+) -> Result<PathBuf> {
     let dir = run.checkpoint(trainer.step);
     checkpoint::save(&dir, trainer, tokens, meta)?;
+    if let Some(sampler) = sampler {
+        sampler.save(&dir, &run.root)?;
+    }
     run.set_latest(&dir)?;
     Ok(dir)
 }

@@ -182,3 +182,72 @@ fn a_cache_that_grew_cannot_continue_a_run() {
     let msg = format!("{:#}", resume(&run, &Device::Cpu, &mut |_| {}).unwrap_err());
     assert!(msg.contains("now holds 528 tokens, not the 512"), "{msg}");
 }
+
+#[test]
+fn samples_are_collected_while_training_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
+    let cfg = TrainConfig {
+        dict_size: 32,
+        top_k: 2,
+        top_k_aux: 4,
+        batch_size: 48,
+        num_tokens: 48 * 30,
+        lr: 1e-2,
+        checkpoint_freq: 10,
+        model_batch_size: 4,
+        num_batches_in_buffer: 2,
+        save_activation_samples: true,
+        sample_collection_freq: 7,
+        sample_activation_threshold: 0.0,
+        max_samples_per_feature: 5,
+        ..TrainConfig::default()
+    };
+    let full = dir.path().join("full");
+    let summary = train(&cache, &full, cfg, &Device::Cpu, &mut |_| {}).unwrap();
+    let (folder, _) = summary.samples.clone().expect("samples were collected");
+    let samples = crate::collect::SamplesFolder::load(&folder).unwrap();
+    let summary_file = samples.summary.as_ref().unwrap();
+    // Collections at steps 0, 7, 14, 21, 28: 5 × 4 sequences of 16 tokens.
+    assert_eq!(summary_file.sequences_seen, 20);
+    assert_eq!(summary_file.tokens_seen, 20 * SEQ_LEN as u64);
+    assert!(!samples.features.is_empty());
+    // Interrupted after the checkpoint at step 10, then resumed: the same samples folder.
+    let cut = dir.path().join("cut");
+    copy_dir(&full, &cut);
+    for step in [20, 30] {
+        std::fs::remove_dir_all(RunDir::new(&cut).checkpoint(step)).unwrap();
+    }
+    std::fs::write(cut.join("latest_checkpoint"), "checkpoints/step_000000010").unwrap();
+    resume(&cut, &Device::Cpu, &mut |_| {}).unwrap();
+    let files = |root: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(samples::SAMPLES_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("feature_")
+            })
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(files(&full), files(&cut), "resumed samples differ");
+    let state = |root: &Path| {
+        let step30 = RunDir::new(root)
+            .checkpoint(30)
+            .join(crate::collect::STATE_FILE_NAME);
+        crate::collect::Collector::load_state(&step30).unwrap()
+    };
+    let (a, b) = (state(&full), state(&cut));
+    for f in 0..32 {
+        assert_eq!(a.top_samples(f), b.top_samples(f));
+        assert_eq!(a.statistics(f), b.statistics(f));
+    }
+}
