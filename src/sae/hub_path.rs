@@ -17,8 +17,9 @@ const SAE_LENS_WEIGHTS: &str = "sae_weights.safetensors";
 
 /// The local path of the checkpoint `spec` names, fetching it from the Hub when needed.
 pub fn resolve_checkpoint(spec: &str, hub: &HubSettings) -> Result<PathBuf> {
-    if Path::new(spec).exists() {
-        return Ok(PathBuf::from(spec));
+    let local = Path::new(spec);
+    if local.exists() {
+        return latest_of_run(local);
     }
     let parts: Vec<&str> = spec.trim_matches('/').splitn(3, '/').collect();
     let [org, name, inner] = parts[..] else {
@@ -37,6 +38,21 @@ pub fn resolve_checkpoint(spec: &str, hub: &HubSettings) -> Result<PathBuf> {
         format!("SAE checkpoint {spec} is neither a local path nor available from the Hub")
     })
 }
+
+/// A training run folder stands for its newest checkpoint (the one `latest_checkpoint` names);
+/// anything else is returned as it is.
+fn latest_of_run(path: &Path) -> Result<PathBuf> {
+    let pointer = path.join(LATEST_CHECKPOINT_FILE);
+    if !pointer.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let relative = std::fs::read_to_string(&pointer)
+        .with_context(|| format!("failed to read {}", pointer.display()))?;
+    Ok(path.join(relative.trim()))
+}
+
+/// The file a training run keeps its newest checkpoint's path in (`train::RunDir`).
+pub const LATEST_CHECKPOINT_FILE: &str = "latest_checkpoint";
 
 #[cfg(test)]
 mod tests {
@@ -123,5 +139,19 @@ mod tests {
             resolve_checkpoint("runs/missing", &hub).unwrap_err()
         );
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_run_folder_means_its_latest_checkpoint() {
+        let run = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(run.path().join("checkpoints/step_000000042")).unwrap();
+        std::fs::write(
+            run.path().join(LATEST_CHECKPOINT_FILE),
+            "checkpoints/step_000000042\n",
+        )
+        .unwrap();
+        let hub = offline(run.path());
+        let resolved = resolve_checkpoint(run.path().to_str().unwrap(), &hub).unwrap();
+        assert_eq!(resolved, run.path().join("checkpoints/step_000000042"));
     }
 }

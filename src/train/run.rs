@@ -82,7 +82,7 @@ impl RunDir {
     }
 
     fn pointer(&self) -> PathBuf {
-        self.root.join("latest_checkpoint")
+        self.root.join(crate::sae::hub_path::LATEST_CHECKPOINT_FILE)
     }
 
     pub fn checkpoint(&self, step: u64) -> PathBuf {
