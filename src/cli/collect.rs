@@ -16,7 +16,7 @@ use super::model_args::{special_token_ids, ModelArgs};
 use super::progress::token_bar;
 use crate::collect::{
     sweep_cache, sweep_model, write_samples_folder, Collector, CollectorConfig, SamplesFolder,
-    SaveConfig, TokenizerDecoder, STATE_FILE_NAME,
+    SaveConfig, StageTimes, TokenizerDecoder, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
@@ -119,14 +119,14 @@ fn collect_from_cache(
         &source,
     )?;
     let mut session = Session::new(args, &tokenizer, source, cache.index().num_tokens)?;
-    sweep_cache(
+    let times = sweep_cache(
         &cache,
         sae,
         &mut collector,
         args.batch_sequences.max(1),
         |tokens, c| session.after_batch(tokens, c),
     )?;
-    session.finish(&collector)
+    session.finish(&collector, times)
 }
 
 fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Result<()> {
@@ -175,7 +175,7 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
         source,
         total.min(num_tokens.next_multiple_of(args.data.seq_len as u64)),
     )?;
-    sweep_model(
+    let times = sweep_model(
         model,
         &hooked.hook,
         &mut windows,
@@ -183,7 +183,7 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
         &mut collector,
         |tokens, c| session.after_batch(tokens, c),
     )?;
-    session.finish(&collector)
+    session.finish(&collector, times)
 }
 
 /// Refuses a hook that disagrees with the SAE's own or with where the activations come from.
@@ -307,7 +307,7 @@ impl Session {
         Ok(())
     }
 
-    fn finish(self, collector: &Collector) -> Result<()> {
+    fn finish(self, collector: &Collector, times: StageTimes) -> Result<()> {
         self.bar.finish_and_clear();
         if collector.sequences_seen() == 0 {
             bail!("no tokens were collected (empty cache or corpus)");
@@ -327,6 +327,7 @@ impl Session {
             self.out.display(),
             self.out.display()
         );
+        eprintln!("time: {}", times.shares());
         Ok(())
     }
 }

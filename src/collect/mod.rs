@@ -25,7 +25,9 @@ pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::SamplesFolder;
 pub use folder_write::{write_samples_folder, TokenDecoder};
 pub use state::STATE_FILE_NAME;
-pub use sweep::{collect_batch, sweep_cache, sweep_model, TokenizerDecoder};
+pub use sweep::{
+    collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes, TokenizerDecoder,
+};
 pub use top_samples::StoredSample;
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! the SAE hands the collector a sparse CSR batch, so only the active latents leave the device.
 //! A sweep resumes after `collector.sequences_seen()` sequences: sweeps are in stream order.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
@@ -17,6 +19,35 @@ use crate::data::{Document, TokenWindows};
 use crate::model::{for_each_hooked_batch, Gemma2, HookPoint};
 use crate::sae::Sae;
 
+/// Where a sweep's time went: producing activations (the model's forward pass, or reading the
+/// cache), SAE encoding (including the copy of the sparse result to the host, which waits for
+/// the device), and the collector. On a GPU, work queued by the forward pass may finish — and
+/// be counted — in the encode stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    pub source: Duration,
+    pub encode: Duration,
+    pub collect: Duration,
+}
+
+impl StageTimes {
+    pub fn total(&self) -> Duration {
+        self.source + self.encode + self.collect
+    }
+
+    /// "source 80.1%, encode 18.2%, collector 1.7%".
+    pub fn shares(&self) -> String {
+        let total = self.total().as_secs_f64().max(1e-12);
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
+        format!(
+            "source {:.1}%, encode {:.1}%, collector {:.1}%",
+            share(self.source),
+            share(self.encode),
+            share(self.collect)
+        )
+    }
+}
+
 /// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to `collector`.
 pub fn collect_batch(
     sae: &Sae,
@@ -25,6 +56,26 @@ pub fn collect_batch(
     activations: &Tensor,
     first_sequence: u64,
 ) -> Result<()> {
+    collect_batch_timed(
+        sae,
+        collector,
+        tokens,
+        activations,
+        first_sequence,
+        &mut StageTimes::default(),
+    )
+}
+
+/// [`collect_batch`], adding its encode and collector time to `times`.
+pub fn collect_batch_timed(
+    sae: &Sae,
+    collector: &mut Collector,
+    tokens: &[u32],
+    activations: &Tensor,
+    first_sequence: u64,
+    times: &mut StageTimes,
+) -> Result<()> {
+    let started = Instant::now();
     let (rows, seq_len, d_in) = activations.dims3()?;
     if d_in != sae.config().d_in {
         bail!(
@@ -39,8 +90,12 @@ pub fn collect_batch(
         .to_dtype(sae.weights().w_enc.dtype())?
         .reshape((rows * seq_len, d_in))?;
     let acts = sae.encode_sparse(&xs)?;
+    let encoded = Instant::now();
+    times.encode += encoded - started;
     let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
-    collector.ingest(&batch, &acts.as_feature_activations())
+    collector.ingest(&batch, &acts.as_feature_activations())?;
+    times.collect += encoded.elapsed();
+    Ok(())
 }
 
 /// Sweeps an activation cache from where `collector` stopped, `rows_per_batch` sequences at a
@@ -51,7 +106,8 @@ pub fn sweep_cache(
     collector: &mut Collector,
     rows_per_batch: usize,
     mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
-) -> Result<()> {
+) -> Result<StageTimes> {
+    let mut times = StageTimes::default();
     let spec = &cache.index().spec;
     if spec.d_in != sae.config().d_in {
         bail!(
@@ -71,18 +127,21 @@ pub fn sweep_cache(
             shard_start += shard_len;
             continue;
         }
+        let read = Instant::now();
         let shard = cache.load_shard(shard_index)?;
+        times.source += read.elapsed();
         let mut row = done.saturating_sub(shard_start);
         while row < shard_len {
             let end = (row + rows_per_batch).min(shard_len);
             let activations = shard.activations.narrow(0, row, end - row)?;
             let tokens = &shard.tokens[row * spec.seq_len..end * spec.seq_len];
-            collect_batch(
+            collect_batch_timed(
                 sae,
                 collector,
                 tokens,
                 &activations,
                 (shard_start + row) as u64,
+                &mut times,
             )
             .with_context(|| {
                 format!(
@@ -96,7 +155,7 @@ pub fn sweep_cache(
         }
         shard_start += shard_len;
     }
-    Ok(())
+    Ok(times)
 }
 
 /// Sweeps text live: `model` to `hook` over `windows` (which must start where `collector`
@@ -108,21 +167,30 @@ pub fn sweep_model<D>(
     sae: &Sae,
     collector: &mut Collector,
     mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
-) -> Result<()>
+) -> Result<StageTimes>
 where
     D: Iterator<Item = Result<Document>>,
 {
     let start = collector.sequences_seen();
+    let mut times = StageTimes::default();
+    // Text reading, tokenizing and the forward pass: from the end of one batch's collection
+    // to the next batch's arrival.
+    let mut since = Instant::now();
     for_each_hooked_batch(model, hook, windows, start, |batch, activations| {
-        collect_batch(
+        times.source += since.elapsed();
+        collect_batch_timed(
             sae,
             collector,
             &batch.tokens,
             activations,
             batch.first_sequence,
+            &mut times,
         )?;
-        on_batch((batch.rows * batch.seq_len) as u64, collector)
-    })
+        on_batch((batch.rows * batch.seq_len) as u64, collector)?;
+        since = Instant::now();
+        Ok(())
+    })?;
+    Ok(times)
 }
 
 /// Decodes with a Hugging Face tokenizer, special tokens shown (BOS in a context is real text
