@@ -64,17 +64,14 @@ impl CustomOp2 for SparseDecode {
         let (_, d_in) = l1.shape().dims2()?;
         let (w, values) = (f32_slice(s1, l1, "W_dec")?, f32_slice(s2, l2, "values")?);
         let mut out = vec![0f32; self.n * d_in];
-        for ((&r, &f), &v) in self
+        // out[row] += v · W_dec[feat]
+        let pairs = self
             .pairs
             .rows
             .iter()
             .zip(self.pairs.feats.iter())
-            .zip(values)
-        {
-            let dst = &mut out[r as usize * d_in..][..d_in];
-            let src = &w[f as usize * d_in..][..d_in];
-            dst.iter_mut().zip(src).for_each(|(o, x)| *o += v * x);
-        }
+            .zip(values);
+        accumulate_rows(&mut out, w, d_in, pairs.map(|((&r, &f), &v)| (r, f, v)));
         Ok((CpuStorage::F32(out), Shape::from((self.n, d_in))))
     }
 
@@ -125,17 +122,14 @@ impl CustomOp2 for ScatterRows {
         let (_, d_in) = l1.shape().dims2()?;
         let (grad, values) = (f32_slice(s1, l1, "grad")?, f32_slice(s2, l2, "values")?);
         let mut out = vec![0f32; self.d_sae * d_in];
-        for ((&r, &f), &v) in self
+        // out[feat] += v · grad[row]: the decode's transpose
+        let pairs = self
             .pairs
             .rows
             .iter()
             .zip(self.pairs.feats.iter())
-            .zip(values)
-        {
-            let dst = &mut out[f as usize * d_in..][..d_in];
-            let src = &grad[r as usize * d_in..][..d_in];
-            dst.iter_mut().zip(src).for_each(|(o, g)| *o += v * g);
-        }
+            .zip(values);
+        accumulate_rows(&mut out, grad, d_in, pairs.map(|((&r, &f), &v)| (f, r, v)));
         Ok((CpuStorage::F32(out), Shape::from((self.d_sae, d_in))))
     }
 }
@@ -172,5 +166,23 @@ impl CustomOp2 for RowDots {
             .collect();
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// `out[dst] += scale · src[from]` for each `(dst, from, scale)`, rows of width `d`: the decode
+/// (`dst` = token, `from` = latent) and its weight gradient (the other way round).
+fn accumulate_rows(
+    out: &mut [f32],
+    src: &[f32],
+    d: usize,
+    pairs: impl Iterator<Item = (u32, u32, f32)>,
+) {
+    for (dst, from, scale) in pairs {
+        let target = &mut out[dst as usize * d..][..d];
+        let source = &src[from as usize * d..][..d];
+        target
+            .iter_mut()
+            .zip(source)
+            .for_each(|(o, x)| *o += scale * x);
     }
 }
