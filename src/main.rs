@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// Large per-batch tensors are freed and reallocated every batch; mimalloc reuses their pages
+/// where glibc unmaps and faults them in again (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     saectl::cli::main()
 }
