@@ -19,6 +19,13 @@ struct Pairs {
     feats: Arc<Vec<u32>>,
 }
 
+impl Pairs {
+    /// The active `(token row, latent)` pairs.
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.rows.iter().copied().zip(self.feats.iter().copied())
+    }
+}
+
 /// `decode(w_dec [d_sae, d_in], values [len]) → [n, d_in]` (f32, CPU).
 pub fn decode_cpu(
     w_dec: &Tensor,
@@ -65,13 +72,8 @@ impl CustomOp2 for SparseDecode {
         let (w, values) = (f32_slice(s1, l1, "W_dec")?, f32_slice(s2, l2, "values")?);
         let mut out = vec![0f32; self.n * d_in];
         // out[row] += v · W_dec[feat]
-        let pairs = self
-            .pairs
-            .rows
-            .iter()
-            .zip(self.pairs.feats.iter())
-            .zip(values);
-        accumulate_rows(&mut out, w, d_in, pairs.map(|((&r, &f), &v)| (r, f, v)));
+        let pairs = self.pairs.iter().zip(values);
+        accumulate_rows(&mut out, w, d_in, pairs.map(|((r, f), &v)| (r, f, v)));
         Ok((CpuStorage::F32(out), Shape::from((self.n, d_in))))
     }
 
@@ -123,13 +125,8 @@ impl CustomOp2 for ScatterRows {
         let (grad, values) = (f32_slice(s1, l1, "grad")?, f32_slice(s2, l2, "values")?);
         let mut out = vec![0f32; self.d_sae * d_in];
         // out[feat] += v · grad[row]: the decode's transpose
-        let pairs = self
-            .pairs
-            .rows
-            .iter()
-            .zip(self.pairs.feats.iter())
-            .zip(values);
-        accumulate_rows(&mut out, grad, d_in, pairs.map(|((&r, &f), &v)| (f, r, v)));
+        let pairs = self.pairs.iter().zip(values);
+        accumulate_rows(&mut out, grad, d_in, pairs.map(|((r, f), &v)| (f, r, v)));
         Ok((CpuStorage::F32(out), Shape::from((self.d_sae, d_in))))
     }
 }
