@@ -16,6 +16,7 @@ use super::batch::{FeatureActivations, TokenBatch};
 use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
 use super::format::FeatureStatistics;
+use super::ranges::SequenceRanges;
 use super::top_samples::{rank_cmp, StoredSample, TopSamples};
 
 /// Values tested together for "anything interesting?" in the dense path.
@@ -85,6 +86,8 @@ pub struct Collector {
     pub(super) tokens_seen: u64,
     pub(super) sequences_seen: u64,
     pub(super) special_tokens_excluded: u64,
+    /// The sequence indices ingested: shards must not overlap (see `ranges.rs`).
+    pub(super) sequences: SequenceRanges,
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
     poisoned: Option<String>,
     candidates: Vec<Candidate>,
@@ -128,6 +131,7 @@ impl Collector {
             tokens_seen: 0,
             sequences_seen: 0,
             special_tokens_excluded: 0,
+            sequences: SequenceRanges::default(),
             poisoned: None,
             candidates: Vec::new(),
             hits: Vec::new(),
@@ -154,6 +158,11 @@ impl Collector {
 
     pub fn special_tokens_excluded(&self) -> u64 {
         self.special_tokens_excluded
+    }
+
+    /// The sequence indices ingested so far (or merged in).
+    pub fn sequence_ranges(&self) -> &SequenceRanges {
+        &self.sequences
     }
 
     /// Special token ids this collector skips.
@@ -237,6 +246,8 @@ impl Collector {
         self.special_tokens_excluded += special;
         self.tokens_seen += tokens.num_tokens() as u64 - special;
         self.sequences_seen += tokens.batch as u64;
+        let first = tokens.first_sequence;
+        self.sequences.insert(first..first + tokens.batch as u64);
     }
 
     fn is_special(&self, token: u32) -> bool {
@@ -424,7 +435,8 @@ impl Collector {
         self.state[f].admit_floor = self.top[f].floor();
     }
 
-    /// Adds everything `other` saw. Exact when the two saw disjoint sequence ranges.
+    /// Adds everything `other` saw. Exact when the two saw disjoint sequence ranges, and an
+    /// error when they did not (the same sequence would count twice).
     pub fn merge(&mut self, other: &Collector) -> Result<()> {
         if other.d_sae != self.d_sae {
             bail!(
@@ -446,6 +458,16 @@ impl Collector {
         if let Some(reason) = self.poisoned.as_ref().or(other.poisoned.as_ref()) {
             bail!("cannot merge a collector that failed: {reason}");
         }
+        if let Some((mine, theirs)) = self.sequences.first_overlap(&other.sequences) {
+            bail!(
+                "cannot merge collectors that saw the same sequences ({}..{} and {}..{}): \
+                 shards must cover disjoint parts of the corpus",
+                mine.start,
+                mine.end,
+                theirs.start,
+                theirs.end
+            );
+        }
         for f in 0..self.d_sae {
             self.state[f].moments.merge(&other.state[f].moments);
             self.top[f].merge(&other.top[f]);
@@ -454,6 +476,7 @@ impl Collector {
         self.tokens_seen += other.tokens_seen;
         self.sequences_seen += other.sequences_seen;
         self.special_tokens_excluded += other.special_tokens_excluded;
+        self.sequences.extend(&other.sequences);
         Ok(())
     }
 
@@ -466,6 +489,7 @@ impl Collector {
         self.tokens_seen = 0;
         self.sequences_seen = 0;
         self.special_tokens_excluded = 0;
+        self.sequences = SequenceRanges::default();
         self.poisoned = None;
     }
 

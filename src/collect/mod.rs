@@ -15,6 +15,7 @@ mod exact_sum;
 mod folder_read;
 mod folder_write;
 pub mod format;
+mod ranges;
 mod state;
 mod sweep;
 mod top_samples;
@@ -24,6 +25,7 @@ pub use collector::{Collector, FeatureSummary};
 pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::SamplesFolder;
 pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use ranges::SequenceRanges;
 pub use state::STATE_FILE_NAME;
 pub use sweep::{
     collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes, TokenizerDecoder,

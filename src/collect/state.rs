@@ -18,6 +18,7 @@ use super::collector::Collector;
 use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
 use super::format::ExactSum;
+use super::ranges::SequenceRanges;
 use super::top_samples::StoredSample;
 use crate::util::atomic::write_atomic;
 
@@ -41,6 +42,10 @@ struct StateHeader {
     tokens_seen: u64,
     sequences_seen: u64,
     special_tokens_excluded: u64,
+    /// `[start, end)` of the sequences seen; states written before shards existed lack it
+    /// and always started at sequence 0.
+    #[serde(default)]
+    sequence_ranges: Option<Vec<[u64; 2]>>,
 }
 
 /// Column-wise arrays of one collector, ready to serialize.
@@ -163,6 +168,7 @@ impl Collector {
             tokens_seen: self.tokens_seen,
             sequences_seen: self.sequences_seen,
             special_tokens_excluded: self.special_tokens_excluded,
+            sequence_ranges: Some(self.sequences.to_pairs()),
         }
     }
 
@@ -226,6 +232,12 @@ fn load_from_bytes(bytes: &[u8]) -> Result<Collector> {
     collector.tokens_seen = header.tokens_seen;
     collector.sequences_seen = header.sequences_seen;
     collector.special_tokens_excluded = header.special_tokens_excluded;
+    collector.sequences = match &header.sequence_ranges {
+        Some(pairs) => SequenceRanges::from_pairs(pairs)?,
+        None => SequenceRanges::from_pairs(
+            &[[0, header.sequences_seen]][..usize::from(header.sequences_seen > 0)],
+        )?,
+    };
     Ok(collector)
 }
 

@@ -52,6 +52,7 @@ fn assert_same(a: &Collector, b: &Collector) {
         )
     );
     assert_eq!(a.special_tokens(), b.special_tokens());
+    assert_eq!(a.sequence_ranges(), b.sequence_ranges());
     assert_eq!(a.config(), b.config());
     for f in 0..a.d_sae() as u32 {
         assert_eq!(a.statistics(f), b.statistics(f), "feature {f}");
@@ -132,4 +133,82 @@ fn corrupt_and_truncated_states_are_clear_errors() {
         missing.contains("failed to read collector state"),
         "{missing}"
     );
+}
+
+/// Batch `b` of a fixed random stream: 4 rows of 10 tokens, numbered from sequence `4b`.
+fn stream_batch(collector: &mut Collector, b: u64) {
+    let mut rng = SplitMix(1000 + b);
+    let tokens: Vec<u32> = (0..40).map(|_| rng.below(30) as u32 + 2).collect();
+    let hits: Vec<_> = (0..50)
+        .map(|_| {
+            (
+                rng.below(4) as usize,
+                rng.below(10) as usize,
+                rng.below(12) as usize,
+                rng.next_f32() * 2.0,
+            )
+        })
+        .collect();
+    ingest_dense(collector, &tokens, 10, &dense(4, 10, 12, &hits), 4 * b);
+}
+
+#[test]
+fn merged_shards_write_the_state_file_of_one_run() {
+    let fresh = || Collector::new(CollectorConfig::default(), 12, &[2]).unwrap();
+    let mut whole = fresh();
+    (0..9).for_each(|b| stream_batch(&mut whole, b));
+    let mut shards = [fresh(), fresh(), fresh()];
+    for b in 0..9 {
+        stream_batch(&mut shards[(b / 3) as usize], b);
+    }
+    // Merged out of order: the result must not depend on it.
+    let [first, second, third] = shards;
+    let mut merged = third;
+    merged.merge(&first).unwrap();
+    merged.merge(&second).unwrap();
+    assert_eq!(merged.sequence_ranges().to_string(), "0..36");
+    let dir = tempfile::tempdir().unwrap();
+    whole.save_state(&dir.path().join("whole")).unwrap();
+    merged.save_state(&dir.path().join("merged")).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("whole")).unwrap(),
+        std::fs::read(dir.path().join("merged")).unwrap()
+    );
+    let loaded = Collector::load_state(&dir.path().join("merged")).unwrap();
+    assert_eq!(loaded.sequence_ranges(), whole.sequence_ranges());
+}
+
+#[test]
+fn overlapping_collectors_do_not_merge() {
+    let fresh = || Collector::new(CollectorConfig::default(), 12, &[2]).unwrap();
+    let (mut a, mut b) = (fresh(), fresh());
+    (0..3).for_each(|i| stream_batch(&mut a, i));
+    (2..4).for_each(|i| stream_batch(&mut b, i));
+    let before = a.clone();
+    let err = a.merge(&b).unwrap_err().to_string();
+    assert!(err.contains("same sequences (0..12 and 8..16)"), "{err}");
+    assert_same(&a, &before);
+}
+
+#[test]
+fn states_without_ranges_started_at_sequence_zero() {
+    use safetensors::SafeTensors;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    let collector = random_collector(4, 0, CollectorConfig::default());
+    collector.save_state(&path).unwrap();
+    // Rewrite the header as a build without shards wrote it: no `sequence_ranges`.
+    let bytes = std::fs::read(&path).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = metadata.metadata().clone().unwrap();
+    let mut header: serde_json::Value =
+        serde_json::from_str(&metadata["saectl_collector"]).unwrap();
+    header.as_object_mut().unwrap().remove("sequence_ranges");
+    metadata.insert("saectl_collector".into(), header.to_string());
+    let old = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
+    std::fs::write(&path, old).unwrap();
+    let loaded = Collector::load_state(&path).unwrap();
+    assert_eq!(loaded.sequence_ranges().to_string(), "0..24");
+    assert_same(&loaded, &collector);
 }
