@@ -4,6 +4,7 @@
 //! The collector's whole state is saved beside the folder every `--save-every-tokens`, so an
 //! interrupted collection resumes where it stopped when run again with the same `--out`.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,8 +16,8 @@ use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
 use super::progress::token_bar;
 use crate::collect::{
-    sweep_cache, sweep_model, write_samples_folder, Collector, CollectorConfig, SamplesFolder,
-    SaveConfig, StageTimes, TokenizerDecoder, STATE_FILE_NAME,
+    read_summary, resume_point, sweep_cache, sweep_model, write_samples_folder, Collector,
+    CollectorConfig, SaveConfig, Shard, StageTimes, TokenizerDecoder, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
@@ -62,6 +63,11 @@ pub struct CollectArgs {
     /// Save the folder and the collector state every N tokens (the resumption points).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub save_every_tokens: u64,
+
+    /// Collect only shard I of N (0-based) of the sequences: a contiguous range, numbered as
+    /// in one run over everything, so `saectl merge` of all N folders equals that run.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
 
     #[command(flatten)]
     pub collector: CollectorArgs,
@@ -118,12 +124,16 @@ fn collect_from_cache(
         &spec.special_token_ids,
         &source,
     )?;
-    let mut session = Session::new(args, &tokenizer, source, cache.index().num_tokens)?;
+    let range = shard(args).range(cache.index().num_sequences as u64);
+    let start = resume_at(args, &collector, &range)?;
+    let todo = (range.end - start) * spec.seq_len as u64;
+    let mut session = Session::new(args, &tokenizer, source, todo)?;
     let times = sweep_cache(
         &cache,
         sae,
         &mut collector,
         args.batch_sequences.max(1),
+        start..range.end,
         |tokens, c| session.after_batch(tokens, c),
     )?;
     session.finish(&collector, times)
@@ -165,22 +175,34 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
     source.insert("seq_len".into(), args.data.seq_len.into());
     let specials = special_token_ids(&hooked.tokenizer);
     let mut collector = open_collector(&args.out, config, sae.config().d_sae, &specials, &source)?;
-    let pack = args.data.pack_config(collector.sequences_seen())?;
-    let total = pack.window_limit().unwrap_or(0) * args.data.seq_len as u64;
-    let mut windows = TokenWindows::new(source_files.documents(), hooked.tokenizer.clone(), pack)
-        .with_context(|| format!("cannot read text from {dataset}"))?;
+    let seq_len = args.data.seq_len as u64;
+    // Every window the token budget allows, split into shards.
+    let range = shard(args).range(num_tokens.div_ceil(seq_len));
+    let start = resume_at(args, &collector, &range)?;
     let mut session = Session::new(
         args,
         &hooked.tokenizer_path,
         source,
-        total.min(num_tokens.next_multiple_of(args.data.seq_len as u64)),
+        (range.end - start) * seq_len,
     )?;
+    if start == range.end {
+        // Nothing left to do (a finished or empty shard): only rewrite the folder.
+        return session.finish(&collector, StageTimes::default());
+    }
+    let pack = crate::data::PackConfig {
+        // The packer stops at the shard's last window.
+        num_tokens: Some(range.end * seq_len),
+        ..args.data.pack_config(start)?
+    };
+    let mut windows = TokenWindows::new(source_files.documents(), hooked.tokenizer.clone(), pack)
+        .with_context(|| format!("cannot read text from {dataset}"))?;
     let times = sweep_model(
         model,
         &hooked.hook,
         &mut windows,
         sae,
         &mut collector,
+        start,
         |tokens, c| session.after_batch(tokens, c),
     )?;
     session.finish(&collector, times)
@@ -202,8 +224,42 @@ fn check_hook(asked: Option<&str>, sae: &Sae, available: &str, place: &str) -> R
     }
 }
 
+fn shard(args: &CollectArgs) -> Shard {
+    args.shard.unwrap_or(Shard::WHOLE)
+}
+
+/// The first sequence still to collect in `range` (this run's shard): its start, or where the
+/// collection saved in `--out` stopped.
+fn resume_at(args: &CollectArgs, collector: &Collector, range: &Range<u64>) -> Result<u64> {
+    let what = match args.shard {
+        Some(shard) if !shard.is_whole() => format!("shard {shard}"),
+        _ => "this collection".to_string(),
+    };
+    let start = resume_point(collector.sequence_ranges(), range, &what)
+        .with_context(|| format!("cannot continue the collection in {}", args.out.display()))?;
+    if start > range.start {
+        eprintln!(
+            "resuming {} after {} sequences",
+            args.out.display(),
+            start - range.start
+        );
+    }
+    Ok(start)
+}
+
 fn base_source(args: &CollectArgs, sae: &Sae) -> Source {
     let mut source = Source::new();
+    if let Some(shard) = args.shard.filter(|s| !s.is_whole()) {
+        // Provenance, and a resume with another --shard is refused; `merge` drops it.
+        source.insert("shard".into(), shard.to_string().into());
+    }
+    if let Some(tokenizer) = &args.model.tokenizer {
+        // `merge` decodes with it again.
+        let path = tokenizer
+            .canonicalize()
+            .unwrap_or_else(|_| tokenizer.clone());
+        source.insert("tokenizer".into(), path.display().to_string().into());
+    }
     source.insert(
         "checkpoint".into(),
         args.checkpoint.display().to_string().into(),
@@ -227,9 +283,9 @@ fn open_collector(
         return Collector::new(config, d_sae, specials);
     }
     let collector = Collector::load_state(&state)?;
-    let earlier = SamplesFolder::load(out)
+    let earlier = read_summary(out)
         .ok()
-        .and_then(|folder| folder.summary)
+        .flatten()
         .map(|summary| summary.source);
     if collector.config() != &config
         || collector.d_sae() != d_sae
@@ -237,11 +293,6 @@ fn open_collector(
     {
         bail!("{} holds a collection made from another source or with other settings; use another --out", out.display());
     }
-    eprintln!(
-        "resuming {} after {} sequences",
-        out.display(),
-        collector.sequences_seen()
-    );
     Ok(collector)
 }
 
@@ -256,6 +307,7 @@ struct Session {
     bar: indicatif::ProgressBar,
     started: Instant,
     tokens: u64,
+    shard: Option<Shard>,
 }
 
 impl Session {
@@ -278,6 +330,7 @@ impl Session {
             bar: token_bar(total_tokens, "collecting"),
             started: Instant::now(),
             tokens: 0,
+            shard: args.shard,
         })
     }
 
@@ -310,7 +363,12 @@ impl Session {
     fn finish(self, collector: &Collector, times: StageTimes) -> Result<()> {
         self.bar.finish_and_clear();
         if collector.sequences_seen() == 0 {
-            bail!("no tokens were collected (empty cache or corpus)");
+            let Some(shard) = self.shard.filter(|s| !s.is_whole()) else {
+                bail!("no tokens were collected (empty cache or corpus)");
+            };
+            // An empty shard (more shards than sequences, or a corpus shorter than
+            // --num-tokens) is still a folder `merge` takes, so a job array does not fail.
+            eprintln!("note: shard {shard} holds no sequences (the corpus ends before it)");
         }
         self.save(collector)?;
         let seconds = self.started.elapsed().as_secs_f64();

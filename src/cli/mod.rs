@@ -12,6 +12,7 @@ pub mod cache;
 pub mod collect;
 pub mod collector_args;
 pub mod data_args;
+pub mod merge;
 pub mod model_args;
 pub mod output;
 pub mod progress;
@@ -39,6 +40,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Run the model to a hook point over a corpus and store the activations for reuse.
     Cache(cache::CacheArgs),
+    /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
+    Merge(merge::MergeArgs),
 }
 
 /// Entry point of the binary.
@@ -62,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
         Command::Cache(args) => cache::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }

@@ -93,6 +93,17 @@ impl SamplesFolder {
     }
 }
 
+/// `collection_summary.json` of `dir` alone, `None` when there is none (a folder whose
+/// collection saw no sample has a summary but no feature file, which [`SamplesFolder::load`]
+/// refuses).
+pub fn read_summary(dir: &Path) -> Result<Option<CollectionSummary>> {
+    let path = dir.join(SUMMARY_FILE_NAME);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_json(&path).map(Some)
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;

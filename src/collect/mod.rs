@@ -15,7 +15,9 @@ mod exact_sum;
 mod folder_read;
 mod folder_write;
 pub mod format;
+mod merge;
 mod ranges;
+mod shard;
 mod state;
 mod sweep;
 mod top_samples;
@@ -23,9 +25,11 @@ mod top_samples;
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
 pub use collector::{Collector, FeatureSummary};
 pub use config::{CollectorConfig, SaveConfig};
-pub use folder_read::SamplesFolder;
+pub use folder_read::{read_summary, SamplesFolder};
 pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use merge::{merge_folders, write_merged, MergedFolders};
 pub use ranges::SequenceRanges;
+pub use shard::{resume_point, Shard};
 pub use state::STATE_FILE_NAME;
 pub use sweep::{
     collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes, TokenizerDecoder,

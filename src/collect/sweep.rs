@@ -4,8 +4,10 @@
 //! Encoding is always the SAE's inference mode on `[tokens, d_in]` (DESIGN §4: the original
 //! applied training-mode BatchTopK to `[batch, seq, d]` and kept ~k/seq latents per token), and
 //! the SAE hands the collector a sparse CSR batch, so only the active latents leave the device.
-//! A sweep resumes after `collector.sequences_seen()` sequences: sweeps are in stream order.
+//! A sweep covers a range of global sequence indices (a shard of the corpus, or the rest of
+//! one when resuming): sweeps are in stream order.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -98,13 +100,15 @@ pub fn collect_batch_timed(
     Ok(())
 }
 
-/// Sweeps an activation cache from where `collector` stopped, `rows_per_batch` sequences at a
-/// time; `on_batch(tokens, collector)` runs after each batch (progress, periodic saves).
+/// Sweeps sequences `sequences` of an activation cache (global indices: a shard, or what is
+/// left of one), `rows_per_batch` at a time; `on_batch(tokens, collector)` runs after each
+/// batch (progress, periodic saves).
 pub fn sweep_cache(
     cache: &ActivationCache,
     sae: &Sae,
     collector: &mut Collector,
     rows_per_batch: usize,
+    sequences: Range<u64>,
     mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
 ) -> Result<StageTimes> {
     let mut times = StageTimes::default();
@@ -119,28 +123,34 @@ pub fn sweep_cache(
             spec.hook_point
         );
     }
-    let mut shard_start = 0usize;
+    let mut shard_start = 0u64;
     for shard_index in 0..cache.num_shards() {
-        let shard_len = cache.index().shards[shard_index].num_sequences;
-        let done = collector.sequences_seen() as usize;
-        if shard_start + shard_len <= done {
-            shard_start += shard_len;
+        let shard_len = cache.index().shards[shard_index].num_sequences as u64;
+        let shard_range = shard_start..shard_start + shard_len;
+        shard_start += shard_len;
+        // The part of this cache shard inside `sequences`, in rows of the shard.
+        let first = sequences.start.max(shard_range.start);
+        let end = sequences.end.min(shard_range.end);
+        if first >= end {
             continue;
         }
         let read = Instant::now();
         let shard = cache.load_shard(shard_index)?;
         times.source += read.elapsed();
-        let mut row = done.saturating_sub(shard_start);
-        while row < shard_len {
-            let end = (row + rows_per_batch).min(shard_len);
-            let activations = shard.activations.narrow(0, row, end - row)?;
-            let tokens = &shard.tokens[row * spec.seq_len..end * spec.seq_len];
+        let (mut row, end) = (
+            (first - shard_range.start) as usize,
+            (end - shard_range.start) as usize,
+        );
+        while row < end {
+            let stop = (row + rows_per_batch).min(end);
+            let activations = shard.activations.narrow(0, row, stop - row)?;
+            let tokens = &shard.tokens[row * spec.seq_len..stop * spec.seq_len];
             collect_batch_timed(
                 sae,
                 collector,
                 tokens,
                 &activations,
-                (shard_start + row) as u64,
+                shard_range.start + row as u64,
                 &mut times,
             )
             .with_context(|| {
@@ -150,28 +160,27 @@ pub fn sweep_cache(
                     cache.dir().display()
                 )
             })?;
-            on_batch(((end - row) * spec.seq_len) as u64, collector)?;
-            row = end;
+            on_batch(((stop - row) * spec.seq_len) as u64, collector)?;
+            row = stop;
         }
-        shard_start += shard_len;
     }
     Ok(times)
 }
 
-/// Sweeps text live: `model` to `hook` over `windows` (which must start where `collector`
-/// stopped), encode, collect.
+/// Sweeps text live: `model` to `hook` over `windows` (which must start at sequence `start`:
+/// where a shard begins, or where `collector` stopped), encode, collect.
 pub fn sweep_model<D>(
     model: &Gemma2,
     hook: &HookPoint,
     windows: &mut TokenWindows<D>,
     sae: &Sae,
     collector: &mut Collector,
+    start: u64,
     mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
 ) -> Result<StageTimes>
 where
     D: Iterator<Item = Result<Document>>,
 {
-    let start = collector.sequences_seen();
     let mut times = StageTimes::default();
     // Text reading, tokenizing and the forward pass: from the end of one batch's collection
     // to the next batch's arrival.

@@ -14,21 +14,26 @@ use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};
 
-const D_SAE: usize = 48;
+pub const D_SAE: usize = 48;
 const K: usize = 4;
-const SEQ_LEN: usize = 16;
-const MAX_SAMPLES: usize = 6;
+pub const SEQ_LEN: usize = 16;
+pub const MAX_SAMPLES: usize = 6;
 
-fn write_sae(dir: &Path, d_in: usize) -> Sae {
+pub fn write_sae(dir: &Path, d_in: usize) -> Sae {
+    write_sae_seeded(dir, d_in, 7)
+}
+
+/// A random TopK SAE at the tiny model's hook, from `seed`.
+pub fn write_sae_seeded(dir: &Path, d_in: usize, seed: u64) -> Sae {
     let mut config = SaeConfig::new(SaeKind::TopK, d_in, D_SAE, Some(K));
     config.hook_name = Some(HOOK.to_string());
-    let weights = SaeWeights::init(&config, 7, &Device::Cpu).unwrap();
+    let weights = SaeWeights::init(&config, seed, &Device::Cpu).unwrap();
     let sae = Sae::new(config.clone(), weights).unwrap();
     save(dir, &sae, &CheckpointMeta::new(config)).unwrap();
     sae
 }
 
-fn collect(checkpoint: &Path, out: &Path, source: &[&str]) -> Output {
+pub fn collect(checkpoint: &Path, out: &Path, source: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_saectl"))
         .args([
             "collect",
@@ -56,7 +61,7 @@ fn collect(checkpoint: &Path, out: &Path, source: &[&str]) -> Output {
         .expect("saectl runs")
 }
 
-fn live_args(num_tokens: u64) -> Vec<String> {
+pub fn live_args(num_tokens: u64) -> Vec<String> {
     let args = [
         "--model",
         &fixture("tiny-gemma2"),

@@ -1,0 +1,268 @@
+//! `saectl merge`: samples folders collected on disjoint shards of a corpus become the folder
+//! one run over the whole corpus writes.
+//!
+//! A folder's feature files hold only its top features' best samples, so they cannot be
+//! merged; the collector state beside them (`collector_state.safetensors`) holds everything,
+//! and [`Collector::merge`] of disjoint shards is exact. So a merge loads every state, checks
+//! that the folders are shards of one collection (same SAE width, collector and save
+//! settings, same recorded source apart from the shard; disjoint sequence ranges), merges,
+//! and writes the folder from the merged state exactly as `collect` writes its own. The new
+//! folder is assembled under a temporary name beside `--out` and renamed into place, so a
+//! failed merge never leaves half a folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::collector::Collector;
+use super::config::SaveConfig;
+use super::folder_read::read_summary;
+use super::folder_write::{write_samples_folder, TokenDecoder};
+use super::format::{CollectionSettings, CollectionSummary};
+use super::ranges::SequenceRanges;
+use super::state::STATE_FILE_NAME;
+
+/// Source keys that differ between shards of one collection and are dropped when merging.
+const SHARD_KEYS: &[&str] = &["shard"];
+
+/// Provenance recorded by the producer (`collection_summary.json`'s `source`).
+pub type Source = serde_json::Map<String, serde_json::Value>;
+
+/// One input folder, loaded.
+struct ShardFolder {
+    dir: PathBuf,
+    collector: Collector,
+    settings: CollectionSettings,
+    source: Source,
+}
+
+/// The merged collection, ready to be written.
+pub struct MergedFolders {
+    pub collector: Collector,
+    pub save: SaveConfig,
+    /// The shards' common source, without the shard keys.
+    pub source: Source,
+    /// Sequences inside the merged span that no input covered (a shard left out?).
+    pub gaps: Vec<std::ops::Range<u64>>,
+}
+
+/// Loads and checks every folder in `dirs` and merges their collectors.
+pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
+    if dirs.len() < 2 {
+        bail!("give at least two samples folders to merge");
+    }
+    let folders = dirs
+        .iter()
+        .map(|dir| load_shard_folder(dir))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &folders[0];
+    for other in &folders[1..] {
+        check_compatible(first, other)?;
+    }
+    check_disjoint(&folders)?;
+    let mut collector = first.collector.clone();
+    for other in &folders[1..] {
+        collector
+            .merge(&other.collector)
+            .with_context(|| format!("cannot merge {}", other.dir.display()))?;
+    }
+    let gaps = collector.sequence_ranges().gaps();
+    Ok(MergedFolders {
+        save: SaveConfig {
+            top_features_to_save: first.settings.top_features_to_save,
+            samples_per_feature_to_save: first.settings.samples_per_feature_to_save,
+        },
+        source: without_shard_keys(&first.source),
+        collector,
+        gaps,
+    })
+}
+
+/// Writes `merged` to `out`, which must not exist or be an empty folder: the folder is built
+/// beside it and renamed into place.
+pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecoder) -> Result<()> {
+    check_out(out)?;
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("failed to create {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".saectl-merge-")
+        .tempdir_in(parent)
+        .with_context(|| {
+            format!(
+                "failed to create a temporary folder in {}",
+                parent.display()
+            )
+        })?;
+    merged
+        .collector
+        .save_state(&staging.path().join(STATE_FILE_NAME))?;
+    write_samples_folder(
+        staging.path(),
+        &merged.collector,
+        decoder,
+        &merged.save,
+        merged.source.clone(),
+    )?;
+    // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
+    let staged = staging.keep();
+    std::fs::rename(&staged, out).with_context(|| {
+        // Leave nothing behind on failure.
+        let _ = std::fs::remove_dir_all(&staged);
+        format!(
+            "failed to move the merged folder into place at {}",
+            out.display()
+        )
+    })
+}
+
+fn check_out(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        bail!("--out {} exists and is not a folder", out.display());
+    }
+    let mut entries =
+        std::fs::read_dir(out).with_context(|| format!("failed to list {}", out.display()))?;
+    if entries.next().is_some() {
+        bail!(
+            "--out {} is not empty: merge writes a new folder (remove it, or choose another)",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
+    if !dir.is_dir() {
+        bail!("{} is not a samples folder (no such folder)", dir.display());
+    }
+    let state = dir.join(STATE_FILE_NAME);
+    if !state.is_file() {
+        bail!(
+            "{} has no {STATE_FILE_NAME}: only folders written by `saectl collect` can be merged \
+             (their feature files alone hold too little)",
+            dir.display()
+        );
+    }
+    let summary: CollectionSummary = read_summary(dir)?.with_context(|| {
+        format!(
+            "{} has a collector state but no collection_summary.json",
+            dir.display()
+        )
+    })?;
+    let settings = summary.settings.clone().with_context(|| {
+        format!(
+            "{}: the collection summary records no settings",
+            dir.display()
+        )
+    })?;
+    let collector = Collector::load_state(&state)?;
+    if summary.d_sae != collector.d_sae() as u64
+        || summary.sequences_seen != collector.sequences_seen()
+    {
+        bail!(
+            "{}: collection_summary.json does not match {STATE_FILE_NAME} (a write was interrupted?)",
+            dir.display()
+        );
+    }
+    Ok(ShardFolder {
+        dir: dir.to_path_buf(),
+        collector,
+        settings,
+        source: summary.source,
+    })
+}
+
+/// The same SAE width, settings and source (shard keys aside), or an error naming the first
+/// difference.
+fn check_compatible(a: &ShardFolder, b: &ShardFolder) -> Result<()> {
+    let names = || format!("{} and {}", a.dir.display(), b.dir.display());
+    if a.collector.d_sae() != b.collector.d_sae() {
+        bail!(
+            "{} come from SAEs of different widths (d_sae {} and {})",
+            names(),
+            a.collector.d_sae(),
+            b.collector.d_sae()
+        );
+    }
+    if a.settings != b.settings {
+        bail!(
+            "{} were collected with different settings: {}",
+            names(),
+            settings_difference(&a.settings, &b.settings)
+        );
+    }
+    if a.collector.special_tokens() != b.collector.special_tokens() {
+        bail!(
+            "{} skip different special tokens (different tokenizers?)",
+            names()
+        );
+    }
+    let (source_a, source_b) = (without_shard_keys(&a.source), without_shard_keys(&b.source));
+    let keys = source_a.keys().chain(source_b.keys());
+    for key in keys {
+        let (va, vb) = (source_a.get(key), source_b.get(key));
+        if va != vb {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or("nothing".into(), |v| v.to_string());
+            bail!(
+                "{} were collected from different sources: `{key}` is {} and {}",
+                names(),
+                show(va),
+                show(vb)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `max_samples_per_feature 100 vs 50` for the first differing setting.
+fn settings_difference(a: &CollectionSettings, b: &CollectionSettings) -> String {
+    let (ja, jb) = (serde_json::to_value(a), serde_json::to_value(b));
+    if let (Ok(serde_json::Value::Object(ja)), Ok(serde_json::Value::Object(jb))) = (ja, jb) {
+        for (key, va) in &ja {
+            if jb.get(key) != Some(va) {
+                let vb = jb.get(key).map_or("nothing".into(), |v| v.to_string());
+                return format!("{key} {va} vs {vb}");
+            }
+        }
+    }
+    format!("{a:?} vs {b:?}")
+}
+
+/// Every pair of folders covers disjoint sequences (checked before merging, to name them).
+fn check_disjoint(folders: &[ShardFolder]) -> Result<()> {
+    for (i, a) in folders.iter().enumerate() {
+        for b in &folders[i + 1..] {
+            let (ra, rb): (&SequenceRanges, &SequenceRanges) =
+                (a.collector.sequence_ranges(), b.collector.sequence_ranges());
+            if let Some((x, y)) = ra.first_overlap(rb) {
+                bail!(
+                    "{} (sequences {}..{}) and {} (sequences {}..{}) overlap: shards must cover \
+                     disjoint parts of the corpus (the same folder twice, or two runs with \
+                     different --shard/--num-tokens?)",
+                    a.dir.display(),
+                    x.start,
+                    x.end,
+                    b.dir.display(),
+                    y.start,
+                    y.end
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn without_shard_keys(source: &Source) -> Source {
+    source
+        .iter()
+        .filter(|(key, _)| !SHARD_KEYS.contains(&key.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
