@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::logits::logit_line;
 use super::stats::{FeatureStats, FolderInfo};
 use super::text::{
     context_parts, fmt_density, fmt_opt, marked_terminal, visible_controls, visible_token,
@@ -14,7 +15,7 @@ use super::text::{
 use super::tokens::{activating_token, token_shares, TokenShare};
 use super::RULE_WIDTH;
 use crate::collect::format::ActivationSample;
-use crate::collect::SamplesFolder;
+use crate::collect::{FeatureLogitEffects, SamplesFolder};
 
 /// Activating tokens listed in a feature's summary line.
 const TOP_TOKENS_SHOWN: usize = 5;
@@ -27,6 +28,9 @@ pub struct FeatureReport {
     /// Most frequent activating tokens among the stored samples (at most 5).
     pub top_tokens: Vec<TokenShare>,
     pub examples: Vec<Example>,
+    /// The output tokens its decoder direction moves most, when the folder has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_effects: Option<FeatureLogitEffects>,
 }
 
 /// One stored sample as the views show it.
@@ -88,6 +92,11 @@ pub fn feature_report(
         stats: FeatureStats::new(file, folder.summary.as_ref()),
         top_tokens,
         examples: examples_of(file.top_samples.iter().take(examples)),
+        logit_effects: folder
+            .logit_effects
+            .as_ref()
+            .and_then(|l| l.feature(feature))
+            .cloned(),
     })
 }
 
@@ -119,6 +128,14 @@ impl FeatureReport {
             "\nMost frequent activating tokens: {}\n",
             render_tokens(&self.top_tokens)
         );
+        if let Some(logits) = &self.logit_effects {
+            out += "\nLogit effects (decoder direction through the final norm and unembedding):\n";
+            out += &format!("  Promotes:   {}\n", logit_line(&logits.top, visible_token));
+            out += &format!(
+                "  Suppresses: {}\n",
+                logit_line(&logits.bottom, visible_token)
+            );
+        }
         out += &format!(
             "\nTop {} Activating Examples:\n{}\n",
             self.examples.len(),

@@ -16,6 +16,7 @@ pub mod feature_report;
 pub mod histogram;
 pub mod histogram_view;
 mod linkage;
+pub mod logits;
 pub mod overview;
 pub mod similar;
 pub mod similarity;

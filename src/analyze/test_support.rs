@@ -79,5 +79,6 @@ pub(crate) fn folder_with(files: Vec<FeatureFile>) -> SamplesFolder {
         dir: PathBuf::from("samples"),
         summary: None,
         features,
+        logit_effects: None,
     }
 }

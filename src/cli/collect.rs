@@ -6,23 +6,24 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::collect_session::{Session, Source};
 use super::collector_args::CollectorArgs;
 use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
-use super::progress::token_bar;
 use crate::collect::{
-    read_summary, resume_point, sweep_cache, sweep_model, write_samples_folder, Collector,
-    CollectorConfig, SaveConfig, Shard, StageTimes, TokenizerDecoder, STATE_FILE_NAME,
+    read_summary, resume_point, sweep_cache, sweep_model, Collector, CollectorConfig, LogitEffects,
+    Shard, StageTimes, LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
 use crate::hub::HubSettings;
-use crate::model::resolve_device;
+use crate::model::{
+    locate, read_config, resolve_device, HookPoint, HookSite, ModelSource, Unembedding,
+};
 use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
@@ -39,7 +40,9 @@ pub struct CollectArgs {
     pub checkpoint: PathBuf,
 
     /// Read activations from this cache (`saectl cache`) instead of running the model.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "dataset", "num_tokens"])]
+    /// With --model too, the model is used only for the logit effects (its final norm and
+    /// unembedding are loaded, no block).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "num_tokens"])]
     pub activations: Option<PathBuf>,
 
     /// Hook point to read [default: the checkpoint's].
@@ -69,12 +72,14 @@ pub struct CollectArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
 
+    /// Do not compute the logit effects (each feature's most promoted and suppressed output
+    /// tokens, written to logit_effects.json when the model is at hand).
+    #[arg(long)]
+    pub no_logit_effects: bool,
+
     #[command(flatten)]
     pub collector: CollectorArgs,
 }
-
-/// What a collection reads, recorded in the summary and checked on resume.
-type Source = serde_json::Map<String, serde_json::Value>;
 
 pub fn run(args: CollectArgs) -> Result<()> {
     let config = args.collector.collector_config()?;
@@ -128,6 +133,25 @@ fn collect_from_cache(
     let start = resume_at(args, &collector, &range)?;
     let todo = (range.end - start) * spec.seq_len as u64;
     let mut session = Session::new(args, &tokenizer, source, todo)?;
+    let hook: HookPoint = spec.hook_point.parse()?;
+    let fresh = collector.sequences_seen() == 0;
+    if let Some(model) = args
+        .model
+        .model
+        .as_deref()
+        .filter(|_| wants_logits(args, &hook, fresh))
+    {
+        if model != spec.model {
+            eprintln!(
+                "note: the cache was made from {}; the logit effects use {model}",
+                spec.model
+            );
+        }
+        let unembed = load_unembedding(model, sae)?;
+        write_logit_effects(args, sae, &unembed, &session)?;
+    } else {
+        remove_stale_logit_effects(args, fresh)?;
+    }
     let times = sweep_cache(
         &cache,
         sae,
@@ -185,6 +209,19 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
         source,
         (range.end - start) * seq_len,
     )?;
+    let fresh = collector.sequences_seen() == 0;
+    if wants_logits(args, &hooked.hook, fresh) {
+        let unembed = Unembedding::load(
+            &args.model.require_model("collect")?.parse()?,
+            model.config(),
+            model.device(),
+            &HubSettings::from_env(),
+            Some(model.embedding_matrix()),
+        )?;
+        write_logit_effects(args, sae, &unembed, &session)?;
+    } else {
+        remove_stale_logit_effects(args, fresh)?;
+    }
     if start == range.end {
         // Nothing left to do (a finished or empty shard): only rewrite the folder.
         return session.finish(&collector, StageTimes::default());
@@ -296,96 +333,61 @@ fn open_collector(
     Ok(collector)
 }
 
-/// Progress, periodic saves and the final report of one collection.
-struct Session {
-    out: PathBuf,
-    decoder: TokenizerDecoder,
-    save: SaveConfig,
-    source: Source,
-    save_every: u64,
-    since_save: u64,
-    bar: indicatif::ProgressBar,
-    started: Instant,
-    tokens: u64,
-    shard: Option<Shard>,
+/// Whether to (re)compute the logit effects: the user did not opt out, the hook writes into
+/// the residual stream (the MLP's normalized input does not), and the folder does not already
+/// hold this collection's (a resumed collection keeps its own; a fresh one replaces any).
+fn wants_logits(args: &CollectArgs, hook: &HookPoint, fresh: bool) -> bool {
+    if args.no_logit_effects || args.model.model.is_none() {
+        return false;
+    }
+    if hook.site == HookSite::Ln2Normalized {
+        eprintln!("note: no logit effects: {hook} is not in the residual stream");
+        return false;
+    }
+    fresh || !args.out.join(LOGIT_EFFECTS_FILE_NAME).exists()
 }
 
-impl Session {
-    fn new(
-        args: &CollectArgs,
-        tokenizer: &Path,
-        source: Source,
-        total_tokens: u64,
-    ) -> Result<Self> {
-        let tokenizer = tokenizers::Tokenizer::from_file(tokenizer).map_err(|err| {
-            anyhow::anyhow!("failed to load tokenizer {}: {err}", tokenizer.display())
-        })?;
-        Ok(Self {
-            out: args.out.clone(),
-            decoder: TokenizerDecoder(tokenizer),
-            save: args.collector.save_config(),
-            source,
-            save_every: args.save_every_tokens.max(1),
-            since_save: 0,
-            bar: token_bar(total_tokens, "collecting"),
-            started: Instant::now(),
-            tokens: 0,
-            shard: args.shard,
-        })
-    }
-
-    fn after_batch(&mut self, tokens: u64, collector: &Collector) -> Result<()> {
-        self.bar.inc(tokens);
-        self.tokens += tokens;
-        self.since_save += tokens;
-        if self.since_save >= self.save_every {
-            self.since_save = 0;
-            self.save(collector)?;
-        }
-        Ok(())
-    }
-
-    /// State first: it is what a resume trusts; the folder is rewritten from it.
-    fn save(&self, collector: &Collector) -> Result<()> {
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("failed to create {}", self.out.display()))?;
-        collector.save_state(&self.out.join(STATE_FILE_NAME))?;
-        write_samples_folder(
-            &self.out,
-            collector,
-            &self.decoder,
-            &self.save,
-            self.source.clone(),
-        )?;
-        Ok(())
-    }
-
-    fn finish(self, collector: &Collector, times: StageTimes) -> Result<()> {
-        self.bar.finish_and_clear();
-        if collector.sequences_seen() == 0 {
-            let Some(shard) = self.shard.filter(|s| !s.is_whole()) else {
-                bail!("no tokens were collected (empty cache or corpus)");
-            };
-            // An empty shard (more shards than sequences, or a corpus shorter than
-            // --num-tokens) is still a folder `merge` takes, so a job array does not fail.
-            eprintln!("note: shard {shard} holds no sequences (the corpus ends before it)");
-        }
-        self.save(collector)?;
-        let seconds = self.started.elapsed().as_secs_f64();
-        let live = collector.features_by_max_activation().len();
-        eprintln!(
-            "collected {} tokens in {:.1} s ({:.0} tokens/s): {} of {} features have samples, {} special tokens skipped; \
-             wrote {} (run `saectl report {}`)",
-            self.tokens,
-            seconds,
-            self.tokens as f64 / seconds.max(1e-9),
-            live,
-            collector.d_sae(),
-            collector.special_tokens_excluded(),
-            self.out.display(),
-            self.out.display()
+/// The final norm and unembedding of `model` (no block loaded), on the SAE's device.
+fn load_unembedding(model: &str, sae: &Sae) -> Result<Unembedding> {
+    let source: ModelSource = model.parse()?;
+    let hub = HubSettings::from_env();
+    let config = read_config(&locate(&source, Some(1), &hub)?.config)?;
+    if config.hidden_size != sae.config().d_in {
+        bail!(
+            "the SAE reads d_in {} but {model} has d_model {}: not the model of these activations",
+            sae.config().d_in,
+            config.hidden_size
         );
-        eprintln!("time: {}", times.shares());
-        Ok(())
     }
+    Unembedding::load(&source, &config, sae.weights().w_dec.device(), &hub, None)
+}
+
+fn write_logit_effects(
+    args: &CollectArgs,
+    sae: &Sae,
+    unembed: &Unembedding,
+    session: &Session,
+) -> Result<()> {
+    let model = args.model.model.as_deref().unwrap_or_default();
+    let checkpoint = args.checkpoint.display().to_string();
+    let effects = LogitEffects::compute(sae, unembed, &session.decoder, model, &checkpoint)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("failed to create {}", args.out.display()))?;
+    effects.write(&args.out)?;
+    eprintln!(
+        "wrote the logit effects of {} features to {}",
+        effects.features.len(),
+        args.out.join(LOGIT_EFFECTS_FILE_NAME).display()
+    );
+    Ok(())
+}
+
+/// A fresh collection without logit effects must not keep another collection's file.
+fn remove_stale_logit_effects(args: &CollectArgs, fresh: bool) -> Result<()> {
+    let path = args.out.join(LOGIT_EFFECTS_FILE_NAME);
+    if fresh && path.exists() {
+        std::fs::remove_file(&path)
+            .with_context(|| format!("failed to remove stale {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -62,6 +62,9 @@ pub fn run(args: MergeArgs) -> Result<()> {
         )
     })?;
     write_merged(&args.out, &merged, &TokenizerDecoder(tokenizer))?;
+    for note in &merged.notes {
+        eprintln!("note: {note}");
+    }
     for gap in &merged.gaps {
         eprintln!(
             "note: no folder covers sequences {}..{} (a shard left out?)",

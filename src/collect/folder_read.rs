@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::format::{parse_feature_file_name, CollectionSummary, FeatureFile, SUMMARY_FILE_NAME};
+use super::logit_effects::LogitEffects;
 
 /// A loaded samples folder.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +20,8 @@ pub struct SamplesFolder {
     pub summary: Option<CollectionSummary>,
     /// Feature files by feature index.
     pub features: BTreeMap<u32, FeatureFile>,
+    /// `logit_effects.json`, when the collection had the model at hand.
+    pub logit_effects: Option<LogitEffects>,
 }
 
 impl SamplesFolder {
@@ -71,6 +74,7 @@ impl SamplesFolder {
             dir: dir.to_path_buf(),
             summary,
             features,
+            logit_effects: LogitEffects::read(dir)?,
         })
     }
 

@@ -6,7 +6,8 @@
 //! and [`Collector::merge`] of disjoint shards is exact. So a merge loads every state, checks
 //! that the folders are shards of one collection (same SAE width, collector and save
 //! settings, same recorded source apart from the shard; disjoint sequence ranges), merges,
-//! and writes the folder from the merged state exactly as `collect` writes its own. The new
+//! and writes the folder from the merged state exactly as `collect` writes its own, with the
+//! shards' `logit_effects.json` (which depends on the SAE and model only) carried over. The new
 //! folder is assembled under a temporary name beside `--out` and renamed into place, so a
 //! failed merge never leaves half a folder.
 
@@ -19,8 +20,10 @@ use super::config::SaveConfig;
 use super::folder_read::read_summary;
 use super::folder_write::{write_samples_folder, TokenDecoder};
 use super::format::{CollectionSettings, CollectionSummary};
+use super::logit_effects::{LogitEffects, LOGIT_EFFECTS_FILE_NAME};
 use super::ranges::SequenceRanges;
 use super::state::STATE_FILE_NAME;
+use crate::util::atomic::write_atomic;
 
 /// Source keys that differ between shards of one collection and are dropped when merging.
 const SHARD_KEYS: &[&str] = &["shard"];
@@ -34,6 +37,8 @@ struct ShardFolder {
     collector: Collector,
     settings: CollectionSettings,
     source: Source,
+    /// `logit_effects.json`, parsed and as bytes.
+    logit_effects: Option<(LogitEffects, Vec<u8>)>,
 }
 
 /// The merged collection, ready to be written.
@@ -44,6 +49,10 @@ pub struct MergedFolders {
     pub source: Source,
     /// Sequences inside the merged span that no input covered (a shard left out?).
     pub gaps: Vec<std::ops::Range<u64>>,
+    /// `logit_effects.json` to carry (the shards' files agree), as bytes.
+    pub logit_effects: Option<Vec<u8>>,
+    /// Things the user should know (the CLI prints them).
+    pub notes: Vec<String>,
 }
 
 /// Loads and checks every folder in `dirs` and merges their collectors.
@@ -67,6 +76,7 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
             .with_context(|| format!("cannot merge {}", other.dir.display()))?;
     }
     let gaps = collector.sequence_ranges().gaps();
+    let (logit_effects, notes) = carried_logit_effects(&folders)?;
     Ok(MergedFolders {
         save: SaveConfig {
             top_features_to_save: first.settings.top_features_to_save,
@@ -75,7 +85,50 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
         source: without_shard_keys(&first.source),
         collector,
         gaps,
+        logit_effects,
+        notes,
     })
+}
+
+/// The logit effects of the shards that have them, checked to agree; the copy of the shard
+/// earliest in the corpus is kept, so the result does not depend on the argument order.
+fn carried_logit_effects(folders: &[ShardFolder]) -> Result<(Option<Vec<u8>>, Vec<String>)> {
+    let mut with: Vec<&ShardFolder> = folders
+        .iter()
+        .filter(|f| f.logit_effects.is_some())
+        .collect();
+    let Some(&first) = with.first() else {
+        return Ok((None, Vec::new()));
+    };
+    let (reference, _) = first.logit_effects.as_ref().expect("filtered");
+    for other in &with[1..] {
+        let (effects, _) = other.logit_effects.as_ref().expect("filtered");
+        reference.check_agrees(effects).with_context(|| {
+            format!(
+                "the {LOGIT_EFFECTS_FILE_NAME} of {} and {} disagree (different models?)",
+                first.dir.display(),
+                other.dir.display()
+            )
+        })?;
+    }
+    let mut notes = Vec::new();
+    if with.len() < folders.len() {
+        notes.push(format!(
+            "{} of {} folders have no {LOGIT_EFFECTS_FILE_NAME} (collected without --model); \
+             the others' is kept",
+            folders.len() - with.len(),
+            folders.len()
+        ));
+    }
+    with.sort_by_key(|f| {
+        let ranges = f.collector.sequence_ranges().as_slice();
+        ranges.first().map_or(u64::MAX, |r| r.start)
+    });
+    let bytes = with[0]
+        .logit_effects
+        .as_ref()
+        .map(|(_, bytes)| bytes.clone());
+    Ok((bytes, notes))
 }
 
 /// Writes `merged` to `out`, which must not exist or be an empty folder: the folder is built
@@ -107,6 +160,9 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
         &merged.save,
         merged.source.clone(),
     )?;
+    if let Some(bytes) = &merged.logit_effects {
+        write_atomic(&staging.path().join(LOGIT_EFFECTS_FILE_NAME), bytes)?;
+    }
     // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
     let staged = staging.keep();
     std::fs::rename(&staged, out).with_context(|| {
@@ -170,11 +226,21 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
             dir.display()
         );
     }
+    let logit_effects = match LogitEffects::read(dir)? {
+        Some(effects) => {
+            let path = dir.join(LOGIT_EFFECTS_FILE_NAME);
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
+            Some((effects, bytes))
+        }
+        None => None,
+    };
     Ok(ShardFolder {
         dir: dir.to_path_buf(),
         collector,
         settings,
         source: summary.source,
+        logit_effects,
     })
 }
 

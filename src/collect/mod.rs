@@ -15,6 +15,7 @@ mod exact_sum;
 mod folder_read;
 mod folder_write;
 pub mod format;
+mod logit_effects;
 mod merge;
 mod ranges;
 mod shard;
@@ -27,6 +28,10 @@ pub use collector::{Collector, FeatureSummary};
 pub use config::{CollectorConfig, SaveConfig};
 pub use folder_read::{read_summary, SamplesFolder};
 pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use logit_effects::{
+    FeatureLogitEffects, LogitEffects, LogitEffectsHeader, TokenEffect, LOGIT_EFFECTS_FILE_NAME,
+    LOGIT_TOKENS,
+};
 pub use merge::{merge_folders, write_merged, MergedFolders};
 pub use ranges::SequenceRanges;
 pub use shard::{resume_point, Shard};

@@ -134,6 +134,12 @@ impl Gemma2 {
         self.dtype
     }
 
+    /// The token embedding matrix `[vocab, d_model]` (unscaled): Gemma-2's unembedding too,
+    /// since it ties the two.
+    pub fn embedding_matrix(&self) -> &Tensor {
+        self.embed_tokens.embeddings()
+    }
+
     /// Activation at `hook` for `input_ids [batch, seq]`: `[batch, seq, d_model]`. Runs blocks
     /// `0..=hook.layer` only, and inside the hooked block only up to the hooked site.
     pub fn forward_to_hook(&self, input_ids: &Tensor, hook: &HookPoint) -> Result<Tensor> {

@@ -144,22 +144,72 @@ fn layer_count(config: &Gemma2Config, wanted: Option<usize>) -> anyhow::Result<u
     }
 }
 
+/// Which tensors of a checkpoint are wanted: those of blocks `0..n` (all when `None`) with the
+/// embedding, or a list of tensors by name.
+#[derive(Clone, Copy, Debug)]
+enum Wanted<'a> {
+    Layers(Option<usize>),
+    Tensors(&'a [&'a str]),
+}
+
 /// Finds (or fetches) the checkpoint files needed for blocks `0..layers` (all when `None`).
 pub fn locate(
     source: &ModelSource,
     layers: Option<usize>,
     hub: &HubSettings,
 ) -> anyhow::Result<ModelFiles> {
+    locate_wanted(source, Wanted::Layers(layers), hub)
+}
+
+/// Finds (or fetches) the checkpoint files holding the tensors `names` (e.g. the final norm,
+/// which lives with the last blocks): only their shards are fetched.
+pub fn locate_tensors(
+    source: &ModelSource,
+    names: &[&str],
+    hub: &HubSettings,
+) -> anyhow::Result<ModelFiles> {
+    locate_wanted(source, Wanted::Tensors(names), hub)
+}
+
+/// Reads the tensors `names` of `source`, each of the given shape, as `dtype` on `device`,
+/// without loading anything else.
+pub fn load_tensors(
+    source: &ModelSource,
+    names: &[(&str, &[usize])],
+    options: &LoadOptions,
+    hub: &HubSettings,
+) -> anyhow::Result<Vec<candle_core::Tensor>> {
+    let just_names: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+    let files = locate_tensors(source, &just_names, hub)?;
+    // SAFETY: as in `load_model`, the mapped files are never written to by saectl.
+    let vb = unsafe {
+        VarBuilder::from_mmaped_safetensors(&files.weights, options.dtype, &options.device)
+    }
+    .with_context(|| format!("failed to read the weights of {source}"))?;
+    names
+        .iter()
+        .map(|(name, shape)| {
+            vb.get(*shape, name)
+                .with_context(|| format!("failed to read tensor {name} of {source}"))
+        })
+        .collect()
+}
+
+fn locate_wanted(
+    source: &ModelSource,
+    wanted: Wanted<'_>,
+    hub: &HubSettings,
+) -> anyhow::Result<ModelFiles> {
     match source {
-        ModelSource::Local(dir) => locate_local(dir, layers),
+        ModelSource::Local(dir) => locate_local(dir, wanted),
         ModelSource::Hub { repo_id, revision } => {
             let repo = HubRepo::new(hub.clone(), RepoKind::Model, repo_id, revision.as_deref());
-            locate_hub(&repo, layers)
+            locate_hub(&repo, wanted)
         }
     }
 }
 
-fn locate_local(dir: &Path, layers: Option<usize>) -> anyhow::Result<ModelFiles> {
+fn locate_local(dir: &Path, wanted: Wanted<'_>) -> anyhow::Result<ModelFiles> {
     let config = dir.join(CONFIG);
     if !config.is_file() {
         bail!(
@@ -170,7 +220,7 @@ fn locate_local(dir: &Path, layers: Option<usize>) -> anyhow::Result<ModelFiles>
     let tokenizer = Some(dir.join(TOKENIZER)).filter(|p| p.is_file());
     let weights = if dir.join(INDEX).is_file() {
         let config = read_config(&config)?;
-        let shards = shards_for(&dir.join(INDEX), &config, layers)?;
+        let shards = shards_for(&dir.join(INDEX), &config, wanted)?;
         shards.into_iter().map(|shard| dir.join(shard)).collect()
     } else if dir.join(SINGLE).is_file() {
         vec![dir.join(SINGLE)]
@@ -189,7 +239,7 @@ fn locate_local(dir: &Path, layers: Option<usize>) -> anyhow::Result<ModelFiles>
     })
 }
 
-fn locate_hub(repo: &HubRepo, layers: Option<usize>) -> anyhow::Result<ModelFiles> {
+fn locate_hub(repo: &HubRepo, wanted: Wanted<'_>) -> anyhow::Result<ModelFiles> {
     let config_path = repo.get(CONFIG)?;
     let config = read_config(&config_path)?;
     let cached_layout = if repo.cached(INDEX).is_some() {
@@ -226,7 +276,7 @@ fn locate_hub(repo: &HubRepo, layers: Option<usize>) -> anyhow::Result<ModelFile
     };
     let weights = if layout == INDEX {
         let index = repo.get(INDEX)?;
-        let shards = shards_for(&index, &config, layers)?;
+        let shards = shards_for(&index, &config, wanted)?;
         shards
             .iter()
             .map(|shard| repo.get(shard))
@@ -247,12 +297,13 @@ fn locate_hub(repo: &HubRepo, layers: Option<usize>) -> anyhow::Result<ModelFile
     })
 }
 
-/// The shard files (from a `model.safetensors.index.json`) holding the tensors needed for
-/// blocks `0..layers` plus the embedding, and the final norm and head when all are wanted.
+/// The shard files (from a `model.safetensors.index.json`) holding the wanted tensors: for
+/// blocks `0..layers`, those plus the embedding, and the final norm and head when all are
+/// wanted; or the named tensors, each of which must be in the index.
 fn shards_for(
     index_path: &Path,
     config: &Gemma2Config,
-    layers: Option<usize>,
+    wanted: Wanted<'_>,
 ) -> anyhow::Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Index {
@@ -262,12 +313,23 @@ fn shards_for(
         .with_context(|| format!("failed to read {}", index_path.display()))?;
     let index: Index = serde_json::from_str(&text)
         .with_context(|| format!("failed to parse {}", index_path.display()))?;
-    let n_layers = layer_count(config, layers)?;
-    let all = n_layers == config.num_hidden_layers;
+    let keep: Box<dyn Fn(&str) -> bool> = match wanted {
+        Wanted::Layers(layers) => {
+            let n_layers = layer_count(config, layers)?;
+            let all = n_layers == config.num_hidden_layers;
+            Box::new(move |name| all || tensor_needed(name, n_layers))
+        }
+        Wanted::Tensors(names) => {
+            if let Some(missing) = names.iter().find(|n| !index.weight_map.contains_key(**n)) {
+                bail!("{} names no tensor {missing}", index_path.display());
+            }
+            Box::new(move |name| names.contains(&name))
+        }
+    };
     let shards: BTreeSet<String> = index
         .weight_map
         .into_iter()
-        .filter(|(name, _)| all || tensor_needed(name, n_layers))
+        .filter(|(name, _)| keep(name))
         .map(|(_, shard)| shard)
         .collect();
     for shard in &shards {
@@ -327,6 +389,40 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn named_tensors_fetch_only_their_shards() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma2");
+        let config = read_config(&fixture.join(CONFIG)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join(INDEX);
+        std::fs::write(
+            &index,
+            r#"{"weight_map": {"model.embed_tokens.weight": "a.safetensors",
+                "model.layers.0.mlp.up_proj.weight": "a.safetensors",
+                "model.layers.3.mlp.up_proj.weight": "c.safetensors",
+                "model.norm.weight": "c.safetensors"}}"#,
+        )
+        .unwrap();
+        let wanted = Wanted::Tensors(&["model.norm.weight"]);
+        assert_eq!(
+            shards_for(&index, &config, wanted).unwrap(),
+            ["c.safetensors"]
+        );
+        let both = Wanted::Tensors(&["model.norm.weight", "model.embed_tokens.weight"]);
+        assert_eq!(
+            shards_for(&index, &config, both).unwrap(),
+            ["a.safetensors", "c.safetensors"]
+        );
+        let err = shards_for(&index, &config, Wanted::Tensors(&["lm_head.weight"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no tensor lm_head.weight"), "{err}");
+        assert_eq!(
+            shards_for(&index, &config, Wanted::Layers(Some(1))).unwrap(),
+            ["a.safetensors"]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod gemma2;
 pub mod hook_point;
 mod hooked_stream;
 pub mod loading;
+pub mod unembed;
 
 pub use config::{Gemma2Config, LayerType};
 pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, ResolvedDevice};
@@ -21,5 +22,7 @@ pub use gemma2::Gemma2;
 pub use hook_point::{HookPoint, HookPointError, HookSite};
 pub use hooked_stream::for_each_hooked_batch;
 pub use loading::{
-    load_model, locate, read_config, LoadOptions, LoadedModel, ModelFiles, ModelSource,
+    load_model, load_tensors, locate, locate_tensors, read_config, LoadOptions, LoadedModel,
+    ModelFiles, ModelSource,
 };
+pub use unembed::{DirectionLogits, Unembedding};

@@ -40,7 +40,11 @@ pub fn render_report(folder: &SamplesFolder, options: &ReportOptions) -> String 
     out += &sections::overview_table(&table.rows);
     for row in &table.rows {
         let file = &folder.features[&row.stats.feature];
-        out += &sections::feature(&row.stats, file, options.examples_per_feature);
+        let logits = folder
+            .logit_effects
+            .as_ref()
+            .and_then(|l| l.feature(row.stats.feature));
+        out += &sections::feature(&row.stats, file, options.examples_per_feature, logits);
     }
     // Exactly one newline at the end of the file, whatever the last section left.
     let end = out.trim_end().len();

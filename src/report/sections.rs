@@ -1,11 +1,13 @@
 //! The report's sections: collection summary, overview table, one section per feature.
 
+use crate::analyze::logits::logit_line;
 use crate::analyze::overview::OverviewRow;
 use crate::analyze::text::context_parts;
 use crate::analyze::text::{fmt_density, fmt_opt};
 use crate::analyze::tokens::{token_shares, TokenShare};
 use crate::analyze::{FeatureStats, FolderInfo};
 use crate::collect::format::{ActivationSample, CollectionSummary, FeatureFile};
+use crate::collect::FeatureLogitEffects;
 
 use super::markdown;
 
@@ -121,11 +123,27 @@ fn token_count(share: &TokenShare) -> String {
     format!("{} ×{}", markdown::token(&share.text), share.count)
 }
 
-/// `### Feature F`: statistics, then the top examples, then a rule.
-pub fn feature(stats: &FeatureStats, file: &FeatureFile, examples: usize) -> String {
+/// `### Feature F`: statistics (and logit effects, when known), then the top examples, then
+/// a rule.
+pub fn feature(
+    stats: &FeatureStats,
+    file: &FeatureFile,
+    examples: usize,
+    logits: Option<&FeatureLogitEffects>,
+) -> String {
     let mut out = format!("### Feature {}\n\n**Statistics:**\n\n", stats.feature);
     for line in stat_lines(stats, file) {
         out += &format!("- {line}\n");
+    }
+    if let Some(logits) = logits {
+        out += &format!(
+            "- Promoted output tokens (logit effect): {}\n",
+            logit_line(&logits.top, markdown::token)
+        );
+        out += &format!(
+            "- Suppressed output tokens (logit effect): {}\n",
+            logit_line(&logits.bottom, markdown::token)
+        );
     }
     let shown: Vec<&ActivationSample> = file.top_samples.iter().take(examples).collect();
     out += &format!("\n**Top {} Examples:**\n\n", shown.len());

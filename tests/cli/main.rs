@@ -5,4 +5,5 @@ mod analyze_report;
 mod basics;
 mod cache;
 mod collect;
+mod logit_effects;
 mod merge;
