@@ -30,7 +30,7 @@ use crate::sae::Sae;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  saectl collect --checkpoint runs/l12/final --activations caches/gemma-l12 --out samples/l12\n  saectl collect --checkpoint gemma-scope/layer_12/width_16k/average_l0_82/params.npz \\\n    --model google/gemma-2-2b --hook blocks.12.hook_resid_post --dataset data/corpus.jsonl \\\n    --num-tokens 2000000 --out samples/scope-l12"
+    after_help = "Examples:\n  saectl collect --checkpoint runs/l12/final --activations caches/gemma-l12 --out samples/l12\n  saectl collect --checkpoint gemma-scope/layer_12/width_16k/average_l0_82/params.npz \\\n    --model google/gemma-2-2b --hook blocks.12.hook_resid_post --dataset data/corpus.jsonl \\\n    --num-tokens 2000000 --out samples/scope-l12\n\nOn N machines: add --shard I/N (I = 0..N-1, each its own --out), then\n  saectl merge samples/l12-shard* --out samples/l12   (see docs/collect.md)"
 )]
 pub struct CollectArgs {
     /// The SAE: a saectl checkpoint folder, a SAELens folder (cfg.json + sae_weights.safetensors)

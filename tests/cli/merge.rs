@@ -251,7 +251,7 @@ fn bad_merges_fail_in_one_line() {
         .file_name()
         .to_string_lossy()
         .starts_with(".saectl")));
-    // A good merge into an empty folder works, and names the tokenizer when none is known.
+    // A good merge into an empty folder works; a tokenizer that cannot be read fails.
     std::fs::remove_file(out.join("notes.txt")).unwrap();
     assert_ok(&merge(&[&second, &first], &out, &[]));
     assert_one_line_error(
