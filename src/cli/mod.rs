@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a sparse autoencoder (or transcoder) on a model's residual stream.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Run an SAE checkpoint over text and keep each feature's top-activating samples.
     Collect(collect::CollectArgs),
     /// Study a samples folder in the terminal: overview, one feature, comparisons, clusters.
@@ -61,7 +61,7 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Collect(args) => collect::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),

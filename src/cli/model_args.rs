@@ -90,15 +90,5 @@ impl ModelArgs {
 
 /// The tokenizer's special token ids (BOS, EOS, PAD…), sorted.
 pub fn special_token_ids(tokenizer: &DocumentTokenizer) -> Vec<u32> {
-    let mut ids: Vec<u32> = tokenizer
-        .tokenizer()
-        .get_added_tokens_decoder()
-        .iter()
-        .filter(|(_, token)| token.special)
-        .map(|(&id, _)| id)
-        .collect();
-    ids.extend(tokenizer.bos_id());
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    tokenizer.special_token_ids()
 }

@@ -1,10 +1,10 @@
-//! `saectl train`: fit an SAE on activations stored by `saectl cache` (training live from the
-//! model arrives with the next part of the training issue).
+//! `saectl train`: fit an SAE (or a transcoder) live from the model over text, or on
+//! activations stored by `saectl cache`.
 //!
 //! Parse, then resolve, then run: the flags (the original's config keys in kebab-case) are laid
 //! over `--config FILE` (the same keys in snake_case JSON) or the defaults, the result is
-//! validated against the cache's width, and only then does training start. `--resume RUN`
-//! continues a run with its own saved configuration.
+//! validated against the model's or the cache's width, and only then does training start.
+//! `--resume RUN` continues a run with its own saved configuration and data.
 
 use std::path::PathBuf;
 
@@ -12,18 +12,29 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::collector_args::CollectorArgs;
+use super::model_args::ModelArgs;
 use super::progress::token_bar;
-use crate::model::{resolve_device, DeviceChoice};
+use crate::data::TxtDocuments;
+use crate::model::resolve_device;
 use crate::sae::SaeKind;
-use crate::train::{self, RunSummary, ScheduleKind, StepReport, TrainConfig};
+use crate::train::{
+    self, LossRecovered, ModelSpec, RunSource, RunSummary, ScheduleKind, StepReport, TextSpec,
+    TrainConfig,
+};
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  saectl train --activations caches/gemma-l12 --out runs/l12 --dict-size 16384 --top-k 32\n  saectl train --resume runs/l12"
-)]
+#[command(after_help = "Examples:\n  \
+    saectl train --model google/gemma-2-2b --hook blocks.12.hook_resid_post \\\n    \
+    --dataset data/corpus.jsonl --num-tokens 100000000 --out runs/l12 --dict-size 16384\n  \
+    saectl train --model google/gemma-2-2b --hook blocks.12.ln2.hook_normalized \\\n    \
+    --hook-out blocks.12.hook_mlp_out --dataset data/corpus.jsonl --out runs/l12-tc\n  \
+    saectl train --activations caches/gemma-l12 --out runs/l12 --dict-size 16384 --top-k 32\n  \
+    saectl train --resume runs/l12")]
 pub struct TrainArgs {
-    /// Activation cache to train on (written by `saectl cache`).
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    /// Activation cache to train on (written by `saectl cache`); without it, train live from
+    /// --model over --dataset.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "model"],
+          conflicts_with = "dataset")]
     pub activations: Option<PathBuf>,
 
     /// Run folder: config, metrics.jsonl, checkpoints.
@@ -31,21 +42,64 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 
     /// Continue the run in this folder from its latest checkpoint, with its own settings.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["activations", "out", "config"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "activations", "out", "config", "model", "tokenizer", "dtype", "hook", "hook_out", "dataset",
+    ])]
     pub resume: Option<PathBuf>,
 
     /// JSON file with the original's config keys (snake_case); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub device: DeviceChoice,
+    /// The model (live training; with --activations, for the loss-recovered evaluation).
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// The SAE's input hook point, e.g. blocks.12.hook_resid_post (a cache run: the cache's).
+    #[arg(long, value_name = "HOOK", visible_alias = "source-hook-point")]
+    pub hook: Option<String>,
+
+    /// Train a transcoder: its target hook point, e.g. blocks.12.hook_mlp_out (SAELens
+    /// `hook_name_out`; the original's `target_hook_point`). Live only.
+    #[arg(long, value_name = "HOOK", visible_alias = "target-hook-point")]
+    pub hook_out: Option<String>,
+
+    #[command(flatten)]
+    pub text: TextArgs,
 
     #[command(flatten)]
     pub keys: TrainKeys,
 
     #[command(flatten)]
     pub collector: CollectorArgs,
+}
+
+/// Where live training reads its text (`saectl cache`'s text flags; `--dataset-config` is
+/// `--config` there, which here names the training config file).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Text (live training)")]
+pub struct TextArgs {
+    /// A .txt, .jsonl or .parquet file, a folder of them, or a Hugging Face dataset repo id.
+    #[arg(long, value_name = "PATH|REPO")]
+    pub dataset: Option<String>,
+    /// JSON field or parquet column holding the text.
+    #[arg(long, default_value = "text", value_name = "NAME")]
+    pub text_field: String,
+    /// How a .txt file splits into documents: paragraph, line, or file.
+    #[arg(long, default_value = "paragraph", value_name = "UNIT")]
+    pub txt_documents: TxtDocuments,
+    /// Hub datasets: the split to read.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Hub datasets: the configuration (subset) to read.
+    #[arg(long, value_name = "NAME")]
+    pub dataset_config: Option<String>,
+    /// Hub datasets: a glob over repo paths, replacing split and config selection.
+    #[arg(long, value_name = "GLOB")]
+    pub data_files: Option<String>,
+    /// Hub datasets: branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
 }
 
 /// The training keys; each overrides `--config` (or the default) only when given.
@@ -77,7 +131,7 @@ pub struct TrainKeys {
     /// Tokens per training step [default: 4096].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Training tokens in all [default: 1e9]; the cache is reshuffled and repeated as needed.
+    /// Training tokens in all [default: 1e9]; the cache or the text is repeated as needed.
     #[arg(long, value_name = "N")]
     pub num_tokens: Option<u64>,
     #[arg(long, value_name = "N")]
@@ -110,11 +164,23 @@ pub struct TrainKeys {
     /// Matryoshka group sizes, comma-separated, summing to --dict-size.
     #[arg(long, value_name = "N,N,…", value_delimiter = ',')]
     pub group_sizes: Option<Vec<usize>>,
-    /// With --num-batches-in-buffer and the cache's seq_len, sizes the shuffling buffer.
+    /// Tokens per sequence of a live run [default: 128]; a cache run takes its cache's.
+    #[arg(long, value_name = "N")]
+    pub seq_len: Option<usize>,
+    /// Sequences per model forward pass; with --num-batches-in-buffer and seq_len, sizes the
+    /// shuffling buffer [default: 512].
     #[arg(long, value_name = "N")]
     pub model_batch_size: Option<usize>,
+    /// Model batches in the shuffling buffer [default: 10].
     #[arg(long, value_name = "N")]
     pub num_batches_in_buffer: Option<usize>,
+    /// Steps between loss-recovered evaluations (with the model at hand) [default: 1000].
+    #[arg(long, value_name = "STEPS")]
+    pub perf_log_freq: Option<u64>,
+    /// Sequences of the loss-recovered evaluation, held out from live training; 0: no
+    /// evaluation [default: 64].
+    #[arg(long, value_name = "N")]
+    pub eval_sequences: Option<usize>,
     /// Collect top-activating samples while training, into RUN/activation_samples/.
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub save_activation_samples: Option<bool>,
@@ -165,8 +231,11 @@ impl TrainKeys {
                 log_freq,
                 input_unit_norm,
                 group_sizes,
+                seq_len,
                 model_batch_size,
                 num_batches_in_buffer,
+                perf_log_freq,
+                eval_sequences,
                 save_activation_samples,
                 sample_collection_freq
             ],
@@ -232,8 +301,36 @@ impl TrainArgs {
     }
 }
 
+impl TrainArgs {
+    /// What a new run reads: a cache, or the model live over text; the model is also what a
+    /// cache run evaluates with.
+    pub fn run_source(&self) -> RunSource {
+        let model = self.model.model.as_ref().map(|model| ModelSpec {
+            model: model.clone(),
+            tokenizer: self.model.tokenizer.clone(),
+            dtype: self.model.dtype.map(|dtype| dtype.to_string()),
+        });
+        let text = self.text.dataset.as_ref().map(|dataset| TextSpec {
+            dataset: dataset.clone(),
+            text_field: self.text.text_field.clone(),
+            txt_documents: self.text.txt_documents,
+            split: self.text.split.clone(),
+            config: self.text.dataset_config.clone(),
+            data_files: self.text.data_files.clone(),
+            revision: self.text.revision.clone(),
+        });
+        RunSource {
+            activations: self.activations.clone(),
+            model,
+            hook: self.hook.clone(),
+            hook_out: self.hook_out.clone(),
+            text,
+        }
+    }
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
-    let resolved = resolve_device(args.device)?;
+    let resolved = resolve_device(args.model.device)?;
     if let Some(note) = &resolved.note {
         eprintln!("note: {note}");
     }
@@ -247,11 +344,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
     } else {
         let cfg = args.train_config()?;
-        let (Some(activations), Some(out)) = (&args.activations, &args.out) else {
-            bail!("--activations and --out are required (or --resume RUN)");
+        let Some(out) = &args.out else {
+            bail!("--out is required (or --resume RUN)");
         };
+        let source = args.run_source();
+        if source.activations.is_none() && (source.hook.is_none() || source.text.is_none()) {
+            bail!("training live from --model needs --hook and --dataset (or train on a cache with --activations)");
+        }
         with_progress(&cfg, |progress| {
-            train::train(activations, out, cfg.clone(), &device, progress)
+            train::train_from(&source, out, cfg.clone(), &device, progress)
         })?
     };
     eprintln!(
@@ -260,6 +361,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.tokens,
         summary.final_checkpoint.display()
     );
+    if let Some((eval, sequences)) = &summary.eval {
+        eprintln!("{} ({sequences} evaluation sequences)", describe_eval(eval));
+    }
     if let Some((folder, spent)) = &summary.samples {
         eprintln!(
             "activation samples: {} (collecting took {:.2} s; `saectl report {}`)",
@@ -271,19 +375,47 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `body` with a token progress bar fed by the loop's callback.
+/// `loss recovered 0.93 (mean ablation 0.88): CE clean 2.31, with the SAE 2.52, …`.
+fn describe_eval(eval: &LossRecovered) -> String {
+    let fraction = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    format!(
+        "loss recovered {} (against mean ablation {}): CE clean {:.4}, with the SAE {:.4}, \
+         zero-ablated {:.4}, mean-ablated {:.4}",
+        fraction(eval.recovered()),
+        fraction(eval.recovered_mean()),
+        eval.ce_clean,
+        eval.ce_sae,
+        eval.ce_zero,
+        eval.ce_mean
+    )
+}
+
+/// Runs `body` with a token progress bar (tokens/s, ETA) fed by the loop's callback.
 fn with_progress(
     cfg: &TrainConfig,
     body: impl FnOnce(&mut dyn FnMut(&StepReport)) -> Result<RunSummary>,
 ) -> Result<RunSummary> {
-    let bar = token_bar(cfg.total_steps() * cfg.batch_size as u64, "train");
+    let batch = cfg.batch_size as u64;
+    let bar = token_bar(cfg.total_steps() * batch, "train");
+    let mut first = true;
     let mut progress = |report: &StepReport| {
-        bar.set_position(report.step * cfg.batch_size as u64);
+        if first {
+            // A resumed run starts part-way: only the tokens trained from here count for the rate.
+            bar.set_position((report.step - 1) * batch);
+            bar.reset_eta();
+            bar.reset_elapsed();
+            first = false;
+        }
+        bar.set_position(report.step * batch);
         let s = report.stats;
-        bar.set_message(format!(
+        let mut message = format!(
             "loss {:.4} fvu {:.3} L0 {:.1} dead {}",
             s.loss, s.fvu, s.l0, s.dead
-        ));
+        );
+        if let Some(recovered) = report.eval.and_then(LossRecovered::recovered) {
+            message.push_str(&format!(" CE rec {recovered:.3}"));
+        }
+        bar.set_message(message);
     };
     let result = body(&mut progress);
     bar.finish_and_clear();
@@ -303,7 +435,7 @@ mod tests {
     fn parse(args: &[&str]) -> super::TrainArgs {
         let argv = ["saectl", "train"].iter().chain(args).copied();
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Train(args) => args,
+            Command::Train(args) => *args,
             _ => unreachable!(),
         }
     }

@@ -88,6 +88,22 @@ impl DocumentTokenizer {
         &self.tokenizer
     }
 
+    /// The special token ids (BOS, EOS, PAD…), sorted: what the collector skips with
+    /// `exclude_special_tokens`.
+    pub fn special_token_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .tokenizer
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, token)| token.special)
+            .map(|(&id, _)| id)
+            .collect();
+        ids.extend(self.bos);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The ids of `text`, without BOS or any other template token.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self

@@ -199,7 +199,11 @@ fn sae_lens_cfg(meta: &CheckpointMeta) -> Value {
         out["k"] = json!(k);
     }
     if let Some(out_hook) = &cfg.hook_name_out {
+        // SAELens's transcoder fields; every hook point saectl reads has width d_model.
         out["hook_name_out"] = json!(out_hook);
+        out["hook_layer_out"] = json!(hook_layer(out_hook));
+        out["hook_head_index_out"] = Value::Null;
+        out["d_out"] = json!(cfg.d_in);
     }
     out
 }

@@ -44,6 +44,19 @@ pub enum Denorm {
 /// SAELens's layer-norm epsilon (and the original's `input_unit_norm`).
 const LN_EPS: f64 = 1e-5;
 
+impl Denorm {
+    /// Applies this batch's normalization to another `[n, d]` tensor. A transcoder's target
+    /// goes through its input's normalization, so that the reconstruction, decoded in that
+    /// space, is brought back to the target's by the same undo as an SAE's.
+    pub fn normalize(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Denorm::None => Ok(xs.clone()),
+            Denorm::Scale(coeff) => xs.broadcast_mul(coeff),
+            Denorm::Affine { mean, std } => xs.broadcast_sub(mean)?.broadcast_div(&(std + LN_EPS)?),
+        }
+    }
+}
+
 impl Sae {
     pub fn new(config: SaeConfig, weights: SaeWeights) -> AnyResult<Self> {
         config.validate()?;

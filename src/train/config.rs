@@ -58,7 +58,8 @@ pub struct TrainConfig {
     /// Floor of the decaying schedules; `None` is the original's `lr · 0.01`.
     pub min_lr: Option<f64>,
     pub checkpoint_freq: u64,
-    /// Steps between loss-recovered evaluations (needs the model; not run from a cache yet).
+    /// Steps between loss-recovered evaluations (they need the model: live runs, or a cache
+    /// run given `--model`); one more runs at the end.
     pub perf_log_freq: u64,
     /// Steps between metrics lines in `metrics.jsonl` (saectl's; the original logged every step).
     pub log_freq: u64,
@@ -66,9 +67,14 @@ pub struct TrainConfig {
     pub input_unit_norm: bool,
     /// Matryoshka nested-prefix group sizes (summing to `dict_size`).
     pub group_sizes: Vec<usize>,
+    /// Tokens per sequence of a live run (the original's key); a cache run takes its cache's.
+    pub seq_len: usize,
     /// Sequences per model batch; with `num_batches_in_buffer` it sizes the shuffling buffer.
     pub model_batch_size: usize,
     pub num_batches_in_buffer: usize,
+    /// Sequences of the loss-recovered evaluation (saectl's key): a live run holds out the
+    /// corpus's first ones; 0 turns the evaluation off.
+    pub eval_sequences: usize,
     pub save_activation_samples: bool,
     pub sample_collection_freq: u64,
     pub max_samples_per_feature: usize,
@@ -109,8 +115,10 @@ impl Default for TrainConfig {
             log_freq: 100,
             input_unit_norm: true,
             group_sizes: Vec::new(),
+            seq_len: 128,
             model_batch_size: 512,
             num_batches_in_buffer: 10,
+            eval_sequences: 64,
             save_activation_samples: false,
             sample_collection_freq: 1000,
             max_samples_per_feature: 100,
@@ -160,6 +168,8 @@ impl TrainConfig {
             ("batch_size", self.batch_size as u64),
             ("checkpoint_freq", self.checkpoint_freq),
             ("log_freq", self.log_freq),
+            ("perf_log_freq", self.perf_log_freq),
+            ("seq_len", self.seq_len as u64),
             ("model_batch_size", self.model_batch_size as u64),
             ("num_batches_in_buffer", self.num_batches_in_buffer as u64),
             ("n_batches_to_dead", self.n_batches_to_dead as u64),

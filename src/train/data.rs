@@ -159,7 +159,7 @@ impl BatchStream {
 }
 
 /// A seed for one `(epoch, group)`; `group = u64::MAX` seeds the epoch's shard order.
-fn mix(seed: u64, epoch: u64, group: u64) -> u64 {
+pub(crate) fn mix(seed: u64, epoch: u64, group: u64) -> u64 {
     let mut rng = SplitMix64(seed ^ epoch.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     rng.0 ^= group.wrapping_mul(0xA076_1D64_78BD_642F);
     rng.next_u64()

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::eval::LossRecovered;
 use super::step::StepStats;
 use crate::util::atomic::write_atomic;
 
@@ -26,6 +27,21 @@ pub struct MetricsLine {
     pub l1_loss: f64,
     pub lr: f64,
     pub threshold: f32,
+    /// The loss-recovered evaluation, on the lines of the steps that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_clean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_sae: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_zero: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_mean: Option<f64>,
+    /// `(ce_zero − ce_sae) / (ce_zero − ce_clean)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_recovered: Option<f64>,
+    /// `(ce_mean − ce_sae) / (ce_mean − ce_clean)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_recovered_mean: Option<f64>,
 }
 
 impl MetricsLine {
@@ -42,7 +58,23 @@ impl MetricsLine {
             l1_loss: stats.l1_loss,
             lr: stats.lr,
             threshold: stats.threshold,
+            ce_clean: None,
+            ce_sae: None,
+            ce_zero: None,
+            ce_mean: None,
+            ce_recovered: None,
+            ce_recovered_mean: None,
         }
+    }
+
+    /// Adds an evaluation's losses to the line.
+    pub fn set_eval(&mut self, eval: &LossRecovered) {
+        self.ce_clean = Some(eval.ce_clean);
+        self.ce_sae = Some(eval.ce_sae);
+        self.ce_zero = Some(eval.ce_zero);
+        self.ce_mean = Some(eval.ce_mean);
+        self.ce_recovered = eval.recovered();
+        self.ce_recovered_mean = eval.recovered_mean();
     }
 }
 

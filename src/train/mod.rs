@@ -1,25 +1,36 @@
 //! Training SAEs: the loop read top to bottom, the optimizer, schedules and metrics.
 //!
-//! [`run::train`] reads shuffled token batches from an activation cache ([`data`]), calls
-//! [`step::Trainer::step`] until `num_tokens`, writes metrics lines ([`metrics`]) and
-//! checkpoints (`sae::checkpoint` plus the trainer state), and [`run::resume`] continues a run
-//! exactly. The math of one step is in [`step`]'s docs and `docs/train.md`.
+//! [`run::train_from`] reads shuffled token batches from an activation cache ([`data`]) or live
+//! from the model over text ([`live`], [`corpus`]) — for a transcoder, inputs at one hook
+//! point and targets at another — calls [`step::Trainer::step_to`] until `num_tokens`, writes
+//! metrics lines ([`metrics`]), runs the loss-recovered evaluation ([`eval`]) and writes
+//! checkpoints (`sae::checkpoint` plus the trainer state); [`run::resume`] continues a run
+//! exactly. What a run reads is opened by [`source`]. The math of one step is in [`step`]'s
+//! docs and `docs/train.md`.
 
 pub mod checkpoint;
 pub mod config;
+pub mod corpus;
 pub mod data;
+pub mod eval;
+pub mod live;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;
 pub mod run;
+mod run_dir;
 pub mod samples;
 pub mod schedule;
+pub mod source;
 mod sparse_decode;
 mod sparse_encode;
+mod spec;
 pub mod step;
 
 pub use config::{ScheduleKind, TrainConfig};
-pub use run::{resume, train, RunDir, RunSummary, StepReport};
+pub use eval::LossRecovered;
+pub use run::{resume, train, train_from, RunDir, RunSummary, StepReport};
+pub use spec::{ModelSpec, RunSource, TextSpec};
 pub use step::{StepStats, Trainer};
 
 #[cfg(test)]

@@ -1,32 +1,30 @@
-//! The training loop over an activation cache, and resuming it.
+//! The training loop, from an activation cache or live from the model, and resuming it.
 //!
-//! ```text
-//! <run>/run.json               the activation cache used and the format version
-//! <run>/train_config.json      the resolved TrainConfig (the original's keys)
-//! <run>/metrics.jsonl          one line every log_freq steps and at the end
-//! <run>/checkpoints/step_NNNNNNNNN/   every checkpoint_freq steps and at the end
-//! <run>/latest_checkpoint      the newest complete checkpoint (written after it)
-//! ```
-//! [`RunDir`] owns every file name. A NaN or infinite value in a batch or in the loss stops
-//! the run with an error naming the step, after saving the last good state as a checkpoint.
+//! [`train_from`] opens what the run reads ([`super::source`]), writes `run.json` and the
+//! config, and steps until `num_tokens`; [`resume`] reopens the same source at the latest
+//! checkpoint's position. Every step: the next batch (a transcoder's comes with its
+//! targets), one [`Trainer`] step, then — when due — a metrics line, the loss-recovered
+//! evaluation (every `perf_log_freq` steps and at the end, when the model is at hand) and a
+//! checkpoint. A NaN or infinite value in a batch or in the loss stops the run with an error
+//! naming the step, after saving the last good state as a checkpoint.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
 use super::config::TrainConfig;
-use super::data::BatchStream;
+use super::eval::{CeEval, LossRecovered};
 use super::metrics::{self, MetricsLine};
+pub use super::run_dir::RunDir;
+use super::run_dir::{load_data_state, read_json, save_data_state, DataState, RunInfo};
 use super::samples::{TrainingSampler, SAMPLES_DIR};
+use super::source::{self, Batches, Opened, Position};
+use super::spec::RunSource;
 use super::step::{NonFiniteLoss, StepStats, Trainer};
-use crate::data::cache::ActivationCache;
 use crate::sae::checkpoint::CheckpointMeta;
-use crate::util::atomic::{write_atomic, write_json_atomic};
-
-const RUN_FORMAT_VERSION: u32 = 1;
+use crate::util::atomic::write_json_atomic;
 
 /// What the progress callback sees after every step.
 pub struct StepReport<'a> {
@@ -34,6 +32,8 @@ pub struct StepReport<'a> {
     pub total_steps: u64,
     pub tokens: u64,
     pub stats: &'a StepStats,
+    /// The latest loss-recovered evaluation, if any has run.
+    pub eval: Option<&'a LossRecovered>,
 }
 
 /// How a run ended.
@@ -43,73 +43,13 @@ pub struct RunSummary {
     pub tokens: u64,
     pub final_checkpoint: PathBuf,
     pub last: Option<StepStats>,
+    /// The last loss-recovered evaluation and its number of sequences.
+    pub eval: Option<(LossRecovered, usize)>,
     /// With sample collection on: the samples folder and the time spent collecting.
     pub samples: Option<(PathBuf, std::time::Duration)>,
 }
 
-/// `run.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct RunInfo {
-    format_version: u32,
-    activations: PathBuf,
-    /// The cache's size when the run started: the data order depends on it, so a cache that
-    /// grew since cannot continue the same stream.
-    cache_tokens: u64,
-}
-
-/// The run folder and the names of everything in it.
-pub struct RunDir {
-    root: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(root: &Path) -> Self {
-        Self {
-            root: root.to_path_buf(),
-        }
-    }
-
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-
-    pub fn config(&self) -> PathBuf {
-        self.root.join("train_config.json")
-    }
-
-    fn info(&self) -> PathBuf {
-        self.root.join("run.json")
-    }
-
-    fn pointer(&self) -> PathBuf {
-        self.root.join(crate::sae::hub_path::LATEST_CHECKPOINT_FILE)
-    }
-
-    pub fn checkpoint(&self, step: u64) -> PathBuf {
-        self.root
-            .join("checkpoints")
-            .join(format!("step_{step:09}"))
-    }
-
-    /// The newest complete checkpoint, if any.
-    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
-        let pointer = self.pointer();
-        if !pointer.exists() {
-            return Ok(None);
-        }
-        let name = std::fs::read_to_string(&pointer)
-            .with_context(|| format!("failed to read {}", pointer.display()))?;
-        Ok(Some(self.root.join(name.trim())))
-    }
-
-    fn set_latest(&self, checkpoint: &Path) -> Result<()> {
-        let relative = checkpoint.strip_prefix(&self.root).unwrap_or(checkpoint);
-        write_atomic(&self.pointer(), relative.to_string_lossy().as_bytes())
-    }
-}
-
-/// Trains a fresh SAE on the cache at `activations`, writing the run into `run_dir` (which
-/// must not hold a run already: resume it instead).
+/// Trains a fresh SAE on the cache at `activations` (see [`train_from`]).
 pub fn train(
     activations: &Path,
     run_dir: &Path,
@@ -117,10 +57,24 @@ pub fn train(
     device: &Device,
     progress: &mut dyn FnMut(&StepReport),
 ) -> Result<RunSummary> {
-    let cache = ActivationCache::open(activations)?;
-    let spec = cache.index().spec.clone();
-    cfg.validate(spec.d_in)
-        .context("invalid training configuration")?;
+    train_from(
+        &RunSource::cache(activations),
+        run_dir,
+        cfg,
+        device,
+        progress,
+    )
+}
+
+/// Trains a fresh SAE (or transcoder) on `source`, writing the run into `run_dir` (which must
+/// not hold a run already: resume it instead).
+pub fn train_from(
+    source: &RunSource,
+    run_dir: &Path,
+    mut cfg: TrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<RunSummary> {
     let run = RunDir::new(run_dir);
     // A folder with a config but no checkpoint is a run that died before its first
     // checkpoint: nothing to resume, so it starts over.
@@ -130,15 +84,14 @@ pub fn train(
             run_dir.display()
         );
     }
+    let mut opened = source::open(source, &mut cfg, device, Position::default())?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("failed to create {}", run_dir.display()))?;
-    // Absolute, so that `--resume` works from any working directory.
-    let activations = std::fs::canonicalize(activations)
-        .with_context(|| format!("failed to resolve {}", activations.display()))?;
     let info = RunInfo {
-        format_version: RUN_FORMAT_VERSION,
-        activations,
-        cache_tokens: cache.index().num_tokens,
+        format_version: super::run_dir::RUN_FORMAT_VERSION,
+        source: opened.resolved.clone(),
+        cache_tokens: opened.cache_tokens,
+        text_files: opened.text_summary.clone(),
     };
     if run.metrics().exists() {
         std::fs::remove_file(run.metrics())
@@ -146,12 +99,17 @@ pub fn train(
     }
     write_json_atomic(&run.info(), &info)?;
     write_json_atomic(&run.config(), &cfg)?;
-    let sampler = sampler_for(&cfg, &cache, None)?;
-    let mut trainer = Trainer::new(cfg, spec.d_in, device)?;
-    trainer.sae_cfg.hook_name = Some(spec.hook_point.clone());
-    trainer.sae_cfg.model_name = Some(spec.model.clone());
-    let stream = batch_stream(cache, &trainer.cfg, 0);
-    run_loop(&run, trainer, stream, device, progress, sampler)
+    let sampler = sampler_for(&cfg, &mut opened, None)?;
+    let mut trainer = Trainer::new(cfg, opened.d_in, device)?;
+    let sae = &mut trainer.sae_cfg;
+    sae.hook_name = Some(opened.hook.clone());
+    sae.model_name = Some(opened.model_name.clone());
+    if let Some(hook_out) = &opened.hook_out {
+        // A transcoder's b_dec is in the output space (DESIGN §4; SAELens transcoders).
+        sae.hook_name_out = Some(hook_out.clone());
+        sae.apply_b_dec_to_input = false;
+    }
+    run_loop(&run, trainer, opened, device, progress, sampler)
 }
 
 /// Continues the run in `run_dir` from its latest checkpoint, exactly where it stopped.
@@ -162,132 +120,164 @@ pub fn resume(
 ) -> Result<RunSummary> {
     let run = RunDir::new(run_dir);
     let info: RunInfo = read_json(&run.info())?;
-    let cfg = TrainConfig::from_json_file(&run.config())?;
+    let mut cfg = TrainConfig::from_json_file(&run.config())?;
     let Some(latest) = run.latest_checkpoint()? else {
         bail!("{} has no checkpoint to resume from", run_dir.display());
     };
-    let cache = ActivationCache::open(&info.activations).with_context(|| {
-        format!(
-            "the run's activation cache {} cannot be opened",
-            info.activations.display()
-        )
-    })?;
-    if cache.index().num_tokens != info.cache_tokens {
-        bail!(
-            "the activation cache {} now holds {} tokens, not the {} this run started with; \
-             the data order would change, so the run cannot continue exactly",
-            info.activations.display(),
-            cache.index().num_tokens,
-            info.cache_tokens
-        );
-    }
-    let sampler = sampler_for(&cfg, &cache, Some(&latest))?;
-    let (trainer, tokens, _) = checkpoint::load(&latest, cfg, device)?;
+    let (mut trainer, tokens, _) = checkpoint::load(&latest, cfg.clone(), device)?;
+    let data = load_data_state(&latest)?;
+    let position = Position {
+        tokens,
+        corpus_windows: data.corpus_windows,
+    };
+    let mut opened = source::open(&info.source, &mut cfg, device, position)
+        .context("the run's data cannot be opened again")?;
+    check_same_data(&info, &opened)?;
+    trainer.cfg = cfg;
+    let sampler = sampler_for(&trainer.cfg, &mut opened, Some(&latest))?;
     metrics::truncate_after(&run.metrics(), trainer.step)?;
-    let stream = batch_stream(cache, &trainer.cfg, tokens);
-    run_loop(&run, trainer, stream, device, progress, sampler)
+    run_loop(&run, trainer, opened, device, progress, sampler)
+}
+
+/// Refuses to continue on data that changed since the run started: the stream would differ.
+fn check_same_data(info: &RunInfo, opened: &Opened) -> Result<()> {
+    if let (Some(then), Some(now)) = (info.cache_tokens, opened.cache_tokens) {
+        if then != now {
+            bail!(
+                "the activation cache {} now holds {now} tokens, not the {then} this run started \
+                 with; the data order would change, so the run cannot continue exactly",
+                opened.dataset
+            );
+        }
+    }
+    if let (Some(then), Some(now)) = (&info.text_files, &opened.text_summary) {
+        if then != now {
+            bail!(
+                "the text {} now resolves to other files than when this run started; the data \
+                 order would change, so the run cannot continue exactly",
+                opened.dataset
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The run's sample collector when `save_activation_samples` is on (from `checkpoint` when
 /// resuming).
 fn sampler_for(
     cfg: &TrainConfig,
-    cache: &ActivationCache,
+    opened: &mut Opened,
     checkpoint: Option<&Path>,
 ) -> Result<Option<TrainingSampler>> {
-    if !cfg.save_activation_samples {
+    let Some(source) = opened.samples.take() else {
         return Ok(None);
-    }
-    TrainingSampler::open(cfg, cache, cfg.dict_size, checkpoint).map(Some)
+    };
+    TrainingSampler::open(cfg, source, cfg.dict_size, checkpoint).map(Some)
 }
 
-/// The shuffling buffer holds the original's `num_batches_in_buffer` model batches.
-fn batch_stream(cache: ActivationCache, cfg: &TrainConfig, offset: u64) -> BatchStream {
-    let seq_len = cache.index().spec.seq_len as u64;
-    let buffer_tokens = (cfg.num_batches_in_buffer * cfg.model_batch_size) as u64 * seq_len;
-    BatchStream::new(cache, cfg.seed, cfg.batch_size, buffer_tokens, offset)
+/// What the loop carries besides the trainer.
+struct Session<'a> {
+    run: &'a RunDir,
+    batches: Batches,
+    eval: Option<CeEval>,
+    sampler: Option<TrainingSampler>,
+    meta: CheckpointMeta,
 }
 
 fn run_loop(
     run: &RunDir,
     mut trainer: Trainer,
-    mut stream: BatchStream,
+    opened: Opened,
     device: &Device,
     progress: &mut dyn FnMut(&StepReport),
-    mut sampler: Option<TrainingSampler>,
+    sampler: Option<TrainingSampler>,
 ) -> Result<RunSummary> {
     let total = trainer.cfg.total_steps();
-    let meta = checkpoint_meta(&trainer, &stream);
-    let mut last = None;
+    let mut meta = CheckpointMeta::new(trainer.sae_cfg.clone());
+    meta.context_size = Some(trainer.cfg.seq_len);
+    meta.dataset_path = Some(opened.dataset.clone());
+    let mut session = Session {
+        run,
+        batches: opened.batches,
+        eval: opened.eval,
+        sampler,
+        meta,
+    };
+    let (mut last, mut last_eval) = (None, None);
     let mut final_checkpoint = run.latest_checkpoint()?;
     while trainer.step < total {
-        if let Some(sampler) = sampler.as_mut() {
+        if let Some(sampler) = session.sampler.as_mut() {
             // Step 0 included: the samples of the initial SAE are the baseline.
             if trainer.step % trainer.cfg.sample_collection_freq == 0 {
                 sampler.collect(&trainer.sae()?)?;
             }
         }
-        let stats = guarded_step(
-            run,
-            &mut trainer,
-            &mut stream,
-            device,
-            &meta,
-            sampler.as_ref(),
-        )?;
-        let (step, tokens) = (trainer.step, stream.offset());
-        if step % trainer.cfg.log_freq == 0 || step == total {
-            metrics::append(&run.metrics(), &MetricsLine::new(step, tokens, &stats))?;
+        let stats = guarded_step(&mut session, &mut trainer, device)?;
+        let (step, tokens) = (trainer.step, session.batches.offset());
+        let mut line = MetricsLine::new(step, tokens, &stats);
+        let evaluate = step % trainer.cfg.perf_log_freq == 0 || step == total;
+        if let Some(eval) = session.eval.as_ref().filter(|_| evaluate) {
+            let result = eval
+                .evaluate(&trainer.sae()?)
+                .with_context(|| format!("step {step}: the loss-recovered evaluation failed"))?;
+            line.set_eval(&result);
+            last_eval = Some(result);
+        }
+        if step % trainer.cfg.log_freq == 0 || step == total || line.ce_sae.is_some() {
+            metrics::append(&run.metrics(), &line)?;
         }
         if step % trainer.cfg.checkpoint_freq == 0 || step == total {
-            final_checkpoint = Some(save(run, &trainer, tokens, &meta, sampler.as_ref())?);
+            final_checkpoint = Some(save(&session, &trainer, tokens)?);
         }
         progress(&StepReport {
             step,
             total_steps: total,
             tokens,
             stats: &stats,
+            eval: last_eval.as_ref(),
         });
         last = Some(stats);
     }
+    let tokens = session.batches.offset();
     let final_checkpoint = match final_checkpoint {
         Some(dir) => dir,
-        None => save(run, &trainer, stream.offset(), &meta, sampler.as_ref())?,
+        None => save(&session, &trainer, tokens)?,
     };
+    let sequences = session.eval.as_ref().map_or(0, CeEval::sequences);
     Ok(RunSummary {
         steps: trainer.step,
-        tokens: stream.offset(),
+        tokens,
         final_checkpoint,
         last,
-        samples: sampler.map(|s| (run.root.join(SAMPLES_DIR), s.elapsed)),
+        eval: last_eval.map(|result| (result, sequences)),
+        samples: session
+            .sampler
+            .map(|s| (run.root.join(SAMPLES_DIR), s.elapsed)),
     })
 }
 
 /// One step on the next batch. A non-finite batch, loss or gradient stops the run with an
 /// error naming the step, after checkpointing the state before it (which the step left as is).
 fn guarded_step(
-    run: &RunDir,
+    session: &mut Session,
     trainer: &mut Trainer,
-    stream: &mut BatchStream,
     device: &Device,
-    meta: &CheckpointMeta,
-    sampler: Option<&TrainingSampler>,
 ) -> Result<StepStats> {
-    let tokens_before = stream.offset();
+    let tokens_before = session.batches.offset();
     let step = trainer.step + 1;
-    let xs = stream.next_batch(device)?; // [batch_size, d_in]
-    let bad = count_non_finite(&xs)?;
+    let (xs, target) = session.batches.next_batch(device)?; // [batch_size, d_in] each
+    let bad = count_non_finite(&xs)? + target.as_ref().map_or(Ok(0), count_non_finite)?;
     if bad > 0 {
-        let dir = save(run, trainer, tokens_before, meta, sampler)?;
+        let dir = save(session, trainer, tokens_before)?;
         bail!(
             "step {step}: the activation batch holds {bad} NaN or infinite values; the last good state is saved in {}",
             dir.display()
         );
     }
-    match trainer.step(&xs) {
+    match trainer.step_to(&xs, target.as_ref()) {
         Ok(stats) => Ok(stats),
         Err(err) if err.is::<NonFiniteLoss>() => {
-            let dir = save(run, trainer, tokens_before, meta, sampler)?;
+            let dir = save(session, trainer, tokens_before)?;
             Err(err.context(format!(
                 "step {step}: training stopped; the last good state is saved in {}",
                 dir.display()
@@ -298,29 +288,23 @@ fn guarded_step(
 }
 
 /// Saves a checkpoint for the trainer's current step and points `latest_checkpoint` at it.
-/// With sample collection on, the collector's state goes inside the checkpoint (so resuming
-/// continues it exactly) and the run's samples folder is rewritten.
-fn save(
-    run: &RunDir,
-    trainer: &Trainer,
-    tokens: u64,
-    meta: &CheckpointMeta,
-    sampler: Option<&TrainingSampler>,
-) -> Result<PathBuf> {
+/// A live run's data state goes in first; with sample collection on, the collector's state
+/// goes inside the checkpoint (so resuming continues it exactly) and the run's samples folder
+/// is rewritten.
+fn save(session: &Session, trainer: &Trainer, tokens: u64) -> Result<PathBuf> {
+    let run = session.run;
     let dir = run.checkpoint(trainer.step);
-    checkpoint::save(&dir, trainer, tokens, meta)?;
-    if let Some(sampler) = sampler {
+    if let Batches::Live(_) = &session.batches {
+        let sampler_windows = session.sampler.as_ref().and_then(|s| s.corpus_windows());
+        let corpus_windows = session.batches.corpus_windows().or(sampler_windows);
+        save_data_state(&dir, &DataState { corpus_windows })?;
+    }
+    checkpoint::save(&dir, trainer, tokens, &session.meta)?;
+    if let Some(sampler) = &session.sampler {
         sampler.save(&dir, &run.root)?;
     }
     run.set_latest(&dir)?;
     Ok(dir)
-}
-
-fn checkpoint_meta(trainer: &Trainer, stream: &BatchStream) -> CheckpointMeta {
-    let mut meta = CheckpointMeta::new(trainer.sae_cfg.clone());
-    meta.context_size = Some(stream.cache().index().spec.seq_len);
-    meta.dataset_path = Some(stream.cache().dir().display().to_string());
-    meta
 }
 
 /// NaN and ±∞ in `xs`: `x · 0` is 0 exactly for finite `x`.
@@ -331,10 +315,4 @@ fn count_non_finite(xs: &Tensor) -> Result<u64> {
         .to_dtype(DType::U32)?
         .sum_all()?
         .to_scalar::<u32>()? as u64)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("failed to parse {}", path.display()))
 }

@@ -1,11 +1,13 @@
 //! Sample collection while training (the original's `save_activation_samples`).
 //!
 //! Every `sample_collection_freq` steps, step 0 included, the SAE as it is then encodes a fresh
-//! batch of `model_batch_size` whole sequences from the activation cache — in inference mode on
-//! flattened tokens (BatchTopK with its learned threshold; the original used training-mode
-//! batch top-k on `[batch, seq, d]`) — and the shared collector takes it. Sequences are read in
-//! cache order, wrapping around; each collection's sequences get fresh indices, so a wrapped
-//! sequence is a new sample (seen by a later SAE), never a duplicate key.
+//! batch of `model_batch_size` whole sequences — in inference mode on flattened tokens
+//! (BatchTopK with its learned threshold; the original used training-mode batch top-k on
+//! `[batch, seq, d]`) — and the shared collector takes it. Sequences come from the activation
+//! cache in cache order, or, live, from the training text in corpus order (the held-out
+//! evaluation sequences excluded) through the model; either way they wrap around, and each
+//! collection's sequences get fresh indices, so a wrapped sequence is a new sample (seen by a
+//! later SAE), never a duplicate key. Special tokens are the cache's or the tokenizer's.
 //!
 //! The collector's state is saved inside every checkpoint, so a resumed run continues the
 //! collection exactly; the readable folder `<run>/activation_samples/` is rewritten with each
@@ -16,13 +18,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
+use serde_json::{Map, Value};
 
 use super::config::TrainConfig;
+use super::corpus::WindowCursor;
 use crate::collect::{
     collect_batch, write_samples_folder, Collector, CollectorConfig, SaveConfig, TokenDecoder,
     TokenizerDecoder, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
+use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
 
 /// The readable samples folder of a run.
@@ -37,10 +42,28 @@ impl TokenDecoder for IdDecoder {
     }
 }
 
+/// Where the collected sequences come from.
+pub enum SampleSource {
+    Cache(Box<ActivationCache>),
+    /// The training text through the model, to the SAE's input hook.
+    Live(Box<LiveSamples>),
+}
+
+/// A live run's sequences for collection.
+pub struct LiveSamples {
+    pub cursor: WindowCursor,
+    pub model: Gemma2,
+    pub hook: HookPoint,
+    pub tokenizer: PathBuf,
+    pub special_token_ids: Vec<u32>,
+    /// Provenance for the samples folder (model, hook point, dataset).
+    pub description: Map<String, Value>,
+}
+
 /// The collector of a training run and where its sequences come from.
 pub struct TrainingSampler {
     collector: Collector,
-    cache: ActivationCache,
+    source: SampleSource,
     decoder: Box<dyn TokenDecoder>,
     save: SaveConfig,
     sequences_per_collection: usize,
@@ -52,16 +75,25 @@ impl TrainingSampler {
     /// A new sampler, or the one saved in `checkpoint` (a resumed run).
     pub fn open(
         cfg: &TrainConfig,
-        cache: &ActivationCache,
+        source: SampleSource,
         d_sae: usize,
         checkpoint: Option<&Path>,
     ) -> Result<Self> {
         let config = cfg.collector_config();
+        let (special, tokenizer) = match &source {
+            SampleSource::Cache(cache) => (
+                cache.index().spec.special_token_ids.clone(),
+                cache.tokenizer_path(),
+            ),
+            SampleSource::Live(live) => {
+                (live.special_token_ids.clone(), Some(live.tokenizer.clone()))
+            }
+        };
         let collector = match checkpoint.map(|dir| dir.join(STATE_FILE_NAME)) {
             Some(state) if state.exists() => Collector::load_state(&state)?,
-            _ => Collector::new(config, d_sae, &cache.index().spec.special_token_ids)?,
+            _ => Collector::new(config, d_sae, &special)?,
         };
-        let decoder: Box<dyn TokenDecoder> = match cache.tokenizer_path() {
+        let decoder: Box<dyn TokenDecoder> = match tokenizer {
             Some(path) => Box::new(TokenizerDecoder(
                 tokenizers::Tokenizer::from_file(&path).map_err(|err| {
                     anyhow::anyhow!("failed to load tokenizer {}: {err}", path.display())
@@ -71,7 +103,7 @@ impl TrainingSampler {
         };
         Ok(Self {
             collector,
-            cache: cache.clone(),
+            source,
             decoder,
             save: SaveConfig {
                 top_features_to_save: cfg.top_features_to_save,
@@ -93,25 +125,32 @@ impl TrainingSampler {
         Ok(())
     }
 
-    /// The next `sequences_per_collection` cached sequences, wrapping around the cache.
-    fn next_sequences(&self) -> Result<(Vec<u32>, Tensor)> {
-        let index = self.cache.index();
-        let total = index.num_sequences as u64;
-        let seq_len = index.spec.seq_len;
-        let mut tokens = Vec::new();
-        let mut parts = Vec::new();
-        let mut position = self.collector.sequences_seen() % total;
-        let mut wanted = self.sequences_per_collection;
-        while wanted > 0 {
-            let (shard, row, shard_len) = locate(&self.cache, position);
-            let take = wanted.min(shard_len - row);
-            let data = self.cache.load_shard(shard)?;
-            tokens.extend_from_slice(&data.tokens[row * seq_len..(row + take) * seq_len]);
-            parts.push(data.activations.narrow(0, row, take)?);
-            wanted -= take;
-            position = (position + take as u64) % total;
+    /// The next `sequences_per_collection` sequences: tokens and activations
+    /// `[rows, seq_len, d_in]`.
+    fn next_sequences(&mut self) -> Result<(Vec<u32>, Tensor)> {
+        let position = self.collector.sequences_seen();
+        let count = self.sequences_per_collection;
+        match &mut self.source {
+            SampleSource::Cache(cache) => cached_sequences(cache, position, count),
+            SampleSource::Live(live) => {
+                let tokens = live.cursor.rows(position, count)?;
+                let shape = (count, live.cursor.seq_len());
+                let ids = Tensor::from_slice(&tokens, shape, live.model.device())?;
+                let activations = live
+                    .model
+                    .forward_to_hook(&ids, &live.hook)
+                    .context("forward pass for sample collection failed")?;
+                Ok((tokens, activations))
+            }
         }
-        Ok((tokens, Tensor::cat(&parts, 0)?))
+    }
+
+    /// Complete windows of the live corpus, once this sampler's reading has learnt it.
+    pub fn corpus_windows(&self) -> Option<u64> {
+        match &self.source {
+            SampleSource::Live(live) => live.cursor.corpus_windows(),
+            SampleSource::Cache(_) => None,
+        }
     }
 
     /// Saves the collector's state into `checkpoint` (resumption) and rewrites the run's
@@ -123,10 +162,15 @@ impl TrainingSampler {
         let mut source = serde_json::Map::new();
         source.insert("training_run".into(), run_root.display().to_string().into());
         source.insert("checkpoint".into(), checkpoint.display().to_string().into());
-        source.insert(
-            "activations".into(),
-            self.cache.dir().display().to_string().into(),
-        );
+        match &self.source {
+            SampleSource::Cache(cache) => {
+                source.insert(
+                    "activations".into(),
+                    cache.dir().display().to_string().into(),
+                );
+            }
+            SampleSource::Live(live) => source.extend(live.description.clone()),
+        }
         write_samples_folder(
             &folder,
             &self.collector,
@@ -136,6 +180,31 @@ impl TrainingSampler {
         )?;
         Ok(folder)
     }
+}
+
+/// `count` cached sequences from global sequence `position` on, wrapping around the cache.
+pub(super) fn cached_sequences(
+    cache: &ActivationCache,
+    position: u64,
+    count: usize,
+) -> Result<(Vec<u32>, Tensor)> {
+    let index = cache.index();
+    let total = index.num_sequences as u64;
+    let seq_len = index.spec.seq_len;
+    let mut tokens = Vec::new();
+    let mut parts = Vec::new();
+    let mut position = position % total;
+    let mut wanted = count;
+    while wanted > 0 {
+        let (shard, row, shard_len) = locate(cache, position);
+        let take = wanted.min(shard_len - row);
+        let data = cache.load_shard(shard)?;
+        tokens.extend_from_slice(&data.tokens[row * seq_len..(row + take) * seq_len]);
+        parts.push(data.activations.narrow(0, row, take)?);
+        wanted -= take;
+        position = (position + take as u64) % total;
+    }
+    Ok((tokens, Tensor::cat(&parts, 0)?))
 }
 
 /// Shard, row in it and the shard's length of global cached sequence `position`.

@@ -8,6 +8,10 @@
 //!      backward → clip global norm → remove each W_dec row's parallel gradient
 //!      → Adam → rows back to unit norm; θ ← 0.99·θ + 0.01·min kept value
 //! ```
+//! A transcoder (`apply_b_dec_to_input` off) subtracts nothing from its input, and its loss,
+//! FVU and aux-K residual are taken against the target (the output hook's activations, put
+//! through the input's normalization) instead of the input.
+//!
 //! Dead-latent counts are updated from the batch's active set before the aux-K loss (the
 //! original's order), but committed only once the loss is known to be finite, so that a step
 //! refused for NaN leaves the state exactly as the last good step left it.
@@ -127,8 +131,19 @@ impl Trainer {
 
     /// One optimisation step on raw activations `xs [B, d_in]`.
     pub fn step(&mut self, xs: &Tensor) -> Result<StepStats> {
-        let (xs, _) = normalize_tokens(xs, &self.sae_cfg)?; // [B, d_in]
-        let forward = self.forward(&xs)?;
+        self.step_to(xs, None)
+    }
+
+    /// One step of a transcoder: inputs `xs [B, d_in]` reconstruct `target [B, d_in]` (the
+    /// output hook's activations), which goes through the inputs' normalization; `None` is an
+    /// SAE (the target is the input).
+    pub fn step_to(&mut self, xs: &Tensor, target: Option<&Tensor>) -> Result<StepStats> {
+        let (xs, denorm) = normalize_tokens(xs, &self.sae_cfg)?; // [B, d_in]
+        let target = match target {
+            Some(target) => denorm.normalize(&target.to_dtype(xs.dtype())?)?,
+            None => xs.clone(),
+        };
+        let forward = self.forward_to(&xs, &target)?;
         let loss = forward.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss.is_finite() {
             let what = "loss";
@@ -148,7 +163,7 @@ impl Trainer {
         Ok(StepStats {
             loss,
             mse: scalar(&forward.mse)?,
-            fvu: scalar(&fvu(&xs, &forward.x_hat)?)?,
+            fvu: scalar(&fvu(&target, &forward.x_hat)?)?,
             aux_loss: scalar(&forward.aux)?,
             l1_loss: scalar(&forward.l1)?,
             l0: forward.active.len() as f64 / forward.active.n as f64,
@@ -164,17 +179,28 @@ impl Trainer {
     }
 
     /// The loss and its parts for normalized `xs [B, d_in]`; no state is changed.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Forward> {
+        self.forward_to(xs, xs)
+    }
+
+    /// [`Self::forward`] against a separate normalized `target [B, d_in]` (transcoders).
+    pub(crate) fn forward_to(&self, xs: &Tensor, target: &Tensor) -> Result<Forward> {
         let (w_dec, b_dec) = (self.w_dec.as_tensor(), self.b_dec.as_tensor());
+        // A transcoder's b_dec lives in the output space: nothing is subtracted from its input.
+        let b_in = match self.sae_cfg.apply_b_dec_to_input {
+            true => b_dec.clone(),
+            false => b_dec.zeros_like()?,
+        };
         let encoded =
-            loss::Encoded::new(xs, self.w_enc.as_tensor(), self.b_enc.as_tensor(), b_dec)?;
+            loss::Encoded::new(xs, self.w_enc.as_tensor(), self.b_enc.as_tensor(), &b_in)?;
         let pre = &encoded.pre; // [B, d_sae]
         let k = self.sae_cfg.k.unwrap_or(self.sae_cfg.d_sae);
         let active = loss::select(self.sae_cfg.kind, pre, k)?;
         let values = encoded.values(&active)?; // [active]
         let (mse, x_hat) = if self.sae_cfg.kind == SaeKind::Matryoshka {
             let (prefix_loss, x_hat) = loss::matryoshka_loss(
-                xs,
+                target,
                 &encoded,
                 w_dec,
                 b_dec,
@@ -184,11 +210,11 @@ impl Trainer {
             (prefix_loss, x_hat)
         } else {
             let x_hat = loss::decode_active(w_dec, &active, &values)?.broadcast_add(b_dec)?;
-            (loss::mse(&x_hat, xs)?, x_hat)
+            (loss::mse(&x_hat, target)?, x_hat)
         };
         let batches_inactive = count_inactive(&self.batches_inactive, &active);
         let dead = dead_in(&batches_inactive, self.cfg.n_batches_to_dead);
-        let (aux, aux_active) = self.aux_loss(xs, &x_hat, &encoded, &dead)?;
+        let (aux, aux_active) = self.aux_loss(target, &x_hat, &encoded, &dead)?;
         let l1 = if self.cfg.l1_coeff > 0.0 {
             ((values.sum_all()? / active.n as f64)? * self.cfg.l1_coeff)?
         } else {

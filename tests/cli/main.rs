@@ -7,3 +7,4 @@ mod cache;
 mod collect;
 mod logit_effects;
 mod merge;
+mod train;

@@ -1,7 +1,9 @@
 //! Training tests: gradients against finite differences and the CPU kernels against candle's
 //! ops ([`gradients`]), ground-truth dictionary recovery and step throughput
 //! ([`ground_truth`]), and whole runs — resume equals uninterrupted, the batch stream, the
-//! errors users hit ([`runs`]). This file holds the shared fixtures.
+//! errors users hit ([`runs`]); on the tiny Gemma-2 fixture, training live and transcoders
+//! ([`live`]) and the loss-recovered evaluation ([`eval`]). This file holds the shared
+//! fixtures.
 
 use std::path::Path;
 
@@ -11,8 +13,10 @@ use super::*;
 use crate::data::cache::{CacheDtype, CacheSpec, CacheWriter};
 use crate::sae::{SaeKind, SplitMix64};
 
+mod eval;
 mod gradients;
 mod ground_truth;
+mod live;
 mod runs;
 
 pub(super) const SEQ_LEN: usize = 16;
@@ -92,4 +96,58 @@ pub(super) fn tiny_cache(dir: &Path) -> std::path::PathBuf {
     let cache = dir.join("cache");
     write_cache(&cache, 8, 32, 8, |t| sparse_token(t, &dirs, 2));
     cache
+}
+
+/// A file or folder under `tests/fixtures/`.
+pub(crate) fn fixture(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+/// The tiny corpus (`corpus/tiny.jsonl`) and the test tokenizer.
+pub(crate) fn fixture_text() -> (crate::data::DataSource, crate::data::DocumentTokenizer) {
+    let corpus = fixture("corpus/tiny.jsonl");
+    let source = crate::data::DataSource::resolve(
+        corpus.to_str().unwrap(),
+        &crate::data::SourceOptions::default(),
+        &crate::hub::HubSettings::from_env(),
+    )
+    .unwrap();
+    let tokenizer = crate::data::DocumentTokenizer::from_file(
+        &fixture("tokenizer/tokenizer.json"),
+        crate::data::Bos::FromTokenizer,
+    )
+    .unwrap();
+    (source, tokenizer)
+}
+
+/// The whole tiny Gemma-2 fixture (4 layers, d_model 64, vocab 256), f32 on the CPU.
+pub(crate) fn tiny_model() -> crate::model::Gemma2 {
+    let source = crate::model::ModelSource::Local(fixture("tiny-gemma2"));
+    let options = crate::model::LoadOptions {
+        device: Device::Cpu,
+        dtype: candle_core::DType::F32,
+        layers: None,
+    };
+    crate::model::load_model(&source, &options, &crate::hub::HubSettings::from_env())
+        .unwrap()
+        .model
+}
+
+/// A live run on the fixtures reading `hook` (and `hook_out` for a transcoder).
+pub(crate) fn live_source(hook: &str, hook_out: Option<&str>) -> RunSource {
+    RunSource {
+        activations: None,
+        model: Some(ModelSpec {
+            model: fixture("tiny-gemma2").display().to_string(),
+            tokenizer: Some(fixture("tokenizer/tokenizer.json")),
+            dtype: Some("f32".into()),
+        }),
+        hook: Some(hook.into()),
+        hook_out: hook_out.map(Into::into),
+        text: Some(TextSpec::new(
+            fixture("corpus/tiny.jsonl").to_str().unwrap(),
+        )),
+    }
 }
