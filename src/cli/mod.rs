@@ -12,6 +12,8 @@ pub mod cache;
 pub mod collect;
 pub mod collector_args;
 pub mod data_args;
+pub mod demo;
+pub mod embedded_default;
 pub mod model_args;
 pub mod output;
 pub mod progress;
@@ -39,6 +41,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Run the model to a hook point over a corpus and store the activations for reuse.
     Cache(cache::CacheArgs),
+    /// The whole pipeline on the embedded tiny model and a planted-concept corpus, in a minute.
+    Demo(demo::DemoArgs),
 }
 
 /// Entry point of the binary.
@@ -58,9 +62,18 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
-        Command::Collect(args) => collect::run(args),
+        Command::Collect(mut args) => {
+            if args.activations.is_none() {
+                embedded_default::apply(&mut args.model, &mut args.data)?;
+            }
+            collect::run(args)
+        }
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
-        Command::Cache(args) => cache::run(args),
+        Command::Cache(mut args) => {
+            embedded_default::apply(&mut args.model, &mut args.data)?;
+            cache::run(args)
+        }
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -15,6 +15,7 @@ pub mod hook_point;
 mod hooked_stream;
 pub mod loading;
 
+pub use block::Kernels;
 pub use config::{Gemma2Config, LayerType};
 pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, ResolvedDevice};
 pub use gemma2::Gemma2;
