@@ -17,6 +17,14 @@ bench:
 docs:
     cargo doc --no-deps --open
 
+# Run the demo: the whole pipeline on the embedded model (about a minute in release).
+demo:
+    cargo run --release -- demo
+
+# Retrain the embedded demo model into assets/demo-model/ (deterministic; docs/demo.md).
+demo-model:
+    cargo run --release --example train_demo_model -- assets/demo-model
+
 # The CUDA binary, built without a GPU or toolkit, packed into gpu/ (docs/gpu.md).
 cuda:
     bash scripts/build-cuda.sh

@@ -10,6 +10,7 @@ pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod data;
+pub mod demo;
 pub mod hub;
 pub mod model;
 pub mod report;

@@ -13,6 +13,8 @@ pub mod collect;
 mod collect_session;
 pub mod collector_args;
 pub mod data_args;
+pub mod demo;
+pub mod embedded_default;
 pub mod merge;
 pub mod model_args;
 pub mod output;
@@ -43,6 +45,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
     Merge(merge::MergeArgs),
+    /// The whole pipeline on the embedded tiny model and a planted-concept corpus, in a minute.
+    Demo(demo::DemoArgs),
 }
 
 /// Entry point of the binary.
@@ -61,11 +65,23 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => train::run(*args),
-        Command::Collect(args) => collect::run(args),
+        Command::Train(mut args) => {
+            embedded_default::apply_train(&mut args)?;
+            train::run(*args)
+        }
+        Command::Collect(mut args) => {
+            if args.activations.is_none() {
+                embedded_default::apply(&mut args.model, &mut args.data)?;
+            }
+            collect::run(args)
+        }
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
-        Command::Cache(args) => cache::run(args),
+        Command::Cache(mut args) => {
+            embedded_default::apply(&mut args.model, &mut args.data)?;
+            cache::run(args)
+        }
         Command::Merge(args) => merge::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

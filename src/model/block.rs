@@ -10,26 +10,46 @@
 //! The block is split into the steps between hook sites so the caller can stop or splice
 //! anywhere (see `gemma2.rs`). Field names mirror the checkpoint's tensor names.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Activation, Linear, VarBuilder};
 
 use super::config::Gemma2Config;
 
+/// Which implementation of RMSNorm, softmax and rotary embedding the pass uses.
+///
+/// candle's fused kernels are the fast path but have no backward pass, so a model that is
+/// being trained (the demo's language model, see `crate::demo`) composes the same maths from
+/// differentiable primitives instead. Both compute the same function (tested to 1e-5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// candle's fused CPU/CUDA/Metal kernels: inference only.
+    #[default]
+    Fused,
+    /// Plain tensor ops that autograd can differentiate: for training.
+    Autograd,
+}
+
 /// Gemma's RMSNorm: `x / rms(x) * (1 + weight)`, computed in f32 and cast back.
 #[derive(Debug, Clone)]
 pub(crate) struct RmsNorm {
-    /// `1 + weight` in f32, `[d_model]`.
+    /// `weight` as stored, `[d_model]`: under [`Kernels::Autograd`] it is a trained variable,
+    /// so `1 + weight` is recomputed on every pass rather than frozen at load time.
+    weight: Tensor,
+    /// `1 + weight` in f32, `[d_model]`, for the fused kernel.
     alpha: Tensor,
     eps: f32,
+    kernels: Kernels,
 }
 
 impl RmsNorm {
-    pub(crate) fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(dim: usize, eps: f64, vb: VarBuilder, kernels: Kernels) -> Result<Self> {
         let weight = vb.get(dim, "weight")?;
         let alpha = (weight.to_dtype(DType::F32)? + 1.0)?;
         Ok(Self {
+            weight,
             alpha,
             eps: eps as f32,
+            kernels,
         })
     }
 }
@@ -37,7 +57,14 @@ impl RmsNorm {
 impl Module for RmsNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs_f32 = xs.to_dtype(DType::F32)?.contiguous()?;
-        candle_nn::ops::rms_norm(&xs_f32, &self.alpha, self.eps)?.to_dtype(xs.dtype())
+        let normed = match self.kernels {
+            Kernels::Fused => candle_nn::ops::rms_norm(&xs_f32, &self.alpha, self.eps)?,
+            Kernels::Autograd => {
+                let alpha = (self.weight.to_dtype(DType::F32)? + 1.0)?;
+                candle_nn::ops::rms_norm_slow(&xs_f32, &alpha, self.eps)?
+            }
+        };
+        normed.to_dtype(xs.dtype())
     }
 }
 
@@ -132,10 +159,11 @@ struct Attention {
     head_dim: usize,
     scale: f64,
     softcap: Option<f64>,
+    kernels: Kernels,
 }
 
 impl Attention {
-    fn new(config: &Gemma2Config, vb: VarBuilder) -> Result<Self> {
+    fn new(config: &Gemma2Config, vb: VarBuilder, kernels: Kernels) -> Result<Self> {
         let (d_model, head_dim) = (config.hidden_size, config.head_dim);
         let (n_heads, n_kv_heads) = (config.num_attention_heads, config.num_key_value_heads);
         let bias = config.attention_bias;
@@ -150,6 +178,7 @@ impl Attention {
             head_dim,
             scale: config.attention_scale(),
             softcap: config.attn_logit_softcapping,
+            kernels,
         })
     }
 
@@ -166,8 +195,12 @@ impl Attention {
         let q = self.split_heads(&self.q_proj.forward(xs)?, self.n_heads)?; // [b, h, s, hd]
         let k = self.split_heads(&self.k_proj.forward(xs)?, self.n_kv_heads)?; // [b, kv, s, hd]
         let v = self.split_heads(&self.v_proj.forward(xs)?, self.n_kv_heads)?; // [b, kv, s, hd]
-        let q = candle_nn::rotary_emb::rope(&q, &ctx.cos, &ctx.sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, &ctx.cos, &ctx.sin)?;
+        let rope = match self.kernels {
+            Kernels::Fused => candle_nn::rotary_emb::rope,
+            Kernels::Autograd => candle_nn::rotary_emb::rope_slow,
+        };
+        let q = rope(&q, &ctx.cos, &ctx.sin)?;
+        let k = rope(&k, &ctx.cos, &ctx.sin)?;
 
         let groups = self.n_heads / self.n_kv_heads;
         let k = candle_transformers::utils::repeat_kv(k, groups)?; // [b, h, s, hd]
@@ -176,8 +209,12 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? * self.scale)?; // [b, h, s, s]
         let scores = soft_cap(&scores, self.softcap)?.broadcast_add(mask)?;
         // Softmax in f32, as HF upcasts it.
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let scores = scores.to_dtype(DType::F32)?;
+        let probs = match self.kernels {
+            Kernels::Fused => candle_nn::ops::softmax_last_dim(&scores)?,
+            Kernels::Autograd => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        }
+        .to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?; // [b, h, s, hd]
         let out = out
             .transpose(1, 2)?
@@ -227,11 +264,23 @@ pub(crate) struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    pub(crate) fn new(config: &Gemma2Config, layer: usize, vb: VarBuilder) -> Result<Self> {
-        let norm = |name| RmsNorm::new(config.hidden_size, config.rms_norm_eps, vb.pp(name));
+    pub(crate) fn new(
+        config: &Gemma2Config,
+        layer: usize,
+        vb: VarBuilder,
+        kernels: Kernels,
+    ) -> Result<Self> {
+        let norm = |name| {
+            RmsNorm::new(
+                config.hidden_size,
+                config.rms_norm_eps,
+                vb.pp(name),
+                kernels,
+            )
+        };
         Ok(Self {
             input_layernorm: norm("input_layernorm")?,
-            self_attn: Attention::new(config, vb.pp("self_attn"))?,
+            self_attn: Attention::new(config, vb.pp("self_attn"), kernels)?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
             pre_feedforward_layernorm: norm("pre_feedforward_layernorm")?,
             mlp: Mlp::new(config, vb.pp("mlp"))?,

@@ -14,7 +14,7 @@
 use candle_core::{bail, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
-use super::block::{attention_mask, soft_cap, DecoderLayer, PassContext, RmsNorm, Rotary};
+use super::block::{attention_mask, soft_cap, DecoderLayer, Kernels, PassContext, RmsNorm, Rotary};
 use super::config::Gemma2Config;
 use super::hook_point::HookPoint;
 
@@ -66,6 +66,17 @@ impl Gemma2 {
     /// blocks `0..n_layers`; the final norm and head are loaded only when `n_layers` is all of
     /// them. Missing tensors and wrong shapes are errors.
     pub fn new(config: &Gemma2Config, n_layers: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with_kernels(config, n_layers, vb, Kernels::Fused)
+    }
+
+    /// [`Gemma2::new`] with a choice of kernels: [`Kernels::Autograd`] makes every op
+    /// differentiable, so a `VarBuilder` over a `VarMap` gives a trainable model.
+    pub fn with_kernels(
+        config: &Gemma2Config,
+        n_layers: usize,
+        vb: VarBuilder,
+        kernels: Kernels,
+    ) -> Result<Self> {
         // The fields are public: a hand-built config must not reach an index out of range.
         config
             .validate()
@@ -81,7 +92,7 @@ impl Gemma2 {
             vb_model.pp("embed_tokens"),
         )?;
         let layers = (0..n_layers)
-            .map(|layer| DecoderLayer::new(config, layer, vb_model.pp("layers").pp(layer)))
+            .map(|layer| DecoderLayer::new(config, layer, vb_model.pp("layers").pp(layer), kernels))
             .collect::<Result<Vec<_>>>()?;
         let head = if n_layers == total {
             let lm_head = if config.tie_word_embeddings {
@@ -89,7 +100,12 @@ impl Gemma2 {
             } else {
                 candle_nn::linear_no_bias(config.hidden_size, config.vocab_size, vb.pp("lm_head"))?
             };
-            let norm = RmsNorm::new(config.hidden_size, config.rms_norm_eps, vb_model.pp("norm"))?;
+            let norm = RmsNorm::new(
+                config.hidden_size,
+                config.rms_norm_eps,
+                vb_model.pp("norm"),
+                kernels,
+            )?;
             Some(Head { norm, lm_head })
         } else {
             None

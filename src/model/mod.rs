@@ -16,6 +16,7 @@ mod hooked_stream;
 pub mod loading;
 pub mod unembed;
 
+pub use block::Kernels;
 pub use config::{Gemma2Config, LayerType};
 pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, ResolvedDevice};
 pub use gemma2::Gemma2;

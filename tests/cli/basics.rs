@@ -89,16 +89,12 @@ fn bad_collector_settings_are_one_clear_line() {
 }
 
 #[test]
-fn train_without_a_cache_is_a_usage_error() {
+fn train_without_a_run_folder_is_a_usage_error() {
     let output = saectl(&["train"]);
     assert_eq!(
         output.status.code(),
         Some(2),
         "clap's usage errors exit with 2"
     );
-    assert!(
-        stderr(&output).contains("--activations"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("--out"), "{}", stderr(&output));
 }

@@ -281,5 +281,22 @@ fn bad_input_fails_in_one_line() {
         &collect(&wide, &out, &other_hook),
         "holds blocks.2.hook_resid_post",
     );
-    assert_one_line_error(&collect(&wide, &out, &[]), "needs --model");
+    // Without --model (or --activations) collect runs the embedded demo model, says so, and
+    // refuses an SAE of another width in one error line.
+    let home = dir.path().join("home");
+    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
+        .args(["collect", "--checkpoint", wide.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .env("SAECTL_HOME", &home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("note: no --model given"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("d_in 64") && errors[0].contains("d_model is 128"),
+        "{stderr}"
+    );
 }

@@ -5,6 +5,7 @@ mod analyze_report;
 mod basics;
 mod cache;
 mod collect;
+mod demo;
 mod logit_effects;
 mod merge;
 mod train;
