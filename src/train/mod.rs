@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod jumprelu;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;

@@ -5,3 +5,4 @@ mod analyze_report;
 mod basics;
 mod cache;
 mod collect;
+mod train_jumprelu;

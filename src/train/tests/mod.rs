@@ -1,7 +1,8 @@
 //! Training tests: gradients against finite differences and the CPU kernels against candle's
 //! ops ([`gradients`]), ground-truth dictionary recovery and step throughput
-//! ([`ground_truth`]), and whole runs — resume equals uninterrupted, the batch stream, the
-//! errors users hit ([`runs`]). This file holds the shared fixtures.
+//! ([`ground_truth`]), JumpReLU's pseudo-derivatives and checkpoints ([`jumprelu`]), and whole
+//! runs — resume equals uninterrupted, the batch stream, the errors users hit ([`runs`]). This
+//! file holds the shared fixtures.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use crate::sae::{SaeKind, SplitMix64};
 
 mod gradients;
 mod ground_truth;
+mod jumprelu;
 mod runs;
 
 pub(super) const SEQ_LEN: usize = 16;
