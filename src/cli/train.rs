@@ -105,7 +105,7 @@ pub struct TextArgs {
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Training (the original's config keys)")]
 pub struct TrainKeys {
-    /// batchtopk (default), topk, relu (or vanilla), matryoshka.
+    /// batchtopk (default), topk, relu (or vanilla), jumprelu, matryoshka.
     #[arg(long, value_name = "TYPE")]
     pub sae_type: Option<SaeKind>,
     /// Latents in the dictionary (d_sae) [default: 12288].
@@ -138,6 +138,18 @@ pub struct TrainKeys {
     /// L1 penalty on the activations (ReLU SAEs) [default: 0].
     #[arg(long, value_name = "X")]
     pub l1_coeff: Option<f64>,
+    /// JumpReLU: sparsity coefficient λ of the L0 penalty (SAELens's meaning) [default: 1].
+    #[arg(long, value_name = "X")]
+    pub l0_coefficient: Option<f64>,
+    /// JumpReLU: steps over which λ rises linearly from 0 [default: 10000].
+    #[arg(long, value_name = "STEPS")]
+    pub l0_warm_up_steps: Option<u64>,
+    /// JumpReLU: width ε of the threshold's pseudo-derivative kernel [default: 0.001].
+    #[arg(long, value_name = "X")]
+    pub jumprelu_bandwidth: Option<f64>,
+    /// JumpReLU: every latent's threshold at the start [default: 0.001].
+    #[arg(long, value_name = "X")]
+    pub jumprelu_init_threshold: Option<f64>,
     /// Batches without firing after which a latent counts as dead [default: 20].
     #[arg(long, value_name = "N")]
     pub n_batches_to_dead: Option<u32>,
@@ -222,6 +234,10 @@ impl TrainKeys {
                 num_tokens,
                 seed,
                 l1_coeff,
+                l0_coefficient,
+                l0_warm_up_steps,
+                jumprelu_bandwidth,
+                jumprelu_init_threshold,
                 n_batches_to_dead,
                 max_grad_norm,
                 scheduler_type,

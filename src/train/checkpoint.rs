@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! <checkpoint>/cfg.json, sae_weights.safetensors, saectl.json    the SAE (SAELens-readable)
-//! <checkpoint>/optimizer.safetensors    Adam's m.* and v.*, batches_inactive [d_sae] u32
+//! <checkpoint>/optimizer.safetensors    Adam's m.* and v.*, batches_inactive [d_sae] u32,
+//!                                       JumpReLU's log_threshold [d_sae]
 //! <checkpoint>/trainer_state.json       step, tokens consumed, θ, Adam's step count
 //! ```
 //! The SAE's `saectl.json` is written last (by `sae::checkpoint::save`), so a folder that has
 //! it is complete. Every value is stored exactly (f32 tensors, θ as an f32 JSON number that
 //! round-trips), which is what makes a resumed CPU run bit-identical to an uninterrupted one.
+//! JumpReLU learns `log θ` but SAELens folders hold `threshold = exp(log θ)`; `log(exp(t))` need
+//! not give `t` back to the bit, so the parameter itself is kept in the optimizer file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +27,7 @@ use crate::util::atomic::{write_atomic, write_json_atomic};
 
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+const LOG_THRESHOLD: &str = "log_threshold";
 
 /// The scalars of a trainer that are not tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +46,9 @@ pub fn save(dir: &Path, trainer: &Trainer, tokens: u64, meta: &CheckpointMeta) -
     let d_sae = trainer.batches_inactive.len();
     let inactive = Tensor::from_slice(&trainer.batches_inactive, d_sae, &Device::Cpu)?;
     tensors.push(("batches_inactive".to_string(), inactive));
+    if let Some(log_threshold) = &trainer.log_threshold {
+        tensors.push((LOG_THRESHOLD.to_string(), log_threshold.as_tensor().clone()));
+    }
     let tensors = tensors
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_device(&Device::Cpu)?.contiguous()?)))
@@ -104,6 +111,20 @@ pub fn load(
         );
     }
     trainer.batches_inactive = inactive;
+    if let Some(var) = &trainer.log_threshold {
+        let saved = tensors
+            .get(LOG_THRESHOLD)
+            .with_context(|| format!("{} has no {LOG_THRESHOLD}", optimizer_path.display()))?;
+        if saved.dims() != var.dims() {
+            bail!(
+                "{}: {LOG_THRESHOLD} is {:?}, expected {:?}",
+                optimizer_path.display(),
+                saved.dims(),
+                var.dims()
+            );
+        }
+        var.set(&saved.to_dtype(DType::F32)?.to_device(device)?)?;
+    }
     trainer.threshold = state.threshold;
     trainer.step = state.step;
     Ok((trainer, state.tokens, meta))

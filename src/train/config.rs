@@ -50,6 +50,16 @@ pub struct TrainConfig {
     pub num_tokens: u64,
     pub seed: u64,
     pub l1_coeff: f64,
+    /// JumpReLU's sparsity coefficient λ (SAELens `l0_coefficient`, with SAELens's meaning:
+    /// the loss is SAELens's `Σ_d (x − x̂)² + λ·L0` divided by `d_in`, see `train::jumprelu`).
+    pub l0_coefficient: f64,
+    /// Steps over which λ rises linearly from 0 (SAELens `l0_warm_up_steps`).
+    pub l0_warm_up_steps: u64,
+    /// Width ε of the rectangle kernel of JumpReLU's threshold pseudo-derivatives (SAELens
+    /// `jumprelu_bandwidth`).
+    pub jumprelu_bandwidth: f64,
+    /// Every latent's threshold at step 0 (SAELens `jumprelu_init_threshold`).
+    pub jumprelu_init_threshold: f64,
     pub n_batches_to_dead: u32,
     /// Gradients are clipped to this global L2 norm.
     pub max_grad_norm: f64,
@@ -105,6 +115,13 @@ impl Default for TrainConfig {
             num_tokens: 1_000_000_000,
             seed: 49,
             l1_coeff: 0.0,
+            // JumpReLU: Gemma Scope's recipe (Lieberum et al. 2024; Rajamanoharan et al.
+            // 2024): ε = θ₀ = 0.001, λ warmed up over the first 10,000 steps. λ = 1 is
+            // SAELens's default; sweep it for the L0 you want.
+            l0_coefficient: 1.0,
+            l0_warm_up_steps: 10_000,
+            jumprelu_bandwidth: 0.001,
+            jumprelu_init_threshold: 0.001,
             n_batches_to_dead: 20,
             max_grad_norm: 100_000.0,
             scheduler_type: ScheduleKind::None,
@@ -214,8 +231,37 @@ impl TrainConfig {
         if self.aux_penalty < 0.0 || self.l1_coeff < 0.0 {
             bail!("aux_penalty and l1_coeff must not be negative");
         }
-        if self.sae_type == SaeKind::JumpRelu {
-            bail!("training jumprelu SAEs is not supported yet (batchtopk, topk, relu, matryoshka are)");
+        self.validate_jumprelu()
+    }
+
+    fn validate_jumprelu(&self) -> Result<()> {
+        let finite_positive = |x: f64| x.is_finite() && x > 0.0;
+        if !finite_positive(self.jumprelu_bandwidth) {
+            bail!(
+                "jumprelu_bandwidth must be a positive number, got {}",
+                self.jumprelu_bandwidth
+            );
+        }
+        if !finite_positive(self.jumprelu_init_threshold) {
+            // The threshold is learnt as its logarithm.
+            bail!(
+                "jumprelu_init_threshold must be a positive number, got {}",
+                self.jumprelu_init_threshold
+            );
+        }
+        if !(self.l0_coefficient.is_finite() && self.l0_coefficient >= 0.0) {
+            bail!(
+                "l0_coefficient must not be negative, got {}",
+                self.l0_coefficient
+            );
+        }
+        if self.sae_type == SaeKind::JumpRelu && self.l1_coeff != 0.0 {
+            // The original reused l1_coeff as JumpReLU's L0 weight (on its mean-over-d_in MSE):
+            // refusing it keeps one meaning per key.
+            bail!(
+                "jumprelu SAEs take their sparsity coefficient from l0_coefficient, not l1_coeff \
+                 (the original's l1_coeff c is l0_coefficient = c · d_in here)"
+            );
         }
         Ok(())
     }
@@ -287,6 +333,54 @@ mod tests {
         })
         .contains("lr"));
         assert!(err(&TrainConfig { beta2: 1.0, ..base }).contains("beta2"));
+    }
+
+    #[test]
+    fn jumprelu_settings_are_checked() {
+        let base = TrainConfig {
+            sae_type: SaeKind::JumpRelu,
+            dict_size: 32,
+            ..TrainConfig::default()
+        };
+        base.validate(64).unwrap();
+        let bad = |cfg: TrainConfig, key: &str| {
+            let msg = err(&cfg);
+            assert!(msg.contains(key), "{msg}");
+        };
+        bad(
+            TrainConfig {
+                jumprelu_bandwidth: 0.0,
+                ..base.clone()
+            },
+            "jumprelu_bandwidth",
+        );
+        bad(
+            TrainConfig {
+                jumprelu_init_threshold: -0.1,
+                ..base.clone()
+            },
+            "jumprelu_init_threshold",
+        );
+        bad(
+            TrainConfig {
+                l0_coefficient: f64::NAN,
+                ..base.clone()
+            },
+            "l0_coefficient",
+        );
+        bad(
+            TrainConfig {
+                l1_coeff: 1e-3,
+                ..base.clone()
+            },
+            "l0_coefficient, not l1_coeff",
+        );
+        let json: TrainConfig = serde_json::from_str(
+            r#"{"sae_type": "jumprelu", "l0_coefficient": 5, "jumprelu_bandwidth": 0.05}"#,
+        )
+        .unwrap();
+        assert_eq!((json.l0_coefficient, json.jumprelu_bandwidth), (5.0, 0.05));
+        assert_eq!(json.l0_warm_up_steps, 10_000);
     }
 
     #[test]

@@ -163,10 +163,12 @@ pub fn select(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
             let (values, indices) = topk_rows(&relu()?, k)?; // [n, k] each
             ActiveSet::from_topk(&values, &indices, None, d_sae)
         }
-        SaeKind::Relu | SaeKind::JumpRelu => {
+        SaeKind::Relu => {
             let data = relu()?.flatten_all()?.to_vec1::<f32>()?;
             Ok(ActiveSet::from_dense_host(&data, n, d_sae))
         }
+        // Its selection needs the thresholds and returns more than an active set.
+        SaeKind::JumpRelu => candle_core::bail!("jumprelu selects with train::jumprelu::select"),
     }
 }
 

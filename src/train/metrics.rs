@@ -25,6 +25,9 @@ pub struct MetricsLine {
     pub dead: usize,
     pub aux_loss: f64,
     pub l1_loss: f64,
+    /// JumpReLU's L0 penalty (absent in files written before it existed).
+    #[serde(default)]
+    pub l0_loss: f64,
     pub lr: f64,
     pub threshold: f32,
     /// The loss-recovered evaluation, on the lines of the steps that ran it.
@@ -56,6 +59,7 @@ impl MetricsLine {
             dead: stats.dead,
             aux_loss: stats.aux_loss,
             l1_loss: stats.l1_loss,
+            l0_loss: stats.l0_loss,
             lr: stats.lr,
             threshold: stats.threshold,
             ce_clean: None,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod corpus;
 pub mod data;
 pub mod eval;
+pub mod jumprelu;
 pub mod live;
 pub mod loss;
 pub mod metrics;

@@ -3,8 +3,10 @@
 //! ```text
 //! xs ─ normalize ─ pre = (xs − b_dec)·W_enc + b_enc                      [B, d_sae]
 //!      select (detached): BatchTopK k·B of the batch │ TopK k per token │ ReLU > 0
+//!                         │ JumpReLU z > θ − ε/2 (fires above θ; the rest feeds θ's gradient)
 //!      x̂ = b_dec + Σ_active a·W_dec[f]   (gathered rows, no dense product)  [B, d_in]
 //!      loss = MSE(x̂, xs) (Matryoshka: mean over nested prefixes) + l1·Σa/B + aux-K
+//!             (JumpReLU: + λ/d_in · L0, see `train::jumprelu`)
 //!      backward → clip global norm → remove each W_dec row's parallel gradient
 //!      → Adam → rows back to unit norm; θ ← 0.99·θ + 0.01·min kept value
 //! ```
@@ -20,6 +22,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::config::TrainConfig;
+use super::jumprelu;
 use super::loss::{self, ActiveSet};
 use super::optimizer::{clip_grad_norm, Adam};
 use super::schedule::lr_at;
@@ -37,11 +40,14 @@ pub struct StepStats {
     pub fvu: f64,
     pub aux_loss: f64,
     pub l1_loss: f64,
+    /// JumpReLU's L0 penalty `λ/d_in · L0` (0 for the other kinds).
+    pub l0_loss: f64,
     /// Mean active latents per token.
     pub l0: f64,
     /// Latents inactive for at least `n_batches_to_dead` batches.
     pub dead: usize,
     pub lr: f64,
+    /// BatchTopK's θ; for JumpReLU the mean of the latents' thresholds.
     pub threshold: f32,
 }
 
@@ -64,6 +70,8 @@ pub struct Trainer {
     pub b_dec: Var,
     /// BatchTopK's inference threshold θ (0 for the other kinds).
     pub threshold: f32,
+    /// JumpReLU's learnt `log θ [d_sae]` (`None` for the other kinds).
+    pub log_threshold: Option<Var>,
     /// Consecutive batches in which each latent did not fire.
     pub batches_inactive: Vec<u32>,
     pub adam: Adam,
@@ -76,11 +84,16 @@ impl Trainer {
     pub fn new(cfg: TrainConfig, d_in: usize, device: &Device) -> Result<Self> {
         cfg.validate(d_in)?;
         let sae_cfg = cfg.sae_config(d_in)?;
-        let weights = SaeWeights::init(&sae_cfg, cfg.seed, device)?;
+        let mut weights = SaeWeights::init(&sae_cfg, cfg.seed, device)?;
+        if sae_cfg.kind == SaeKind::JumpRelu {
+            let theta = cfg.jumprelu_init_threshold;
+            weights.threshold = Some(Tensor::full(theta as f32, sae_cfg.d_sae, device)?);
+        }
         Self::from_weights(cfg, sae_cfg, &weights)
     }
 
-    /// A trainer around existing weights (θ, counts and optimizer state fresh).
+    /// A trainer around existing weights (θ, counts and optimizer state fresh). A JumpReLU
+    /// SAE's `log θ` starts as the log of its `threshold`.
     pub fn from_weights(cfg: TrainConfig, sae_cfg: SaeConfig, w: &SaeWeights) -> Result<Self> {
         let var = |t: &Tensor| Var::from_tensor(&t.to_dtype(DType::F32)?);
         let (w_enc, b_enc, w_dec, b_dec) = (
@@ -89,12 +102,20 @@ impl Trainer {
             var(&w.w_dec)?,
             var(&w.b_dec)?,
         );
-        let params = vec![
+        let mut params = vec![
             ("W_enc", w_enc.clone()),
             ("b_enc", b_enc.clone()),
             ("W_dec", w_dec.clone()),
             ("b_dec", b_dec.clone()),
         ];
+        let log_threshold = match (&w.threshold, sae_cfg.kind) {
+            (Some(theta), SaeKind::JumpRelu) => Some(var(&theta.to_dtype(DType::F32)?.log()?)?),
+            (None, SaeKind::JumpRelu) => anyhow::bail!("a jumprelu SAE needs its thresholds"),
+            _ => None,
+        };
+        if let Some(log_threshold) = &log_threshold {
+            params.push(("log_threshold", log_threshold.clone()));
+        }
         let adam = Adam::new(params, cfg.beta1, cfg.beta2, cfg.eps)?;
         let d_sae = sae_cfg.d_sae;
         Ok(Self {
@@ -105,20 +126,29 @@ impl Trainer {
             w_dec,
             b_dec,
             threshold: 0.0,
+            log_threshold,
             batches_inactive: vec![0; d_sae],
             adam,
             step: 0,
         })
     }
 
-    /// The current SAE (θ written on every feature for the threshold kinds).
+    /// JumpReLU's thresholds `θ = exp(log θ)` `[d_sae]`, differentiable.
+    pub fn jumprelu_threshold(&self) -> Option<candle_core::Result<Tensor>> {
+        self.log_threshold.as_ref().map(|t| t.as_tensor().exp())
+    }
+
+    /// The current SAE (BatchTopK's θ written on every feature; JumpReLU's own thresholds).
     pub fn sae(&self) -> Result<Sae> {
-        let threshold = self
-            .sae_cfg
-            .kind
-            .has_threshold()
-            .then(|| Tensor::full(self.threshold, self.sae_cfg.d_sae, self.w_dec.device()))
-            .transpose()?;
+        let threshold = match self.jumprelu_threshold() {
+            Some(theta) => Some(theta?.detach()),
+            None => self
+                .sae_cfg
+                .kind
+                .has_threshold()
+                .then(|| Tensor::full(self.threshold, self.sae_cfg.d_sae, self.w_dec.device()))
+                .transpose()?,
+        };
         let weights = SaeWeights {
             w_enc: self.w_enc.as_tensor().clone(),
             b_enc: self.b_enc.as_tensor().clone(),
@@ -160,16 +190,21 @@ impl Trainer {
         self.step += 1;
         let scalar =
             |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+        let threshold = match self.jumprelu_threshold() {
+            Some(theta) => theta?.mean_all()?.to_scalar::<f32>()?,
+            None => self.threshold,
+        };
         Ok(StepStats {
             loss,
             mse: scalar(&forward.mse)?,
             fvu: scalar(&fvu(&target, &forward.x_hat)?)?,
             aux_loss: scalar(&forward.aux)?,
             l1_loss: scalar(&forward.l1)?,
+            l0_loss: scalar(&forward.l0)?,
             l0: forward.active.len() as f64 / forward.active.n as f64,
             dead: self.dead_latents().len(),
             lr,
-            threshold: self.threshold,
+            threshold,
         })
     }
 
@@ -195,6 +230,9 @@ impl Trainer {
         let encoded =
             loss::Encoded::new(xs, self.w_enc.as_tensor(), self.b_enc.as_tensor(), &b_in)?;
         let pre = &encoded.pre; // [B, d_sae]
+        if self.sae_cfg.kind == SaeKind::JumpRelu {
+            return self.forward_jumprelu(xs, &encoded);
+        }
         let k = self.sae_cfg.k.unwrap_or(self.sae_cfg.d_sae);
         let active = loss::select(self.sae_cfg.kind, pre, k)?;
         let values = encoded.values(&active)?; // [active]
@@ -226,10 +264,43 @@ impl Trainer {
             mse,
             aux,
             l1,
+            l0: loss::zero(DType::F32, xs.device())?,
             x_hat: x_hat.detach(),
             active,
             aux_active,
             batches_inactive,
+        })
+    }
+
+    /// JumpReLU's forward (`train::jumprelu`): the support — pairs above `θ − ε/2` — is
+    /// encoded and decoded sparsely; MSE plus the warmed-up L0 penalty. No aux-K: the
+    /// thresholds, not a top-k, decide which latents fire.
+    fn forward_jumprelu(&self, xs: &Tensor, encoded: &loss::Encoded) -> Result<Forward> {
+        let (w_dec, b_dec) = (self.w_dec.as_tensor(), self.b_dec.as_tensor());
+        let theta = self
+            .jumprelu_threshold()
+            .expect("a jumprelu trainer has thresholds")?; // [d_sae]
+        let bandwidth = self.cfg.jumprelu_bandwidth;
+        let support = jumprelu::select(&encoded.pre, &theta.to_vec1()?, bandwidth as f32)?;
+        let feats = Tensor::from_slice(&support.set.feats, support.set.len(), theta.device())?;
+        let theta_s = theta.index_select(&feats, 0)?; // [support]
+        let z = encoded.values(&support.set)?; // [support]
+        let acts = jumprelu::activations(&z, &theta_s, &support, bandwidth)?;
+        let x_hat = loss::decode_active(w_dec, &support.set, &acts)?.broadcast_add(b_dec)?;
+        let mse = loss::mse(&x_hat, xs)?;
+        let coefficient = jumprelu::coefficient(&self.cfg, self.step, self.sae_cfg.d_in);
+        let l0 = jumprelu::l0_penalty(&theta_s, &support, bandwidth, coefficient)?;
+        let active = support.active();
+        Ok(Forward {
+            loss: (&mse + &l0)?,
+            mse,
+            aux: loss::zero(DType::F32, xs.device())?,
+            l1: loss::zero(DType::F32, xs.device())?,
+            l0,
+            x_hat: x_hat.detach(),
+            batches_inactive: count_inactive(&self.batches_inactive, &active),
+            active,
+            aux_active: ActiveSet::default(),
         })
     }
 
@@ -259,7 +330,8 @@ impl Trainer {
     /// Backward, clipping, the decoder-row projection, Adam, and the row renormalisation.
     fn update(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
         let grads = loss.backward()?;
-        let vars = [&self.w_enc, &self.b_enc, &self.w_dec, &self.b_dec];
+        let mut vars = vec![&self.w_enc, &self.b_enc, &self.w_dec, &self.b_dec];
+        vars.extend(&self.log_threshold);
         let mut gs = vars
             .iter()
             .map(|v| match grads.get(v.as_tensor()) {
@@ -292,6 +364,7 @@ pub(crate) struct Forward {
     pub(crate) mse: Tensor,
     pub(crate) aux: Tensor,
     pub(crate) l1: Tensor,
+    pub(crate) l0: Tensor,
     /// Detached reconstruction `[B, d_in]` in the normalized space.
     pub(crate) x_hat: Tensor,
     pub(crate) active: ActiveSet,

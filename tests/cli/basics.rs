@@ -98,3 +98,69 @@ fn train_without_a_run_folder_is_a_usage_error() {
     );
     assert!(stderr(&output).contains("--out"), "{}", stderr(&output));
 }
+
+/// Issue 7 §1: in a build without CUDA, `--device cuda` is one clear error line (before any
+/// input is read), and `--device auto` (the default) runs on the CPU with a note on stderr.
+#[test]
+fn device_cuda_without_cuda_support_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return; // a CUDA build opens the GPU or fails on the machine's own terms
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-cache");
+    let out = dir.path().join("run");
+    let (missing, out) = (missing.to_str().unwrap(), out.to_str().unwrap());
+    for command in ["train", "cache"] {
+        let mut args = vec![command, "--device", "cuda", "--out", out];
+        if command == "train" {
+            args.extend(["--activations", missing]);
+        } else {
+            let corpus = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/corpus/tiny.txt"
+            );
+            let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gemma2");
+            args.extend(["--model", model, "--hook", "blocks.0.hook_resid_post"]);
+            args.extend(["--dataset", corpus, "--num-tokens", "64"]);
+        }
+        let output = saectl(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{command}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{command}: {err}");
+        assert!(
+            err.starts_with("error: this saectl was built without CUDA support"),
+            "{command}: {err}"
+        );
+    }
+    let output = saectl(&["train", "--activations", missing, "--out", out]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let mut lines = err.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("note: this build has no GPU support"),
+        "{err}"
+    );
+    assert!(lines.next().unwrap().starts_with("error: "), "{err}");
+}
+
+#[test]
+fn train_help_lists_jumprelu_and_its_keys() {
+    let text = String::from_utf8_lossy(&saectl(&["train", "--help"]).stdout).into_owned();
+    for needle in [
+        "jumprelu",
+        "--l0-coefficient",
+        "--l0-warm-up-steps",
+        "--jumprelu-bandwidth",
+        "--jumprelu-init-threshold",
+    ] {
+        assert!(text.contains(needle), "train --help lacks {needle}");
+    }
+}

@@ -166,8 +166,18 @@ fn collecting_from_a_cache_equals_brute_force() {
         &out,
         &["--activations", cache_dir.to_str().unwrap()],
     ));
-    let folder = SamplesFolder::load(&out).unwrap();
-    let expected = brute_force(&cache_dir, &sae);
+    let compared = assert_matches_brute_force(&out, &cache_dir, &sae);
+    assert!(
+        compared > D_SAE,
+        "too few samples to mean anything: {compared}"
+    );
+    assert!(out.join("collector_state.safetensors").is_file());
+}
+
+/// The samples folder `out` holds what [`brute_force`] finds; returns the samples compared.
+pub fn assert_matches_brute_force(out: &Path, cache_dir: &Path, sae: &Sae) -> usize {
+    let folder = SamplesFolder::load(out).unwrap();
+    let expected = brute_force(cache_dir, sae);
     let mut compared = 0;
     for (f, want) in expected.iter().enumerate() {
         let got: Vec<(f32, u64, u32)> = folder
@@ -187,11 +197,7 @@ fn collecting_from_a_cache_equals_brute_force() {
         }
         compared += got.len();
     }
-    assert!(
-        compared > D_SAE,
-        "too few samples to mean anything: {compared}"
-    );
-    assert!(out.join("collector_state.safetensors").is_file());
+    compared
 }
 
 #[test]

@@ -9,3 +9,4 @@ mod demo;
 mod logit_effects;
 mod merge;
 mod train;
+mod train_jumprelu;

@@ -39,6 +39,14 @@ fn check_gradients(kind: SaeKind, aux_penalty: f64) {
     if kind == SaeKind::Matryoshka {
         cfg.group_sizes = vec![4, 8];
     }
+    if kind == SaeKind::JumpRelu {
+        // With the firing set fixed the L0 term is constant: only MSE moves these entries.
+        cfg.l1_coeff = 0.0;
+        cfg.l0_coefficient = 0.5;
+        cfg.l0_warm_up_steps = 0;
+        cfg.jumprelu_init_threshold = 0.1;
+        cfg.jumprelu_bandwidth = 0.05;
+    }
     let trainer = Trainer::new(cfg, 6, &Device::Cpu).unwrap();
     let mut rng = SplitMix64(3);
     for var in [&trainer.b_enc, &trainer.b_dec] {
@@ -103,8 +111,10 @@ fn gradients_match_finite_differences() {
         check_gradients(kind, 0.0);
         check_gradients(kind, 0.5);
     }
-    // ReLU SAEs have no aux-K.
+    // ReLU and JumpReLU SAEs have no aux-K; JumpReLU's threshold gradient, a pseudo-derivative,
+    // is checked against its formula in `tests::jumprelu`.
     check_gradients(SaeKind::Relu, 0.0);
+    check_gradients(SaeKind::JumpRelu, 0.0);
 }
 
 /// The CPU kernel and the candle-op path (gather and dense) give the same decoding and the

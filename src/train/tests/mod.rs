@@ -1,9 +1,9 @@
 //! Training tests: gradients against finite differences and the CPU kernels against candle's
 //! ops ([`gradients`]), ground-truth dictionary recovery and step throughput
-//! ([`ground_truth`]), and whole runs — resume equals uninterrupted, the batch stream, the
-//! errors users hit ([`runs`]); on the tiny Gemma-2 fixture, training live and transcoders
-//! ([`live`]) and the loss-recovered evaluation ([`eval`]). This file holds the shared
-//! fixtures.
+//! ([`ground_truth`]), JumpReLU's pseudo-derivatives and checkpoints ([`jumprelu`]), and whole
+//! runs — resume equals uninterrupted, the batch stream, the errors users hit ([`runs`]); on the
+//! tiny Gemma-2 fixture, training live and transcoders ([`live`]) and the loss-recovered
+//! evaluation ([`eval`]). This file holds the shared fixtures.
 
 use std::path::Path;
 
@@ -16,6 +16,7 @@ use crate::sae::{SaeKind, SplitMix64};
 mod eval;
 mod gradients;
 mod ground_truth;
+mod jumprelu;
 mod live;
 mod runs;
 

@@ -8,9 +8,24 @@ use super::*;
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = tiny_cache(dir.path());
-    let cfg = TrainConfig {
+    check_resume(resume_config());
+}
+
+/// JumpReLU's learnt log-thresholds and their Adam moments resume exactly too, mid warm-up.
+#[test]
+fn resumed_jumprelu_run_equals_uninterrupted_run() {
+    check_resume(TrainConfig {
+        sae_type: SaeKind::JumpRelu,
+        l0_coefficient: 0.5,
+        l0_warm_up_steps: 15,
+        jumprelu_bandwidth: 0.05,
+        jumprelu_init_threshold: 0.05,
+        ..resume_config()
+    });
+}
+
+fn resume_config() -> TrainConfig {
+    TrainConfig {
         dict_size: 32,
         top_k: 2,
         top_k_aux: 4,
@@ -25,7 +40,12 @@ fn resumed_run_equals_uninterrupted_run() {
         num_batches_in_buffer: 1, // 128-token groups: several per epoch
         n_batches_to_dead: 2,
         ..TrainConfig::default()
-    };
+    }
+}
+
+fn check_resume(cfg: TrainConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tiny_cache(dir.path());
     let full = dir.path().join("full");
     let summary = train(&cache, &full, cfg, &Device::Cpu, &mut |_| {}).unwrap();
     assert_eq!(summary.steps, 30);
