@@ -25,7 +25,14 @@ pub mod train;
 /// Sparse-autoencoder interpretability: train SAEs on a language model's residual stream,
 /// collect the text that makes each feature fire, and turn it into reports.
 #[derive(Debug, Parser)]
-#[command(name = "saectl", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "saectl",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "New here? `saectl demo` runs the whole pipeline on the embedded model in about a minute."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -33,6 +40,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole pipeline on the embedded tiny model and a planted-concept corpus, in a minute.
+    Demo(demo::DemoArgs),
     /// Train a sparse autoencoder (or transcoder) on a model's residual stream.
     Train(Box<train::TrainArgs>),
     /// Run an SAE checkpoint over text and keep each feature's top-activating samples.
@@ -45,8 +54,6 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
     Merge(merge::MergeArgs),
-    /// The whole pipeline on the embedded tiny model and a planted-concept corpus, in a minute.
-    Demo(demo::DemoArgs),
 }
 
 /// Entry point of the binary.

@@ -6,6 +6,7 @@ mod basics;
 mod cache;
 mod collect;
 mod demo;
+mod docs;
 mod logit_effects;
 mod merge;
 mod train;

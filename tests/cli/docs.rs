@@ -1,0 +1,53 @@
+//! docs/cli.md is the `--help` of every command, so the reference cannot drift from the binary.
+//! On a mismatch the test fails with the command to regenerate the file:
+//! `UPDATE_DOCS=1 cargo test --test cli docs`.
+
+use std::process::Command;
+
+const COMMANDS: [&str; 7] = [
+    "demo", "train", "collect", "analyze", "report", "cache", "merge",
+];
+
+fn help(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
+        .args(args)
+        .arg("--help")
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "saectl {args:?} --help failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn expected() -> String {
+    let mut doc = String::from(
+        "# Command-line reference\n\n\
+         Every command's `--help`, as the binary prints it (generated; a test keeps it in \
+         sync: `UPDATE_DOCS=1 cargo test --test cli docs` rewrites it). The guides are the \
+         other files of docs/: demo.md, train.md, collect.md, analysis.md, cache.md.\n\n\
+         ## saectl\n\n```text\n",
+    );
+    doc.push_str(&help(&[]));
+    doc.push_str("```\n");
+    for command in COMMANDS {
+        doc.push_str(&format!("\n## saectl {command}\n\n```text\n"));
+        doc.push_str(&help(&[command]));
+        doc.push_str("```\n");
+    }
+    doc
+}
+
+#[test]
+fn docs_cli_md_is_the_help_of_every_command() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md");
+    let expected = expected();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, &expected).unwrap();
+    }
+    let actual = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/cli.md is out of date with `saectl --help`; regenerate it with \
+         `UPDATE_DOCS=1 cargo test --test cli docs`"
+    );
+}
