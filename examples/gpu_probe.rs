@@ -8,6 +8,10 @@
 //! - `topk`: the device top-k selections (`sae::topk::topk_rows`, `batch_topk`) at SAE widths
 //!   where candle's `arg_sort` fails on CUDA (> 8192 columns), checked against the exact host
 //!   versions, and timed.
+//! - `select`: training's selections (`train::loss::select`, `train::jumprelu::select`) and the
+//!   collector's CSR (`SparseActs::from_dense`) on the device — which never copy the dense
+//!   `[tokens, d_sae]` matrix — against the host path they replace (copy, then select on the
+//!   CPU): identical active sets, and both timed, with the bare dense copy for scale.
 //!
 //! It runs on the CPU too (the kit's local smoke test); built with `--features cuda` by
 //! `scripts/build-cuda.sh`, it is what the kit carries to the GPU machine beside `saectl`.
@@ -25,6 +29,8 @@ use saectl::model::{
     LoadOptions, ModelSource,
 };
 use saectl::sae::topk::{batch_topk, batch_topk_host, topk_rows, topk_rows_host};
+use saectl::sae::{SaeKind, SparseActs};
+use saectl::train::{jumprelu, loss};
 use saectl::util::rng::SplitMix64;
 use serde_json::json;
 
@@ -64,6 +70,19 @@ enum Command {
     },
     /// Device top-k against the host's exact top-k at the given widths.
     Topk {
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
+        d_sae: Vec<usize>,
+        #[arg(long, default_value_t = 4096)]
+        tokens: usize,
+        #[arg(long, default_value_t = 32)]
+        k: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+    },
+    /// Training's and the collector's selections on the device against the host path.
+    Select {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
@@ -118,6 +137,21 @@ fn main() -> Result<()> {
             let device = resolve_device(device)?.device;
             for d in d_sae {
                 println!("{}", topk_case(&device, tokens, d, k, iters)?);
+            }
+            Ok(())
+        }
+        Command::Select {
+            device,
+            d_sae,
+            tokens,
+            k,
+            iters,
+        } => {
+            let device = resolve_device(device)?.device;
+            for d in d_sae {
+                for what in ["batchtopk", "topk", "relu", "jumprelu", "collect"] {
+                    println!("{}", select_case(&device, what, tokens, d, k, iters)?);
+                }
             }
             Ok(())
         }
@@ -263,17 +297,7 @@ fn topk_case(
     let mut rng = SplitMix64(d as u64);
     let data: Vec<f32> = (0..n * d).map(|_| rng.uniform_sym()).collect();
     let xs = Tensor::from_vec(data.clone(), (n, d), device)?;
-    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
-        let mut times = Vec::with_capacity(iters.max(1));
-        for _ in 0..iters.max(1) {
-            let start = Instant::now();
-            f()?;
-            device.synchronize()?;
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
-        Ok(times[times.len() / 2])
-    };
+    let time = |f: &dyn Fn() -> Result<()>| median_ms(device, iters, f);
     // Row top-k: the values must be exactly the host's; every index must point at its value.
     let (values, indices) = topk_rows(&xs, k)?;
     let values = values.flatten_all()?.to_vec1::<f32>()?;
@@ -312,5 +336,82 @@ fn topk_case(
         "batch_topk_kept": kept_count,
         "batch_topk_expected": k_total,
         "batch_topk_ms": batch_ms,
+    }))
+}
+
+/// Median wall time of `f` in milliseconds over `iters` runs, the device synchronised.
+fn median_ms(device: &Device, iters: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
+    let mut times = Vec::with_capacity(iters.max(1));
+    for _ in 0..iters.max(1) {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// One selection at one width: the device path (no dense copy) against the host path (copy the
+/// pre-activations, select on the CPU): the same active set, and both times. Pre-activations
+/// are uniform in (−1, 1) for the top-k kinds (half positive: the bisection's worst case) and
+/// shifted to ~0.5% above threshold for the threshold kinds (an L0 of ~80 at 16k).
+fn select_case(
+    device: &Device,
+    what: &str,
+    n: usize,
+    d: usize,
+    k: usize,
+    iters: usize,
+) -> Result<serde_json::Value> {
+    let mut rng = SplitMix64(7 + d as u64);
+    let shift = if matches!(what, "relu" | "collect") {
+        0.99
+    } else {
+        0.0
+    };
+    let data: Vec<f32> = (0..n * d).map(|_| rng.uniform_sym() - shift).collect();
+    let theta = vec![0.99f32; d];
+    let on_device = Tensor::from_vec(data.clone(), (n, d), device)?;
+    let select = |pre: &Tensor| -> Result<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+        let set = match what {
+            "batchtopk" => loss::select(SaeKind::BatchTopK, pre, k)?,
+            "topk" => loss::select(SaeKind::TopK, pre, k)?,
+            "relu" => loss::select(SaeKind::Relu, pre, k)?,
+            "jumprelu" => jumprelu::select(pre, &theta, 0.001)?.set,
+            _ => {
+                let csr = SparseActs::from_dense(pre)?;
+                let rows = csr.offsets.windows(2).enumerate();
+                let rows = rows.flat_map(|(r, w)| std::iter::repeat_n(r as u32, w[1] - w[0]));
+                return Ok((rows.collect(), csr.indices, csr.values));
+            }
+        };
+        Ok((set.rows, set.feats, set.values))
+    };
+    let host_path = || -> Result<_> {
+        let copied = on_device.to_device(&Device::Cpu)?;
+        select(&copied)
+    };
+    let got = select(&on_device)?;
+    let equal = got == host_path()?;
+    let device_ms = median_ms(device, iters, &|| select(&on_device).map(|_| ()))?;
+    let host_ms = median_ms(device, iters, &|| host_path().map(|_| ()))?;
+    let copy_ms = median_ms(device, iters, &|| {
+        on_device.flatten_all()?.to_vec1::<f32>().map(|_| ())?;
+        Ok(())
+    })?;
+    Ok(json!({
+        "what": "select",
+        "selection": what,
+        "device": device_label(device),
+        "tokens": n,
+        "d_sae": d,
+        "k": k,
+        "active": got.0.len(),
+        "equal_to_host": equal,
+        "device_ms": device_ms,
+        "host_path_ms": host_ms,
+        "dense_copy_ms": copy_ms,
+        "dense_bytes": 4 * n * d,
     }))
 }

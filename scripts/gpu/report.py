@@ -78,6 +78,12 @@ def checks(results):
                      f"{fmt(case['row_topk_ok'] and case['batch_topk_ok'])} | "
                      f"row {fmt(case['row_topk_ms'])} ms, batch {fmt(case['batch_topk_ms'])} ms "
                      f"({case['batch_topk_kept']} kept of {case['batch_topk_expected']}) | exact |")
+    for case in results.get("select_probe", {}).get("cases", []):
+        lines.append(f"| {case['selection']} selection on {case['device']}, {case['tokens']} × "
+                     f"{case['d_sae']}, k {case['k']} | {fmt(case['equal_to_host'])} | "
+                     f"device {fmt(case['device_ms'])} ms vs copy + host {fmt(case['host_path_ms'])} ms "
+                     f"(dense copy alone {fmt(case['dense_copy_ms'])} ms), {case['active']} active | "
+                     f"same active set |")
     return "\n".join(lines) + "\n"
 
 

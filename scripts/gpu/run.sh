@@ -12,8 +12,10 @@
 #   parity   tiny Gemma-2: every hook point on the device (f32, bf16) and the CPU against
 #            Hugging Face's reference; `cache` and `collect` device vs CPU (f32 tight, bf16
 #            documented tolerance)
-#   topk     row / batch top-k on the device vs the host at d_sae 16384 and 65536; BatchTopK and
-#            TopK training steps and a 65536-latent TopK collection, device vs CPU
+#   topk     row / batch top-k on the device vs the host at d_sae 16384 and 65536; training's
+#            and the collector's selections without the dense copy vs the host path (same active
+#            sets, times); BatchTopK and TopK training steps and a 65536-latent TopK
+#            collection, device vs CPU
 #   forward  forward to blocks.12.hook_resid_post, bf16, seq 128: saectl vs transformers (same
 #            device, same run), and their activations on the same ids
 #   collect  `saectl collect` at layer 12 with a random 16k TopK SAE (k 32): tokens/s, time split
@@ -227,6 +229,14 @@ stage_topk() {
     timed topk_probe "$PROBE" topk --device "$DEVICE" --d-sae 16384,65536 --tokens 4096 --k 32 > /dev/null
     python3 -c 'import json,sys; print(json.dumps({"cases": [json.loads(l) for l in open(sys.argv[1]) if l.strip()]}))' \
         "$LOGS/topk_probe.out" | record topk_probe
+    # Training's and the collector's selections without the dense copy, against the host path
+    # (fewer tokens in the CPU smoke test, where both paths are the host's).
+    local tokens=4096
+    [ "$DEVICE" = cpu ] && tokens=256
+    timed select_probe "$PROBE" select --device "$DEVICE" --d-sae 16384,65536 --tokens "$tokens" \
+        --k 32 --iters 3 > /dev/null
+    python3 -c 'import json,sys; print(json.dumps({"cases": [json.loads(l) for l in open(sys.argv[1]) if l.strip()]}))' \
+        "$LOGS/select_probe.out" | record select_probe
     ensure_model && ensure_corpus && small_cache || return 1
     local cache=$WORK/cache_small
     for kind in batchtopk topk; do

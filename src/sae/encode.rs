@@ -17,8 +17,10 @@ use anyhow::{bail, Result as AnyResult};
 use candle_core::{Result, Tensor};
 
 use super::config::{Normalization, SaeConfig, SaeKind};
+use super::extract::device_path;
 use super::sparse::SparseActs;
 use super::topk::topk_rows;
+use super::topk_sparse::topk_rows_sparse;
 use super::weights::SaeWeights;
 
 /// An SAE ready to run: a validated config and weights of matching shapes.
@@ -148,6 +150,9 @@ impl Sae {
         let pre = self.pre_activations(&xs)?;
         let d_sae = self.config.d_sae;
         if self.config.kind == SaeKind::TopK {
+            if device_path(pre.device()) {
+                return topk_rows_sparse(&pre, self.k()); // ties as on the CPU
+            }
             let (values, indices) = topk_rows(&pre, self.k())?; // [n, k] each
             return SparseActs::from_topk(&values.relu()?, &indices, d_sae);
         }

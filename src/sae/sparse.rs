@@ -2,21 +2,23 @@
 //!
 //! Getting there without moving the dense `[n, d_sae]` matrix off a GPU:
 //! - TopK: the `k` values and indices per token are selected on the device
-//!   ([`super::topk::topk_rows`]); only `2·n·k·4` bytes cross to the host.
+//!   ([`super::topk_sparse::topk_rows_sparse`], exact, ties to the lower index as on the CPU);
+//!   only `2·n·k·4` bytes cross to the host (plus `n·4` of counts).
 //! - Threshold encoders (ReLU, JumpReLU, BatchTopK, Matryoshka): the number of active latents
-//!   per token is data-dependent. One pass counts the non-zeros per token on the device (`n·4`
-//!   bytes to the host); with `m` the largest count, the top `m` of every row are selected on the
-//!   device and copied (`2·n·m·4` bytes). When that would not be smaller than the dense matrix
-//!   (`2·m ≥ d_sae`), or `m` is too large for the device top-k (`2·m > BLOCK`), the dense
-//!   matrix is copied instead. Typical SAEs (L0 ≈ 20–100 of 16k) copy ~1% of the dense bytes.
+//!   per token is data-dependent. [`super::extract`] counts the non-zeros per token on the
+//!   device (`n·4` bytes to the host); with `m` the largest count among tokens that have at
+//!   most 512 (and fewer than `d_sae / 2`), the top `m` of every row are selected on the device
+//!   and copied (`2·n·m·4` bytes); the few tokens above that are copied densely, and when that
+//!   would not be smaller than the dense matrix, the dense matrix is copied instead. Typical
+//!   SAEs (L0 ≈ 20–100 of 16k) copy ~1% of the dense bytes.
 //! - On the CPU the dense matrix is already in host memory: it is scanned once (`n·d_sae` reads).
 //!
-//! Within a token, pairs are ordered by decreasing value (device paths) or increasing feature
-//! index (dense scans); consumers must not rely on either. Zeros are never stored.
+//! Within a token, pairs are ordered by increasing feature index, except for TopK (decreasing
+//! value); consumers must not rely on either. Zeros are never stored.
 
 use candle_core::{DType, Result, Tensor};
 
-use super::topk::{topk_rows, BLOCK};
+use super::extract::{as_mask, device_path, extract, scan_rows};
 use crate::collect::FeatureActivations;
 
 /// CSR activations: token `t` has `indices[offsets[t]..offsets[t+1]]` and the same `values`.
@@ -80,42 +82,34 @@ impl SparseActs {
     /// From dense activations `acts [n, d_sae]` (≥ 0) on any device; see the module docs.
     pub fn from_dense(acts: &Tensor) -> Result<Self> {
         let (n, d_sae) = acts.dims2()?;
-        if !acts.device().is_cpu() {
-            let counts = acts
-                .gt(0.0)?
-                .to_dtype(DType::U32)?
-                .sum(1)?
-                .to_vec1::<u32>()?; // [n]
-            let m = counts.iter().copied().max().unwrap_or(0) as usize;
-            if m == 0 {
-                return Ok(Self {
-                    offsets: vec![0; n + 1],
-                    d_sae,
-                    ..Self::default()
-                });
-            }
-            if 2 * m < d_sae && 2 * m <= BLOCK {
-                let (values, indices) = topk_rows(acts, m)?;
-                return Self::from_topk(&values, &indices, d_sae);
-            }
+        let acts = acts.to_dtype(DType::F32)?;
+        let positive = |_: usize, v: f32| v > 0.0;
+        if device_path(acts.device()) {
+            let mask = as_mask(&acts.gt(0f32)?)?;
+            return extract(&mask, &acts, None, &positive);
         }
-        let dense = acts.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self::from_dense_host(&dense, d_sae))
+        let dense = acts.flatten_all()?.to_vec1::<f32>()?;
+        Ok(scan_rows(&dense, n, d_sae, &positive))
     }
 
     /// Scans a row-major host matrix `[n, d_sae]`, keeping the positive entries.
     pub fn from_dense_host(dense: &[f32], d_sae: usize) -> Self {
-        let mut out = Self::with_capacity(0, d_sae);
-        for row in dense.chunks_exact(d_sae) {
-            for (i, &v) in (0u32..).zip(row) {
-                if v > 0.0 {
-                    out.indices.push(i);
-                    out.values.push(v);
-                }
-            }
-            out.offsets.push(out.values.len());
+        let n = dense.len() / d_sae.max(1);
+        scan_rows(dense, n, d_sae, &|_, v| v > 0.0)
+    }
+
+    /// No tokens yet.
+    pub(crate) fn empty(d_sae: usize) -> Self {
+        Self::with_capacity(0, d_sae)
+    }
+
+    /// Appends one token with these `(feature, value)` pairs.
+    pub(crate) fn push_row(&mut self, pairs: impl IntoIterator<Item = (u32, f32)>) {
+        for (feature, value) in pairs {
+            self.indices.push(feature);
+            self.values.push(value);
         }
-        out
+        self.offsets.push(self.values.len());
     }
 
     fn with_capacity(nnz: usize, d_sae: usize) -> Self {

@@ -65,7 +65,42 @@ fn check_reference(path: &Path, name: &str, kind: SaeKind) -> (f32, f32) {
     let sparse = sae.encode_sparse(x).unwrap();
     assert_eq!(sparse.to_dense(), flat(&acts), "{name}: CSR ≠ dense");
     assert_eq!(sparse.num_tokens(), 16);
+    assert_eq!(device_csr(&sae, x), sparse, "{name}: device CSR ≠ host CSR");
     (acts_err, recon_err)
+}
+
+/// `encode_sparse` through the device method (forced on the CPU, device ties reversed).
+fn device_csr(sae: &Sae, x: &Tensor) -> SparseActs {
+    let _forced = extract::ForceDevicePath::with_reversed_ties();
+    sae.encode_sparse(x).unwrap()
+}
+
+/// The collector's CSR through the device method equals the host's at SAE widths, for every
+/// architecture, with sparse and (young ReLU) half-dense activations.
+#[test]
+fn encode_sparse_on_the_device_path_equals_the_host_at_16k() {
+    let mut rng = SplitMix64(21);
+    let (d_in, d_sae, n) = (8, 16384, 5);
+    let xs: Vec<f32> = (0..n * d_in).map(|_| rng.uniform_sym()).collect();
+    let xs = Tensor::from_vec(xs, (n, d_in), &Device::Cpu).unwrap();
+    for kind in SaeKind::ALL {
+        let mut cfg = SaeConfig::new(kind, d_in, d_sae, kind.uses_k().then_some(32));
+        if kind == SaeKind::Matryoshka {
+            cfg.group_sizes = vec![4096, 12288];
+        }
+        let mut weights = SaeWeights::init(&cfg, 5, &Device::Cpu).unwrap();
+        if kind.has_threshold() {
+            // About 1% of the latents above θ (pre-activations have a std of ~0.6 here).
+            let theta: Vec<f32> = (0..d_sae).map(|f| 1.4 + (f % 7) as f32 * 0.01).collect();
+            weights.threshold = Some(Tensor::from_vec(theta, d_sae, &Device::Cpu).unwrap());
+        }
+        let sae = Sae::new(cfg, weights).unwrap();
+        let host = sae.encode_sparse(&xs).unwrap();
+        assert_eq!(device_csr(&sae, &xs), host, "{kind}");
+        let active = host.values.len() / n;
+        eprintln!("{kind}: {active} active per token");
+        assert!(active > 0, "{kind}");
+    }
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //!   - GPU: the K-th largest value found by bisection over the order-preserving u32 key of f32
 //!     (at most 32 passes of `count(x ≥ t)` plus a host sync each) — the exact value, not an
 //!     approximation; then `x · (x ≥ t)`. Every value tied with the K-th is kept, so slightly more
-//!     than `K` values survive when there are ties at the cut.
+//!     than `K` values survive when there are ties at the cut. (Training does not use this dense
+//!     form: [`super::topk_sparse`] extracts the selected pairs and settles ties exactly.)
 //!
 //! Measured CPU cost (`cargo bench --bench topk`) is in `docs/sae.md`.
 
@@ -81,6 +82,10 @@ pub fn topk_rows_host(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) 
 /// The device method: repeated per-block top-k until one block remains (module docs).
 /// Public to the crate so that tests run it on the CPU too.
 pub(crate) fn topk_rows_blocked(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    #[cfg(test)]
+    if super::extract::reversed_ties() {
+        return topk_rows_blocked_reversed(xs, k);
+    }
     let (n, d) = xs.dims2()?;
     let mut vals = xs.to_dtype(DType::F32)?.contiguous()?; // [n, cols]
     let mut idx: Option<Tensor> = None; // [n, cols] global indices; None: column = index
@@ -100,6 +105,21 @@ pub(crate) fn topk_rows_blocked(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor
         None => order,
     };
     debug_assert_eq!(values.dims(), &[n, k]);
+    Ok((values, indices))
+}
+
+/// [`topk_rows_blocked`] on the columns in reverse order, indices mapped back: candle's stable
+/// CPU sort then breaks ties towards the higher index, as a GPU's sort may (tests).
+#[cfg(test)]
+fn topk_rows_blocked_reversed(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
+    let (n, d) = xs.dims2()?;
+    let reverse = Tensor::from_vec((0..d as u32).rev().collect::<Vec<_>>(), d, xs.device())?;
+    let flipped = xs.index_select(&reverse, 1)?;
+    let (values, indices) =
+        super::extract::without_reversed_ties(|| topk_rows_blocked(&flipped, k))?;
+    let indices = reverse
+        .index_select(&indices.flatten_all()?, 0)?
+        .reshape((n, k))?;
     Ok((values, indices))
 }
 
@@ -186,13 +206,23 @@ pub(crate) fn batch_topk_bisection(xs: &Tensor, k_total: usize) -> Result<Tensor
     // Compare in f32: a cut rounded to bf16/f16 would no longer be one of the values.
     let flat = xs.flatten_all()?.to_dtype(DType::F32)?;
     let min = flat.min(0)?.to_scalar::<f32>()?;
+    let cut = kth_largest(&flat, k_total, min)?;
+    let keep = flat.ge(cut)?.to_dtype(xs.dtype())?.reshape(xs.shape())?;
+    xs * keep
+}
+
+/// The exact `k_total`-th largest value of the f32 vector `flat`, by bisection over the
+/// order-preserving u32 key: at most 32 passes of `count(x ≥ t)`, each a 4-byte host sync.
+/// `floor` must have `count(x ≥ floor) ≥ k_total` (the minimum, or the smallest positive f32
+/// when more than `k_total` values are positive).
+pub(crate) fn kth_largest(flat: &Tensor, k_total: usize, floor: f32) -> Result<f32> {
     let max = flat.max(0)?.to_scalar::<f32>()?;
     let count_ge = |t: f32| -> Result<usize> {
         let count = flat.ge(t)?.to_dtype(DType::U32)?.sum_all()?;
         Ok(count.to_scalar::<u32>()? as usize)
     };
     // Invariant: count(x ≥ from_key(lo)) ≥ k_total; the answer is the largest such key.
-    let (mut lo, mut hi) = (f32_key(min), f32_key(max));
+    let (mut lo, mut hi) = (f32_key(floor), f32_key(max).max(f32_key(floor)));
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
         if count_ge(key_f32(mid))? >= k_total {
@@ -201,11 +231,7 @@ pub(crate) fn batch_topk_bisection(xs: &Tensor, k_total: usize) -> Result<Tensor
             hi = mid - 1;
         }
     }
-    let keep = flat
-        .ge(key_f32(lo))?
-        .to_dtype(xs.dtype())?
-        .reshape(xs.shape())?;
-    xs * keep
+    Ok(key_f32(lo))
 }
 
 /// Order-preserving map from f32 to u32: `a < b` ⇔ `key(a) < key(b)` for non-NaN values.

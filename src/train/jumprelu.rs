@@ -25,11 +25,16 @@
 //! `detach` on `[support]`-sized vectors, so they run on every device: `θ_s − sg(θ_s)` is 0 in
 //! value and has derivative 1, and multiplying it by a constant puts that constant in θ's
 //! gradient without changing the forward value.
+//!
+//! On a GPU the support is found without copying `z` to the host: the mask `(z − θ)/ε > −½`
+//! (the same f32 operations as [`in_window`], IEEE on CUDA) goes through `sae::extract`, and
+//! the host re-checks every extracted pair with [`in_window`].
 
 use candle_core::{DType, Result, Tensor};
 
 use super::config::TrainConfig;
 use super::loss::ActiveSet;
+use crate::sae::extract::{as_mask, device_path, extract, scan_rows};
 
 /// Whether `z` lies inside the kernel's window around `theta` (`|z − θ| / ε < ½`, strict),
 /// computed as SAELens computes it.
@@ -39,7 +44,7 @@ pub(crate) fn in_window(z: f32, theta: f32, bandwidth: f32) -> bool {
 }
 
 /// The pairs a JumpReLU step touches, row-major, with what the estimators need.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Support {
     /// Pairs that fire or lie in the window; `values` are their pre-activations `z`.
     pub set: ActiveSet,
@@ -74,11 +79,20 @@ pub fn select(pre: &Tensor, theta: &[f32], bandwidth: f32) -> Result<Support> {
     if theta.len() != d_sae {
         candle_core::bail!("{} thresholds for {d_sae} latents", theta.len());
     }
-    let data = pre
-        .detach()
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
+    let z = pre.detach().to_dtype(DType::F32)?; // [n, d_sae]
+                                                // A pair is in the support iff it fires or lies in the window: z > θ makes u > 0, and
+                                                // below θ the window's upper edge cannot bind, so the support is `u > −½`.
+    let in_support = |f: usize, z: f32| z > theta[f] || in_window(z, theta[f], bandwidth);
+    let csr = if device_path(z.device()) {
+        // The same f32 arithmetic as `in_window`, on the device: `(z − θ) / ε > −½`.
+        let device = z.device();
+        let theta_t = Tensor::from_slice(theta, d_sae, device)?;
+        let bandwidth_t = Tensor::from_slice(&[bandwidth], 1, device)?;
+        let u = z.broadcast_sub(&theta_t)?.broadcast_div(&bandwidth_t)?;
+        extract(&as_mask(&u.gt(-0.5f32)?)?, &z, None, &in_support)?
+    } else {
+        scan_rows(&z.flatten_all()?.to_vec1::<f32>()?, n, d_sae, &in_support)
+    };
     let mut support = Support {
         set: ActiveSet {
             n,
@@ -87,16 +101,17 @@ pub fn select(pre: &Tensor, theta: &[f32], bandwidth: f32) -> Result<Support> {
         },
         ..Default::default()
     };
-    for (row, zs) in data.chunks_exact(d_sae).enumerate() {
-        for (f, (&z, &t)) in zs.iter().zip(theta).enumerate() {
-            let (fires, window) = (z > t, in_window(z, t, bandwidth));
-            if fires || window {
-                support.set.rows.push(row as u32);
-                support.set.feats.push(f as u32);
-                support.set.values.push(z);
-                support.fires.push(if fires { 1.0 } else { 0.0 });
-                support.window.push(if window { 1.0 } else { 0.0 });
-            }
+    for (row, pair) in (0u32..).zip(csr.offsets.windows(2)) {
+        for j in pair[0]..pair[1] {
+            let (f, z) = (csr.indices[j], csr.values[j]);
+            let t = theta[f as usize];
+            support.set.rows.push(row);
+            support.set.feats.push(f);
+            support.set.values.push(z);
+            support.fires.push(if z > t { 1.0 } else { 0.0 });
+            support
+                .window
+                .push(if in_window(z, t, bandwidth) { 1.0 } else { 0.0 });
         }
     }
     Ok(support)

@@ -9,16 +9,23 @@
 //! ([`super::sparse_decode`]); elsewhere candle's ops do. When the active set is dense (a young ReLU SAE, a
 //! large aux-K set) the gathered `[active, d_in]` tensor would be bigger than the product's
 //! inputs, and [`decode_active`] falls back to the dense product.
+//!
+//! Selection itself runs on the host on the CPU, where `pre` already is. On a GPU
+//! ([`crate::sae::extract::device_path`]) copying `pre` would cost `4·n·d_sae` bytes per step
+//! (268 MB at 4096 × 16384); the device methods of `sae::topk_sparse` and `sae::extract` move
+//! only the selected pairs and give the same pairs in the same order, ties included.
 
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::sparse_decode::decode_cpu;
 use super::sparse_encode::active_pre_cpu;
+use crate::sae::extract::device_path;
 use crate::sae::topk::topk_rows;
-use crate::sae::SaeKind;
+use crate::sae::topk_sparse::{batch_topk_sparse, topk_rows_sparse};
+use crate::sae::{SaeKind, SparseActs};
 
 /// The latents that fire in a batch of `n` tokens: parallel lists, row-major order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActiveSet {
     pub rows: Vec<u32>,
     pub feats: Vec<u32>,
@@ -77,6 +84,25 @@ impl ActiveSet {
                 set.feats.push((i % d_sae) as u32);
                 set.values.push(x);
             }
+        }
+        set
+    }
+
+    /// The pairs of a host CSR over `d_sae` latents, mapping column `c` to latent `columns[c]`
+    /// (identity when `columns` is `None`); the CSR's order is kept.
+    pub(crate) fn from_csr(csr: &SparseActs, columns: Option<&[u32]>, d_sae: usize) -> Self {
+        let mut set = ActiveSet {
+            n: csr.num_tokens(),
+            d_sae,
+            feats: csr.indices.clone(),
+            values: csr.values.clone(),
+            ..Default::default()
+        };
+        if let Some(columns) = columns {
+            set.feats.iter_mut().for_each(|c| *c = columns[*c as usize]);
+        }
+        for (row, pair) in (0u32..).zip(csr.offsets.windows(2)) {
+            set.rows.extend(std::iter::repeat_n(row, pair[1] - pair[0]));
         }
         set
     }
@@ -148,6 +174,9 @@ pub fn select(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
     if n * d_sae > u32::MAX as usize {
         candle_core::bail!("a batch of {n} tokens × {d_sae} latents is too large to index with u32; lower batch_size");
     }
+    if device_path(pre.device()) {
+        return select_on_device(kind, pre, k);
+    }
     let relu = || pre.detach().relu()?.to_dtype(DType::F32);
     match kind {
         SaeKind::BatchTopK | SaeKind::Matryoshka => {
@@ -170,6 +199,20 @@ pub fn select(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
         // Its selection needs the thresholds and returns more than an active set.
         SaeKind::JumpRelu => candle_core::bail!("jumprelu selects with train::jumprelu::select"),
     }
+}
+
+/// [`select`] without copying `pre` to the host (`sae::topk_sparse`, `sae::extract`): the same
+/// pairs in the same order as the host selections, ties included.
+fn select_on_device(kind: SaeKind, pre: &Tensor, k: usize) -> Result<ActiveSet> {
+    let (n, d_sae) = pre.dims2()?;
+    let xs = pre.detach().to_dtype(DType::F32)?;
+    let csr = match kind {
+        SaeKind::BatchTopK | SaeKind::Matryoshka => batch_topk_sparse(&xs, k * n)?,
+        SaeKind::TopK => topk_rows_sparse(&xs, k)?,
+        SaeKind::Relu => SparseActs::from_dense(&xs)?, // keeps the positive entries
+        SaeKind::JumpRelu => candle_core::bail!("jumprelu selects with train::jumprelu::select"),
+    };
+    Ok(ActiveSet::from_csr(&csr, None, d_sae))
 }
 
 /// BatchTopK on the host: the `k_total` largest positive values of a row-major `[n, d_sae]`
@@ -207,6 +250,10 @@ pub fn select_dead(pre: &Tensor, dead: &[u32], k_aux: usize) -> Result<ActiveSet
         .detach()
         .index_select(&dead_idx, 1)?
         .to_dtype(DType::F32)?; // [n, n_dead]
+    if device_path(pre.device()) {
+        let csr = topk_rows_sparse(&pre_dead, k_aux.min(dead.len()))?;
+        return Ok(ActiveSet::from_csr(&csr, Some(dead), d_sae));
+    }
     let (values, indices) = topk_rows(&pre_dead, k_aux.min(dead.len()))?;
     ActiveSet::from_topk(&values, &indices, Some(dead), d_sae)
 }

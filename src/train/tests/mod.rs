@@ -3,7 +3,8 @@
 //! ([`ground_truth`]), JumpReLU's pseudo-derivatives and checkpoints ([`jumprelu`]), and whole
 //! runs — resume equals uninterrupted, the batch stream, the errors users hit ([`runs`]); on the
 //! tiny Gemma-2 fixture, training live and transcoders ([`live`]) and the loss-recovered
-//! evaluation ([`eval`]). This file holds the shared fixtures.
+//! evaluation ([`eval`]); the device selections against the host's, and training through them
+//! ([`device_select`]). This file holds the shared fixtures.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use super::*;
 use crate::data::cache::{CacheDtype, CacheSpec, CacheWriter};
 use crate::sae::{SaeKind, SplitMix64};
 
+mod device_select;
 mod eval;
 mod gradients;
 mod ground_truth;
