@@ -219,8 +219,24 @@ impl TrainArgs {
             defaults.samples_per_feature_to_save,
             &mut cfg.samples_per_feature_to_save,
         );
+        set(
+            collector.interval_count,
+            defaults.interval_count,
+            &mut cfg.interval_count,
+        );
+        set(
+            collector.samples_per_interval,
+            defaults.samples_per_interval,
+            &mut cfg.samples_per_interval,
+        );
         if collector.sample_activation_threshold != defaults.sample_activation_threshold {
             cfg.sample_activation_threshold = collector.sample_activation_threshold;
+        }
+        if save.flags.ultra_rare_density != defaults.ultra_rare_density {
+            cfg.ultra_rare_density = save.flags.ultra_rare_density;
+        }
+        if save.flags.dominant_share != defaults.dominant_share {
+            cfg.dominant_share = save.flags.dominant_share;
         }
         if self.collector.include_special_tokens {
             cfg.exclude_special_tokens = false;

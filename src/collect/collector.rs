@@ -1,4 +1,5 @@
-//! The collector: ingest batches, keep exact per-feature top samples and statistics, merge.
+//! The collector: ingest batches, keep exact per-feature top samples, statistics and the
+//! feature view (activation and position histograms, interval samples, a token sample).
 //!
 //! The hot path is the dense scan. A real SAE's activation matrix is almost all zeros, so the
 //! scan tests 16 values at a time with one branch-free comparison (it vectorises) and only
@@ -7,16 +8,26 @@
 //! best first), then offered to the feature's store. A candidate below the store's current
 //! floor is dropped before it costs anything: it cannot enter, and whatever it would suppress
 //! in deduplication ranks even lower.
+//!
+//! Per activation above the threshold the feature view adds O(1) work: a histogram bin from
+//! the value's bits, a position-bin count, one hash (the activation's sampling priority) and
+//! two compares of its top 32 bits against cached floors (the interval stratum's and the
+//! token sample's). Only the rare activation that passes a floor goes further. Merging and
+//! read-out live in [`super::readout`].
 
-use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
 use super::batch::{FeatureActivations, TokenBatch};
+use super::bins::{
+    activation_bin, position_bin, priority, row_key, ACTIVATION_BINS, POSITION_BINS,
+};
 use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
-use super::format::FeatureStatistics;
-use super::top_samples::{rank_cmp, StoredSample, TopSamples};
+use super::interval_samples::{IntervalSamples, IntervalShape, SampleParts};
+use super::token_sample::TokenSample;
+use super::top_samples::{rank_cmp, TopSamples};
 
 /// Values tested together for "anything interesting?" in the dense path.
 const CHUNK: usize = 64;
@@ -31,7 +42,7 @@ fn above_or_nan(v: f32, floor: f32) -> bool {
     !(v <= floor)
 }
 
-/// A feature's hot state: what a hit in the scan reads and writes, in one cache line (the
+/// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
 /// statistics of 16k features do not stay in L2 while activations stream past).
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
@@ -39,15 +50,33 @@ pub(super) struct FeatureState {
     pub(super) moments: FeatureMoments,
     /// `top[f].floor()` cached: candidates below it cannot enter the store.
     pub(super) admit_floor: f32,
+    /// Top 32 bits of `token_samples[f].floor()`: priorities above cannot enter.
+    pub(super) token_floor_hi: u32,
+    /// Activations above the threshold per position bin (second cache line).
+    pub(super) positions: [u64; POSITION_BINS],
 }
+
+// Two cache lines exactly: the scan prefetches both.
+const _: () = assert!(std::mem::size_of::<FeatureState>() == 128);
 
 impl Default for FeatureState {
     fn default() -> Self {
         Self {
             moments: FeatureMoments::default(),
             admit_floor: f32::NEG_INFINITY,
+            token_floor_hi: u32::MAX,
+            positions: [0; POSITION_BINS],
         }
     }
+}
+
+/// One (feature, activation bin): its count and the cached floor of its interval stratum.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct BinCell {
+    /// Low 32 bits of the count; `Collector::histogram_high` holds the rest.
+    pub(super) count: u32,
+    /// Top 32 bits of the stratum's floor: priorities above cannot enter (0: sampling off).
+    pub(super) floor_hi: u32,
 }
 
 /// Asks the CPU to start loading `value`'s cache line (a hint: no effect on results).
@@ -72,6 +101,22 @@ struct Candidate {
     value: f32,
 }
 
+/// One activation of one sequence that passed its interval stratum's floor.
+#[derive(Clone, Copy, Debug)]
+struct IntervalCandidate {
+    priority: u64,
+    feature: u32,
+    position: u32,
+    value: f32,
+}
+
+/// One token's activations, dense or sparse.
+#[derive(Clone, Copy)]
+enum TokenActivations<'a> {
+    Dense(&'a [f32]),
+    Sparse(&'a [u32], &'a [f32]),
+}
+
 /// Exact per-feature top-k samples and streaming statistics. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Collector {
@@ -79,24 +124,31 @@ pub struct Collector {
     pub(super) d_sae: usize,
     /// `is_special[token]` for token ids up to the largest special id.
     pub(super) is_special: Vec<bool>,
-    /// Per feature: statistics and the store's admission floor, one cache line each.
+    /// Per feature: statistics, admission floors and position counts, two cache lines each.
     pub(super) state: Vec<FeatureState>,
     pub(super) top: Vec<TopSamples>,
+    /// `[d_sae, ACTIVATION_BINS]`: histogram counts and interval floors.
+    pub(super) cells: Vec<BinCell>,
+    /// Cell index → count / 2^32, for the (astronomically rare) counts past `u32::MAX`.
+    pub(super) histogram_high: BTreeMap<usize, u64>,
+    pub(super) intervals: Vec<IntervalSamples>,
+    pub(super) token_samples: Vec<TokenSample>,
+    /// Per feature, activations above the threshold on special tokens.
+    pub(super) special_activations: Vec<u64>,
+    /// Counted tokens per position bin.
+    pub(super) position_tokens: [u64; POSITION_BINS],
     pub(super) tokens_seen: u64,
     pub(super) sequences_seen: u64,
     pub(super) special_tokens_excluded: u64,
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
-    poisoned: Option<String>,
+    pub(super) poisoned: Option<String>,
     candidates: Vec<Candidate>,
+    interval_candidates: Vec<IntervalCandidate>,
     /// Scratch: one token's interesting `(feature, value)` pairs.
     hits: Vec<(u32, f32)>,
-}
-
-/// A feature's statistics and samples, read out of a collector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FeatureSummary {
-    pub statistics: FeatureStatistics,
-    pub samples: Vec<StoredSample>,
+    /// The sequence being scanned ([`row_key`]) and the token being scanned.
+    row_key: u64,
+    current_token: u32,
 }
 
 impl Collector {
@@ -120,19 +172,51 @@ impl Collector {
         }
         let capacity = config.max_samples_per_feature;
         let max_context = 2 * config.context_half_width() + 1;
-        Ok(Self {
+        let mut collector = Self {
             d_sae,
             is_special,
             state: vec![FeatureState::default(); d_sae],
             top: vec![TopSamples::new(capacity, max_context); d_sae],
+            cells: Vec::new(),
+            histogram_high: BTreeMap::new(),
+            intervals: vec![IntervalSamples::default(); d_sae],
+            token_samples: vec![TokenSample::default(); d_sae],
+            special_activations: vec![0; d_sae],
+            position_tokens: [0; POSITION_BINS],
             tokens_seen: 0,
             sequences_seen: 0,
             special_tokens_excluded: 0,
             poisoned: None,
             candidates: Vec::new(),
+            interval_candidates: Vec::new(),
             hits: Vec::new(),
+            row_key: 0,
+            current_token: 0,
             config,
-        })
+        };
+        collector.reset_cells();
+        Ok(collector)
+    }
+
+    /// Empty histograms, and every interval floor open (or shut when sampling is off).
+    pub(super) fn reset_cells(&mut self) {
+        let floor_hi = if self.interval_shape().enabled() {
+            u32::MAX
+        } else {
+            0
+        };
+        let cell = BinCell { count: 0, floor_hi };
+        self.cells = vec![cell; self.d_sae * ACTIVATION_BINS];
+        self.histogram_high.clear();
+    }
+
+    /// The interval stores' dimensions, from the settings.
+    pub(super) fn interval_shape(&self) -> IntervalShape {
+        IntervalShape {
+            intervals: self.config.interval_count,
+            capacity: self.config.samples_per_interval,
+            max_context: 2 * self.config.context_half_width() + 1,
+        }
     }
 
     pub fn config(&self) -> &CollectorConfig {
@@ -197,10 +281,9 @@ impl Collector {
                 // (Blocking by features to keep their statistics in cache was measured 4x
                 // slower: partial rows at a 64 KiB stride defeat the hardware prefetcher.)
                 for row in 0..tokens.batch {
-                    self.ingest_row(tokens, row, |this, token_index, position| {
-                        this.scan_dense(
+                    self.ingest_row(tokens, row, |token_index| {
+                        TokenActivations::Dense(
                             &values[token_index * d_sae..(token_index + 1) * d_sae],
-                            position,
                         )
                     })?;
                 }
@@ -212,9 +295,9 @@ impl Collector {
                 ..
             } => {
                 for row in 0..tokens.batch {
-                    self.ingest_row(tokens, row, |this, token_index, position| {
+                    self.ingest_row(tokens, row, |token_index| {
                         let span = offsets[token_index]..offsets[token_index + 1];
-                        this.scan_sparse(&indices[span.clone()], &values[span], position)
+                        TokenActivations::Sparse(&indices[span.clone()], &values[span])
                     })?;
                 }
             }
@@ -225,15 +308,16 @@ impl Collector {
 
     /// Token counters, once per batch.
     fn count_tokens(&mut self, tokens: &TokenBatch<'_>) {
-        let special = if self.config.exclude_special_tokens {
-            tokens
-                .tokens
-                .iter()
-                .filter(|&&t| self.is_special(t))
-                .count() as u64
-        } else {
-            0
-        };
+        let mut special = 0;
+        for row in 0..tokens.batch {
+            for (position, &token) in tokens.row(row).iter().enumerate() {
+                if self.config.exclude_special_tokens && self.is_special(token) {
+                    special += 1;
+                } else {
+                    self.position_tokens[position_bin(position as u32)] += 1;
+                }
+            }
+        }
         self.special_tokens_excluded += special;
         self.tokens_seen += tokens.num_tokens() as u64 - special;
         self.sequences_seen += tokens.batch as u64;
@@ -243,24 +327,61 @@ impl Collector {
         self.is_special.get(token as usize) == Some(&true)
     }
 
-    /// Scans one sequence with `scan(self, token_index, position)`, then offers its candidates.
-    fn ingest_row<F>(&mut self, tokens: &TokenBatch<'_>, row: usize, mut scan: F) -> Result<()>
+    /// Scans one sequence, `acts(token_index)` giving each token's activations, then offers
+    /// its candidates.
+    fn ingest_row<'a, F>(&mut self, tokens: &TokenBatch<'_>, row: usize, acts: F) -> Result<()>
     where
-        F: FnMut(&mut Self, usize, u32) -> std::result::Result<(), u32>,
+        F: Fn(usize) -> TokenActivations<'a>,
     {
         let sequence_idx = tokens.first_sequence + row as u64;
         let row_tokens = tokens.row(row);
         self.candidates.clear();
+        self.interval_candidates.clear();
+        self.row_key = row_key(sequence_idx);
         for (position, &token) in row_tokens.iter().enumerate() {
-            if self.config.exclude_special_tokens && self.is_special(token) {
-                continue;
+            let token_acts = acts(row * tokens.seq_len + position);
+            if self.is_special(token) {
+                self.count_special(token_acts);
+                if self.config.exclude_special_tokens {
+                    continue;
+                }
             }
-            if let Err(feature) = scan(self, row * tokens.seq_len + position, position as u32) {
+            self.current_token = token;
+            let scanned = match token_acts {
+                TokenActivations::Dense(values) => self.scan_dense(values, position as u32),
+                TokenActivations::Sparse(indices, values) => {
+                    self.scan_sparse(indices, values, position as u32)
+                }
+            };
+            if let Err(feature) = scanned {
                 bail!("activation of feature {feature} is NaN or infinite at sequence {sequence_idx}, position {position}");
             }
         }
         self.offer_candidates(row_tokens, sequence_idx);
+        self.offer_interval_candidates(row_tokens, sequence_idx);
         Ok(())
+    }
+
+    /// Counts a special token's activations above the threshold (BOS-dominated features),
+    /// whether or not the token is otherwise excluded. One special token per sequence or so:
+    /// a plain loop is enough.
+    fn count_special(&mut self, acts: TokenActivations<'_>) {
+        let threshold = self.config.sample_activation_threshold;
+        let counts = &mut self.special_activations;
+        match acts {
+            TokenActivations::Dense(values) => {
+                for (count, &v) in counts.iter_mut().zip(values) {
+                    *count += u64::from(v > threshold && v.is_finite());
+                }
+            }
+            TokenActivations::Sparse(indices, values) => {
+                for (&feature, &v) in indices.iter().zip(values) {
+                    if v > threshold && v > 0.0 && v.is_finite() {
+                        counts[feature as usize] += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// Scans one token's dense activations. `Err(feature)` on a non-finite value.
@@ -313,8 +434,8 @@ impl Collector {
         values: &[f32],
         position: u32,
     ) -> std::result::Result<(), u32> {
-        for &feature in indices {
-            prefetch(&self.state[feature as usize]);
+        for (&feature, &value) in indices.iter().zip(values) {
+            self.prefetch_feature(feature, value);
         }
         for (&feature, &v) in indices.iter().zip(values) {
             // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
@@ -325,18 +446,30 @@ impl Collector {
         Ok(())
     }
 
-    /// Observes one token's hits. Their features' state lines are fetched first, all at
-    /// once, so the cache misses overlap instead of queueing one behind the other (the state
-    /// of 16k features does not stay in cache while activations stream past).
+    /// Observes one token's hits. Their features' state lines and histogram cells are
+    /// fetched first, all at once, so the cache misses overlap instead of queueing one behind
+    /// the other (the state of 16k features does not stay in cache while activations stream
+    /// past).
     #[inline]
     fn observe_all(&mut self, hits: &[(u32, f32)], position: u32) -> std::result::Result<(), u32> {
-        for &(feature, _) in hits {
-            prefetch(&self.state[feature as usize]);
+        for &(feature, value) in hits {
+            self.prefetch_feature(feature, value);
         }
         for &(feature, value) in hits {
             self.observe(feature, value, position)?;
         }
         Ok(())
+    }
+
+    #[inline(always)]
+    fn prefetch_feature(&self, feature: u32, value: f32) {
+        let state = &self.state[feature as usize];
+        prefetch(state);
+        prefetch(&state.positions);
+        let cell = feature as usize * ACTIVATION_BINS + activation_bin(value);
+        if let Some(cell) = self.cells.get(cell) {
+            prefetch(cell);
+        }
     }
 
     #[inline]
@@ -345,20 +478,73 @@ impl Collector {
             return Err(feature);
         }
         let f = feature as usize;
+        let state = &mut self.state[f];
         if value > 0.0 {
-            self.state[f].moments.firing += 1;
+            state.moments.firing += 1;
         }
         if value > self.config.sample_activation_threshold {
-            self.state[f].moments.record(value);
-            if value >= self.state[f].admit_floor {
+            let new_max = state.moments.count == 0 || value > state.moments.max;
+            state.moments.record(value);
+            state.positions[position_bin(position)] += 1;
+            let priority = priority(self.row_key, position, feature);
+            let priority_hi = (priority >> 32) as u32;
+            let token_candidate = priority_hi <= state.token_floor_hi;
+            if value >= state.admit_floor {
                 self.candidates.push(Candidate {
                     feature,
                     position,
                     value,
                 });
             }
+            let index = f * ACTIVATION_BINS + activation_bin(value);
+            let cell = &mut self.cells[index];
+            cell.count = cell.count.wrapping_add(1);
+            let (wrapped, interval_candidate) = (cell.count == 0, priority_hi <= cell.floor_hi);
+            if interval_candidate {
+                self.interval_candidates.push(IntervalCandidate {
+                    priority,
+                    feature,
+                    position,
+                    value,
+                });
+            }
+            if wrapped {
+                *self.histogram_high.entry(index).or_insert(0) += 1;
+            }
+            if token_candidate {
+                self.offer_token(f, priority);
+            }
+            if new_max {
+                self.on_new_max(f);
+            }
         }
         Ok(())
+    }
+
+    /// Offers the current token to the feature's token sample (rare after warm-up).
+    #[cold]
+    fn offer_token(&mut self, f: usize, priority: u64) {
+        let sample = &mut self.token_samples[f];
+        sample.offer(priority, self.current_token);
+        self.state[f].token_floor_hi = (sample.floor() >> 32) as u32;
+    }
+
+    /// A new max may move bins into the first interval: fold their strata.
+    #[cold]
+    fn on_new_max(&mut self, f: usize) {
+        let shape = self.interval_shape();
+        let changed = self.intervals[f].set_max(&shape, self.state[f].moments.max);
+        self.refresh_floors(f, changed);
+    }
+
+    /// Re-caches the interval floors of feature `f`'s bins in `bins`.
+    pub(super) fn refresh_floors(&mut self, f: usize, bins: std::ops::Range<usize>) {
+        let shape = self.interval_shape();
+        let intervals = &self.intervals[f];
+        let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
+        for b in bins {
+            cells[b].floor_hi = (intervals.floor_of_bin(&shape, b) >> 32) as u32;
+        }
     }
 
     /// Deduplicates the sequence's candidates and offers the survivors to their stores.
@@ -424,124 +610,32 @@ impl Collector {
         self.state[f].admit_floor = self.top[f].floor();
     }
 
-    /// Adds everything `other` saw. Exact when the two saw disjoint sequence ranges.
-    pub fn merge(&mut self, other: &Collector) -> Result<()> {
-        if other.d_sae != self.d_sae {
-            bail!(
-                "cannot merge collectors of d_sae {} and {}",
-                self.d_sae,
-                other.d_sae
-            );
+    /// Offers the sequence's interval candidates to their strata (no deduplication: interval
+    /// samples are a uniform draw over every activation).
+    fn offer_interval_candidates(&mut self, row_tokens: &[u32], sequence_idx: u64) {
+        if self.interval_candidates.is_empty() {
+            return;
         }
-        if other.config != self.config {
-            bail!(
-                "cannot merge collectors made with different settings: {:?} vs {:?}",
-                self.config,
-                other.config
-            );
+        let candidates = std::mem::take(&mut self.interval_candidates);
+        let shape = self.interval_shape();
+        let half = self.config.context_half_width();
+        for candidate in &candidates {
+            let f = candidate.feature as usize;
+            let position = candidate.position as usize;
+            let start = position.saturating_sub(half);
+            let end = (position + half + 1).min(row_tokens.len());
+            let parts = SampleParts {
+                activation: candidate.value,
+                sequence_idx,
+                position: candidate.position,
+                previous_token: position.checked_sub(1).map(|p| row_tokens[p]),
+                context: &row_tokens[start..end],
+                context_position: position - start,
+            };
+            let changed = self.intervals[f].offer(&shape, candidate.priority, &parts);
+            self.refresh_floors(f, changed);
         }
-        if other.is_special != self.is_special {
-            bail!("cannot merge collectors that skip different special tokens");
-        }
-        if let Some(reason) = self.poisoned.as_ref().or(other.poisoned.as_ref()) {
-            bail!("cannot merge a collector that failed: {reason}");
-        }
-        for f in 0..self.d_sae {
-            self.state[f].moments.merge(&other.state[f].moments);
-            self.top[f].merge(&other.top[f]);
-            self.state[f].admit_floor = self.top[f].floor();
-        }
-        self.tokens_seen += other.tokens_seen;
-        self.sequences_seen += other.sequences_seen;
-        self.special_tokens_excluded += other.special_tokens_excluded;
-        Ok(())
-    }
-
-    /// Forgets everything seen (settings stay).
-    pub fn clear(&mut self) {
-        self.state
-            .iter_mut()
-            .for_each(|s| *s = FeatureState::default());
-        self.top.iter_mut().for_each(TopSamples::clear);
-        self.tokens_seen = 0;
-        self.sequences_seen = 0;
-        self.special_tokens_excluded = 0;
-        self.poisoned = None;
-    }
-
-    /// Number of samples kept for `feature` (0 for an unknown feature).
-    pub fn num_samples(&self, feature: u32) -> usize {
-        self.top.get(feature as usize).map_or(0, TopSamples::len)
-    }
-
-    /// The feature's kept samples, best first (empty for an unknown feature).
-    pub fn top_samples(&self, feature: u32) -> Vec<StoredSample> {
-        self.top
-            .get(feature as usize)
-            .map_or_else(Vec::new, TopSamples::sorted)
-    }
-
-    /// Statistics of one feature; `None` when `feature >= d_sae`.
-    pub fn statistics(&self, feature: u32) -> Option<FeatureStatistics> {
-        let moments = &self.state.get(feature as usize)?.moments;
-        let density = if self.tokens_seen == 0 {
-            0.0
-        } else {
-            moments.firing as f64 / self.tokens_seen as f64
-        };
-        let (min, max) = if moments.count == 0 {
-            (0.0, 0.0)
-        } else {
-            (moments.min, moments.max)
-        };
-        Some(FeatureStatistics {
-            feature_idx: feature,
-            max_activation: f64::from(max),
-            mean_activation: moments.mean(),
-            num_samples: self.top[feature as usize].len() as u64,
-            activation_count: moments.count,
-            min_activation: f64::from(min),
-            std_activation: moments.std(),
-            firing_count: moments.firing,
-            density,
-            activation_sum: moments.sum,
-            activation_sum_squares: moments.sum_squares,
-        })
-    }
-
-    /// Statistics and samples of one feature.
-    pub fn feature(&self, feature: u32) -> Option<FeatureSummary> {
-        Some(FeatureSummary {
-            statistics: self.statistics(feature)?,
-            samples: self.top_samples(feature),
-        })
-    }
-
-    /// Per feature, tokens where it fired.
-    pub fn firing_counts(&self) -> Vec<u64> {
-        self.state.iter().map(|s| s.moments.firing).collect()
-    }
-
-    /// Activations above the threshold over all features (the original's `total_samples_seen`).
-    pub fn total_activations(&self) -> u64 {
-        self.state.iter().map(|s| s.moments.count).sum()
-    }
-
-    /// Features with at least one sample, the largest max activation first (ties: lower
-    /// index first) — the order in which the original chose `top_features_to_save`.
-    pub fn features_by_max_activation(&self) -> Vec<u32> {
-        let mut features: Vec<u32> = (0..self.d_sae as u32)
-            .filter(|&f| !self.top[f as usize].is_empty())
-            .collect();
-        features.sort_by(|&a, &b| {
-            let (ma, mb) = (
-                self.state[a as usize].moments.max,
-                self.state[b as usize].moments.max,
-            );
-            mb.partial_cmp(&ma)
-                .unwrap_or(Ordering::Equal)
-                .then(a.cmp(&b))
-        });
-        features
+        self.interval_candidates = candidates;
+        self.interval_candidates.clear();
     }
 }

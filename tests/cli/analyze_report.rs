@@ -92,6 +92,7 @@ fn write_fixture(dir: &Path) {
     let save = SaveConfig {
         top_features_to_save: 100,
         samples_per_feature_to_save: 5,
+        ..SaveConfig::default()
     };
     let mut source = serde_json::Map::new();
     source.insert("model".into(), Value::String("tiny-words".into()));
