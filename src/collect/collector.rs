@@ -1,46 +1,24 @@
 //! The collector: ingest batches, keep exact per-feature top samples, statistics and the
 //! feature view (activation and position histograms, interval samples, a token sample).
 //!
-//! The hot path is the dense scan. A real SAE's activation matrix is almost all zeros, so the
-//! scan tests 16 values at a time with one branch-free comparison (it vectorises) and only
-//! looks closer at blocks holding something non-zero or above the threshold. Candidates of a
-//! sequence are gathered first and deduplicated per feature inside that sequence (greedy,
-//! best first), then offered to the feature's store. A candidate below the store's current
-//! floor is dropped before it costs anything: it cannot enter, and whatever it would suppress
-//! in deduplication ranks even lower.
-//!
-//! Per activation above the threshold the feature view adds O(1) work: a histogram bin from
-//! the value's bits, a position-bin count, one hash (the activation's sampling priority) and
-//! two compares of its top 32 bits against cached floors (the interval stratum's and the
-//! token sample's). Only the rare activation that passes a floor goes further. Merging and
-//! read-out live in [`super::readout`].
+//! This file holds the state and walks a batch sequence by sequence: each token is scanned
+//! ([`super::scan`], the hot path: O(1) work per activation above the threshold), then the
+//! sequence's candidates are deduplicated and offered to the stores ([`super::offers`]). A
+//! candidate below a store's cached floor is dropped in the scan before it costs anything.
+//! Merging lives in [`super::merge`], read-out in [`super::readout`].
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
 use super::batch::{FeatureActivations, TokenBatch};
-use super::bins::{
-    activation_bin, position_bin, priority, row_key, ACTIVATION_BINS, POSITION_BINS,
-};
+use super::bins::{position_bin, row_key, ACTIVATION_BINS, POSITION_BINS};
 use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
-use super::interval_samples::{IntervalSamples, IntervalShape, SampleParts};
+use super::interval_samples::{IntervalSamples, IntervalShape};
+use super::scan::{Candidate, IntervalCandidate};
 use super::token_sample::TokenSample;
-use super::top_samples::{rank_cmp, TopSamples};
-
-/// Values tested together for "anything interesting?" in the dense path.
-const CHUNK: usize = 64;
-/// Values per lane mask inside a chunk that has something (CHUNK is a multiple of it).
-const BLOCK: usize = 16;
-
-/// `v > floor`, or `v` is NaN: one compare that lets the scan see NaN without a second test
-/// (NaN fails every comparison, so the negated `<=` is true for it).
-#[inline(always)]
-#[allow(clippy::neg_cmp_op_on_partial_ord)]
-fn above_or_nan(v: f32, floor: f32) -> bool {
-    !(v <= floor)
-}
+use super::top_samples::TopSamples;
 
 /// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
 /// statistics of 16k features do not stay in L2 while activations stream past).
@@ -79,37 +57,6 @@ pub(super) struct BinCell {
     pub(super) floor_hi: u32,
 }
 
-/// Asks the CPU to start loading `value`'s cache line (a hint: no effect on results).
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults, and the pointer comes from a reference.
-    #[allow(unused_unsafe)]
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
-/// One activation of one sequence that may become a sample.
-#[derive(Clone, Copy, Debug)]
-struct Candidate {
-    feature: u32,
-    position: u32,
-    value: f32,
-}
-
-/// One activation of one sequence that passed its interval stratum's floor.
-#[derive(Clone, Copy, Debug)]
-struct IntervalCandidate {
-    priority: u64,
-    feature: u32,
-    position: u32,
-    value: f32,
-}
-
 /// One token's activations, dense or sparse.
 #[derive(Clone, Copy)]
 enum TokenActivations<'a> {
@@ -142,13 +89,13 @@ pub struct Collector {
     pub(super) special_tokens_excluded: u64,
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
     pub(super) poisoned: Option<String>,
-    candidates: Vec<Candidate>,
-    interval_candidates: Vec<IntervalCandidate>,
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) interval_candidates: Vec<IntervalCandidate>,
     /// Scratch: one token's interesting `(feature, value)` pairs.
-    hits: Vec<(u32, f32)>,
+    pub(super) hits: Vec<(u32, f32)>,
     /// The sequence being scanned ([`row_key`]) and the token being scanned.
-    row_key: u64,
-    current_token: u32,
+    pub(super) row_key: u64,
+    pub(super) current_token: u32,
 }
 
 impl Collector {
@@ -382,260 +329,5 @@ impl Collector {
                 }
             }
         }
-    }
-
-    /// Scans one token's dense activations. `Err(feature)` on a non-finite value.
-    #[inline]
-    fn scan_dense(&mut self, acts: &[f32], position: u32) -> std::result::Result<(), u32> {
-        // "Interesting": firing (> 0), above the threshold, or NaN. `!(v <= floor)` is true
-        // for all three and compiles to one vector compare per block.
-        let floor = self.config.sample_activation_threshold.min(0.0);
-        let mut hits = std::mem::take(&mut self.hits);
-        hits.clear();
-        let mut chunks = acts.chunks_exact(CHUNK);
-        for (chunk_index, chunk) in chunks.by_ref().enumerate() {
-            // Most chunks hold nothing: an OR of compares over the whole chunk vectorises
-            // cleanly and settles them with one branch.
-            if !chunk
-                .iter()
-                .fold(false, |any, &v| any | above_or_nan(v, floor))
-            {
-                continue;
-            }
-            for (block_index, block) in chunk.chunks_exact(BLOCK).enumerate() {
-                // One bit per interesting lane; walking the set bits avoids a
-                // hard-to-predict branch per lane.
-                let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
-                    mask | (u32::from(above_or_nan(v, floor)) << lane)
-                });
-                let first = chunk_index * CHUNK + block_index * BLOCK;
-                while mask != 0 {
-                    let lane = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    hits.push(((first + lane) as u32, block[lane]));
-                }
-            }
-        }
-        let tail_start = acts.len() - chunks.remainder().len();
-        for (i, &v) in chunks.remainder().iter().enumerate() {
-            if above_or_nan(v, floor) {
-                hits.push(((tail_start + i) as u32, v));
-            }
-        }
-        let result = self.observe_all(&hits, position);
-        self.hits = hits;
-        result
-    }
-
-    #[inline]
-    fn scan_sparse(
-        &mut self,
-        indices: &[u32],
-        values: &[f32],
-        position: u32,
-    ) -> std::result::Result<(), u32> {
-        for (&feature, &value) in indices.iter().zip(values) {
-            self.prefetch_feature(feature, value);
-        }
-        for (&feature, &v) in indices.iter().zip(values) {
-            // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
-            if above_or_nan(v, 0.0) {
-                self.observe(feature, v, position)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Observes one token's hits. Their features' state lines and histogram cells are
-    /// fetched first, all at once, so the cache misses overlap instead of queueing one behind
-    /// the other (the state of 16k features does not stay in cache while activations stream
-    /// past).
-    #[inline]
-    fn observe_all(&mut self, hits: &[(u32, f32)], position: u32) -> std::result::Result<(), u32> {
-        for &(feature, value) in hits {
-            self.prefetch_feature(feature, value);
-        }
-        for &(feature, value) in hits {
-            self.observe(feature, value, position)?;
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn prefetch_feature(&self, feature: u32, value: f32) {
-        let state = &self.state[feature as usize];
-        prefetch(state);
-        prefetch(&state.positions);
-        let cell = feature as usize * ACTIVATION_BINS + activation_bin(value);
-        if let Some(cell) = self.cells.get(cell) {
-            prefetch(cell);
-        }
-    }
-
-    #[inline]
-    fn observe(&mut self, feature: u32, value: f32, position: u32) -> std::result::Result<(), u32> {
-        if !value.is_finite() {
-            return Err(feature);
-        }
-        let f = feature as usize;
-        let state = &mut self.state[f];
-        if value > 0.0 {
-            state.moments.firing += 1;
-        }
-        if value > self.config.sample_activation_threshold {
-            let new_max = state.moments.count == 0 || value > state.moments.max;
-            state.moments.record(value);
-            state.positions[position_bin(position)] += 1;
-            let priority = priority(self.row_key, position, feature);
-            let priority_hi = (priority >> 32) as u32;
-            let token_candidate = priority_hi <= state.token_floor_hi;
-            if value >= state.admit_floor {
-                self.candidates.push(Candidate {
-                    feature,
-                    position,
-                    value,
-                });
-            }
-            let index = f * ACTIVATION_BINS + activation_bin(value);
-            let cell = &mut self.cells[index];
-            cell.count = cell.count.wrapping_add(1);
-            let (wrapped, interval_candidate) = (cell.count == 0, priority_hi <= cell.floor_hi);
-            if interval_candidate {
-                self.interval_candidates.push(IntervalCandidate {
-                    priority,
-                    feature,
-                    position,
-                    value,
-                });
-            }
-            if wrapped {
-                *self.histogram_high.entry(index).or_insert(0) += 1;
-            }
-            if token_candidate {
-                self.offer_token(f, priority);
-            }
-            if new_max {
-                self.on_new_max(f);
-            }
-        }
-        Ok(())
-    }
-
-    /// Offers the current token to the feature's token sample (rare after warm-up).
-    #[cold]
-    fn offer_token(&mut self, f: usize, priority: u64) {
-        let sample = &mut self.token_samples[f];
-        sample.offer(priority, self.current_token);
-        self.state[f].token_floor_hi = (sample.floor() >> 32) as u32;
-    }
-
-    /// A new max may move bins into the first interval: fold their strata.
-    #[cold]
-    fn on_new_max(&mut self, f: usize) {
-        let shape = self.interval_shape();
-        let changed = self.intervals[f].set_max(&shape, self.state[f].moments.max);
-        self.refresh_floors(f, changed);
-    }
-
-    /// Re-caches the interval floors of feature `f`'s bins in `bins`.
-    pub(super) fn refresh_floors(&mut self, f: usize, bins: std::ops::Range<usize>) {
-        let shape = self.interval_shape();
-        let intervals = &self.intervals[f];
-        let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
-        for b in bins {
-            cells[b].floor_hi = (intervals.floor_of_bin(&shape, b) >> 32) as u32;
-        }
-    }
-
-    /// Deduplicates the sequence's candidates and offers the survivors to their stores.
-    fn offer_candidates(&mut self, row_tokens: &[u32], sequence_idx: u64) {
-        if self.candidates.is_empty() {
-            return;
-        }
-        let mut candidates = std::mem::take(&mut self.candidates);
-        if self.config.dedup_context_windows {
-            // Per feature, best first; then a greedy pass keeps a candidate only if no kept one
-            // of the same feature lies within the half-width (its token would be in the other's
-            // context window).
-            candidates.sort_unstable_by(|a, b| {
-                a.feature.cmp(&b.feature).then_with(|| {
-                    rank_cmp(
-                        b.value,
-                        sequence_idx,
-                        b.position,
-                        a.value,
-                        sequence_idx,
-                        a.position,
-                    )
-                })
-            });
-            let half = self.config.context_half_width() as u32;
-            let mut group_start = 0;
-            let mut kept: Vec<u32> = Vec::new();
-            for i in 0..candidates.len() {
-                if candidates[i].feature != candidates[group_start].feature {
-                    group_start = i;
-                    kept.clear();
-                }
-                let candidate = candidates[i];
-                if kept.iter().any(|&p| p.abs_diff(candidate.position) <= half) {
-                    continue;
-                }
-                kept.push(candidate.position);
-                self.offer(candidate, row_tokens, sequence_idx);
-            }
-        } else {
-            for &candidate in &candidates {
-                self.offer(candidate, row_tokens, sequence_idx);
-            }
-        }
-        candidates.clear();
-        self.candidates = candidates;
-    }
-
-    fn offer(&mut self, candidate: Candidate, row_tokens: &[u32], sequence_idx: u64) {
-        let f = candidate.feature as usize;
-        let position = candidate.position as usize;
-        let half = self.config.context_half_width();
-        let start = position.saturating_sub(half);
-        let end = (position + half + 1).min(row_tokens.len());
-        self.top[f].push_parts(
-            candidate.value,
-            sequence_idx,
-            candidate.position,
-            position.checked_sub(1).map(|p| row_tokens[p]),
-            &row_tokens[start..end],
-            position - start,
-        );
-        self.state[f].admit_floor = self.top[f].floor();
-    }
-
-    /// Offers the sequence's interval candidates to their strata (no deduplication: interval
-    /// samples are a uniform draw over every activation).
-    fn offer_interval_candidates(&mut self, row_tokens: &[u32], sequence_idx: u64) {
-        if self.interval_candidates.is_empty() {
-            return;
-        }
-        let candidates = std::mem::take(&mut self.interval_candidates);
-        let shape = self.interval_shape();
-        let half = self.config.context_half_width();
-        for candidate in &candidates {
-            let f = candidate.feature as usize;
-            let position = candidate.position as usize;
-            let start = position.saturating_sub(half);
-            let end = (position + half + 1).min(row_tokens.len());
-            let parts = SampleParts {
-                activation: candidate.value,
-                sequence_idx,
-                position: candidate.position,
-                previous_token: position.checked_sub(1).map(|p| row_tokens[p]),
-                context: &row_tokens[start..end],
-                context_position: position - start,
-            };
-            let changed = self.intervals[f].offer(&shape, candidate.priority, &parts);
-            self.refresh_floors(f, changed);
-        }
-        self.interval_candidates = candidates;
-        self.interval_candidates.clear();
     }
 }

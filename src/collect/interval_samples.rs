@@ -221,6 +221,11 @@ impl IntervalSamples {
         }
     }
 
+    /// Bins below this share the low stratum.
+    pub fn low_bin(&self) -> usize {
+        self.low_bin as usize
+    }
+
     /// Priorities above this cannot enter bin `b`'s stratum (0 when sampling is off).
     pub fn floor_of_bin(&self, shape: &IntervalShape, b: usize) -> u64 {
         if !shape.enabled() {
