@@ -33,15 +33,16 @@ pub fn activation_bin(v: f32) -> usize {
     (key - FIRST_KEY + 1).clamp(0, ACTIVATION_BINS as i32 - 1) as usize
 }
 
-/// Lower edge of bin `b` (−∞ for bin 0). Edges are exact binary fractions.
+/// Lower edge of bin `b` (−∞ for bin 0). Edges are exact binary fractions: the f64 whose
+/// exponent is the bin's octave and whose top mantissa bits are its step in the octave.
 pub fn bin_lower(b: usize) -> f64 {
     if b == 0 {
         return f64::NEG_INFINITY;
     }
-    let k = (b - 1) as i32;
-    let octave = MIN_EXPONENT + k.div_euclid(BINS_PER_OCTAVE as i32);
-    let step = k.rem_euclid(BINS_PER_OCTAVE as i32);
-    2f64.powi(octave) * (1.0 + f64::from(step) / BINS_PER_OCTAVE as f64)
+    let k = (b - 1) as i64;
+    let octave = i64::from(MIN_EXPONENT) + k / BINS_PER_OCTAVE as i64;
+    let step = (k % BINS_PER_OCTAVE as i64) as u64;
+    f64::from_bits(((octave + 1023) as u64) << 52 | step << (52 - MANTISSA_BITS_KEPT))
 }
 
 /// Upper edge of bin `b` (+∞ for the last bin).
@@ -119,6 +120,11 @@ mod tests {
         assert_eq!(bin_lower(1), 2f64.powi(-8));
         assert_eq!(bin_lower(ACTIVATION_BINS - 1), 4096.0);
         assert_eq!(bin_lower(10), 2f64.powi(-7) * 1.125);
+        for b in 1..ACTIVATION_BINS {
+            let k = (b - 1) as i32;
+            let expected = 2f64.powi(MIN_EXPONENT + k / 8) * (1.0 + f64::from(k % 8) / 8.0);
+            assert_eq!(bin_lower(b), expected, "bin {b}");
+        }
     }
 
     #[test]

@@ -116,6 +116,12 @@ impl Stratum {
     /// Keeps `entry` if it is among the `capacity` lowest keys. True when it was kept.
     fn offer(&mut self, shape: &IntervalShape, entry: Entry, context: &[u32]) -> bool {
         let slot = if self.entries.len() < shape.capacity {
+            if self.entries.is_empty() {
+                // One allocation each for the stratum's life.
+                self.entries.reserve_exact(shape.capacity);
+                self.contexts
+                    .reserve_exact(shape.capacity * shape.max_context);
+            }
             self.entries.push(entry);
             self.contexts
                 .resize(self.entries.len() * shape.max_context, 0);
@@ -166,7 +172,7 @@ pub struct IntervalSamples {
 
 impl IntervalSamples {
     /// Folds the strata of bins that can no longer leave the first interval into the low
-    /// stratum. Returns the bins whose floor may have changed.
+    /// stratum. Returns the bins whose floor changed.
     pub fn set_max(&mut self, shape: &IntervalShape, max: f32) -> Range<usize> {
         if !shape.enabled() {
             return 0..0;
@@ -176,16 +182,21 @@ impl IntervalSamples {
         if new_low <= old_low {
             return 0..0;
         }
+        let old_floor = self.low.floor(shape);
         let folded = (new_low - old_low).min(self.bins.len());
         for stratum in self.bins.drain(..folded) {
             self.low.absorb(shape, &stratum);
         }
         self.low_bin = new_low as u16;
-        0..new_low
+        if self.low.floor(shape) == old_floor {
+            old_low..new_low
+        } else {
+            0..new_low
+        }
     }
 
     /// Offers one activation of bin `activation_bin(sample.activation)`. Returns the bins
-    /// whose floor may have changed (empty when it was not kept).
+    /// whose floor changed.
     pub fn offer(
         &mut self,
         shape: &IntervalShape,
@@ -207,14 +218,25 @@ impl IntervalSamples {
         let bin = activation_bin(sample.activation);
         let low_bin = self.low_bin as usize;
         if bin < low_bin {
+            let old_floor = self.low.floor(shape);
             let kept = self.low.offer(shape, entry, sample.context);
-            return if kept { 0..low_bin } else { 0..0 };
+            return if kept && self.low.floor(shape) != old_floor {
+                0..low_bin
+            } else {
+                0..0
+            };
         }
         let index = bin - low_bin;
         if index >= self.bins.len() {
+            if self.bins.is_empty() {
+                // Strata from max/n up to the max: ~8·log2(n) + 2 of them.
+                self.bins.reserve(8 * shape.intervals.ilog2() as usize + 4);
+            }
             self.bins.resize_with(index + 1, Stratum::default);
         }
-        if self.bins[index].offer(shape, entry, sample.context) {
+        let old_floor = self.bins[index].floor(shape);
+        let kept = self.bins[index].offer(shape, entry, sample.context);
+        if kept && self.bins[index].floor(shape) != old_floor {
             bin..bin + 1
         } else {
             0..0

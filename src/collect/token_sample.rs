@@ -7,16 +7,28 @@
 //! a uniform sample without replacement of the feature's activations, a function of the set
 //! of activations only, that merges exactly. The share of the most frequent token in it
 //! estimates that token's share of all activations (standard error ≤ 1/(2·√64) = 6 points).
-
-use std::collections::BinaryHeap;
+//!
+//! An entry is one `u64`: the priority's top 32 bits, then the token id. Ranking by that key
+//! (ties between equal keys are indistinguishable) keeps the result a function of the set of
+//! activations. Admissions land in cold memory, so what they cost is cache misses: the keys
+//! sit unsorted in 512 bytes with the worst one's index cached, so an admission overwrites
+//! the worst and rescans eight cache lines whose loads overlap — a heap's sift-down would
+//! chase six dependent misses.
 
 /// Activations sampled per feature.
 pub const TOKEN_SAMPLE_SIZE: usize = 64;
 
-/// The sampled `(priority, token)` pairs of one feature: a max-heap, so the worst is on top.
+/// The sampled keys (`priority >> 32`, token) of one feature, unsorted; `worst` indexes the
+/// largest once the sample is full.
 #[derive(Clone, Debug, Default)]
 pub struct TokenSample {
-    heap: BinaryHeap<(u64, u32)>,
+    keys: Vec<u64>,
+    worst: usize,
+}
+
+/// The sampling key of an activation: its priority's top 32 bits, then its token.
+fn key(priority: u64, token: u32) -> u64 {
+    (priority >> 32) << 32 | u64::from(token)
 }
 
 /// The most frequent token of a sample.
@@ -30,42 +42,52 @@ pub struct TopToken {
 }
 
 impl TokenSample {
-    /// Priorities above this cannot enter (`u64::MAX` while the sample is not full).
+    /// Priorities whose top 32 bits are above this key's cannot enter (`u64::MAX` while the
+    /// sample is not full).
     pub fn floor(&self) -> u64 {
-        match self.heap.peek() {
-            Some(&(priority, _)) if self.heap.len() >= TOKEN_SAMPLE_SIZE => priority,
-            _ => u64::MAX,
+        if self.keys.len() < TOKEN_SAMPLE_SIZE {
+            u64::MAX
+        } else {
+            self.keys[self.worst]
         }
     }
 
-    /// Keeps `(priority, token)` if it is among the lowest [`TOKEN_SAMPLE_SIZE`]. Pairs are
-    /// compared whole, so even equal priorities give a result independent of arrival order.
+    /// Keeps the activation if its key is among the lowest [`TOKEN_SAMPLE_SIZE`].
     pub fn offer(&mut self, priority: u64, token: u32) {
-        if self.heap.len() < TOKEN_SAMPLE_SIZE {
-            self.heap.push((priority, token));
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if (priority, token) < *worst {
-                *worst = (priority, token);
+        let key = key(priority, token);
+        if self.keys.len() < TOKEN_SAMPLE_SIZE {
+            if self.keys.is_empty() {
+                self.keys.reserve_exact(TOKEN_SAMPLE_SIZE);
             }
+            self.keys.push(key);
+        } else if key < self.keys[self.worst] {
+            self.keys[self.worst] = key;
+        } else {
+            return;
+        }
+        if self.keys.len() == TOKEN_SAMPLE_SIZE {
+            self.worst = (0..TOKEN_SAMPLE_SIZE)
+                .max_by_key(|&i| self.keys[i])
+                .unwrap_or(0);
         }
     }
 
     pub fn merge(&mut self, other: &TokenSample) {
-        for &(priority, token) in other.heap.iter() {
-            self.offer(priority, token);
+        for &key in &other.keys {
+            self.offer(key, key as u32);
         }
     }
 
-    /// The sampled pairs, lowest priority first.
+    /// The sampled `(priority with its low 32 bits cleared, token)` pairs, lowest first.
     pub fn sorted(&self) -> Vec<(u64, u32)> {
-        let mut pairs: Vec<(u64, u32)> = self.heap.iter().copied().collect();
-        pairs.sort_unstable();
-        pairs
+        let mut keys = self.keys.clone();
+        keys.sort_unstable();
+        keys.iter().map(|&k| (k >> 32 << 32, k as u32)).collect()
     }
 
     /// The most frequent sampled token (ties: the lower id), if any was sampled.
     pub fn top_token(&self) -> Option<TopToken> {
-        let mut tokens: Vec<u32> = self.heap.iter().map(|&(_, token)| token).collect();
+        let mut tokens: Vec<u32> = self.keys.iter().map(|&key| key as u32).collect();
         tokens.sort_unstable();
         let mut best: Option<(u32, usize)> = None;
         for run in tokens.chunk_by(|a, b| a == b) {
@@ -81,7 +103,8 @@ impl TokenSample {
     }
 
     pub fn clear(&mut self) {
-        self.heap.clear();
+        self.keys.clear();
+        self.worst = 0;
     }
 }
 
@@ -91,8 +114,9 @@ mod tests {
 
     #[test]
     fn keeps_the_lowest_priorities_whatever_the_order() {
+        // Priorities differ in their top 32 bits (what the sample ranks by).
         let pairs: Vec<(u64, u32)> = (0..200u64)
-            .map(|i| ((i * 7919) % 1000, (i % 3) as u32))
+            .map(|i| (((i * 7919) % 1000) << 32, (i % 3) as u32))
             .collect();
         let mut forward = TokenSample::default();
         pairs.iter().for_each(|&(p, t)| forward.offer(p, t));

@@ -188,7 +188,11 @@ fn reference_token_sample(stream: &Stream, feature: usize, acts: &[Activation]) 
         .iter()
         .map(|a| {
             let key = priority(row_key(a.row as u64), a.position as u32, feature as u32);
-            (key, stream.tokens[a.row * stream.seq + a.position])
+            // Ranked by the priority's top 32 bits, then the token.
+            (
+                key >> 32 << 32,
+                stream.tokens[a.row * stream.seq + a.position],
+            )
         })
         .collect();
     pairs.sort_unstable();
