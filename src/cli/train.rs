@@ -383,6 +383,38 @@ mod tests {
     }
 
     #[test]
+    fn feature_view_keys_come_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cfg.json");
+        std::fs::write(
+            &file,
+            r#"{"interval_count": 3, "ultra_rare_density": 1e-4}"#,
+        )
+        .unwrap();
+        let args = parse(&[
+            "--activations",
+            "c",
+            "--out",
+            "r",
+            "--config",
+            file.to_str().unwrap(),
+            "--samples-per-interval",
+            "7",
+            "--dominant-share",
+            "0.8",
+        ]);
+        let cfg = args.train_config().unwrap();
+        assert_eq!((cfg.interval_count, cfg.samples_per_interval), (3, 7));
+        assert_eq!((cfg.ultra_rare_density, cfg.dominant_share), (1e-4, 0.8));
+        let collector = cfg.collector_config();
+        assert_eq!(
+            (collector.interval_count, collector.samples_per_interval),
+            (3, 7)
+        );
+        assert_eq!(cfg.flag_config().dominant_share, 0.8);
+    }
+
+    #[test]
     fn trains_from_a_cache_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
