@@ -151,11 +151,16 @@ pub fn flag_labels(flags: &FeatureFlags, density: Option<f64>) -> Vec<String> {
         ));
     }
     if flags.position_dominated {
-        let positions = flags
+        let range = flags
             .top_position_bin
             .map_or("?".to_string(), |bin| position_range(bin as usize));
+        let noun = if range.contains(['–', '+']) {
+            "positions"
+        } else {
+            "position"
+        };
         labels.push(format!(
-            "position-dominated (positions {positions}: {:.0}%)",
+            "position-dominated ({noun} {range}: {:.0}%)",
             100.0 * flags.top_position_share
         ));
     }
