@@ -1,11 +1,17 @@
 //! One feature in detail: the Python original's feature report (its documented "Example
 //! Output"), with what saectl adds — min, firing count and density, the folder's token
-//! totals, the most frequent activating tokens, and the activating token marked inside its
-//! context (`...the fluffy [[ cat]] sat...`).
+//! totals, the most frequent activating tokens, the activating token marked inside its
+//! context (`...the fluffy [[ cat]] sat...`), and the full feature view when the folder has
+//! it: flags, the histogram of every activation, positions, and interval samples.
 
 use anyhow::Result;
 use serde::Serialize;
 
+use super::feature_view::{
+    activation_histogram, flag_labels, interval_examples, render_positions, IntervalExamples,
+    DEFAULT_MAX_BARS,
+};
+use super::histogram::Histogram;
 use super::logits::logit_line;
 use super::stats::{FeatureStats, FolderInfo};
 use super::text::{
@@ -15,6 +21,7 @@ use super::text::{
 use super::tokens::{activating_token, token_shares, TokenShare};
 use super::RULE_WIDTH;
 use crate::collect::format::ActivationSample;
+use crate::collect::format::{FeatureFlags, PositionHistogram};
 use crate::collect::{FeatureLogitEffects, SamplesFolder};
 
 /// Activating tokens listed in a feature's summary line.
@@ -31,6 +38,13 @@ pub struct FeatureReport {
     /// The output tokens its decoder direction moves most, when the folder has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logit_effects: Option<FeatureLogitEffects>,
+    /// The feature view (absent in folders that did not record it).
+    pub flags: Option<FeatureFlags>,
+    /// Every activation above the threshold, fixed bins regrouped to at most 24 bars.
+    pub histogram: Option<Histogram>,
+    pub positions: Option<PositionHistogram>,
+    /// Each interval with up to the requested number of examples.
+    pub intervals: Vec<IntervalExamples>,
 }
 
 /// One stored sample as the views show it.
@@ -97,6 +111,10 @@ pub fn feature_report(
             .as_ref()
             .and_then(|l| l.feature(feature))
             .cloned(),
+        flags: file.flags.clone(),
+        histogram: activation_histogram(file, DEFAULT_MAX_BARS),
+        positions: file.position_histogram.clone(),
+        intervals: interval_examples(file, examples),
     })
 }
 
@@ -118,6 +136,15 @@ impl FeatureReport {
         );
         out += "Statistics:\n";
         out += &render_stats(&self.stats, "  ");
+        if let Some(flags) = &self.flags {
+            let labels = flag_labels(flags, self.stats.density);
+            let shown = if labels.is_empty() {
+                "none".to_string()
+            } else {
+                labels.join("; ")
+            };
+            out += &format!("  Flags: {shown}\n");
+        }
         if let Some(tokens) = self.folder.tokens_seen {
             let excluded = self.folder.special_tokens_excluded.unwrap_or(0);
             out += &format!(
@@ -143,6 +170,39 @@ impl FeatureReport {
         );
         for example in &self.examples {
             out += &format!("\n{}", render_example(example));
+        }
+        out += &self.render_view();
+        out
+    }
+
+    /// The feature view's sections (nothing for folders that did not record it).
+    fn render_view(&self) -> String {
+        let mut out = String::new();
+        if let Some(histogram) = &self.histogram {
+            out += &format!(
+                "\nActivation histogram (all {} activations above the threshold, log-spaced bins):\n{}",
+                histogram.total(),
+                histogram.render_bars()
+            );
+        }
+        if let Some(positions) = &self.positions {
+            out += &format!(
+                "\nActivations by position: {}\n",
+                render_positions(positions)
+            );
+        }
+        if !self.intervals.is_empty() {
+            out += &format!(
+                "\nInterval Samples (drawn uniformly within each interval):\n{}\n",
+                "-".repeat(RULE_WIDTH)
+            );
+            // Strongest interval first, as the report and Neuronpedia show them.
+            for interval in self.intervals.iter().rev() {
+                out += &format!("\n{}\n", interval.heading());
+                for example in &interval.examples {
+                    out += &format!("\n{}", render_example(example));
+                }
+            }
         }
         out
     }

@@ -1,34 +1,59 @@
-//! `--histogram F`: how a feature's stored activations are spread, as terminal bars and as
-//! an SVG picture.
+//! `--histogram F`: how a feature's activations are spread, as terminal bars and as an SVG
+//! picture.
 //!
-//! A samples folder holds only each feature's top samples, so this is the upper tail of the
-//! feature's distribution, not all of it; the mean over every activation (from the
-//! statistics) is drawn as a marker, and usually lies left of the bars.
+//! Folders written by saectl with the feature view hold a histogram of **every** activation
+//! above the threshold in fixed log-spaced bins; the view shows it, adjacent bins merged until
+//! at most `--bins` bars remain (default 24). Older folders (and the Python original's) hold
+//! only each feature's top samples: the view then bins those, which is the upper tail of the
+//! distribution, not all of it. Either way the mean over every activation (from the
+//! statistics) and the max are drawn as markers.
 
 use anyhow::Result;
 use serde::Serialize;
 
+use super::feature_view::{activation_histogram, DEFAULT_MAX_BARS};
 use super::histogram::{sturges_bins, Histogram};
 use super::stats::{feature_with_samples, FeatureStats};
 use super::svg::{histogram_svg, Marker, PlotText};
 use crate::collect::SamplesFolder;
 
-/// The histogram of one feature's stored activations.
+/// What a feature histogram bins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistogramSource {
+    /// Every activation above the threshold (the folder's fixed-bin histogram).
+    AllActivations,
+    /// Only the stored top samples (folders without the feature view).
+    StoredSamples,
+}
+
+/// The histogram of one feature's activations.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FeatureHistogram {
     pub stats: FeatureStats,
-    /// Stored samples binned.
+    pub source: HistogramSource,
+    /// Activations binned.
     pub samples: usize,
     pub histogram: Histogram,
 }
 
-/// Bins the stored activations of `feature` into `bins` bins (default: Sturges' rule).
+/// The histogram of `feature`: every activation, in at most `bins` bars (default 24), when
+/// the folder recorded it; else its stored samples in `bins` equal bins (default: Sturges).
 pub fn feature_histogram(
     folder: &SamplesFolder,
     feature: u32,
     bins: Option<usize>,
 ) -> Result<FeatureHistogram> {
     let file = feature_with_samples(folder, feature)?;
+    let stats = FeatureStats::new(file, folder.summary.as_ref());
+    if let Some(histogram) = activation_histogram(file, bins.unwrap_or(DEFAULT_MAX_BARS)) {
+        return Ok(FeatureHistogram {
+            stats,
+            source: HistogramSource::AllActivations,
+            samples: histogram.total() as usize,
+            histogram,
+        });
+    }
     let values: Vec<f64> = file
         .top_samples
         .iter()
@@ -36,7 +61,8 @@ pub fn feature_histogram(
         .collect();
     let bins = bins.unwrap_or_else(|| sturges_bins(values.len()));
     Ok(FeatureHistogram {
-        stats: FeatureStats::new(file, folder.summary.as_ref()),
+        stats,
+        source: HistogramSource::StoredSamples,
         samples: values.len(),
         histogram: Histogram::of_values(&values, bins)?,
     })
@@ -44,15 +70,25 @@ pub fn feature_histogram(
 
 impl FeatureHistogram {
     fn title(&self) -> String {
-        format!(
-            "Feature {}: activations of its {} stored samples",
-            self.stats.feature, self.samples
-        )
+        match self.source {
+            HistogramSource::AllActivations => format!(
+                "Feature {}: all {} activations above the threshold",
+                self.stats.feature, self.samples
+            ),
+            HistogramSource::StoredSamples => format!(
+                "Feature {}: activations of its {} stored samples",
+                self.stats.feature, self.samples
+            ),
+        }
     }
 
     pub fn render_text(&self) -> String {
+        let note = match self.source {
+            HistogramSource::AllActivations => "log-spaced bins",
+            HistogramSource::StoredSamples => "the top of its distribution, not all of it",
+        };
         format!(
-            "{} (the top of its distribution, not all of it)\n  mean over all {} activations: {:.4}, max: {:.4}\n{}",
+            "{} ({note})\n  mean over all {} activations: {:.4}, max: {:.4}\n{}",
             self.title(),
             self.stats.activation_count,
             self.stats.mean_activation,
@@ -63,10 +99,14 @@ impl FeatureHistogram {
 
     /// The SVG picture, with the mean over all activations and the max as marker lines.
     pub fn to_svg(&self) -> String {
+        let y_label = match self.source {
+            HistogramSource::AllActivations => "activations per bin",
+            HistogramSource::StoredSamples => "stored samples",
+        };
         let text = PlotText {
             title: self.title(),
             x_label: "activation".to_string(),
-            y_label: "stored samples".to_string(),
+            y_label: y_label.to_string(),
         };
         let markers = [
             Marker {
@@ -98,6 +138,7 @@ mod tests {
             &[(1, "a", 1.0), (1, "a", 0.9), (2, "b", 0.25)],
         )]);
         let view = feature_histogram(&folder, 3, Some(3)).unwrap();
+        assert_eq!(view.source, HistogramSource::StoredSamples);
         assert_eq!(view.samples, 3);
         assert_eq!(view.histogram.counts, vec![1, 0, 2]);
         assert!(view
@@ -105,5 +146,30 @@ mod tests {
             .contains("activations of its 3 stored samples"));
         assert!(view.to_svg().contains("max 1.0000"));
         assert!(feature_histogram(&folder, 4, None).is_err());
+    }
+
+    #[test]
+    fn shows_every_activation_when_the_folder_recorded_them() {
+        use crate::collect::bins::bin_lower;
+        use crate::collect::format::ActivationHistogram;
+        let mut file = file_with(3, &[(1, "a", 1.0)]);
+        file.activation_histogram = Some(ActivationHistogram {
+            first_bin: 65,
+            edges: (65..=68).map(bin_lower).collect(),
+            counts: vec![4, 0, 6],
+        });
+        let folder = folder_with(vec![file]);
+        let view = feature_histogram(&folder, 3, None).unwrap();
+        assert_eq!(
+            (view.source, view.samples, view.histogram.counts.clone()),
+            (HistogramSource::AllActivations, 10, vec![4, 0, 6])
+        );
+        assert!(view
+            .render_text()
+            .contains("all 10 activations above the threshold"));
+        assert!(view.to_svg().contains("activations per bin"));
+        // At most 2 bars: bins merge in aligned pairs, (65, 66) and (67, 68).
+        let view = feature_histogram(&folder, 3, Some(2)).unwrap();
+        assert_eq!(view.histogram.counts, vec![4, 6]);
     }
 }

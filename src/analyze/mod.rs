@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod compare;
 pub mod decoder;
 pub mod feature_report;
+pub mod feature_view;
 pub mod histogram;
 pub mod histogram_view;
 mod linkage;

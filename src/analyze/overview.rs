@@ -1,11 +1,12 @@
 //! The default view: the folder's most active features in one table.
 //!
 //! Features are ranked by max activation (ties: lower index first), as the original ranked
-//! them; each row carries the statistics and the feature's most frequent activating token,
-//! which is often enough to guess what the feature is about.
+//! them; each row carries the statistics, the feature's most frequent activating token, which
+//! is often enough to guess what the feature is about, and its flags.
 
 use serde::Serialize;
 
+use super::feature_view::flag_names;
 use super::stats::{ranked_features, FeatureStats, FolderInfo};
 use super::text::{fmt_density, fmt_opt, visible_token};
 use super::tokens::{top_token, TokenShare};
@@ -25,6 +26,8 @@ pub struct OverviewRow {
     pub stats: FeatureStats,
     /// Most frequent activating token among the stored samples.
     pub top_token: Option<TokenShare>,
+    /// Short names of the feature's flags (empty when none, or not recorded).
+    pub flags: String,
 }
 
 /// The `top` features with the largest max activation.
@@ -40,6 +43,7 @@ pub fn overview(folder: &SamplesFolder, top: usize) -> Overview {
                 rank: i + 1,
                 stats: FeatureStats::new(file, summary),
                 top_token: top_token(file),
+                flags: flag_names(file.flags.as_ref()),
             }
         })
         .collect();
@@ -64,9 +68,12 @@ impl Overview {
         );
         for row in &self.rows {
             let s = &row.stats;
-            let token = row.top_token.as_ref().map_or(String::new(), |t| {
+            let mut token = row.top_token.as_ref().map_or(String::new(), |t| {
                 format!("{} ×{}", visible_token(&t.text), t.count)
             });
+            if !row.flags.is_empty() {
+                token += &format!("  [{}]", row.flags);
+            }
             out += &format!(
                 "{:>4}  {:>7}  {:>9.4}  {:>9.4}  {:>9}  {:>10}  {:>9}  {:>7}  {}\n",
                 row.rank,

@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use super::feature_view::FlagCounts;
 use crate::collect::format::{CollectionSummary, FeatureFile};
 use crate::collect::SamplesFolder;
 
@@ -81,6 +82,8 @@ pub struct FolderInfo {
     pub dead_features: Option<u64>,
     pub activation_threshold: Option<f32>,
     pub context_size: Option<usize>,
+    /// Features carrying each flag, over the whole SAE (saved or not).
+    pub flag_counts: Option<FlagCounts>,
 }
 
 impl FolderInfo {
@@ -102,6 +105,9 @@ impl FolderInfo {
             dead_features: recorded.filter(|s| s.d_sae > 0).map(|s| s.dead_features),
             activation_threshold: settings.map(|s| s.sample_activation_threshold),
             context_size: settings.map(|s| s.sample_context_size),
+            flag_counts: recorded
+                .and_then(|s| s.flagged_features.as_ref())
+                .map(FlagCounts::new),
         }
     }
 }
@@ -130,6 +136,9 @@ impl FolderInfo {
         }
         if let Some(dead) = self.dead_features {
             out += &format!("  Dead features: {dead}\n");
+        }
+        if let Some(counts) = &self.flag_counts {
+            out += &format!("  Flagged features: {}\n", counts.render());
         }
         out
     }

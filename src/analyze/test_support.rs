@@ -55,6 +55,10 @@ pub(crate) fn feature_file(feature: u32, samples: &[(u32, &str, f32, &[u32])]) -
             activation_sum_squares: Default::default(),
         },
         top_samples,
+        activation_histogram: None,
+        interval_samples: None,
+        position_histogram: None,
+        flags: None,
     }
 }
 

@@ -1,11 +1,12 @@
 //! The collector's flags, shared by every command that collects samples (`train`, `collect`).
 //!
 //! They are the Python original's config keys in kebab-case, with its defaults, plus the two
-//! switches that restore its exact behaviour where saectl's defaults depart from it.
+//! switches that restore its exact behaviour where saectl's defaults depart from it, and
+//! saectl's feature view: interval samples and the thresholds of the feature flags.
 
 use clap::Args;
 
-use crate::collect::{CollectorConfig, SaveConfig};
+use crate::collect::{CollectorConfig, FlagConfig, SaveConfig};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Sample collection (the original's config keys)")]
@@ -39,6 +40,43 @@ pub struct CollectorArgs {
     /// (default: keep only the strongest, so the top list is not one sentence ten times).
     #[arg(long)]
     pub no_dedup: bool,
+
+    /// Intervals of [0, max activation] that get uniform samples per feature (0: none).
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "N",
+        help_heading = "Feature view"
+    )]
+    pub interval_count: usize,
+
+    /// Uniform samples kept per interval (0: none).
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "N",
+        help_heading = "Feature view"
+    )]
+    pub samples_per_interval: usize,
+
+    /// Features firing on a smaller fraction of tokens (but some) are flagged ultra-rare.
+    #[arg(
+        long,
+        default_value_t = 1e-5,
+        value_name = "DENSITY",
+        help_heading = "Feature view"
+    )]
+    pub ultra_rare_density: f64,
+
+    /// The share of a feature's activations that makes one token, one narrow position range
+    /// or special tokens dominant (single-token, position- and BOS-dominated flags).
+    #[arg(
+        long,
+        default_value_t = 0.5,
+        value_name = "SHARE",
+        help_heading = "Feature view"
+    )]
+    pub dominant_share: f64,
 }
 
 impl CollectorArgs {
@@ -50,15 +88,26 @@ impl CollectorArgs {
             sample_activation_threshold: self.sample_activation_threshold,
             exclude_special_tokens: !self.include_special_tokens,
             dedup_context_windows: !self.no_dedup,
+            interval_count: self.interval_count,
+            samples_per_interval: self.samples_per_interval,
         };
         config.validate()?;
+        self.flag_config().validate()?;
         Ok(config)
+    }
+
+    pub fn flag_config(&self) -> FlagConfig {
+        FlagConfig {
+            ultra_rare_density: self.ultra_rare_density,
+            dominant_share: self.dominant_share,
+        }
     }
 
     pub fn save_config(&self) -> SaveConfig {
         SaveConfig {
             top_features_to_save: self.top_features_to_save,
             samples_per_feature_to_save: self.samples_per_feature_to_save,
+            flags: self.flag_config(),
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct ReportArgs {
     /// Examples shown per feature.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub examples_per_feature: usize,
+
+    /// Uniform samples shown per activation interval (0: leave the intervals out).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub interval_examples: usize,
 }
 
 /// A validated `report` invocation.
@@ -63,6 +67,7 @@ impl ReportArgs {
             options: ReportOptions {
                 top_k_features: self.top_k_features,
                 examples_per_feature: self.examples_per_feature,
+                interval_examples: self.interval_examples,
             },
         })
     }

@@ -303,8 +303,24 @@ impl TrainArgs {
             defaults.samples_per_feature_to_save,
             &mut cfg.samples_per_feature_to_save,
         );
+        set(
+            collector.interval_count,
+            defaults.interval_count,
+            &mut cfg.interval_count,
+        );
+        set(
+            collector.samples_per_interval,
+            defaults.samples_per_interval,
+            &mut cfg.samples_per_interval,
+        );
         if collector.sample_activation_threshold != defaults.sample_activation_threshold {
             cfg.sample_activation_threshold = collector.sample_activation_threshold;
+        }
+        if save.flags.ultra_rare_density != defaults.ultra_rare_density {
+            cfg.ultra_rare_density = save.flags.ultra_rare_density;
+        }
+        if save.flags.dominant_share != defaults.dominant_share {
+            cfg.dominant_share = save.flags.dominant_share;
         }
         if self.collector.include_special_tokens {
             cfg.exclude_special_tokens = false;
@@ -513,6 +529,38 @@ mod tests {
         );
         assert_eq!(cfg.group_sizes, vec![16, 48]);
         assert_eq!(cfg.scheduler_type, crate::train::ScheduleKind::Warmup);
+    }
+
+    #[test]
+    fn feature_view_keys_come_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cfg.json");
+        std::fs::write(
+            &file,
+            r#"{"interval_count": 3, "ultra_rare_density": 1e-4}"#,
+        )
+        .unwrap();
+        let args = parse(&[
+            "--activations",
+            "c",
+            "--out",
+            "r",
+            "--config",
+            file.to_str().unwrap(),
+            "--samples-per-interval",
+            "7",
+            "--dominant-share",
+            "0.8",
+        ]);
+        let cfg = args.train_config().unwrap();
+        assert_eq!((cfg.interval_count, cfg.samples_per_interval), (3, 7));
+        assert_eq!((cfg.ultra_rare_density, cfg.dominant_share), (1e-4, 0.8));
+        let collector = cfg.collector_config();
+        assert_eq!(
+            (collector.interval_count, collector.samples_per_interval),
+            (3, 7)
+        );
+        assert_eq!(cfg.flag_config().dominant_share, 0.8);
     }
 
     #[test]

@@ -2,6 +2,12 @@
 
 use anyhow::{bail, Result};
 
+use super::flags::FlagConfig;
+
+/// Most intervals `interval_count` may ask for: histogram bins are 6–12% wide, so finer
+/// intervals near the max would mostly be empty.
+pub const MAX_INTERVALS: usize = 20;
+
 /// How the collector chooses what to keep (the original's `max_samples_per_feature`,
 /// `sample_context_size`, `sample_activation_threshold`).
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +23,10 @@ pub struct CollectorConfig {
     /// feature in one sequence at most `sample_context_size / 2` tokens apart, only the
     /// stronger (or, on a tie, the earlier) can be stored.
     pub dedup_context_windows: bool,
+    /// Intervals of `[0, max]` that get uniform samples (0: none).
+    pub interval_count: usize,
+    /// Uniform samples kept per interval (0: none).
+    pub samples_per_interval: usize,
 }
 
 impl Default for CollectorConfig {
@@ -27,6 +37,8 @@ impl Default for CollectorConfig {
             sample_activation_threshold: 0.1,
             exclude_special_tokens: true,
             dedup_context_windows: true,
+            interval_count: 5,
+            samples_per_interval: 5,
         }
     }
 }
@@ -51,6 +63,12 @@ impl CollectorConfig {
                 self.sample_activation_threshold
             );
         }
+        if self.interval_count > MAX_INTERVALS {
+            bail!(
+                "--interval-count must be at most {MAX_INTERVALS} (got {}): activation bins are 6-12% wide, finer intervals would be empty",
+                self.interval_count
+            );
+        }
         Ok(())
     }
 
@@ -67,6 +85,8 @@ pub struct SaveConfig {
     /// Features written, those with the largest max activation first.
     pub top_features_to_save: usize,
     pub samples_per_feature_to_save: usize,
+    /// Thresholds of the feature flags (saectl's).
+    pub flags: FlagConfig,
 }
 
 impl Default for SaveConfig {
@@ -74,6 +94,25 @@ impl Default for SaveConfig {
         Self {
             top_features_to_save: 100,
             samples_per_feature_to_save: 10,
+            flags: FlagConfig::default(),
         }
+    }
+}
+
+impl FlagConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.ultra_rare_density >= 0.0 && self.ultra_rare_density <= 1.0) {
+            bail!(
+                "--ultra-rare-density must be between 0 and 1, got {}",
+                self.ultra_rare_density
+            );
+        }
+        if !(self.dominant_share > 0.0 && self.dominant_share <= 1.0) {
+            bail!(
+                "--dominant-share must be above 0 and at most 1, got {}",
+                self.dominant_share
+            );
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::bins::ACTIVATION_BINS;
 use super::format::{parse_feature_file_name, CollectionSummary, FeatureFile, SUMMARY_FILE_NAME};
 use super::logit_effects::LogitEffects;
 
@@ -62,6 +63,7 @@ impl SamplesFolder {
                     feature_idx
                 );
             }
+            check_feature_view(&file).with_context(|| format!("{}", path.display()))?;
             features.insert(feature_idx, file);
         }
         if features.is_empty() {
@@ -106,6 +108,36 @@ pub fn read_summary(dir: &Path) -> Result<Option<CollectionSummary>> {
         return Ok(None);
     }
     read_json(&path).map(Some)
+}
+
+/// The feature view's arrays must fit together (the views draw them without further checks).
+fn check_feature_view(file: &FeatureFile) -> Result<()> {
+    if let Some(h) = &file.activation_histogram {
+        if h.edges.len() != h.counts.len() + 1
+            || h.counts.is_empty()
+            || h.first_bin as usize + h.counts.len() > ACTIVATION_BINS
+        {
+            bail!(
+                "activation_histogram has {} edges and {} counts from bin {} (expected one more edge than counts, within {ACTIVATION_BINS} bins)",
+                h.edges.len(),
+                h.counts.len(),
+                h.first_bin
+            );
+        }
+        if h.edges.iter().any(|e| !e.is_finite()) || h.edges.windows(2).any(|w| w[0] >= w[1]) {
+            bail!("activation_histogram edges must be finite and increasing");
+        }
+    }
+    if let Some(p) = &file.position_histogram {
+        if p.starts.len() != p.counts.len() {
+            bail!(
+                "position_histogram has {} starts and {} counts",
+                p.starts.len(),
+                p.counts.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

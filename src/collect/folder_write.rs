@@ -1,5 +1,6 @@
 //! Writing a samples folder: the features with the largest max activation, each with its best
-//! samples decoded to text, and `collection_summary.json`.
+//! samples decoded to text and its feature view (histograms, interval samples, flags), and
+//! `collection_summary.json` (with every feature's flags).
 //!
 //! Text is decoded here and only here, for the samples written — never per activation. Every
 //! file is written atomically; feature files left by an earlier write of the same folder that
@@ -9,11 +10,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::bins::{bin_lower, bin_upper, ACTIVATION_BINS, POSITION_BIN_STARTS};
 use super::collector::Collector;
 use super::config::SaveConfig;
 use super::format::{
-    feature_file_name, parse_feature_file_name, ActivationSample, CollectionSettings,
-    CollectionSummary, FeatureFile, TopFeatureEntry, SAMPLES_FORMAT_VERSION, SUMMARY_FILE_NAME,
+    feature_file_name, parse_feature_file_name, ActivationHistogram, ActivationInterval,
+    ActivationSample, CollectionSettings, CollectionSummary, FeatureFile, FeatureStatistics,
+    PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION, SUMMARY_FILE_NAME,
 };
 use super::top_samples::StoredSample;
 use crate::util::atomic::write_json_atomic;
@@ -46,12 +49,7 @@ pub fn write_samples_folder(
         .take(save.top_features_to_save)
         .collect();
     for &feature in &saved {
-        let file = feature_file(
-            collector,
-            decoder,
-            feature,
-            save.samples_per_feature_to_save,
-        );
+        let file = feature_file(collector, decoder, feature, save);
         write_json_atomic(&dir.join(feature_file_name(feature)), &file)?;
     }
     let summary = summary(collector, &ranked, &saved, save, source);
@@ -64,7 +62,7 @@ fn feature_file(
     collector: &Collector,
     decoder: &dyn TokenDecoder,
     feature: u32,
-    limit: usize,
+    save: &SaveConfig,
 ) -> FeatureFile {
     let statistics = collector
         .statistics(feature)
@@ -72,12 +70,71 @@ fn feature_file(
     let top_samples = collector
         .top_samples(feature)
         .iter()
-        .take(limit)
+        .take(save.samples_per_feature_to_save)
         .map(|stored| decode_sample(feature, stored, decoder))
         .collect();
+    let interval_samples = collector
+        .intervals(feature)
+        .into_iter()
+        .map(|view| ActivationInterval {
+            interval: view.interval as u32,
+            min_fraction: view.min_fraction,
+            max_fraction: view.max_fraction,
+            lower: view.lower,
+            upper: view.upper,
+            activation_count: view.activation_count,
+            samples: view
+                .samples
+                .iter()
+                .map(|stored| decode_sample(feature, stored, decoder))
+                .collect(),
+        })
+        .collect();
+    let mut flags = collector
+        .flags(feature, &save.flags)
+        .expect("saved features are in range");
+    flags.top_token_text = flags.top_token.map(|token| decoder.decode(&[token]));
     FeatureFile {
+        activation_histogram: Some(activation_histogram(
+            &collector.activation_histogram(feature),
+            &statistics,
+        )),
+        interval_samples: Some(interval_samples),
+        position_histogram: collector
+            .position_histogram(feature)
+            .map(|counts| PositionHistogram {
+                starts: POSITION_BIN_STARTS.to_vec(),
+                counts: counts.to_vec(),
+            }),
+        flags: Some(flags),
         statistics,
         top_samples,
+    }
+}
+
+/// The non-empty span of a feature's fixed-bin counts, with finite edges: the open ends of
+/// the underflow and overflow bins are written as the feature's min and max.
+fn activation_histogram(counts: &[u64], statistics: &FeatureStatistics) -> ActivationHistogram {
+    let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
+    let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+    let mut edges: Vec<f64> = (first..=last).map(bin_lower).collect();
+    edges.push(bin_upper(last));
+    if first == 0 {
+        // Below 2^-8 (a value in bin 0 makes the min smaller than bin 1's edge).
+        edges[0] = statistics.min_activation;
+    }
+    if last == ACTIVATION_BINS - 1 {
+        let lower = bin_lower(last);
+        edges[last - first + 1] = if statistics.max_activation > lower {
+            statistics.max_activation
+        } else {
+            lower * 1.125
+        };
+    }
+    ActivationHistogram {
+        first_bin: first as u32,
+        edges,
+        counts: counts[first..=last].to_vec(),
     }
 }
 
@@ -119,6 +176,7 @@ fn summary(
         .sum();
     let firing_counts = collector.firing_counts();
     let config = collector.config();
+    let flagged = collector.flagged_features(&save.flags);
     CollectionSummary {
         total_samples_seen: collector.total_activations(),
         total_samples_stored,
@@ -156,7 +214,13 @@ fn summary(
             samples_per_feature_to_save: save.samples_per_feature_to_save,
             exclude_special_tokens: config.exclude_special_tokens,
             dedup_context_windows: config.dedup_context_windows,
+            interval_count: Some(config.interval_count),
+            samples_per_interval: Some(config.samples_per_interval),
+            ultra_rare_density: Some(save.flags.ultra_rare_density),
+            dominant_share: Some(save.flags.dominant_share),
         }),
+        position_token_counts: Some(collector.position_tokens().to_vec()),
+        flagged_features: Some(flagged),
         source,
     }
 }

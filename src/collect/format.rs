@@ -90,6 +90,100 @@ pub struct FeatureFile {
     pub statistics: FeatureStatistics,
     /// Best first: activation descending, then earlier token first.
     pub top_samples: Vec<ActivationSample>,
+    // ---- saectl additions (absent in folders of the original and of older saectl) ----
+    /// Every activation above the threshold, counted in fixed log-spaced bins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_histogram: Option<ActivationHistogram>,
+    /// Uniform samples from intervals of `[0, max_activation]` (empty when turned off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_samples: Option<Vec<ActivationInterval>>,
+    /// Activations above the threshold by position in the sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_histogram: Option<PositionHistogram>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<FeatureFlags>,
+}
+
+/// A feature's activations above the threshold in the collector's fixed bins: 8 per octave
+/// from 2^-8 to 2^12 (edges `2^e · (1 + j/8)`), an underflow bin 0 below and an overflow bin
+/// 161 above. Only the bins from the first to the last non-empty one are listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationHistogram {
+    /// Index of the first listed bin in the fixed layout: folders add counts bin by bin.
+    pub first_bin: u32,
+    /// `counts.len() + 1` edges. The open ends are written as the feature's min activation
+    /// (below bin 1) and max activation (above bin 161).
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+/// Activations above the threshold per position bin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionHistogram {
+    /// First position of each bin (0, 1, 2, 4, 8, 16, 32, 64); the last bin is open-ended.
+    pub starts: Vec<u32>,
+    pub counts: Vec<u64>,
+}
+
+/// One interval of `[0, max_activation]` and activations drawn uniformly from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationInterval {
+    /// 0 is the lowest interval.
+    pub interval: u32,
+    /// The nominal interval, as fractions of the max: `[interval/n, (interval+1)/n)`.
+    pub min_fraction: f64,
+    pub max_fraction: f64,
+    /// The activation range actually sampled: the nominal one snapped to histogram bin edges
+    /// (`lower ≤ a < upper`; the first interval starts above the threshold, the last ends at
+    /// the max, included). Absent when no bin falls in the interval.
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Activations in that range: the population the samples are drawn from.
+    pub activation_count: u64,
+    /// Uniform without replacement, shown strongest first.
+    pub samples: Vec<ActivationSample>,
+}
+
+/// Labels that single out a feature, with the numbers behind them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureFlags {
+    /// Never fired (> 0) on a counted token.
+    pub dead: bool,
+    /// Fired, with a density below the folder's `ultra_rare_density`.
+    pub ultra_rare: bool,
+    /// One token makes up at least `dominant_share` of its activations (estimated).
+    pub single_token: bool,
+    /// At least `dominant_share` of its activations fall in one narrow position bin.
+    pub position_dominated: bool,
+    /// At least `dominant_share` of its activations (special tokens included) are on BOS or
+    /// another special token.
+    pub bos_dominated: bool,
+    /// The most frequent activating token of a uniform sample of its activations.
+    pub top_token: Option<u32>,
+    pub top_token_text: Option<String>,
+    /// That token's share of the sample: an estimate of its share of all activations.
+    pub top_token_share: f64,
+    /// Activations in the sample (at most 64).
+    pub token_sample_size: u64,
+    /// Index (into `position_histogram.starts`) of the narrow position bin holding the most
+    /// activations, and its share of them.
+    pub top_position_bin: Option<u32>,
+    pub top_position_share: f64,
+    /// Activations above the threshold on special tokens, counted even when those tokens are
+    /// excluded from samples and statistics.
+    pub special_token_activations: u64,
+    /// Their share of all activations above the threshold, special tokens included.
+    pub special_token_share: f64,
+}
+
+/// The features carrying each flag, over every feature of the SAE (saved or not).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlaggedFeatures {
+    pub dead: Vec<u32>,
+    pub ultra_rare: Vec<u32>,
+    pub single_token: Vec<u32>,
+    pub position_dominated: Vec<u32>,
+    pub bos_dominated: Vec<u32>,
 }
 
 /// One row of the summary's `top_features_by_activation` (the original's top 50).
@@ -110,6 +204,16 @@ pub struct CollectionSettings {
     pub samples_per_feature_to_save: usize,
     pub exclude_special_tokens: bool,
     pub dedup_context_windows: bool,
+    /// Interval samples (absent in folders of older saectl).
+    #[serde(default)]
+    pub interval_count: Option<usize>,
+    #[serde(default)]
+    pub samples_per_interval: Option<usize>,
+    /// Flag thresholds.
+    #[serde(default)]
+    pub ultra_rare_density: Option<f64>,
+    #[serde(default)]
+    pub dominant_share: Option<f64>,
 }
 
 /// `collection_summary.json`.
@@ -153,6 +257,12 @@ pub struct CollectionSummary {
     pub firing_counts: Vec<u64>,
     #[serde(default)]
     pub settings: Option<CollectionSettings>,
+    /// Tokens counted per position bin (the baseline of the position flag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_token_counts: Option<Vec<u64>>,
+    /// Every feature carrying each flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged_features: Option<FlaggedFeatures>,
     /// Free-form provenance (model, hook point, checkpoint, dataset) set by the producer.
     #[serde(default)]
     pub source: serde_json::Map<String, serde_json::Value>,

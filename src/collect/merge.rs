@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use super::collector::Collector;
 use super::config::SaveConfig;
+use super::flags::FlagConfig;
 use super::folder_read::read_summary;
 use super::folder_write::{write_samples_folder, TokenDecoder};
 use super::format::{CollectionSettings, CollectionSummary};
@@ -77,10 +78,23 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
     }
     let gaps = collector.sequence_ranges().gaps();
     let (logit_effects, notes) = carried_logit_effects(&folders)?;
+    let defaults = FlagConfig::default();
     Ok(MergedFolders {
         save: SaveConfig {
             top_features_to_save: first.settings.top_features_to_save,
             samples_per_feature_to_save: first.settings.samples_per_feature_to_save,
+            // The shards' flag thresholds (checked equal above), so the flags are the ones
+            // the single run would compute.
+            flags: FlagConfig {
+                ultra_rare_density: first
+                    .settings
+                    .ultra_rare_density
+                    .unwrap_or(defaults.ultra_rare_density),
+                dominant_share: first
+                    .settings
+                    .dominant_share
+                    .unwrap_or(defaults.dominant_share),
+            },
         },
         source: without_shard_keys(&first.source),
         collector,

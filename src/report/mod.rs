@@ -3,22 +3,27 @@
 //! The layout is the Python original's (`# SAE Feature Interpretability Report`, a
 //! collection summary, then per feature its statistics and top examples), improved: an
 //! overview table that links to each feature's section, density and the other statistics
-//! saectl records, the activating token in bold inside its context, and token text escaped so
-//! that Markdown shows it as it is. The same folder always gives the same bytes: nothing
+//! saectl records, the activating token in bold inside its context, token text escaped so
+//! that Markdown shows it as it is, and the full feature view when the folder has it (flags,
+//! the histogram of every activation, interval samples). The same folder always gives the same bytes: nothing
 //! depends on the clock, the machine or where the folder lives (only its name is printed).
 
 mod markdown;
 mod sections;
+mod view;
 
 use crate::analyze::{overview, FolderInfo};
 use crate::collect::SamplesFolder;
 
-/// What goes into the report (the original's `top_k_features`, `examples_per_feature`).
+/// What goes into the report (the original's `top_k_features`, `examples_per_feature`, and
+/// saectl's `interval_examples`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportOptions {
     /// Features reported, the largest max activation first.
     pub top_k_features: usize,
     pub examples_per_feature: usize,
+    /// Samples shown per activation interval (0: no interval section).
+    pub interval_examples: usize,
 }
 
 impl Default for ReportOptions {
@@ -26,6 +31,7 @@ impl Default for ReportOptions {
         Self {
             top_k_features: 50,
             examples_per_feature: 10,
+            interval_examples: 3,
         }
     }
 }
@@ -44,7 +50,7 @@ pub fn render_report(folder: &SamplesFolder, options: &ReportOptions) -> String 
             .logit_effects
             .as_ref()
             .and_then(|l| l.feature(row.stats.feature));
-        out += &sections::feature(&row.stats, file, options.examples_per_feature, logits);
+        out += &sections::feature(&row.stats, file, options, logits);
     }
     // Exactly one newline at the end of the file, whatever the last section left.
     let end = out.trim_end().len();

@@ -1,5 +1,6 @@
 //! The report's sections: collection summary, overview table, one section per feature.
 
+use crate::analyze::feature_view::flag_labels;
 use crate::analyze::logits::logit_line;
 use crate::analyze::overview::OverviewRow;
 use crate::analyze::text::context_parts;
@@ -9,7 +10,7 @@ use crate::analyze::{FeatureStats, FolderInfo};
 use crate::collect::format::{ActivationSample, CollectionSummary, FeatureFile};
 use crate::collect::FeatureLogitEffects;
 
-use super::markdown;
+use super::{markdown, view, ReportOptions};
 
 /// Activating tokens listed per feature.
 const TOP_TOKENS_SHOWN: usize = 5;
@@ -61,6 +62,12 @@ fn recorded_facts(info: &FolderInfo) -> Vec<String> {
     if let Some(dead) = info.dead_features {
         lines.push(format!("Dead features: {dead}"));
     }
+    if let Some(counts) = &info.flag_counts {
+        lines.push(format!(
+            "Flagged features (all features of the SAE): {}",
+            counts.render()
+        ));
+    }
     if let (Some(threshold), Some(context)) = (info.activation_threshold, info.context_size) {
         lines.push(format!(
             "Activation threshold: {threshold}; context size: {context} tokens"
@@ -95,13 +102,13 @@ pub fn overview_table(rows: &[OverviewRow]) -> String {
         "## Top {} Most Active Features\n\nRanked by max activation (ties: lower index first).\n\n",
         rows.len()
     );
-    out += "| Rank | Feature | Max | Mean | Std | Activations | Density | Samples | Top token |\n";
-    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |\n";
+    out += "| Rank | Feature | Max | Mean | Std | Activations | Density | Samples | Top token | Flags |\n";
+    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- | :--- |\n";
     for row in rows {
         let s = &row.stats;
         let token = row.top_token.as_ref().map_or(String::new(), token_count);
         out += &format!(
-            "| {} | [{}](#feature-{}) | {:.4} | {:.4} | {} | {} | {} | {} | {} |\n",
+            "| {} | [{}](#feature-{}) | {:.4} | {:.4} | {} | {} | {} | {} | {} | {} |\n",
             row.rank,
             s.feature,
             s.feature,
@@ -111,7 +118,8 @@ pub fn overview_table(rows: &[OverviewRow]) -> String {
             s.activation_count,
             fmt_density(s.density),
             s.samples_stored,
-            token
+            token,
+            row.flags
         );
     }
     out.push('\n');
@@ -123,12 +131,12 @@ fn token_count(share: &TokenShare) -> String {
     format!("{} ×{}", markdown::token(&share.text), share.count)
 }
 
-/// `### Feature F`: statistics (and logit effects, when known), then the top examples, then
-/// a rule.
+/// `### Feature F`: statistics (and logit effects, when known), the top examples, the feature
+/// view, then a rule.
 pub fn feature(
     stats: &FeatureStats,
     file: &FeatureFile,
-    examples: usize,
+    options: &ReportOptions,
     logits: Option<&FeatureLogitEffects>,
 ) -> String {
     let mut out = format!("### Feature {}\n\n**Statistics:**\n\n", stats.feature);
@@ -145,12 +153,19 @@ pub fn feature(
             logit_line(&logits.bottom, markdown::token)
         );
     }
-    let shown: Vec<&ActivationSample> = file.top_samples.iter().take(examples).collect();
+    let shown: Vec<&ActivationSample> = file
+        .top_samples
+        .iter()
+        .take(options.examples_per_feature)
+        .collect();
     out += &format!("\n**Top {} Examples:**\n\n", shown.len());
     for (i, sample) in shown.iter().enumerate() {
-        out += &example(i + 1, sample);
+        out += &example_line(i + 1, sample);
     }
-    out += "\n---\n\n";
+    out.push('\n');
+    out += &view::histogram(file);
+    out += &view::intervals(file, options.interval_examples);
+    out += "---\n\n";
     out
 }
 
@@ -164,7 +179,7 @@ fn stat_lines(s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
         .take(TOP_TOKENS_SHOWN)
         .map(token_count)
         .collect();
-    vec![
+    let mut lines = vec![
         format!("Max activation: {:.4}", s.max_activation),
         format!("Mean activation: {:.4}", s.mean_activation),
         format!("Std activation: {}", fmt_opt(s.std_activation, 4)),
@@ -176,11 +191,24 @@ fn stat_lines(s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
             s.samples_stored, s.samples_in_folder
         ),
         format!("Most frequent activating tokens: {}", tokens.join(", ")),
-    ]
+    ];
+    if let Some(flags) = &file.flags {
+        let labels: Vec<String> = flag_labels(flags, s.density)
+            .iter()
+            .map(|label| markdown::inline(label))
+            .collect();
+        let shown = if labels.is_empty() {
+            "none".to_string()
+        } else {
+            labels.join("; ")
+        };
+        lines.push(format!("Flags: {shown}"));
+    }
+    lines
 }
 
 /// One numbered example: its numbers on the item line, its marked context below.
-fn example(rank: usize, sample: &ActivationSample) -> String {
+pub(super) fn example_line(rank: usize, sample: &ActivationSample) -> String {
     let marker = format!("{rank}. ");
     let indent = " ".repeat(marker.len());
     format!(

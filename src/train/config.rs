@@ -95,6 +95,11 @@ pub struct TrainConfig {
     /// saectl's collector switches (`--include-special-tokens` and `--no-dedup` turn them off).
     pub exclude_special_tokens: bool,
     pub dedup_context_windows: bool,
+    /// saectl's feature view: interval samples and flag thresholds (docs/collector.md).
+    pub interval_count: usize,
+    pub samples_per_interval: usize,
+    pub ultra_rare_density: f64,
+    pub dominant_share: f64,
 }
 
 impl Default for TrainConfig {
@@ -145,6 +150,10 @@ impl Default for TrainConfig {
             samples_per_feature_to_save: 10,
             exclude_special_tokens: true,
             dedup_context_windows: true,
+            interval_count: 5,
+            samples_per_interval: 5,
+            ultra_rare_density: 1e-5,
+            dominant_share: 0.5,
         }
     }
 }
@@ -196,6 +205,7 @@ impl TrainConfig {
             bail!("{key} must be at least 1");
         }
         self.collector_config().validate()?;
+        self.flag_config().validate()?;
         if self.total_steps() == 0 {
             bail!(
                 "num_tokens ({}) is less than one batch (batch_size {})",

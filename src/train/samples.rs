@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use super::config::TrainConfig;
 use super::corpus::WindowCursor;
 use crate::collect::{
-    collect_batch, write_samples_folder, Collector, CollectorConfig, SaveConfig, TokenDecoder,
-    TokenizerDecoder, STATE_FILE_NAME,
+    collect_batch, write_samples_folder, Collector, CollectorConfig, FlagConfig, SaveConfig,
+    TokenDecoder, TokenizerDecoder, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
 use crate::model::{Gemma2, HookPoint};
@@ -108,6 +108,7 @@ impl TrainingSampler {
             save: SaveConfig {
                 top_features_to_save: cfg.top_features_to_save,
                 samples_per_feature_to_save: cfg.samples_per_feature_to_save,
+                flags: cfg.flag_config(),
             },
             sequences_per_collection: cfg.model_batch_size.max(1),
             elapsed: Duration::ZERO,
@@ -229,6 +230,16 @@ impl TrainConfig {
             sample_activation_threshold: self.sample_activation_threshold,
             exclude_special_tokens: self.exclude_special_tokens,
             dedup_context_windows: self.dedup_context_windows,
+            interval_count: self.interval_count,
+            samples_per_interval: self.samples_per_interval,
+        }
+    }
+
+    /// The flag thresholds of this run's samples folder.
+    pub fn flag_config(&self) -> FlagConfig {
+        FlagConfig {
+            ultra_rare_density: self.ultra_rare_density,
+            dominant_share: self.dominant_share,
         }
     }
 }

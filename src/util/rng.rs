@@ -4,6 +4,15 @@
 //! candle's CPU device cannot be seeded (DESIGN §6.4), and results must not depend on a
 //! crate's choice of algorithm across versions: the same seed gives the same numbers forever.
 
+/// splitmix64's output function: a bijection of `u64` that mixes every input bit into every
+/// output bit. Also used alone, as a hash of a key (the collector's sampling priorities).
+#[inline(always)]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The generator; the field is its state (the seed to start).
 #[derive(Clone, Debug)]
 pub struct SplitMix64(pub u64);
@@ -11,10 +20,7 @@ pub struct SplitMix64(pub u64);
 impl SplitMix64 {
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(self.0)
     }
 
     /// Uniform in `[0, 1)` from the top 24 bits (exact in f32).

@@ -92,6 +92,7 @@ fn write_fixture(dir: &Path) {
     let save = SaveConfig {
         top_features_to_save: 100,
         samples_per_feature_to_save: 5,
+        ..SaveConfig::default()
     };
     let mut source = serde_json::Map::new();
     source.insert("model".into(), Value::String("tiny-words".into()));
@@ -195,6 +196,23 @@ fn feature_report_marks_the_token_in_its_context() {
     assert_eq!(json["stats"]["activation_count"], 3);
     assert_eq!(json["examples"].as_array().unwrap().len(), 3);
     assert_eq!(json["examples"][0]["context_prefix"], " ran\n the");
+    // The feature view: flags, every activation binned, uniform samples per interval.
+    assert!(text.contains("  Flags: none"), "{text}");
+    assert!(
+        text.contains("Activation histogram (all 3 activations above the threshold"),
+        "{text}"
+    );
+    assert!(text.contains("Interval Samples"), "{text}");
+    assert!(text.contains("Interval 5 (0.80–1.00 of max"), "{text}");
+    assert_eq!(json["intervals"].as_array().unwrap().len(), 5);
+    let interval_total: u64 = json["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["activation_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(interval_total, 3);
+    assert_eq!(json["flags"]["single_token"], false);
 }
 
 #[test]
@@ -277,7 +295,13 @@ fn histogram_prints_bars_and_writes_an_svg() {
         "--plot-out",
         path_str(&out),
     ]);
-    assert_eq!(json["histogram"]["counts"].as_array().unwrap().len(), 3);
+    // The folder holds every activation in fixed bins: merged to at most 3 bars, all 7 of
+    // feature 1's activations are there.
+    assert_eq!(json["source"], "all_activations");
+    let counts = json["histogram"]["counts"].as_array().unwrap();
+    assert!(counts.len() <= 3, "{counts:?}");
+    let total: u64 = counts.iter().map(|c| c.as_u64().unwrap()).sum();
+    assert_eq!(total, 7);
     assert_eq!(json["svg"], path_str(&out));
     // Same folder, same picture.
     saectl(&[

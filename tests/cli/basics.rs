@@ -50,6 +50,10 @@ fn collecting_commands_take_the_originals_keys() {
             "--samples-per-feature-to-save",
             "--include-special-tokens",
             "--no-dedup",
+            "--interval-count",
+            "--samples-per-interval",
+            "--ultra-rare-density",
+            "--dominant-share",
         ] {
             assert!(text.contains(flag), "{command} --help lacks {flag}");
         }
@@ -80,6 +84,34 @@ fn bad_collector_settings_are_one_clear_line() {
         err.starts_with("error: --max-samples-per-feature must be at least 1"),
         "{err}"
     );
+    for (flag, value, message) in [
+        (
+            "--dominant-share",
+            "0",
+            "error: --dominant-share must be above 0",
+        ),
+        (
+            "--interval-count",
+            "50",
+            "error: --interval-count must be at most 20",
+        ),
+    ] {
+        let output = saectl(&[
+            "collect",
+            "--checkpoint",
+            "sae",
+            "--activations",
+            "cache",
+            "--out",
+            "out",
+            flag,
+            value,
+        ]);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(message), "{err}");
+    }
     let output = saectl(&["collect", "--sample-activation-threshold", "abc"]);
     assert_eq!(
         output.status.code(),

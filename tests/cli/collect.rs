@@ -84,6 +84,24 @@ pub fn live_args(num_tokens: u64) -> Vec<String> {
 /// over non-special tokens, deduplicated per sequence within ±ctx/2 = 10, computed by encoding
 /// every cached token densely and sorting.
 fn brute_force(cache_dir: &Path, sae: &Sae) -> Vec<Vec<(f32, u64, u32)>> {
+    all_activations(cache_dir, sae)
+        .into_iter()
+        .map(|mut list| {
+            list.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+            let mut kept: Vec<(f32, u64, u32)> = Vec::new();
+            for c in list {
+                if !kept.iter().any(|k| k.1 == c.1 && k.2.abs_diff(c.2) <= 10) {
+                    kept.push(c);
+                }
+            }
+            kept.truncate(MAX_SAMPLES);
+            kept
+        })
+        .collect()
+}
+
+/// Per feature, every (activation, sequence, position) above 0 over non-special tokens.
+fn all_activations(cache_dir: &Path, sae: &Sae) -> Vec<Vec<(f32, u64, u32)>> {
     let cache = ActivationCache::open(cache_dir).unwrap();
     let specials = &cache.index().spec.special_token_ids;
     let mut candidates: Vec<Vec<(f32, u64, u32)>> = vec![Vec::new(); D_SAE];
@@ -114,19 +132,6 @@ fn brute_force(cache_dir: &Path, sae: &Sae) -> Vec<Vec<(f32, u64, u32)>> {
         sequence += shard.num_sequences as u64;
     }
     candidates
-        .into_iter()
-        .map(|mut list| {
-            list.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-            let mut kept: Vec<(f32, u64, u32)> = Vec::new();
-            for c in list {
-                if !kept.iter().any(|k| k.1 == c.1 && k.2.abs_diff(c.2) <= 10) {
-                    kept.push(c);
-                }
-            }
-            kept.truncate(MAX_SAMPLES);
-            kept
-        })
-        .collect()
 }
 
 fn feature_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -172,6 +177,29 @@ fn collecting_from_a_cache_equals_brute_force() {
         "too few samples to mean anything: {compared}"
     );
     assert!(out.join("collector_state.safetensors").is_file());
+    let folder = SamplesFolder::load(&out).unwrap();
+    // The feature view counts every activation: positions exactly (0, 1, 2–3, … 8–15 for
+    // sequences of 16), values in some histogram bin and in some interval.
+    for (f, all) in all_activations(&cache_dir, &sae).iter().enumerate() {
+        let Some(file) = folder.features.get(&(f as u32)) else {
+            continue;
+        };
+        let mut positions = vec![0u64; 8];
+        for &(_, _, p) in all {
+            positions[(u32::BITS - p.leading_zeros()).min(7) as usize] += 1;
+        }
+        assert_eq!(file.position_histogram.as_ref().unwrap().counts, positions);
+        let histogram = file.activation_histogram.as_ref().unwrap();
+        assert_eq!(histogram.counts.iter().sum::<u64>(), all.len() as u64);
+        let intervals = file.interval_samples.as_ref().unwrap();
+        let in_intervals: u64 = intervals.iter().map(|i| i.activation_count).sum();
+        assert_eq!(in_intervals, all.len() as u64, "feature {f}");
+        for sample in intervals.iter().flat_map(|i| &i.samples) {
+            assert!(all
+                .iter()
+                .any(|a| (a.1, a.2) == (sample.sequence_idx, sample.position)));
+        }
+    }
 }
 
 /// The samples folder `out` holds what [`brute_force`] finds; returns the samples compared.

@@ -128,6 +128,7 @@ fn save_and_load_round_trip_loses_nothing() {
     let save = SaveConfig {
         top_features_to_save: 4,
         samples_per_feature_to_save: 3,
+        ..SaveConfig::default()
     };
     let summary =
         write_samples_folder(dir.path(), &c, &WordDecoder, &save, Default::default()).unwrap();
@@ -431,4 +432,79 @@ fn bad_input_is_an_error_that_says_where() {
         &[]
     )
     .is_err());
+}
+
+#[test]
+fn flags_single_out_crafted_features() {
+    // Ten sequences of 16 tokens, BOS (2) first, token 7 always at position 5.
+    let (rows, seq, d_sae) = (10usize, 16usize, 5usize);
+    let tokens: Vec<u32> = (0..rows * seq)
+        .map(|t| {
+            let (row, position) = (t / seq, t % seq);
+            match position {
+                0 => 2,
+                5 => 7,
+                _ => match 3 + ((row * 7 + position * 3) % 17) as u32 {
+                    7 => 20,
+                    token => token,
+                },
+            }
+        })
+        .collect();
+    let mut hits = Vec::new();
+    for row in 0..rows {
+        hits.push((row, 0, 0, 5.0)); // feature 0: BOS only
+        hits.push((row, 1, 1, 0.8)); // feature 1: the first token after BOS
+        hits.push((row, 5, 2, 0.6)); // feature 2: token 7
+        hits.push((row, 3 + row % 12, 4, 0.4 + 0.01 * row as f32)); // feature 4: nothing special
+    }
+    hits.push((4, 9, 3, 0.9)); // feature 3: once
+    let mut c = collector(CollectorConfig::default(), d_sae);
+    ingest_dense(&mut c, &tokens, seq, &dense(rows, seq, d_sae, &hits), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let save = SaveConfig {
+        flags: crate::collect::FlagConfig {
+            ultra_rare_density: 0.01,
+            ..Default::default()
+        },
+        ..SaveConfig::default()
+    };
+    let summary =
+        write_samples_folder(dir.path(), &c, &WordDecoder, &save, Default::default()).unwrap();
+    let flagged = summary.flagged_features.unwrap();
+    assert_eq!(flagged.dead, vec![0]);
+    assert_eq!(flagged.bos_dominated, vec![0]);
+    assert_eq!(flagged.position_dominated, vec![1]);
+    assert_eq!(flagged.single_token, vec![2]);
+    assert_eq!(flagged.ultra_rare, vec![3]);
+    let folder = SamplesFolder::load(dir.path()).unwrap();
+    let flags = folder.feature(2).unwrap().flags.clone().unwrap();
+    assert_eq!(
+        (
+            flags.top_token,
+            flags.top_token_text.as_deref(),
+            flags.top_token_share
+        ),
+        (Some(7), Some(" tok7"), 1.0)
+    );
+    assert_eq!(flags.token_sample_size, 10);
+    let flags = folder.feature(1).unwrap().flags.clone().unwrap();
+    assert_eq!(
+        (flags.top_position_bin, flags.top_position_share),
+        (Some(1), 1.0)
+    );
+    let file = folder.feature(4).unwrap();
+    let histogram = file.activation_histogram.as_ref().unwrap();
+    assert_eq!(histogram.counts.iter().sum::<u64>(), 10);
+    assert_eq!(histogram.edges.len(), histogram.counts.len() + 1);
+    let intervals = file.interval_samples.as_ref().unwrap();
+    assert_eq!(intervals.len(), 5);
+    assert_eq!(
+        intervals.iter().map(|i| i.activation_count).sum::<u64>(),
+        10
+    );
+    assert!(intervals
+        .iter()
+        .all(|i| i.samples.len() as u64 == i.activation_count.min(5)));
+    assert_eq!(c.special_activations(0), 10);
 }

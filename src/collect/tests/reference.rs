@@ -3,13 +3,22 @@
 //! The reference sees the whole stream at once: it lists every activation above the
 //! threshold (skipping special tokens when asked), deduplicates per (feature, sequence)
 //! greedily best-first when asked, sorts by (activation desc, sequence, position) and cuts at
-//! `max_samples_per_feature`. Statistics are recomputed with a two-pass f64 sum. The streaming
-//! collector must give exactly the same samples — dense or sparse input, in one batch or many,
-//! in one collector or merged from shards — and the same statistics.
+//! `max_samples_per_feature`. Statistics are recomputed with a two-pass f64 sum. The feature
+//! view is recomputed from the same list: histograms by searching the bin edges, interval
+//! samples by assigning every activation to its interval for the final max and keeping the
+//! `samples_per_interval` lowest priorities of each, the token sample as the 64 lowest
+//! `(priority, token)` pairs. The streaming collector must give exactly the same samples —
+//! dense or sparse input, in one batch or many, in one collector or merged from shards — and
+//! the same statistics.
 
 use proptest::prelude::*;
 
-use crate::collect::{fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch};
+use crate::collect::bins::{
+    bin_lower, bin_upper, priority, row_key, ACTIVATION_BINS, POSITION_BIN_STARTS,
+};
+use crate::collect::{
+    fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch, TOKEN_SAMPLE_SIZE,
+};
 
 const SPECIAL: u32 = 2;
 
@@ -44,16 +53,203 @@ fn config() -> impl Strategy<Value = CollectorConfig> {
         prop_oneof![Just(0.1f32), Just(0.0), Just(0.3)],
         any::<bool>(),
         any::<bool>(),
+        0usize..5,
+        0usize..4,
     )
         .prop_map(
-            |(max_samples, context, threshold, exclude, dedup)| CollectorConfig {
-                max_samples_per_feature: max_samples,
-                sample_context_size: context,
-                sample_activation_threshold: threshold,
-                exclude_special_tokens: exclude,
-                dedup_context_windows: dedup,
+            |(max_samples, context, threshold, exclude, dedup, intervals, per_interval)| {
+                CollectorConfig {
+                    max_samples_per_feature: max_samples,
+                    sample_context_size: context,
+                    sample_activation_threshold: threshold,
+                    exclude_special_tokens: exclude,
+                    dedup_context_windows: dedup,
+                    interval_count: intervals,
+                    samples_per_interval: per_interval,
+                }
             },
         )
+}
+
+/// One activation above the threshold on a counted token.
+struct Activation {
+    value: f32,
+    row: usize,
+    position: usize,
+}
+
+/// Every activation of `feature` above the threshold on counted tokens, in stream order.
+fn activations(stream: &Stream, config: &CollectorConfig, feature: usize) -> Vec<Activation> {
+    let mut out = Vec::new();
+    for (t, &token) in stream.tokens.iter().enumerate() {
+        let value = stream.values[t * stream.d_sae + feature];
+        let excluded = config.exclude_special_tokens && token == SPECIAL;
+        if !excluded && value > config.sample_activation_threshold {
+            out.push(Activation {
+                value,
+                row: t / stream.seq,
+                position: t % stream.seq,
+            });
+        }
+    }
+    out
+}
+
+/// The bin of `v`, found by searching the edges (the collector shifts bits).
+fn bin_by_edges(v: f32) -> usize {
+    let v = f64::from(v);
+    (0..ACTIVATION_BINS)
+        .find(|&b| bin_lower(b) <= v && v < bin_upper(b))
+        .unwrap()
+}
+
+fn reference_histogram(acts: &[Activation]) -> Vec<u64> {
+    let mut counts = vec![0; ACTIVATION_BINS];
+    acts.iter().for_each(|a| counts[bin_by_edges(a.value)] += 1);
+    counts
+}
+
+fn reference_positions(acts: &[Activation]) -> Vec<u64> {
+    let starts = POSITION_BIN_STARTS;
+    let mut counts = vec![0; starts.len()];
+    for a in acts {
+        let bin = (0..starts.len())
+            .rev()
+            .find(|&b| a.position as u32 >= starts[b])
+            .unwrap();
+        counts[bin] += 1;
+    }
+    counts
+}
+
+/// The interval of an activation for the final `max`: that of its bin's middle.
+fn reference_interval(value: f32, max: f32, n: usize) -> usize {
+    let b = bin_by_edges(value);
+    let mid = if b == 0 {
+        f64::NEG_INFINITY
+    } else if b == ACTIVATION_BINS - 1 {
+        f64::INFINITY
+    } else {
+        (bin_lower(b) + bin_upper(b)) / 2.0
+    };
+    if (n as f64) * mid < f64::from(max) {
+        0
+    } else {
+        ((n as f64 * mid / f64::from(max)).floor() as usize).min(n - 1)
+    }
+}
+
+/// Per interval: (activation count, samples as (activation, sequence, position, context)).
+type IntervalRef = (u64, Vec<(f32, u64, u32, Vec<u32>)>);
+
+fn reference_intervals(
+    stream: &Stream,
+    config: &CollectorConfig,
+    feature: usize,
+    acts: &[Activation],
+) -> Vec<IntervalRef> {
+    let n = config.interval_count;
+    if n == 0 || config.samples_per_interval == 0 || acts.is_empty() {
+        return Vec::new();
+    }
+    let max = acts.iter().map(|a| a.value).fold(f32::MIN, f32::max);
+    let half = config.context_half_width();
+    (0..n)
+        .map(|i| {
+            let mut members: Vec<(u64, &Activation)> = acts
+                .iter()
+                .filter(|a| reference_interval(a.value, max, n) == i)
+                .map(|a| {
+                    let key = priority(row_key(a.row as u64), a.position as u32, feature as u32);
+                    (key, a)
+                })
+                .collect();
+            let count = members.len() as u64;
+            members.sort_by_key(|&(key, a)| (key, a.row, a.position));
+            members.truncate(config.samples_per_interval);
+            let mut samples: Vec<(f32, u64, u32, Vec<u32>)> = members
+                .iter()
+                .map(|(_, a)| {
+                    let row = &stream.tokens[a.row * stream.seq..(a.row + 1) * stream.seq];
+                    let context = row
+                        [a.position.saturating_sub(half)..(a.position + half + 1).min(stream.seq)]
+                        .to_vec();
+                    (a.value, a.row as u64, a.position as u32, context)
+                })
+                .collect();
+            samples.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+            (count, samples)
+        })
+        .collect()
+}
+
+fn reference_token_sample(stream: &Stream, feature: usize, acts: &[Activation]) -> Vec<(u64, u32)> {
+    let mut pairs: Vec<(u64, u32)> = acts
+        .iter()
+        .map(|a| {
+            let key = priority(row_key(a.row as u64), a.position as u32, feature as u32);
+            // Ranked by the priority's top 32 bits, then the token.
+            (
+                key >> 32 << 32,
+                stream.tokens[a.row * stream.seq + a.position],
+            )
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.truncate(TOKEN_SAMPLE_SIZE);
+    pairs
+}
+
+fn collected_intervals(collector: &Collector, feature: usize) -> Vec<IntervalRef> {
+    collector
+        .intervals(feature as u32)
+        .into_iter()
+        .map(|view| {
+            let samples = view
+                .samples
+                .into_iter()
+                .map(|s| (s.activation, s.sequence_idx, s.position, s.context_tokens))
+                .collect();
+            (view.activation_count, samples)
+        })
+        .collect()
+}
+
+/// The feature view of every feature against the reference.
+fn assert_view_matches_reference(collector: &Collector, stream: &Stream, config: &CollectorConfig) {
+    for feature in 0..stream.d_sae {
+        let acts = activations(stream, config, feature);
+        assert_eq!(
+            collector.activation_histogram(feature as u32),
+            reference_histogram(&acts),
+            "histogram of feature {feature}"
+        );
+        assert_eq!(
+            collector
+                .position_histogram(feature as u32)
+                .unwrap()
+                .to_vec(),
+            reference_positions(&acts),
+            "positions of feature {feature}"
+        );
+        assert_eq!(
+            collected_intervals(collector, feature),
+            reference_intervals(stream, config, feature, &acts),
+            "intervals of feature {feature}"
+        );
+        assert_eq!(
+            collector.token_sample(feature as u32),
+            reference_token_sample(stream, feature, &acts),
+            "token sample of feature {feature}"
+        );
+        let special = (0..stream.tokens.len())
+            .filter(|&t| stream.tokens[t] == SPECIAL)
+            .filter(|&t| {
+                stream.values[t * stream.d_sae + feature] > config.sample_activation_threshold
+            })
+            .count() as u64;
+        assert_eq!(collector.special_activations(feature as u32), special);
+    }
 }
 
 /// (activation, sequence, position, context) of the reference's top samples of `feature`.
@@ -182,6 +378,7 @@ fn assert_matches_reference(collector: &Collector, stream: &Stream, config: &Col
             );
         }
     }
+    assert_view_matches_reference(collector, stream, config);
 }
 
 proptest! {
@@ -218,7 +415,12 @@ proptest! {
         for feature in 0..stream.d_sae as u32 {
             prop_assert_eq!(right.top_samples(feature), whole.top_samples(feature));
             prop_assert_eq!(right.statistics(feature), whole.statistics(feature));
+            prop_assert_eq!(right.interval_store(feature), whole.interval_store(feature));
+            prop_assert_eq!(right.intervals(feature), whole.intervals(feature));
+            prop_assert_eq!(right.token_sample(feature), whole.token_sample(feature));
+            prop_assert_eq!(right.activation_histogram(feature), whole.activation_histogram(feature));
         }
+        assert_view_matches_reference(&right, &stream, &config);
         prop_assert_eq!(right.tokens_seen(), whole.tokens_seen());
         prop_assert_eq!(right.special_tokens_excluded(), whole.special_tokens_excluded());
     }

@@ -1,12 +1,24 @@
 //! The collector state file: saved and loaded, a collector is unchanged — statistics to the
-//! bit, every kept sample — and keeps ingesting and merging exactly as the original would.
+//! bit, every kept sample, the feature view — and keeps ingesting and merging exactly as the
+//! original would; shards merged through state files write the single run's bytes.
 
-use super::support::{dense, ingest_dense, SplitMix};
-use crate::collect::{Collector, CollectorConfig, STATE_FILE_NAME};
+use std::path::Path;
+
+use super::support::{dense, ingest_dense, SplitMix, WordDecoder};
+use crate::collect::{
+    write_samples_folder, Collector, CollectorConfig, SaveConfig, STATE_FILE_NAME,
+};
 
 fn random_collector(seed: u64, first_sequence: u64, config: CollectorConfig) -> Collector {
-    let mut rng = SplitMix(seed);
     let mut collector = Collector::new(config, 12, &[2]).unwrap();
+    feed_random(&mut collector, seed, first_sequence);
+    collector
+}
+
+/// Six random batches of four sequences from `first_sequence` on: BOS-like special tokens
+/// now and then, values up to 2.
+fn feed_random(collector: &mut Collector, seed: u64, first_sequence: u64) {
+    let mut rng = SplitMix(seed);
     for batch in 0..6u64 {
         let tokens: Vec<u32> = (0..40)
             .map(|_| {
@@ -28,14 +40,13 @@ fn random_collector(seed: u64, first_sequence: u64, config: CollectorConfig) -> 
             })
             .collect();
         ingest_dense(
-            &mut collector,
+            collector,
             &tokens,
             10,
             &dense(4, 10, 12, &hits),
             first_sequence + batch * 4,
         );
     }
-    collector
 }
 
 fn assert_same(a: &Collector, b: &Collector) {
@@ -54,10 +65,76 @@ fn assert_same(a: &Collector, b: &Collector) {
     assert_eq!(a.special_tokens(), b.special_tokens());
     assert_eq!(a.sequence_ranges(), b.sequence_ranges());
     assert_eq!(a.config(), b.config());
+    assert_eq!(a.position_tokens(), b.position_tokens());
     for f in 0..a.d_sae() as u32 {
         assert_eq!(a.statistics(f), b.statistics(f), "feature {f}");
         assert_eq!(a.top_samples(f), b.top_samples(f), "feature {f}");
+        assert_eq!(a.interval_store(f), b.interval_store(f), "feature {f}");
+        assert_eq!(a.intervals(f), b.intervals(f), "feature {f}");
+        assert_eq!(a.token_sample(f), b.token_sample(f), "feature {f}");
+        assert_eq!(
+            a.activation_histogram(f),
+            b.activation_histogram(f),
+            "feature {f}"
+        );
+        assert_eq!(a.position_histogram(f), b.position_histogram(f));
+        assert_eq!(a.special_activations(f), b.special_activations(f));
     }
+}
+
+/// Every file of a folder, by name.
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn merged_shards_write_the_bytes_of_one_run() {
+    let config = CollectorConfig {
+        max_samples_per_feature: 4,
+        samples_per_interval: 2,
+        ..CollectorConfig::default()
+    };
+    let mut whole = Collector::new(config.clone(), 12, &[2]).unwrap();
+    feed_random(&mut whole, 1, 0);
+    feed_random(&mut whole, 2, 24);
+    let dir = tempfile::tempdir().unwrap();
+    random_collector(1, 0, config.clone())
+        .save_state(&dir.path().join("left"))
+        .unwrap();
+    random_collector(2, 24, config)
+        .save_state(&dir.path().join("right"))
+        .unwrap();
+    // Merged in the other order than the stream's.
+    let mut merged = Collector::load_state(&dir.path().join("right")).unwrap();
+    merged
+        .merge(&Collector::load_state(&dir.path().join("left")).unwrap())
+        .unwrap();
+    assert_same(&merged, &whole);
+    for (name, collector) in [("merged", &merged), ("whole", &whole)] {
+        let out = dir.path().join(name);
+        std::fs::create_dir(&out).unwrap();
+        collector.save_state(&out.join(STATE_FILE_NAME)).unwrap();
+        let save = SaveConfig {
+            top_features_to_save: 12,
+            ..SaveConfig::default()
+        };
+        write_samples_folder(&out, collector, &WordDecoder, &save, Default::default()).unwrap();
+    }
+    let (merged, whole) = (
+        folder_bytes(&dir.path().join("merged")),
+        folder_bytes(&dir.path().join("whole")),
+    );
+    assert!(merged.len() > 5, "{} files", merged.len());
+    assert_eq!(merged, whole);
 }
 
 #[test]
