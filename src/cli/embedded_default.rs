@@ -18,6 +18,11 @@ const DEFAULT_DOCUMENTS: usize = 5_000;
 const DEFAULT_NUM_TOKENS: u64 = 100_000;
 /// Training tokens when `train` runs on the embedded model and none are given.
 const DEFAULT_TRAIN_TOKENS: u64 = 400_000;
+/// The demo's SAE shape, for `train` on the embedded model when no shape is given.
+const DEMO_DICT_SIZE: usize = 512;
+const DEMO_TOP_K: usize = 8;
+const DEMO_BATCH_SIZE: usize = 1024;
+const DEMO_SEQ_LEN: usize = 64;
 
 /// `cache` and live `collect`: fills in `--model` (and `--dataset`, `--num-tokens` for the
 /// default corpus) when absent.
@@ -53,6 +58,24 @@ pub fn apply_train(args: &mut TrainArgs) -> Result<()> {
             eprintln!("note: no --num-tokens given: training on {DEFAULT_TRAIN_TOKENS} tokens");
             args.keys.num_tokens = Some(DEFAULT_TRAIN_TOKENS);
         }
+    }
+    // The defaults are sized for Gemma-2-2B (12288 latents, 4096-token batches); a 128-wide
+    // model wants the demo's shape. Only what the user (or --config) left open is filled in.
+    let keys = &mut args.keys;
+    if args.config.is_none()
+        && keys.dict_size.is_none()
+        && keys.top_k.is_none()
+        && keys.batch_size.is_none()
+    {
+        eprintln!(
+            "note: sized for the embedded model: --dict-size {DEMO_DICT_SIZE} --top-k {DEMO_TOP_K} \
+             --batch-size {DEMO_BATCH_SIZE} --seq-len {DEMO_SEQ_LEN}"
+        );
+        keys.dict_size = Some(DEMO_DICT_SIZE);
+        keys.top_k = Some(DEMO_TOP_K);
+        keys.batch_size = Some(DEMO_BATCH_SIZE);
+        keys.seq_len = keys.seq_len.or(Some(DEMO_SEQ_LEN));
+        keys.model_batch_size = keys.model_batch_size.or(Some(64));
     }
     Ok(())
 }
