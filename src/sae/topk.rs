@@ -5,9 +5,12 @@
 //!
 //! - **Row top-k** (TopK encoders, and extracting the non-zeros of a threshold encoder on a
 //!   GPU): the `k` largest of each row, with their indices.
-//!   - CPU: exact, on host slices with `select_nth_unstable_by` (O(d_sae) per row), then the `k`
-//!     winners are sorted. Order: larger value first, ties broken by the lower index, NaN above
-//!     +inf (`f32::total_cmp`) — exactly a stable descending sort cut at `k`.
+//!   - CPU: exact, on the host data (a CPU tensor is read in place). For `k ≤ d/8` one scan
+//!     per row in index order against the `k`-th best key so far (the order-preserving integer
+//!     key of f32), a vectorised compare per 16 columns and a small buffer of candidates cut
+//!     back to `k` when full; above `d/8`, `select_nth_unstable_by` on `(value, index)` pairs.
+//!     Then the `k` winners are sorted. Order: larger value first, ties broken by the lower
+//!     index, NaN above +inf (`f32::total_cmp`) — exactly a stable descending sort cut at `k`.
 //!   - GPU: a block reduction. Each row is cut into blocks of [`BLOCK`] = 1024 columns (the
 //!     widest `arg_sort` that works on Metal), each block is sorted and keeps its top `k`, and the
 //!     survivors (`blocks·k` per row) are reduced again until one block remains. Exact: a row's
@@ -28,7 +31,7 @@
 
 use std::cmp::Ordering;
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Storage, Tensor};
 
 /// Widest row that candle's `arg_sort` handles on every back end (Metal's limit).
 pub const BLOCK: usize = 1024;
@@ -41,8 +44,12 @@ pub fn topk_rows(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
         candle_core::bail!("top-k: k = {k} must be in 1..={d}");
     }
     if xs.device().is_cpu() || 2 * k > BLOCK {
-        let data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let (values, indices) = topk_rows_host(&data, d, k);
+        let xs = xs.to_dtype(DType::F32)?;
+        let (values, indices) = if xs.device().is_cpu() {
+            with_cpu_slice(&xs, |data| topk_rows_host(data, d, k))?
+        } else {
+            topk_rows_host(&xs.flatten_all()?.to_vec1::<f32>()?, d, k)
+        };
         let device = xs.device();
         return Ok((
             Tensor::from_vec(values, (n, k), device)?,
@@ -52,15 +59,171 @@ pub fn topk_rows(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
     topk_rows_blocked(xs, k)
 }
 
+/// Runs `f` on the row-major f32 data of a CPU tensor in place: no copy of the (large) matrix
+/// when it is contiguous, as the encoder's output is.
+fn with_cpu_slice<T>(xs: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
+    let xs = xs.contiguous()?;
+    let (storage, layout) = xs.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("top-k: expected a CPU tensor");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("top-k: expected a contiguous tensor");
+    };
+    Ok(f(&cpu.as_slice::<f32>()?[start..end]))
+}
+
+/// Exact row top-k on a row-major host slice `[n, d]`: `(values [n·k], indices [n·k])`.
+///
+/// For `k ≪ d` one scan per row against a threshold ([`RowTopK`]); when `k` is a large share of
+/// `d` the threshold rejects little and [`topk_rows_host_select`] is used instead. Both give
+/// exactly the same pairs in the same order (a stable descending sort cut at `k`).
+pub fn topk_rows_host(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
+    assert!(k >= 1 && k <= d && data.len() % d == 0, "top-k: bad shape");
+    if k * SCAN_MAX_FRACTION > d {
+        return topk_rows_host_select(data, d, k);
+    }
+    let n = data.len() / d;
+    let mut values = Vec::with_capacity(n * k);
+    let mut indices = Vec::with_capacity(n * k);
+    let mut scan = RowTopK::new(k);
+    for row in data.chunks_exact(d) {
+        for &packed in scan.run(row) {
+            let i = packed_index(packed);
+            values.push(row[i as usize]);
+            indices.push(i);
+        }
+    }
+    (values, indices)
+}
+
+/// The threshold scan is used while `k · SCAN_MAX_FRACTION ≤ d`. Above that a large share of
+/// each row passes the threshold and the buffer is cut often; the select is then as fast.
+const SCAN_MAX_FRACTION: usize = 8;
+
+/// Columns compared against the threshold together before any of them is looked at alone:
+/// wide enough to vectorise, small enough that redoing a chunk with a hit is cheap.
+const CHUNK: usize = 16;
+
+/// A candidate as one `u64`, larger = ranked higher: the order-preserving key of the value
+/// ([`f32_key`], i.e. `total_cmp` order) in the high half, the complemented index in the low
+/// half (ties go to the lower index). Distinct indices give distinct words: a total order.
+fn pack(key: u32, index: u32) -> u64 {
+    (u64::from(key) << 32) | u64::from(!index)
+}
+
+fn packed_index(packed: u64) -> u32 {
+    !(packed as u32)
+}
+
+/// The scan's key: `f32::total_cmp` order as an `i32` (the standard library's own map), with
+/// no branch and a signed compare, so that a chunk of them vectorises even on baseline x86-64
+/// (SSE2 has no unsigned 32-bit compare). Equals [`f32_key`] with the top bit flipped.
+#[inline(always)]
+fn scan_key(x: f32) -> i32 {
+    let bits = x.to_bits() as i32;
+    bits ^ (((bits >> 31) as u32) >> 1) as i32
+}
+
+/// The [`pack`] key of a [`scan_key`].
+#[inline(always)]
+fn unsigned_key(key: i32) -> u32 {
+    key as u32 ^ 0x8000_0000
+}
+
+/// Row top-k by one scan in index order. A buffer holds candidates; `threshold` is the key of
+/// the `k`-th best kept so far. An element becomes a candidate only if its key is **strictly**
+/// greater: one with an equal key comes later in the row than that `k`-th (scan order), so it
+/// ranks below it and can never enter the top `k`. When the buffer fills it is cut back to its
+/// best `k` and the threshold rises. On continuous data about `k·ln(d/k)` elements pass, so
+/// almost every element costs one vectorised compare.
+struct RowTopK {
+    k: usize,
+    buf: Vec<u64>,
+}
+
+impl RowTopK {
+    fn new(k: usize) -> Self {
+        // Room for the k kept plus at least as many new candidates between two cuts.
+        RowTopK {
+            k,
+            buf: Vec::with_capacity(2 * k + 64),
+        }
+    }
+
+    /// The top `k` of `row` (`k ≤ row.len()`), packed, best first.
+    fn run(&mut self, row: &[f32]) -> &[u64] {
+        let k = self.k;
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.extend((0u32..).zip(&row[..k]).map(|(i, &x)| pack(f32_key(x), i)));
+        // The k-th best of exactly k candidates has the smallest key.
+        let mut threshold = buf.iter().map(|&p| signed_key(p)).min().unwrap_or(i32::MIN);
+        // The columns after the first k: whole chunks, then the tail one by one.
+        let chunks = row[k..].chunks_exact(CHUNK);
+        let tail = chunks.remainder();
+        for (c, chunk) in chunks.enumerate() {
+            let t = threshold;
+            // Lanes above the threshold as a bit mask (vectorised); usually zero.
+            let mut hits = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |m, (j, &x)| m | (u32::from(scan_key(x) > t) << j));
+            let base = k + c * CHUNK;
+            while hits != 0 {
+                let j = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                // Re-tested: a cut inside the chunk may have raised the threshold.
+                consider(buf, &mut threshold, k, base + j, chunk[j]);
+            }
+        }
+        let base = row.len() - tail.len();
+        for (j, &x) in tail.iter().enumerate() {
+            consider(buf, &mut threshold, k, base + j, x);
+        }
+        if buf.len() > k {
+            cut(buf, k);
+        }
+        buf.sort_unstable_by(|a, b| b.cmp(a));
+        buf
+    }
+}
+
+/// One column of the scan: a candidate if its key beats the threshold strictly; a full buffer
+/// is cut back to the best `k`, which raises the threshold.
+#[inline(always)]
+fn consider(buf: &mut Vec<u64>, threshold: &mut i32, k: usize, i: usize, x: f32) {
+    let key = scan_key(x);
+    if key > *threshold {
+        buf.push(pack(unsigned_key(key), i as u32));
+        if buf.len() == buf.capacity() {
+            *threshold = cut(buf, k);
+        }
+    }
+}
+
+/// Keeps the best `k` of `buf` (`buf.len() > k`), in no order; returns the `k`-th best's key.
+fn cut(buf: &mut Vec<u64>, k: usize) -> i32 {
+    let (_, &mut kth, _) = buf.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    buf.truncate(k);
+    signed_key(kth)
+}
+
+/// The [`scan_key`] of a packed candidate.
+fn signed_key(packed: u64) -> i32 {
+    ((packed >> 32) as u32 ^ 0x8000_0000) as i32
+}
+
 /// Descending by value (`total_cmp`), then ascending by index: a total order, so the selection
 /// is unique and equals a stable descending sort.
 fn rank(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 
-/// Exact row top-k on a row-major host slice `[n, d]`: `(values [n·k], indices [n·k])`.
-pub fn topk_rows_host(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
-    assert!(k >= 1 && k <= d && data.len() % d == 0, "top-k: bad shape");
+/// Row top-k by `select_nth_unstable_by` on `(value, index)` pairs, then the `k` winners
+/// sorted: O(d) per row with a large constant. Used for `k` near `d`, and the reference the
+/// scan is tested against.
+fn topk_rows_host_select(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
     let n = data.len() / d;
     let mut values = Vec::with_capacity(n * k);
     let mut indices = Vec::with_capacity(n * k);
