@@ -16,7 +16,7 @@ use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
 use crate::collect::{
     read_summary, resume_point, sweep_cache, sweep_model, Collector, CollectorConfig, LogitEffects,
-    Shard, StageTimes, LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME,
+    SaveConfig, Shard, StageTimes, LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME,
 };
 use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
@@ -27,6 +27,7 @@ use crate::model::{
 use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
+use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
 #[command(
@@ -77,12 +78,46 @@ pub struct CollectArgs {
     #[arg(long)]
     pub no_logit_effects: bool,
 
+    /// JSON file with the sample-collection keys under the original's names (snake_case:
+    /// `max_samples_per_feature`, `sample_context_size`, …; the original's whole config file
+    /// works, other keys are ignored); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(flatten)]
     pub collector: CollectorArgs,
 }
 
+impl CollectArgs {
+    /// The collector and save settings: `--config`'s keys, overridden by the flags.
+    pub fn settings(&self) -> Result<(CollectorConfig, SaveConfig)> {
+        let Some(path) = &self.config else {
+            return Ok((
+                self.collector.collector_config()?,
+                self.collector.save_config(),
+            ));
+        };
+        let mut cfg = TrainConfig::from_json_file(path)?;
+        self.collector.overlay(&mut cfg)?;
+        let collector = cfg.collector_config();
+        collector
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        let flags = cfg.flag_config();
+        flags
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        let save = SaveConfig {
+            top_features_to_save: cfg.top_features_to_save,
+            samples_per_feature_to_save: cfg.samples_per_feature_to_save,
+            flags,
+        };
+        Ok((collector, save))
+    }
+}
+
 pub fn run(args: CollectArgs) -> Result<()> {
-    let config = args.collector.collector_config()?;
+    let (config, _) = args.settings()?;
     let device = resolve_device(args.model.device)?;
     if let Some(note) = &device.note {
         eprintln!("note: {note}");
@@ -390,4 +425,52 @@ fn remove_stale_logit_effects(args: &CollectArgs, fresh: bool) -> Result<()> {
             .with_context(|| format!("failed to remove stale {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn settings(
+        extra: &[&str],
+        file: &str,
+    ) -> (crate::collect::CollectorConfig, super::SaveConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg.json");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec![
+            "saectl",
+            "collect",
+            "--checkpoint",
+            "c",
+            "--out",
+            "o",
+            "--config",
+        ];
+        let path = path.to_str().unwrap().to_string();
+        argv.push(&path);
+        argv.extend_from_slice(extra);
+        let Command::Collect(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        args.settings().unwrap()
+    }
+
+    #[test]
+    fn the_config_file_sets_the_seed_keys_and_flags_override_it() {
+        // An excerpt of the original's config: unknown keys (lr, model_name) are ignored.
+        let file = r#"{"lr": 0.0003, "model_name": "gemma-2-2b", "max_samples_per_feature": 7,
+            "sample_context_size": 30, "sample_activation_threshold": 0.5,
+            "top_features_to_save": 3, "samples_per_feature_to_save": 2}"#;
+        let (collector, save) = settings(&["--sample-context-size", "8"], file);
+        assert_eq!(collector.max_samples_per_feature, 7);
+        assert_eq!(collector.sample_context_size, 8, "the flag wins");
+        assert_eq!(collector.sample_activation_threshold, 0.5);
+        assert_eq!(
+            (save.top_features_to_save, save.samples_per_feature_to_save),
+            (3, 2)
+        );
+    }
 }

@@ -43,7 +43,7 @@ impl Session {
         Ok(Self {
             out: args.out.clone(),
             decoder: TokenizerDecoder(tokenizer),
-            save: args.collector.save_config(),
+            save: args.settings()?.1,
             source,
             save_every: args.save_every_tokens.max(1),
             since_save: 0,

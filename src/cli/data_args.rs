@@ -26,8 +26,8 @@ pub struct DataArgs {
     pub split: String,
 
     /// Hub datasets: the configuration (subset) to read.
-    #[arg(long)]
-    pub config: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub dataset_config: Option<String>,
 
     /// Hub datasets: a glob over repo paths, replacing split and config selection.
     #[arg(long, value_name = "GLOB")]
@@ -68,7 +68,7 @@ impl DataArgs {
             text_field: self.text_field.clone(),
             txt_documents: self.txt_documents,
             split: self.split.clone(),
-            config: self.config.clone(),
+            config: self.dataset_config.clone(),
             data_files: self.data_files.clone(),
             revision: self.revision.clone(),
         }

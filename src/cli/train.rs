@@ -268,67 +268,8 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         self.keys.apply(&mut cfg);
-        self.apply_collector_keys(&mut cfg)?;
+        self.collector.overlay(&mut cfg)?;
         Ok(cfg)
-    }
-
-    /// The collector's flags carry defaults, so a value equal to the default cannot be told
-    /// from an absent flag: such values leave the file's setting alone.
-    fn apply_collector_keys(&self, cfg: &mut TrainConfig) -> Result<()> {
-        let collector = self.collector.collector_config()?;
-        let save = self.collector.save_config();
-        let defaults = TrainConfig::default();
-        let set = |value: usize, default: usize, slot: &mut usize| {
-            if value != default {
-                *slot = value;
-            }
-        };
-        set(
-            collector.max_samples_per_feature,
-            defaults.max_samples_per_feature,
-            &mut cfg.max_samples_per_feature,
-        );
-        set(
-            collector.sample_context_size,
-            defaults.sample_context_size,
-            &mut cfg.sample_context_size,
-        );
-        set(
-            save.top_features_to_save,
-            defaults.top_features_to_save,
-            &mut cfg.top_features_to_save,
-        );
-        set(
-            save.samples_per_feature_to_save,
-            defaults.samples_per_feature_to_save,
-            &mut cfg.samples_per_feature_to_save,
-        );
-        set(
-            collector.interval_count,
-            defaults.interval_count,
-            &mut cfg.interval_count,
-        );
-        set(
-            collector.samples_per_interval,
-            defaults.samples_per_interval,
-            &mut cfg.samples_per_interval,
-        );
-        if collector.sample_activation_threshold != defaults.sample_activation_threshold {
-            cfg.sample_activation_threshold = collector.sample_activation_threshold;
-        }
-        if save.flags.ultra_rare_density != defaults.ultra_rare_density {
-            cfg.ultra_rare_density = save.flags.ultra_rare_density;
-        }
-        if save.flags.dominant_share != defaults.dominant_share {
-            cfg.dominant_share = save.flags.dominant_share;
-        }
-        if self.collector.include_special_tokens {
-            cfg.exclude_special_tokens = false;
-        }
-        if self.collector.no_dedup {
-            cfg.dedup_context_windows = false;
-        }
-        Ok(())
     }
 }
 

@@ -168,12 +168,57 @@ fn kind_in<'de, D: Deserializer<'de>>(d: D) -> Result<SaeKind, D::Error> {
     name.parse().map_err(serde::de::Error::custom)
 }
 
+/// Keys of the original's `get_default_cfg` / `post_init_cfg` (and its transcoder configs)
+/// that name things saectl takes from flags or from the model.
+const ORIGINAL_ONLY_KEYS: &[&str] = &[
+    "model_name",
+    "site",
+    "layer",
+    "act_size",
+    "hook_point",
+    "name",
+    "dtype",
+    "model_dtype",
+    "device",
+    "dataset_path",
+    "wandb_project",
+    "source_layer",
+    "target_layer",
+    "source_site",
+    "target_site",
+    "source_hook_point",
+    "target_hook_point",
+];
+
 impl TrainConfig {
     /// Reads a JSON config file (snake_case keys; missing keys take the defaults).
+    ///
+    /// A config written for the Python original also loads: its keys that saectl takes
+    /// elsewhere (the model, hook and dataset are flags; dtypes and the device are chosen at run
+    /// time) are set aside with a note on stderr, and its `bandwidth` is `jumprelu_bandwidth`.
+    /// Any other unknown key is an error, so a typo never passes silently.
     pub fn from_json_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the config {}", path.display()))?;
-        serde_json::from_str(&text)
+        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("failed to parse the config {}", path.display()))?;
+        if let Some(bandwidth) = map.remove("bandwidth") {
+            map.entry("jumprelu_bandwidth").or_insert(bandwidth);
+        }
+        let set_aside: Vec<String> = ORIGINAL_ONLY_KEYS
+            .iter()
+            .filter(|key| map.remove(**key).is_some())
+            .map(|key| key.to_string())
+            .collect();
+        if !set_aside.is_empty() {
+            eprintln!(
+                "note: {} sets {}, which saectl takes from flags (--model, --hook, --dataset, \
+                 --device, --dtype) or the model itself; ignored here",
+                path.display(),
+                set_aside.join(", ")
+            );
+        }
+        serde_json::from_value(serde_json::Value::Object(map))
             .with_context(|| format!("failed to parse the config {}", path.display()))
     }
 
@@ -293,6 +338,37 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_originals_config_file_loads_and_a_typo_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg.json");
+        // get_default_cfg() after post_init_cfg, as the original would dump it.
+        std::fs::write(
+            &path,
+            r#"{"seed": 49, "batch_size": 4096, "lr": 0.0003, "num_tokens": 1000000000,
+            "l1_coeff": 0, "beta1": 0.9, "beta2": 0.99, "max_grad_norm": 100000, "seq_len": 128,
+            "dtype": "torch.float32", "model_dtype": "torch.float32", "model_name": "gemma-2-2b",
+            "site": "resid_pre", "layer": 8, "act_size": 2304, "dict_size": 12288,
+            "device": "cuda:0", "model_batch_size": 512, "num_batches_in_buffer": 10,
+            "dataset_path": "Skylion007/openwebtext", "wandb_project": "sparse_autoencoders",
+            "input_unit_norm": true, "perf_log_freq": 1000, "sae_type": "topk",
+            "checkpoint_freq": 10000, "n_batches_to_dead": 20, "top_k": 32, "top_k_aux": 512,
+            "aux_penalty": 0.03125, "bandwidth": 0.002, "hook_point": "blocks.8.hook_resid_pre",
+            "name": "gemma-2-2b_blocks.8.hook_resid_pre_12288_topk_32_0.0003",
+            "save_activation_samples": true, "max_samples_per_feature": 50}"#,
+        )
+        .unwrap();
+        let cfg = TrainConfig::from_json_file(&path).unwrap();
+        assert_eq!(
+            (cfg.seed, cfg.top_k, cfg.max_samples_per_feature),
+            (49, 32, 50)
+        );
+        assert_eq!(cfg.jumprelu_bandwidth, 0.002);
+        std::fs::write(&path, r#"{"dict_sise": 4096}"#).unwrap();
+        let err = format!("{:#}", TrainConfig::from_json_file(&path).unwrap_err());
+        assert!(err.contains("dict_sise"), "{err}");
+    }
 
     fn err(cfg: &TrainConfig) -> String {
         format!("{:#}", cfg.validate(64).unwrap_err())
