@@ -150,13 +150,17 @@ fn main() {
     );
     println!("| input | work | time (ms) | GiB/s of input | Mtokens/s | ns / non-zero | vs read |");
     println!("|---|---|---:|---:|---:|---:|---:|");
+    // `nnz` 0: an all-zero input, where a per-non-zero cost means nothing.
     let row = |input: &str, work: &str, t: Duration, bytes: usize, nnz: usize| {
+        let per_nonzero = match nnz {
+            0 => "—".to_string(),
+            n => format!("{:.1}", t.as_nanos() as f64 / n as f64),
+        };
         println!(
-            "| {input} | {work} | {:.1} | {:.2} | {:.2} | {:.1} | {:.0}% |",
+            "| {input} | {work} | {:.1} | {:.2} | {:.2} | {per_nonzero} | {:.0}% |",
             t.as_secs_f64() * 1e3,
             gib_per_s(bytes, t),
             TOKENS as f64 / t.as_secs_f64() / 1e6,
-            t.as_nanos() as f64 / nnz as f64,
             100.0 * read.as_secs_f64() / t.as_secs_f64()
         );
     };
@@ -183,7 +187,7 @@ fn main() {
         "ingest (scan only)",
         time_ingest(&warm, &batch, &silent),
         bytes,
-        1,
+        0,
     );
     row(
         "dense f32, L0≈64",
