@@ -147,12 +147,12 @@ fn source_description(
     let mut map = serde_json::Map::new();
     map.insert(
         "dataset".into(),
-        data.dataset.clone().unwrap_or_default().into(),
+        data.text.dataset.clone().unwrap_or_default().into(),
     );
-    map.insert("text_field".into(), data.text_field.clone().into());
+    map.insert("text_field".into(), data.text.text_field.clone().into());
     map.insert(
         "txt_documents".into(),
-        serde_json::to_value(data.txt_documents)?,
+        serde_json::to_value(data.text.txt_documents)?,
     );
     map.insert("resolved".into(), serde_json::to_value(source.summary())?);
     Ok(map)

@@ -227,7 +227,7 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
         ("model", args.model.model.clone().unwrap_or_default()),
         ("hook_point", hooked.hook.to_string()),
         ("dataset", dataset.to_string()),
-        ("text_field", args.data.text_field.clone()),
+        ("text_field", args.data.text.text_field.clone()),
     ] {
         source.insert(key.into(), value.into());
     }

@@ -1,13 +1,16 @@
-//! `--dataset` and how its text becomes token windows: shared by every command that reads text.
+//! `--dataset` and how its text is read ([`TextArgs`], shared by `cache`, `collect` and
+//! `train`), and how the text becomes token windows ([`DataArgs`], for `cache` and `collect`;
+//! `train` takes `--num-tokens`, `--seq-len` and `--model-batch-size` among its config keys).
 
 use clap::Args;
 
 use crate::data::{PackConfig, SourceOptions, TxtDocuments};
 use crate::hub::HubSettings;
 
+/// Where the text comes from and how to read it.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Text")]
-pub struct DataArgs {
+pub struct TextArgs {
     /// A .txt, .jsonl or .parquet file, a folder of them, or a Hugging Face dataset repo id
     /// (`org/name`), streamed shard by shard.
     #[arg(long, value_name = "PATH|REPO")]
@@ -36,33 +39,9 @@ pub struct DataArgs {
     /// Hub datasets: branch, tag or commit.
     #[arg(long, default_value = "main")]
     pub revision: String,
-
-    /// Tokens to process (rounded up to whole sequences).
-    #[arg(long, value_name = "N")]
-    pub num_tokens: Option<u64>,
-
-    /// Tokens per sequence (one BOS per document; documents are packed across rows).
-    #[arg(long, default_value_t = 128, value_name = "N")]
-    pub seq_len: usize,
-
-    /// Sequences per model forward pass.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub model_batch_size: usize,
 }
 
-impl DataArgs {
-    /// `--dataset` and `--num-tokens`, or an error saying the command needs them.
-    pub fn require(&self, command: &str) -> anyhow::Result<(&str, u64)> {
-        use anyhow::Context;
-        let dataset = self.dataset.as_deref().with_context(|| {
-            format!("`saectl {command}` needs --dataset (a file, folder or Hugging Face dataset)")
-        })?;
-        let num_tokens = self
-            .num_tokens
-            .with_context(|| format!("`saectl {command}` needs --num-tokens"))?;
-        Ok((dataset, num_tokens))
-    }
-
+impl TextArgs {
     pub fn source_options(&self) -> SourceOptions {
         SourceOptions {
             text_field: self.text_field.clone(),
@@ -72,6 +51,43 @@ impl DataArgs {
             data_files: self.data_files.clone(),
             revision: self.revision.clone(),
         }
+    }
+}
+
+/// The text plus how much of it to read and how to cut it into windows.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    #[command(flatten)]
+    pub text: TextArgs,
+
+    /// Tokens to process (rounded up to whole sequences).
+    #[arg(long, value_name = "N", help_heading = "Text")]
+    pub num_tokens: Option<u64>,
+
+    /// Tokens per sequence (one BOS per document; documents are packed across rows).
+    #[arg(long, default_value_t = 128, value_name = "N", help_heading = "Text")]
+    pub seq_len: usize,
+
+    /// Sequences per model forward pass.
+    #[arg(long, default_value_t = 8, value_name = "N", help_heading = "Text")]
+    pub model_batch_size: usize,
+}
+
+impl DataArgs {
+    /// `--dataset` and `--num-tokens`, or an error saying the command needs them.
+    pub fn require(&self, command: &str) -> anyhow::Result<(&str, u64)> {
+        use anyhow::Context;
+        let dataset = self.text.dataset.as_deref().with_context(|| {
+            format!("`saectl {command}` needs --dataset (a file, folder or Hugging Face dataset)")
+        })?;
+        let num_tokens = self
+            .num_tokens
+            .with_context(|| format!("`saectl {command}` needs --num-tokens"))?;
+        Ok((dataset, num_tokens))
+    }
+
+    pub fn source_options(&self) -> SourceOptions {
+        self.text.source_options()
     }
 
     pub fn hub_settings(&self) -> HubSettings {

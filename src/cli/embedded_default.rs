@@ -31,8 +31,8 @@ pub fn apply(model: &mut ModelArgs, data: &mut DataArgs) -> Result<()> {
         return Ok(());
     }
     let dir = use_embedded_model(model)?;
-    if data.dataset.is_none() {
-        data.dataset = Some(default_corpus(&dir, "corpus.jsonl", HELD_OUT_SEED)?);
+    if data.text.dataset.is_none() {
+        data.text.dataset = Some(default_corpus(&dir, "corpus.jsonl", HELD_OUT_SEED)?);
         if data.num_tokens.is_none() {
             eprintln!("note: no --num-tokens given: reading {DEFAULT_NUM_TOKENS} tokens");
             data.num_tokens = Some(DEFAULT_NUM_TOKENS);

@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::collector_args::CollectorArgs;
+use super::data_args::TextArgs;
 use super::model_args::ModelArgs;
 use super::progress::token_bar;
-use crate::data::TxtDocuments;
 use crate::model::resolve_device;
 use crate::sae::SaeKind;
 use crate::train::{
@@ -71,34 +71,6 @@ pub struct TrainArgs {
 
     #[command(flatten)]
     pub collector: CollectorArgs,
-}
-
-/// Where live training reads its text (`saectl cache`'s text flags; `--dataset-config` is
-/// `--config` there, which here names the training config file).
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Text (live training)")]
-pub struct TextArgs {
-    /// A .txt, .jsonl or .parquet file, a folder of them, or a Hugging Face dataset repo id.
-    #[arg(long, value_name = "PATH|REPO")]
-    pub dataset: Option<String>,
-    /// JSON field or parquet column holding the text.
-    #[arg(long, default_value = "text", value_name = "NAME")]
-    pub text_field: String,
-    /// How a .txt file splits into documents: paragraph, line, or file.
-    #[arg(long, default_value = "paragraph", value_name = "UNIT")]
-    pub txt_documents: TxtDocuments,
-    /// Hub datasets: the split to read.
-    #[arg(long, default_value = "train")]
-    pub split: String,
-    /// Hub datasets: the configuration (subset) to read.
-    #[arg(long, value_name = "NAME")]
-    pub dataset_config: Option<String>,
-    /// Hub datasets: a glob over repo paths, replacing split and config selection.
-    #[arg(long, value_name = "GLOB")]
-    pub data_files: Option<String>,
-    /// Hub datasets: branch, tag or commit.
-    #[arg(long, default_value = "main")]
-    pub revision: String,
 }
 
 /// The training keys; each overrides `--config` (or the default) only when given.
