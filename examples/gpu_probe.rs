@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use saectl::hub::HubSettings;
 use saectl::model::{
     load_model, resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, HookPoint, HookSite,
@@ -69,31 +69,24 @@ enum Command {
         dump: Option<PathBuf>,
     },
     /// Device top-k against the host's exact top-k at the given widths.
-    Topk {
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
-        #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
-        d_sae: Vec<usize>,
-        #[arg(long, default_value_t = 4096)]
-        tokens: usize,
-        #[arg(long, default_value_t = 32)]
-        k: usize,
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-    },
+    Topk(SelectionArgs),
     /// Training's and the collector's selections on the device against the host path.
-    Select {
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
-        #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
-        d_sae: Vec<usize>,
-        #[arg(long, default_value_t = 4096)]
-        tokens: usize,
-        #[arg(long, default_value_t = 32)]
-        k: usize,
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-    },
+    Select(SelectionArgs),
+}
+
+/// Shapes and repetitions of the `topk` and `select` probes.
+#[derive(Args)]
+struct SelectionArgs {
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long, value_delimiter = ',', default_value = "16384,65536")]
+    d_sae: Vec<usize>,
+    #[arg(long, default_value_t = 4096)]
+    tokens: usize,
+    #[arg(long, default_value_t = 32)]
+    k: usize,
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
 }
 
 fn main() -> Result<()> {
@@ -127,30 +120,18 @@ fn main() -> Result<()> {
                 ids.zip(dump),
             )
         }
-        Command::Topk {
-            device,
-            d_sae,
-            tokens,
-            k,
-            iters,
-        } => {
-            let device = resolve_device(device)?.device;
-            for d in d_sae {
-                println!("{}", topk_case(&device, tokens, d, k, iters)?);
+        Command::Topk(a) => {
+            let device = resolve_device(a.device)?.device;
+            for d in a.d_sae {
+                println!("{}", topk_case(&device, a.tokens, d, a.k, a.iters)?);
             }
             Ok(())
         }
-        Command::Select {
-            device,
-            d_sae,
-            tokens,
-            k,
-            iters,
-        } => {
-            let device = resolve_device(device)?.device;
-            for d in d_sae {
+        Command::Select(a) => {
+            let device = resolve_device(a.device)?.device;
+            for d in a.d_sae {
                 for what in ["batchtopk", "topk", "relu", "jumprelu", "collect"] {
-                    println!("{}", select_case(&device, what, tokens, d, k, iters)?);
+                    println!("{}", select_case(&device, what, a.tokens, d, a.k, a.iters)?);
                 }
             }
             Ok(())
