@@ -6,7 +6,12 @@
 //! command-line layer in [`cli`] only parses, validates and shows progress; everything it
 //! calls lives in the library so that tests drive the same code.
 
+// Library code does not print: stdout is data, stderr is for people, and only the command line
+// knows which is which (DESIGN §2). `cli` opts out; unit tests may print what they measured.
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod analyze;
+pub mod cache;
 pub mod cli;
 pub mod collect;
 pub mod data;
@@ -15,5 +20,6 @@ pub mod hub;
 pub mod model;
 pub mod report;
 pub mod sae;
+pub mod stream;
 pub mod train;
 pub mod util;

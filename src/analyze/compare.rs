@@ -5,11 +5,11 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::decoder::DecoderDirections;
-use super::feature_report::{examples_of, render_tokens, Example};
+use super::example::{examples_of, Example};
 use super::similarity::{Profiler, Similarity};
 use super::stats::FeatureStats;
 use super::text::{fmt_density, fmt_opt, marked_terminal, visible_token};
-use super::tokens::{token_shares, TokenShare};
+use super::tokens::{render_tokens, token_shares, TokenShare};
 use super::RULE_WIDTH;
 use crate::collect::format::FeatureFile;
 use crate::collect::SamplesFolder;

@@ -7,6 +7,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::example::{examples_of, render_example, Example};
 use super::feature_view::{
     activation_histogram, flag_labels, interval_examples, render_positions, IntervalExamples,
     DEFAULT_MAX_BARS,
@@ -14,13 +15,9 @@ use super::feature_view::{
 use super::histogram::Histogram;
 use super::logits::logit_line;
 use super::stats::{FeatureStats, FolderInfo};
-use super::text::{
-    context_parts, fmt_density, fmt_opt, marked_terminal, visible_controls, visible_token,
-    ContextParts,
-};
-use super::tokens::{activating_token, token_shares, TokenShare};
+use super::text::{fmt_density, fmt_opt, visible_token};
+use super::tokens::{render_tokens, token_shares, TokenShare};
 use super::RULE_WIDTH;
-use crate::collect::format::ActivationSample;
 use crate::collect::format::{FeatureFlags, PositionHistogram};
 use crate::collect::{FeatureLogitEffects, SamplesFolder};
 
@@ -45,50 +42,6 @@ pub struct FeatureReport {
     pub positions: Option<PositionHistogram>,
     /// Each interval with up to the requested number of examples.
     pub intervals: Vec<IntervalExamples>,
-}
-
-/// One stored sample as the views show it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Example {
-    /// 1-based rank among the feature's samples.
-    pub rank: usize,
-    pub activation: f32,
-    /// The activating token's id and text.
-    pub token: Option<u32>,
-    pub text: String,
-    pub context_text: String,
-    /// The context before and after the activating token; `None` when the token could not be
-    /// located in a context that records no split (folders of the Python original).
-    pub context_prefix: Option<String>,
-    pub context_suffix: Option<String>,
-    pub position: u32,
-    pub sequence_idx: u64,
-}
-
-impl Example {
-    pub fn new(rank: usize, sample: &ActivationSample) -> Self {
-        let parts = context_parts(sample);
-        Self {
-            rank,
-            activation: sample.activation_value,
-            token: activating_token(sample),
-            text: sample.text.clone(),
-            context_text: sample.context_text.clone(),
-            context_prefix: parts.map(|p| p.prefix.to_string()),
-            context_suffix: parts.map(|p| p.suffix.to_string()),
-            position: sample.position,
-            sequence_idx: sample.sequence_idx,
-        }
-    }
-
-    /// The context cut around the activating token, when it was located.
-    pub fn parts(&self) -> Option<ContextParts<'_>> {
-        Some(ContextParts {
-            prefix: self.context_prefix.as_deref()?,
-            token: &self.text,
-            suffix: self.context_suffix.as_deref()?,
-        })
-    }
 }
 
 /// The report of `feature` with its best `examples` samples (none for a feature whose file
@@ -116,14 +69,6 @@ pub fn feature_report(
         positions: file.position_histogram.clone(),
         intervals: interval_examples(file, examples),
     })
-}
-
-/// Numbered examples of the given samples, best first.
-pub(crate) fn examples_of<'a>(samples: impl Iterator<Item = &'a ActivationSample>) -> Vec<Example> {
-    samples
-        .enumerate()
-        .map(|(i, sample)| Example::new(i + 1, sample))
-        .collect()
 }
 
 impl FeatureReport {
@@ -229,28 +174,4 @@ pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
     .iter()
     .map(|line| format!("{indent}{line}\n"))
     .collect()
-}
-
-/// `␣cat ×5, ␣dog ×2`, or `(none)`.
-pub(crate) fn render_tokens(tokens: &[TokenShare]) -> String {
-    if tokens.is_empty() {
-        return "(none)".to_string();
-    }
-    let shown: Vec<String> = tokens
-        .iter()
-        .map(|t| format!("{} ×{}", visible_token(&t.text), t.count))
-        .collect();
-    shown.join(", ")
-}
-
-/// One example in the original's layout.
-pub(crate) fn render_example(example: &Example) -> String {
-    format!(
-        "[Example {}] Activation: {:.4}\n  Activating text: '{}'\n  Context: {}\n  Position in sequence: {}\n",
-        example.rank,
-        example.activation,
-        visible_controls(&example.text),
-        marked_terminal(example.parts(), &example.context_text),
-        example.position
-    )
 }

@@ -6,13 +6,12 @@
 
 use serde::Serialize;
 
-use super::feature_report::{examples_of, Example};
+use super::example::{examples_of, Example};
 use super::histogram::Histogram;
 use super::text::{fmt_density, visible_token};
 use crate::collect::bins::{ACTIVATION_BINS, POSITION_BIN_STARTS};
 use crate::collect::format::{
-    ActivationHistogram, ActivationInterval, FeatureFile, FeatureFlags, FlaggedFeatures,
-    PositionHistogram,
+    ActivationHistogram, ActivationInterval, FeatureFile, FeatureFlags, PositionHistogram,
 };
 
 /// Bars a histogram is regrouped to at most, unless a view asks otherwise.
@@ -172,40 +171,6 @@ pub fn flag_labels(flags: &FeatureFlags, density: Option<f64>) -> Vec<String> {
         ));
     }
     labels
-}
-
-/// How many features carry each flag, over the whole SAE.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct FlagCounts {
-    pub dead: usize,
-    pub ultra_rare: usize,
-    pub single_token: usize,
-    pub position_dominated: usize,
-    pub bos_dominated: usize,
-}
-
-impl FlagCounts {
-    pub fn new(flagged: &FlaggedFeatures) -> Self {
-        Self {
-            dead: flagged.dead.len(),
-            ultra_rare: flagged.ultra_rare.len(),
-            single_token: flagged.single_token.len(),
-            position_dominated: flagged.position_dominated.len(),
-            bos_dominated: flagged.bos_dominated.len(),
-        }
-    }
-
-    /// `dead 1, ultra-rare 0, single-token 2, position-dominated 0, BOS-dominated 1`.
-    pub fn render(&self) -> String {
-        format!(
-            "dead {}, ultra-rare {}, single-token {}, position-dominated {}, BOS-dominated {}",
-            self.dead,
-            self.ultra_rare,
-            self.single_token,
-            self.position_dominated,
-            self.bos_dominated
-        )
-    }
 }
 
 /// Short names of a feature's flags, for table cells (`single-token, BOS`).

@@ -12,6 +12,7 @@
 pub mod clusters;
 pub mod compare;
 pub mod decoder;
+mod example;
 pub mod feature_report;
 pub mod feature_view;
 pub mod histogram;

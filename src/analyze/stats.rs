@@ -11,8 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::feature_view::FlagCounts;
-use crate::collect::format::{CollectionSummary, FeatureFile};
+use crate::collect::format::{CollectionSummary, FeatureFile, FlaggedFeatures};
 use crate::collect::SamplesFolder;
 
 /// One feature's statistics over every activation above the collection threshold.
@@ -199,6 +198,40 @@ pub(crate) fn feature_with_samples(folder: &SamplesFolder, feature: u32) -> Resu
         );
     }
     Ok(file)
+}
+
+/// How many features carry each flag, over the whole SAE.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FlagCounts {
+    pub dead: usize,
+    pub ultra_rare: usize,
+    pub single_token: usize,
+    pub position_dominated: usize,
+    pub bos_dominated: usize,
+}
+
+impl FlagCounts {
+    pub fn new(flagged: &FlaggedFeatures) -> Self {
+        Self {
+            dead: flagged.dead.len(),
+            ultra_rare: flagged.ultra_rare.len(),
+            single_token: flagged.single_token.len(),
+            position_dominated: flagged.position_dominated.len(),
+            bos_dominated: flagged.bos_dominated.len(),
+        }
+    }
+
+    /// `dead 1, ultra-rare 0, single-token 2, position-dominated 0, BOS-dominated 1`.
+    pub fn render(&self) -> String {
+        format!(
+            "dead {}, ultra-rare {}, single-token {}, position-dominated {}, BOS-dominated {}",
+            self.dead,
+            self.ultra_rare,
+            self.single_token,
+            self.position_dominated,
+            self.bos_dominated
+        )
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::text::visible_token;
 use crate::collect::format::{ActivationSample, FeatureFile};
 
 /// The id of the token a sample fired on (`None` for a malformed sample with no tokens).
@@ -63,6 +64,18 @@ pub fn token_shares(file: &FeatureFile) -> Vec<TokenShare> {
 /// The feature's most frequent activating token, if it has samples.
 pub fn top_token(file: &FeatureFile) -> Option<TokenShare> {
     token_shares(file).into_iter().next()
+}
+
+/// `␣cat ×5, ␣dog ×2`, or `(none)`.
+pub(crate) fn render_tokens(tokens: &[TokenShare]) -> String {
+    if tokens.is_empty() {
+        return "(none)".to_string();
+    }
+    let shown: Vec<String> = tokens
+        .iter()
+        .map(|t| format!("{} ×{}", visible_token(&t.text), t.count))
+        .collect();
+    shown.join(", ")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use clap::Args;
 use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
 use super::progress::token_bar;
-use crate::data::cache::{fill_cache, CacheDtype, CacheSpec, CacheWriter};
+use crate::cache::{fill_cache, CacheDtype, CacheSpec, CacheWriter};
 use crate::data::{DataSource, TokenWindows};
 use crate::model::DTypeChoice;
 

@@ -14,11 +14,11 @@ use super::collect_session::{Session, Source};
 use super::collector_args::CollectorArgs;
 use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
+use crate::cache::ActivationCache;
 use crate::collect::{
     read_summary, resume_point, sweep_cache, sweep_model, Collector, CollectorConfig, LogitEffects,
     SaveConfig, Shard, StageTimes, LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME,
 };
-use crate::data::cache::ActivationCache;
 use crate::data::{DataSource, TokenWindows};
 use crate::hub::HubSettings;
 use crate::model::{
@@ -97,7 +97,10 @@ impl CollectArgs {
                 self.collector.save_config(),
             ));
         };
-        let mut cfg = TrainConfig::from_json_file(path)?;
+        let (mut cfg, note) = TrainConfig::from_user_file(path)?;
+        if let Some(note) = note {
+            eprintln!("note: {note}");
+        }
         self.collector.overlay(&mut cfg)?;
         let collector = cfg.collector_config();
         collector

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::cache::ActivationCache;
 use crate::collect::{merge_folders, write_merged, MergedFolders, TokenizerDecoder};
-use crate::data::cache::ActivationCache;
 use crate::hub::HubSettings;
 use crate::model::{locate, ModelSource};
 

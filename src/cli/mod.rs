@@ -3,6 +3,9 @@
 //! `main` parses, dispatches, and maps any error to a single `error: …` line on stderr and
 //! exit code 1 (clap's own usage errors exit with 2). Progress bars live here and only here.
 
+// The one layer that talks to the terminal (the library's lint is in lib.rs).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -236,7 +236,13 @@ impl TrainArgs {
     /// against the cache's width.
     pub fn train_config(&self) -> Result<TrainConfig> {
         let mut cfg = match &self.config {
-            Some(path) => TrainConfig::from_json_file(path)?,
+            Some(path) => {
+                let (cfg, note) = TrainConfig::from_user_file(path)?;
+                if let Some(note) = note {
+                    eprintln!("note: {note}");
+                }
+                cfg
+            }
             None => TrainConfig::default(),
         };
         self.keys.apply(&mut cfg);
@@ -373,8 +379,8 @@ mod tests {
     use candle_core::{Device, Tensor};
     use clap::Parser;
 
+    use crate::cache::{CacheDtype, CacheSpec, CacheWriter};
     use crate::cli::{Cli, Command};
-    use crate::data::cache::{CacheDtype, CacheSpec, CacheWriter};
 
     fn parse(args: &[&str]) -> super::TrainArgs {
         let argv = ["saectl", "train"].iter().chain(args).copied();

@@ -6,6 +6,8 @@
 
 use anyhow::{bail, Result};
 
+use crate::sae::SparseActs;
+
 /// Token ids of a batch of sequences, row-major `[batch, seq_len]`.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenBatch<'a> {
@@ -117,6 +119,18 @@ impl<'a> FeatureActivations<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The SAE's sparse encoding, as the collector reads it (the SAE does not know its consumer).
+impl<'a> From<&'a SparseActs> for FeatureActivations<'a> {
+    fn from(acts: &'a SparseActs) -> Self {
+        Self::Sparse {
+            offsets: &acts.offsets,
+            indices: &acts.indices,
+            values: &acts.values,
+            d_sae: acts.d_sae,
+        }
     }
 }
 

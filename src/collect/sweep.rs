@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::batch::TokenBatch;
+use super::batch::{FeatureActivations, TokenBatch};
 use super::collector::Collector;
 use super::folder_write::TokenDecoder;
-use crate::data::cache::ActivationCache;
+use crate::cache::ActivationCache;
 use crate::data::{Document, TokenWindows};
-use crate::model::{for_each_hooked_batch, Gemma2, HookPoint};
+use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
+use crate::stream::for_each_hooked_batch;
 
 /// Where a sweep's time went: producing activations (the model's forward pass, or reading the
 /// cache), SAE encoding (including the copy of the sparse result to the host, which waits for
@@ -95,7 +96,7 @@ pub fn collect_batch_timed(
     let encoded = Instant::now();
     times.encode += encoded - started;
     let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
-    collector.ingest(&batch, &acts.as_feature_activations())?;
+    collector.ingest(&batch, &FeatureActivations::from(&acts))?;
     times.collect += encoded.elapsed();
     Ok(())
 }

@@ -1,5 +1,4 @@
-//! Text in, token windows and cached activations out: sources, tokenization, packing into
-//! `[batch, seq_len]`, and the activation cache.
+//! Text in, token windows out: sources, tokenization and packing into `[batch, seq_len]`.
 //!
 //! A [`DataSource`] resolves `--dataset` (a `.txt`, `.jsonl` or `.parquet` file, a folder of
 //! them, or a Hugging Face dataset repo) to an ordered list of files and streams their
@@ -7,9 +6,8 @@
 //! ([`DocumentTokenizer`]), packs the token stream into windows as the Python original does,
 //! and yields [`WindowBatch`]es with per-window provenance and running [`PackCounts`].
 //! docs/data.md describes the rules; [`fixtures`] builds the tiny test tokenizer and corpora.
-//! [`cache`] stores model activations on disk so one forward pass serves many SAE runs.
+//! Nothing here knows the model: [`crate::stream`] runs it over these windows.
 
-pub mod cache;
 mod document;
 mod files;
 pub mod fixtures;

@@ -13,7 +13,6 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::document::DocumentOrigin;
-use crate::collect::TokenBatch;
 
 /// What happens to a document still running when a batch fills up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,10 +156,5 @@ pub struct WindowBatch {
 impl WindowBatch {
     pub fn row(&self, row: usize) -> &[u32] {
         &self.tokens[row * self.seq_len..(row + 1) * self.seq_len]
-    }
-
-    /// The batch as the collector takes it.
-    pub fn token_batch(&self) -> Result<TokenBatch<'_>> {
-        TokenBatch::new(&self.tokens, self.rows, self.seq_len, self.first_sequence)
     }
 }

@@ -12,7 +12,6 @@ pub mod config;
 pub mod device;
 pub mod gemma2;
 pub mod hook_point;
-mod hooked_stream;
 pub mod loading;
 pub mod unembed;
 
@@ -21,7 +20,6 @@ pub use config::{Gemma2Config, LayerType};
 pub use device::{resolve_device, resolve_dtype, DTypeChoice, DeviceChoice, ResolvedDevice};
 pub use gemma2::Gemma2;
 pub use hook_point::{HookPoint, HookPointError, HookSite};
-pub use hooked_stream::for_each_hooked_batch;
 pub use loading::{
     load_model, load_tensors, locate, locate_tensors, read_config, LoadOptions, LoadedModel,
     ModelFiles, ModelSource,

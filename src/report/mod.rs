@@ -10,7 +10,6 @@
 
 mod markdown;
 mod sections;
-mod view;
 
 use crate::analyze::{overview, FolderInfo};
 use crate::collect::SamplesFolder;

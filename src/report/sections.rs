@@ -1,6 +1,10 @@
-//! The report's sections: collection summary, overview table, one section per feature.
+//! The report's sections: collection summary, overview table, one section per feature with
+//! its feature view (the histogram of every activation and the interval samples, for folders
+//! that recorded them).
 
-use crate::analyze::feature_view::flag_labels;
+use crate::analyze::feature_view::{
+    activation_histogram, flag_labels, IntervalExamples, DEFAULT_MAX_BARS,
+};
 use crate::analyze::logits::logit_line;
 use crate::analyze::overview::OverviewRow;
 use crate::analyze::text::context_parts;
@@ -10,7 +14,7 @@ use crate::analyze::{FeatureStats, FolderInfo};
 use crate::collect::format::{ActivationSample, CollectionSummary, FeatureFile};
 use crate::collect::FeatureLogitEffects;
 
-use super::{markdown, view, ReportOptions};
+use super::{markdown, ReportOptions};
 
 /// Activating tokens listed per feature.
 const TOP_TOKENS_SHOWN: usize = 5;
@@ -163,8 +167,8 @@ pub fn feature(
         out += &example_line(i + 1, sample);
     }
     out.push('\n');
-    out += &view::histogram(file);
-    out += &view::intervals(file, options.interval_examples);
+    out += &histogram(file);
+    out += &intervals(file, options.interval_examples);
     out += "---\n\n";
     out
 }
@@ -208,7 +212,7 @@ fn stat_lines(s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
 }
 
 /// One numbered example: its numbers on the item line, its marked context below.
-pub(super) fn example_line(rank: usize, sample: &ActivationSample) -> String {
+fn example_line(rank: usize, sample: &ActivationSample) -> String {
     let marker = format!("{rank}. ");
     let indent = " ".repeat(marker.len());
     format!(
@@ -218,4 +222,39 @@ pub(super) fn example_line(rank: usize, sample: &ActivationSample) -> String {
         sample.position,
         markdown::marked_context(context_parts(sample), &sample.context_text)
     )
+}
+
+/// `**Activation histogram**` and the terminal bars in a text block.
+fn histogram(file: &FeatureFile) -> String {
+    let Some(histogram) = activation_histogram(file, DEFAULT_MAX_BARS) else {
+        return String::new();
+    };
+    format!(
+        "**Activation histogram** (all {} activations above the threshold, log-spaced bins):\n\n```text\n{}```\n\n",
+        histogram.total(),
+        histogram.render_bars()
+    )
+}
+
+/// `**Interval samples**`: per interval, strongest first, its range and up to `examples`
+/// uniform samples.
+fn intervals(file: &FeatureFile, examples: usize) -> String {
+    let Some(intervals) = file.interval_samples.as_ref().filter(|i| !i.is_empty()) else {
+        return String::new();
+    };
+    if examples == 0 {
+        return String::new();
+    }
+    let mut out = String::from("**Interval samples** (drawn uniformly within each interval):\n\n");
+    for interval in intervals.iter().rev() {
+        out += &format!("*{}*\n\n", IntervalExamples::new(interval, 0).heading());
+        let shown: Vec<_> = interval.samples.iter().take(examples).collect();
+        for (i, sample) in shown.iter().enumerate() {
+            out += &example_line(i + 1, sample);
+        }
+        if !shown.is_empty() {
+            out.push('\n');
+        }
+    }
+    out
 }

@@ -23,7 +23,6 @@ pub use config::{dtype_name, Normalization, SaeConfig, SaeKind};
 pub use encode::{normalize_tokens, Denorm, Sae};
 pub use sparse::SparseActs;
 pub use weights::SaeWeights;
-pub(crate) use weights::SplitMix64;
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,6 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::extract::{as_mask, device_path, extract, scan_rows};
-use crate::collect::FeatureActivations;
 
 /// CSR activations: token `t` has `indices[offsets[t]..offsets[t+1]]` and the same `values`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33,16 +32,6 @@ pub struct SparseActs {
 impl SparseActs {
     pub fn num_tokens(&self) -> usize {
         self.offsets.len().saturating_sub(1)
-    }
-
-    /// The collector's view of these activations.
-    pub fn as_feature_activations(&self) -> FeatureActivations<'_> {
-        FeatureActivations::Sparse {
-            offsets: &self.offsets,
-            indices: &self.indices,
-            values: &self.values,
-            d_sae: self.d_sae,
-        }
     }
 
     /// Row-major dense `[n, d_sae]` (tests, small batches).

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use super::checkpoint::{self, CheckpointMeta};
 use super::import::{self, load_any, SaeFormat};
 use super::*;
+use crate::util::rng::SplitMix64;
 
 /// f32 against the f64 numpy reference on values of order 1.
 const TOL: f32 = 1e-5;

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::SaeConfig;
+use crate::util::rng::SplitMix64;
 
 /// `W_enc [d_in, d_sae]`, `b_enc [d_sae]`, `W_dec [d_sae, d_in]`, `b_dec [d_in]` and, for the
 /// threshold architectures, `threshold [d_sae]`.
@@ -109,8 +110,6 @@ fn check_shape(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<()> {
     }
     Ok(())
 }
-
-pub(crate) use crate::util::rng::SplitMix64;
 
 #[cfg(test)]
 mod tests {

@@ -191,13 +191,19 @@ const ORIGINAL_ONLY_KEYS: &[&str] = &[
 ];
 
 impl TrainConfig {
-    /// Reads a JSON config file (snake_case keys; missing keys take the defaults).
+    /// Reads a config file saectl wrote (a run's `train_config.json`).
+    pub fn from_json_file(path: &Path) -> Result<Self> {
+        Self::from_user_file(path).map(|(config, _)| config)
+    }
+
+    /// Reads a JSON config file a person gave (`--config`; snake_case keys, missing keys take
+    /// the defaults), with the note to show them, if any.
     ///
     /// A config written for the Python original also loads: its keys that saectl takes
     /// elsewhere (the model, hook and dataset are flags; dtypes and the device are chosen at run
-    /// time) are set aside with a note on stderr, and its `bandwidth` is `jumprelu_bandwidth`.
+    /// time) are set aside — the note says which — and its `bandwidth` is `jumprelu_bandwidth`.
     /// Any other unknown key is an error, so a typo never passes silently.
-    pub fn from_json_file(path: &Path) -> Result<Self> {
+    pub fn from_user_file(path: &Path) -> Result<(Self, Option<String>)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the config {}", path.display()))?;
         let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
@@ -210,16 +216,17 @@ impl TrainConfig {
             .filter(|key| map.remove(**key).is_some())
             .map(|key| key.to_string())
             .collect();
-        if !set_aside.is_empty() {
-            eprintln!(
-                "note: {} sets {}, which saectl takes from flags (--model, --hook, --dataset, \
+        let note = (!set_aside.is_empty()).then(|| {
+            format!(
+                "{} sets {}, which saectl takes from flags (--model, --hook, --dataset, \
                  --device, --dtype) or the model itself; ignored here",
                 path.display(),
                 set_aside.join(", ")
-            );
-        }
-        serde_json::from_value(serde_json::Value::Object(map))
-            .with_context(|| format!("failed to parse the config {}", path.display()))
+            )
+        });
+        let config = serde_json::from_value(serde_json::Value::Object(map))
+            .with_context(|| format!("failed to parse the config {}", path.display()))?;
+        Ok((config, note))
     }
 
     /// Training steps: whole batches within `num_tokens` (the original's `num_batches`).
@@ -359,14 +366,16 @@ mod tests {
             "save_activation_samples": true, "max_samples_per_feature": 50}"#,
         )
         .unwrap();
-        let cfg = TrainConfig::from_json_file(&path).unwrap();
+        let (cfg, note) = TrainConfig::from_user_file(&path).unwrap();
+        let note = note.expect("the original's own keys are named");
+        assert!(note.contains("model_name, site, layer"), "{note}");
         assert_eq!(
             (cfg.seed, cfg.top_k, cfg.max_samples_per_feature),
             (49, 32, 50)
         );
         assert_eq!(cfg.jumprelu_bandwidth, 0.002);
         std::fs::write(&path, r#"{"dict_sise": 4096}"#).unwrap();
-        let err = format!("{:#}", TrainConfig::from_json_file(&path).unwrap_err());
+        let err = format!("{:#}", TrainConfig::from_user_file(&path).unwrap_err());
         assert!(err.contains("dict_sise"), "{err}");
     }
 

@@ -12,8 +12,8 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
-use crate::data::cache::ActivationCache;
-use crate::sae::SplitMix64;
+use crate::cache::ActivationCache;
+use crate::util::rng::SplitMix64;
 
 /// The batches of one run over one cache.
 pub struct BatchStream {

@@ -22,11 +22,11 @@ use serde_json::{Map, Value};
 
 use super::config::TrainConfig;
 use super::corpus::WindowCursor;
+use crate::cache::ActivationCache;
 use crate::collect::{
     collect_batch, write_samples_folder, Collector, CollectorConfig, FlagConfig, SaveConfig,
     TokenDecoder, TokenizerDecoder, STATE_FILE_NAME,
 };
-use crate::data::cache::ActivationCache;
 use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
 

@@ -21,7 +21,7 @@ use super::eval::CeEval;
 use super::live::{LiveLayout, LiveStream};
 use super::samples::{cached_sequences, LiveSamples, SampleSource};
 use super::spec::{ModelSpec, RunSource};
-use crate::data::cache::ActivationCache;
+use crate::cache::ActivationCache;
 use crate::data::{Bos, DataSource, DocumentTokenizer, SourceSummary};
 use crate::hub::HubSettings;
 use crate::model::{

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
-use saectl::data::cache::ActivationCache;
+use saectl::cache::ActivationCache;
 use saectl::hub::HubSettings;
 use saectl::model::{load_model, HookPoint, LoadOptions, ModelSource};
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{DType, Device};
+use saectl::cache::ActivationCache;
 use saectl::collect::format::FeatureFile;
 use saectl::collect::SamplesFolder;
-use saectl::data::cache::ActivationCache;
 use saectl::sae::checkpoint::{save, CheckpointMeta};
 use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
 

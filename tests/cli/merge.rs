@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use saectl::cache::ActivationCache;
 use saectl::collect::{sweep_cache, Collector, CollectorConfig};
-use saectl::data::cache::ActivationCache;
 use saectl::sae::import::load_any;
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture};

@@ -141,9 +141,11 @@ fn resuming_gives_the_rest_of_the_same_stream() {
     let (resumed, packer) = pack(config, &docs);
     assert_eq!(rows(&resumed), rows(&full)[4..]);
     assert_eq!(resumed[0].first_sequence, 4);
-    let for_collector = resumed[0].token_batch().unwrap();
-    assert_eq!((for_collector.first_sequence, for_collector.batch), (4, 3));
-    assert_eq!(for_collector.row(1), resumed[0].row(1));
+    // What the collector's `TokenBatch::new` checks: ids fill [rows, seq_len] exactly.
+    let batch = &resumed[0];
+    assert_eq!((batch.first_sequence, batch.rows), (4, 3));
+    assert_eq!(batch.tokens.len(), batch.rows * batch.seq_len);
+    assert_eq!(batch.row(1), &rows(&full)[5][..]);
     assert_eq!(resumed[0].rows, 3, "batches restart at the resume point");
     assert_eq!(packer.counts().windows_skipped, 4);
     let mut config = PackConfig::new(3, 4);

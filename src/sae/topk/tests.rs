@@ -1,7 +1,7 @@
 //! Top-k against a brute-force stable sort, with ties, at d_sae 16384 included.
 
 use super::*;
-use crate::sae::weights::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 /// Values from a small set when `levels > 0` (many ties), else continuous.
 fn data(n: usize, d: usize, levels: u64, seed: u64) -> Vec<f32> {

@@ -6,7 +6,7 @@ use candle_core::Device;
 use super::*;
 use crate::sae::extract::ForceDevicePath;
 use crate::sae::topk::batch_topk_host;
-use crate::sae::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 /// A test batch `[n, d]`, row-major: `uniform(−1, 1) − shift`, or with `levels > 0` one of
 /// `levels` values a quarter apart (many ties); one entry in five is exactly 0 and every

@@ -11,8 +11,9 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::*;
-use crate::data::cache::{CacheDtype, CacheSpec, CacheWriter};
-use crate::sae::{SaeKind, SplitMix64};
+use crate::cache::{CacheDtype, CacheSpec, CacheWriter};
+use crate::sae::SaeKind;
+use crate::util::rng::SplitMix64;
 
 mod device_select;
 mod eval;

@@ -90,7 +90,7 @@ fn stream_visits_every_token_once_per_epoch_and_resumes_from_an_offset() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     write_cache(&cache, 2, 32, 8, |t| vec![t as f32, 0.0]);
-    let open = || crate::data::cache::ActivationCache::open(&cache).unwrap();
+    let open = || crate::cache::ActivationCache::open(&cache).unwrap();
     let mut stream = data::BatchStream::new(open(), 5, 64, 128, 0);
     let mut seen: Vec<f32> = Vec::new();
     for _ in 0..8 {
@@ -190,7 +190,7 @@ fn a_cache_that_grew_cannot_continue_a_run() {
         ..TrainConfig::default()
     };
     train(&cache, &run, cfg, &Device::Cpu, &mut |_| {}).unwrap();
-    let spec = crate::data::cache::ActivationCache::open(&cache)
+    let spec = crate::cache::ActivationCache::open(&cache)
         .unwrap()
         .index()
         .spec

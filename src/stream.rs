@@ -1,13 +1,17 @@
-//! The producer of every model-driven stage: run the model to a hook point over packed token
+//! The producer of the model-driven stages: run the model to a hook point over packed token
 //! windows and hand each batch, with its activations, to a sink (`cache` writes it to disk,
-//! `collect` encodes it with the SAE, `train` will fill its buffer).
+//! `collect` encodes it with the SAE; `train` reads its windows by index instead, see
+//! `train::live`).
+//!
+//! It joins two layers that know nothing of each other — [`crate::data`] makes token windows,
+//! [`crate::model`] takes token ids — so it sits above both, as candle's examples put the
+//! text-to-model loop outside the model.
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::gemma2::Gemma2;
-use super::hook_point::HookPoint;
 use crate::data::{Document, TokenWindows, WindowBatch};
+use crate::model::{Gemma2, HookPoint};
 
 /// Runs `model` to `hook` over every batch of `windows` and calls `sink(batch, activations)`
 /// with activations `[rows, seq_len, d_model]`. `start` is the sequence the stream must start

@@ -4,7 +4,8 @@ use anyhow::Result;
 
 use super::writer::CacheWriter;
 use crate::data::{Document, TokenWindows};
-use crate::model::{for_each_hooked_batch, Gemma2, HookPoint};
+use crate::model::{Gemma2, HookPoint};
+use crate::stream::for_each_hooked_batch;
 
 /// Runs `model` to `hook` over every batch of `windows` (which must start where the cache
 /// stopped) and appends the activations to `writer`; `on_batch(tokens)` is called after each

@@ -1,4 +1,5 @@
-//! The activation cache: one expensive forward pass, stored so that many SAE runs reuse it.
+//! `saectl cache` and what it writes: one expensive forward pass, stored so that many SAE runs
+//! reuse it. [`fill_cache`] is the stage's loop (model → hook → disk); the rest is the folder's format.
 //!
 //! A cache is a folder of safetensors shards — `activations [n_seq, seq_len, d_in]` and the
 //! matching `tokens [n_seq, seq_len]` (u32) — plus `cache_index.json` naming the model, hook
