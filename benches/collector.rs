@@ -16,9 +16,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use saectl::collect::{
-    fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch,
-};
+use saectl::collect::{fixed_k_offsets, Collector, FeatureActivations, TokenBatch};
+use saectl::samples::CollectorConfig;
 use saectl::util::rng::SplitMix64;
 
 const TOKENS: usize = 4096;

@@ -11,10 +11,9 @@
 
 use std::path::PathBuf;
 
-use saectl::collect::{
-    write_samples_folder, Collector, CollectorConfig, FeatureActivations, SaveConfig, TokenBatch,
-    TokenDecoder,
-};
+use saectl::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
+use saectl::data::TokenDecoder;
+use saectl::samples::{CollectionSource, CollectorConfig, SamplesDir, SaveConfig};
 use saectl::util::rng::SplitMix64;
 
 const BOS: u32 = 2;
@@ -145,10 +144,12 @@ fn main() -> anyhow::Result<()> {
             },
         )?;
     }
-    let mut source = serde_json::Map::new();
-    source.insert("producer".into(), "examples/synthetic_collection.rs".into());
+    let mut source = CollectionSource::default();
+    source
+        .other
+        .insert("producer".into(), "examples/synthetic_collection.rs".into());
     let summary = write_samples_folder(
-        &out,
+        &SamplesDir::new(&out),
         &collector,
         &vocab,
         &SaveConfig {

@@ -20,6 +20,7 @@ pub mod hub;
 pub mod model;
 pub mod report;
 pub mod sae;
+pub mod samples;
 pub mod stream;
 pub mod train;
 pub mod util;

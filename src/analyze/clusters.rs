@@ -20,7 +20,7 @@ use super::similarity::{FeatureProfile, Profiler, Similarity};
 use super::stats::ranked_features;
 use super::text::visible_token;
 use super::tokens::token_shares;
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 
 /// Features clustered at most (the most active ones).
 pub const MAX_CLUSTER_FEATURES: usize = 1000;

@@ -11,8 +11,8 @@ use super::stats::FeatureStats;
 use super::text::{fmt_density, fmt_opt, marked_terminal, visible_token};
 use super::tokens::{render_tokens, token_shares, TokenShare};
 use super::RULE_WIDTH;
-use crate::collect::format::FeatureFile;
-use crate::collect::SamplesFolder;
+use crate::samples::format::FeatureFile;
+use crate::samples::SamplesFolder;
 
 /// Activating tokens listed per side.
 const TOP_TOKENS_SHOWN: usize = 5;

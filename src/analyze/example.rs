@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::text::{context_parts, marked_terminal, visible_controls, ContextParts};
 use super::tokens::activating_token;
-use crate::collect::format::ActivationSample;
+use crate::samples::format::ActivationSample;
 
 /// One stored sample as the views show it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -18,8 +18,8 @@ use super::stats::{FeatureStats, FolderInfo};
 use super::text::{fmt_density, fmt_opt, visible_token};
 use super::tokens::{render_tokens, token_shares, TokenShare};
 use super::RULE_WIDTH;
-use crate::collect::format::{FeatureFlags, PositionHistogram};
-use crate::collect::{FeatureLogitEffects, SamplesFolder};
+use crate::samples::format::{FeatureFlags, PositionHistogram};
+use crate::samples::{FeatureLogitEffects, SamplesFolder};
 
 /// Activating tokens listed in a feature's summary line.
 const TOP_TOKENS_SHOWN: usize = 5;

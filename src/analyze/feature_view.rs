@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::example::{examples_of, Example};
 use super::histogram::Histogram;
 use super::text::{fmt_density, visible_token};
-use crate::collect::bins::{ACTIVATION_BINS, POSITION_BIN_STARTS};
-use crate::collect::format::{
+use crate::samples::bins::{ACTIVATION_BINS, POSITION_BIN_STARTS};
+use crate::samples::format::{
     ActivationHistogram, ActivationInterval, FeatureFile, FeatureFlags, PositionHistogram,
 };
 
@@ -196,7 +196,7 @@ pub fn flag_names(flags: Option<&FeatureFlags>) -> String {
 mod tests {
     use super::*;
     use crate::analyze::test_support::file_with;
-    use crate::collect::bins::bin_lower;
+    use crate::samples::bins::bin_lower;
 
     fn recorded(first_bin: u32, counts: Vec<u64>) -> ActivationHistogram {
         let first = first_bin as usize;

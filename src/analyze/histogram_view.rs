@@ -15,7 +15,7 @@ use super::feature_view::{activation_histogram, DEFAULT_MAX_BARS};
 use super::histogram::{sturges_bins, Histogram};
 use super::stats::{feature_with_samples, FeatureStats};
 use super::svg::{histogram_svg, Marker, PlotText};
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 
 /// What a feature histogram bins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -150,8 +150,8 @@ mod tests {
 
     #[test]
     fn shows_every_activation_when_the_folder_recorded_them() {
-        use crate::collect::bins::bin_lower;
-        use crate::collect::format::ActivationHistogram;
+        use crate::samples::bins::bin_lower;
+        use crate::samples::format::ActivationHistogram;
         let mut file = file_with(3, &[(1, "a", 1.0)]);
         file.activation_histogram = Some(ActivationHistogram {
             first_bin: 65,

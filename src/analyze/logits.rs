@@ -1,7 +1,7 @@
 //! A feature's logit effects (from `logit_effects.json`) as the views show them: the tokens
 //! its decoder direction promotes and suppresses most, each with its effect.
 
-use crate::collect::TokenEffect;
+use crate::samples::TokenEffect;
 
 /// Tokens shown per line (the file holds up to 10).
 pub const LOGIT_TOKENS_SHOWN: usize = 10;

@@ -7,7 +7,7 @@
 //! [`similarity`] — use only the stored samples, so they work on folders written by the
 //! Python original too; a decoder-direction measure from the SAE checkpoint joins them later.
 //!
-//! [`SamplesFolder`]: crate::collect::SamplesFolder
+//! [`SamplesFolder`]: crate::samples::SamplesFolder
 
 pub mod clusters;
 pub mod compare;

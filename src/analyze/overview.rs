@@ -10,7 +10,7 @@ use super::feature_view::flag_names;
 use super::stats::{ranked_features, FeatureStats, FolderInfo};
 use super::text::{fmt_density, fmt_opt, visible_token};
 use super::tokens::{top_token, TokenShare};
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 
 /// The table of the `top` most active features.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -10,7 +10,7 @@ use super::similarity::{Profiler, Similarity};
 use super::stats::by_score_then_index;
 use super::text::visible_token;
 use super::tokens::{top_token, TokenShare};
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 
 /// The neighbours of one feature.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -30,8 +30,8 @@ use serde::Serialize;
 
 use super::decoder::{unit_cosine, DecoderDirections};
 use super::tokens::{activating_token, sample_weight};
-use crate::collect::format::FeatureFile;
-use crate::collect::SamplesFolder;
+use crate::samples::format::FeatureFile;
+use crate::samples::SamplesFolder;
 
 /// What the measures need of one feature, computed once per feature.
 #[derive(Clone, Debug, PartialEq)]

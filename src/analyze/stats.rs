@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::collect::format::{CollectionSummary, FeatureFile, FlaggedFeatures};
-use crate::collect::SamplesFolder;
+use crate::samples::format::{CollectionSummary, FeatureFile, FlaggedFeatures};
+use crate::samples::SamplesFolder;
 
 /// One feature's statistics over every activation above the collection threshold.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::collect::format::{ActivationSample, FeatureFile, FeatureStatistics};
-use crate::collect::SamplesFolder;
+use crate::samples::format::{ActivationSample, FeatureFile, FeatureStatistics};
+use crate::samples::SamplesFolder;
 
 /// A sample with the given activating text and context split (token ids all zero).
 pub(crate) fn sample(prefix: &str, text: &str, suffix: &str) -> ActivationSample {

@@ -6,7 +6,7 @@
 //! space-only token looks like nothing. Both the terminal views and the Markdown report go
 //! through these helpers, so a token looks the same everywhere.
 
-use crate::collect::format::ActivationSample;
+use crate::samples::format::ActivationSample;
 
 /// Replaces control characters by visible symbols: newline `⏎`, tab `⇥`, carriage return
 /// `␍`, any other C0 control by its Unicode control picture (U+2400 + code), DEL by `␡`.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::text::visible_token;
-use crate::collect::format::{ActivationSample, FeatureFile};
+use crate::samples::format::{ActivationSample, FeatureFile};
 
 /// The id of the token a sample fired on (`None` for a malformed sample with no tokens).
 pub fn activating_token(sample: &ActivationSample) -> Option<u32> {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::analyze;
 use crate::analyze::decoder::DecoderDirections;
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 use crate::util::atomic::write_atomic;
 
 use super::output::print_stdout;

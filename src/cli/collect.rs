@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::collect_session::{Session, Source};
+use super::collect_session::Session;
 use super::collector_args::CollectorArgs;
 use super::data_args::DataArgs;
 use super::model_args::{special_token_ids, ModelArgs};
 use crate::cache::ActivationCache;
 use crate::collect::{
-    read_summary, resume_point, sweep_cache, sweep_model, Collector, CollectorConfig, LogitEffects,
-    SaveConfig, Shard, StageTimes, LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME,
+    compute_logit_effects, resume_point, sweep_cache, sweep_model, Collector, Shard, StageTimes,
 };
 use crate::data::{DataSource, TokenWindows};
 use crate::hub::HubSettings;
@@ -27,6 +26,10 @@ use crate::model::{
 use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
+use crate::samples::{
+    CollectionSource, CollectorConfig, SamplesDir, SaveConfig, LOGIT_EFFECTS_FILE_NAME,
+    STATE_FILE_NAME,
+};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -156,10 +159,12 @@ fn collect_from_cache(
             cache_dir.display()
         ),
     };
-    let mut source = base_source(args, sae);
-    source.insert("activations".into(), cache_dir.display().to_string().into());
-    source.insert("model".into(), spec.model.clone().into());
-    source.insert("hook_point".into(), spec.hook_point.clone().into());
+    let source = CollectionSource {
+        activations: Some(cache_dir.display().to_string()),
+        model: Some(spec.model.clone()),
+        hook_point: Some(spec.hook_point.clone()),
+        ..base_source(args, sae)
+    };
     let mut collector = open_collector(
         &args.out,
         config,
@@ -225,16 +230,14 @@ fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Resul
         &args.data.source_options(),
         &args.data.hub_settings(),
     )?;
-    let mut source = base_source(args, sae);
-    for (key, value) in [
-        ("model", args.model.model.clone().unwrap_or_default()),
-        ("hook_point", hooked.hook.to_string()),
-        ("dataset", dataset.to_string()),
-        ("text_field", args.data.text.text_field.clone()),
-    ] {
-        source.insert(key.into(), value.into());
-    }
-    source.insert("seq_len".into(), args.data.seq_len.into());
+    let source = CollectionSource {
+        model: Some(args.model.model.clone().unwrap_or_default()),
+        hook_point: Some(hooked.hook.to_string()),
+        dataset: Some(dataset.to_string()),
+        text_field: Some(args.data.text.text_field.clone()),
+        seq_len: Some(args.data.seq_len as u64),
+        ..base_source(args, sae)
+    };
     let specials = special_token_ids(&hooked.tokenizer);
     let mut collector = open_collector(&args.out, config, sae.config().d_sae, &specials, &source)?;
     let seq_len = args.data.seq_len as u64;
@@ -322,26 +325,22 @@ fn resume_at(args: &CollectArgs, collector: &Collector, range: &Range<u64>) -> R
     Ok(start)
 }
 
-fn base_source(args: &CollectArgs, sae: &Sae) -> Source {
-    let mut source = Source::new();
-    if let Some(shard) = args.shard.filter(|s| !s.is_whole()) {
+fn base_source(args: &CollectArgs, sae: &Sae) -> CollectionSource {
+    CollectionSource {
         // Provenance, and a resume with another --shard is refused; `merge` drops it.
-        source.insert("shard".into(), shard.to_string().into());
-    }
-    if let Some(tokenizer) = &args.model.tokenizer {
+        shard: args.shard.filter(|s| !s.is_whole()).map(|s| s.to_string()),
         // `merge` decodes with it again.
-        let path = tokenizer
-            .canonicalize()
-            .unwrap_or_else(|_| tokenizer.clone());
-        source.insert("tokenizer".into(), path.display().to_string().into());
+        tokenizer: args.model.tokenizer.as_ref().map(|tokenizer| {
+            let path = tokenizer
+                .canonicalize()
+                .unwrap_or_else(|_| tokenizer.clone());
+            path.display().to_string()
+        }),
+        checkpoint: Some(args.checkpoint.display().to_string()),
+        sae_kind: Some(sae.config().kind.to_string()),
+        d_sae: Some(sae.config().d_sae as u64),
+        ..CollectionSource::default()
     }
-    source.insert(
-        "checkpoint".into(),
-        args.checkpoint.display().to_string().into(),
-    );
-    source.insert("sae_kind".into(), sae.config().kind.to_string().into());
-    source.insert("d_sae".into(), sae.config().d_sae.into());
-    source
 }
 
 /// A fresh collector, or the one saved in `out` when it was made from the same source with
@@ -351,14 +350,15 @@ fn open_collector(
     config: CollectorConfig,
     d_sae: usize,
     specials: &[u32],
-    source: &Source,
+    source: &CollectionSource,
 ) -> Result<Collector> {
     let state = out.join(STATE_FILE_NAME);
     if !state.exists() {
         return Collector::new(config, d_sae, specials);
     }
     let collector = Collector::load_state(&state)?;
-    let earlier = read_summary(out)
+    let earlier = SamplesDir::new(out)
+        .read_summary()
         .ok()
         .flatten()
         .map(|summary| summary.source);
@@ -408,10 +408,10 @@ fn write_logit_effects(
 ) -> Result<()> {
     let model = args.model.model.as_deref().unwrap_or_default();
     let checkpoint = args.checkpoint.display().to_string();
-    let effects = LogitEffects::compute(sae, unembed, &session.decoder, model, &checkpoint)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("failed to create {}", args.out.display()))?;
-    effects.write(&args.out)?;
+    let effects = compute_logit_effects(sae, unembed, &session.decoder, model, &checkpoint)?;
+    let folder = SamplesDir::new(&args.out);
+    folder.create()?;
+    folder.write_logit_effects(&effects)?;
     eprintln!(
         "wrote the logit effects of {} features to {}",
         effects.features.len(),
@@ -439,7 +439,7 @@ mod tests {
     fn settings(
         extra: &[&str],
         file: &str,
-    ) -> (crate::collect::CollectorConfig, super::SaveConfig) {
+    ) -> (crate::samples::CollectorConfig, super::SaveConfig) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cfg.json");
         std::fs::write(&path, file).unwrap();

@@ -8,20 +8,16 @@ use anyhow::{bail, Context, Result};
 
 use super::collect::CollectArgs;
 use super::progress::token_bar;
-use crate::collect::{
-    write_samples_folder, Collector, SaveConfig, Shard, StageTimes, TokenizerDecoder,
-    STATE_FILE_NAME,
-};
-
-/// What a collection reads, recorded in the summary and checked on resume.
-pub(super) type Source = serde_json::Map<String, serde_json::Value>;
+use crate::collect::{write_samples_folder, Collector, Shard, StageTimes};
+use crate::data::TokenizerDecoder;
+use crate::samples::{CollectionSource, SamplesDir, SaveConfig, STATE_FILE_NAME};
 
 /// Progress, periodic saves and the final report of one collection.
 pub(super) struct Session {
     out: PathBuf,
     pub(super) decoder: TokenizerDecoder,
     save: SaveConfig,
-    source: Source,
+    source: CollectionSource,
     save_every: u64,
     since_save: u64,
     bar: indicatif::ProgressBar,
@@ -34,15 +30,12 @@ impl Session {
     pub(super) fn new(
         args: &CollectArgs,
         tokenizer: &Path,
-        source: Source,
+        source: CollectionSource,
         total_tokens: u64,
     ) -> Result<Self> {
-        let tokenizer = tokenizers::Tokenizer::from_file(tokenizer).map_err(|err| {
-            anyhow::anyhow!("failed to load tokenizer {}: {err}", tokenizer.display())
-        })?;
         Ok(Self {
             out: args.out.clone(),
-            decoder: TokenizerDecoder(tokenizer),
+            decoder: TokenizerDecoder::from_file(tokenizer)?,
             save: args.settings()?.1,
             source,
             save_every: args.save_every_tokens.max(1),
@@ -71,7 +64,7 @@ impl Session {
             .with_context(|| format!("failed to create {}", self.out.display()))?;
         collector.save_state(&self.out.join(STATE_FILE_NAME))?;
         write_samples_folder(
-            &self.out,
+            &SamplesDir::new(&self.out),
             collector,
             &self.decoder,
             &self.save,

@@ -6,7 +6,7 @@
 
 use clap::Args;
 
-use crate::collect::{CollectorConfig, FlagConfig, SaveConfig};
+use crate::samples::{CollectorConfig, FlagConfig, SaveConfig};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, Args)]

@@ -14,10 +14,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
 
 use super::{run as run_command, Cli};
-use crate::collect::SamplesFolder;
 use crate::demo::corpus_file::{write_corpus, HELD_OUT_SEED, SAE_TRAIN_SEED};
 use crate::demo::embedded::DEMO_HOOK;
 use crate::demo::purity::report_purity;
+use crate::samples::SamplesFolder;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Example:\n  saectl demo --out saectl-demo")]

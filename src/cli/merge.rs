@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::cache::ActivationCache;
-use crate::collect::{merge_folders, write_merged, MergedFolders, TokenizerDecoder};
+use crate::collect::{merge_folders, write_merged, MergedFolders};
+use crate::data::TokenizerDecoder;
 use crate::hub::HubSettings;
 use crate::model::{locate, ModelSource};
 
@@ -83,18 +84,18 @@ pub fn run(args: MergeArgs) -> Result<()> {
 
 /// The tokenizer the collection used, from its recorded source.
 fn recorded_tokenizer(merged: &MergedFolders) -> Result<PathBuf> {
-    let text = |key: &str| merged.source.get(key).and_then(|v| v.as_str());
-    if let Some(path) = text("tokenizer") {
+    let source = &merged.source;
+    if let Some(path) = &source.tokenizer {
         return Ok(PathBuf::from(path));
     }
-    if let Some(dir) = text("activations") {
+    if let Some(dir) = &source.activations {
         let cache = ActivationCache::open(Path::new(dir))
             .with_context(|| format!("cannot find the tokenizer of the cache {dir}"))?;
         return cache.tokenizer_path().with_context(|| {
             format!("the cache {dir} has no tokenizer.json; give one with --tokenizer")
         });
     }
-    if let Some(model) = text("model").filter(|m| !m.is_empty()) {
+    if let Some(model) = source.model.as_ref().filter(|m| !m.is_empty()) {
         let source: ModelSource = model.parse()?;
         let files = locate(&source, Some(1), &HubSettings::from_env())
             .with_context(|| format!("cannot find the tokenizer of {model}"))?;

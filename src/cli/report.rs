@@ -9,9 +9,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::analyze::ensure_has_samples;
-use crate::collect::format::REPORT_FILE_NAME;
-use crate::collect::SamplesFolder;
 use crate::report::{render_report, ReportOptions};
+use crate::samples::{SamplesDir, SamplesFolder};
 use crate::util::atomic::write_atomic;
 
 const EXAMPLES: &str = "\
@@ -60,7 +59,9 @@ impl ReportArgs {
         if self.examples_per_feature == 0 {
             bail!("--examples-per-feature must be at least 1");
         }
-        let out = self.out.unwrap_or_else(|| self.dir.join(REPORT_FILE_NAME));
+        let out = self
+            .out
+            .unwrap_or_else(|| SamplesDir::new(&self.dir).report());
         Ok(ReportConfig {
             dir: self.dir,
             out,

@@ -13,13 +13,13 @@ use anyhow::{bail, Result};
 
 use super::batch::{FeatureActivations, TokenBatch};
 use super::bins::{position_bin, row_key, ACTIVATION_BINS, POSITION_BINS};
-use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
 use super::interval_samples::{IntervalSamples, IntervalShape};
 use super::ranges::SequenceRanges;
 use super::scan::{Candidate, IntervalCandidate};
 use super::token_sample::TokenSample;
 use super::top_samples::TopSamples;
+use crate::samples::CollectorConfig;
 
 /// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
 /// statistics of 16k features do not stay in L2 while activations stream past).

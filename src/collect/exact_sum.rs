@@ -6,7 +6,7 @@
 //! what makes a collector merged from shards write the same bytes as one fed the whole stream
 //! (plain f64 sums differ in the last bits with the order of addition).
 
-use super::format::ExactSum;
+use crate::samples::format::ExactSum;
 
 /// `a + b` as `(s, e)` with `s = fl(a + b)` and `s + e = a + b` exactly (Knuth's TwoSum).
 fn two_sum(a: f64, b: f64) -> (f64, f64) {

@@ -17,33 +17,15 @@
 //! activations on one token say nothing.
 
 use super::bins::POSITION_BINS;
-use super::format::FeatureFlags;
 use super::token_sample::TopToken;
+use crate::samples::format::FeatureFlags;
+use crate::samples::FlagConfig;
 
 /// Activations a feature needs before a share flag can be raised.
 pub const MIN_ACTIVATIONS_FOR_SHARES: u64 = 10;
 
 /// A position bin is narrow when it holds at most this share of the counted tokens.
 pub const NARROW_POSITION_SHARE: f64 = 0.1;
-
-/// Flag thresholds (write-time settings).
-#[derive(Clone, Debug, PartialEq)]
-pub struct FlagConfig {
-    /// Features firing on fewer than this fraction of tokens (and more than none) are
-    /// ultra-rare.
-    pub ultra_rare_density: f64,
-    /// The share that makes a token, a position range or special tokens dominant.
-    pub dominant_share: f64,
-}
-
-impl Default for FlagConfig {
-    fn default() -> Self {
-        Self {
-            ultra_rare_density: 1e-5,
-            dominant_share: 0.5,
-        }
-    }
-}
 
 /// What the rules read about one feature.
 #[derive(Clone, Copy, Debug)]

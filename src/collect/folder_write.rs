@@ -6,42 +6,31 @@
 //! file is written atomically; feature files left by an earlier write of the same folder that
 //! are no longer among the saved features are removed, so a folder never mixes two runs.
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::bins::{bin_lower, bin_upper, ACTIVATION_BINS, POSITION_BIN_STARTS};
 use super::collector::Collector;
-use super::config::SaveConfig;
-use super::format::{
-    feature_file_name, parse_feature_file_name, ActivationHistogram, ActivationInterval,
-    ActivationSample, CollectionSettings, CollectionSummary, FeatureFile, FeatureStatistics,
-    PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION, SUMMARY_FILE_NAME,
-};
 use super::top_samples::StoredSample;
-use crate::util::atomic::write_json_atomic;
-
-/// Turns token ids into text (a tokenizer, or a test vocabulary).
-pub trait TokenDecoder {
-    /// Decodes `ids`; implementations return a visible marker rather than fail, so one bad id
-    /// cannot lose a whole collection at save time.
-    fn decode(&self, ids: &[u32]) -> String;
-}
+use crate::data::TokenDecoder;
+use crate::samples::format::{
+    ActivationHistogram, ActivationInterval, ActivationSample, CollectionSummary, FeatureFile,
+    FeatureStatistics, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
+};
+use crate::samples::{CollectionSettings, CollectionSource, SamplesDir, SaveConfig};
 
 /// Number of rows in the summary's `top_features_by_activation`, as in the original.
 const SUMMARY_TOP_FEATURES: usize = 50;
 
 /// Writes `collector` to `dir` (created if missing) and returns the summary written.
-/// `source` is free-form provenance (model, hook point, checkpoint, dataset).
+/// `source` is the collection's provenance (model, hook point, checkpoint, dataset).
 pub fn write_samples_folder(
-    dir: &Path,
+    dir: &SamplesDir,
     collector: &Collector,
     decoder: &dyn TokenDecoder,
     save: &SaveConfig,
-    source: serde_json::Map<String, serde_json::Value>,
+    source: CollectionSource,
 ) -> Result<CollectionSummary> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("failed to create samples folder {}", dir.display()))?;
+    dir.create()?;
     let ranked = collector.features_by_max_activation();
     let saved: Vec<u32> = ranked
         .iter()
@@ -50,11 +39,11 @@ pub fn write_samples_folder(
         .collect();
     for &feature in &saved {
         let file = feature_file(collector, decoder, feature, save);
-        write_json_atomic(&dir.join(feature_file_name(feature)), &file)?;
+        dir.write_feature(&file)?;
     }
     let summary = summary(collector, &ranked, &saved, save, source);
-    write_json_atomic(&dir.join(SUMMARY_FILE_NAME), &summary)?;
-    remove_stale_feature_files(dir, &saved)?;
+    dir.write_summary(&summary)?;
+    dir.remove_features_except(&saved)?;
     Ok(summary)
 }
 
@@ -166,7 +155,7 @@ fn summary(
     ranked: &[u32],
     saved: &[u32],
     save: &SaveConfig,
-    source: serde_json::Map<String, serde_json::Value>,
+    source: CollectionSource,
 ) -> CollectionSummary {
     let mut features_with_samples = ranked.to_vec();
     features_with_samples.sort_unstable();
@@ -223,20 +212,4 @@ fn summary(
         flagged_features: Some(flagged),
         source,
     }
-}
-
-fn remove_stale_feature_files(dir: &Path, saved: &[u32]) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("failed to list {}", dir.display()))?;
-        let Some(feature) = entry.file_name().to_str().and_then(parse_feature_file_name) else {
-            continue;
-        };
-        if !saved.contains(&feature) {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("failed to remove stale {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }

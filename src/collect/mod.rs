@@ -15,15 +15,12 @@ mod batch;
 pub mod bins;
 mod collector;
 mod collector_merge;
-mod config;
 mod exact_sum;
 pub mod flags;
-mod folder_read;
+mod folder_merge;
 mod folder_write;
-pub mod format;
 mod interval_samples;
-mod logit_effects;
-mod merge;
+mod logit_compute;
 mod offers;
 mod ranges;
 mod readout;
@@ -36,23 +33,14 @@ mod top_samples;
 
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
 pub use collector::Collector;
-pub use config::{CollectorConfig, SaveConfig, MAX_INTERVALS};
-pub use flags::FlagConfig;
-pub use folder_read::{read_summary, SamplesFolder};
-pub use folder_write::{write_samples_folder, TokenDecoder};
+pub use folder_merge::{merge_folders, write_merged, MergedFolders};
+pub use folder_write::write_samples_folder;
 pub use interval_samples::PrioritizedSample;
-pub use logit_effects::{
-    FeatureLogitEffects, LogitEffects, LogitEffectsHeader, TokenEffect, LOGIT_EFFECTS_FILE_NAME,
-    LOGIT_TOKENS,
-};
-pub use merge::{merge_folders, write_merged, MergedFolders};
+pub use logit_compute::compute_logit_effects;
 pub use ranges::SequenceRanges;
 pub use readout::{FeatureSummary, IntervalView};
 pub use shard::{resume_point, Shard};
-pub use state::STATE_FILE_NAME;
-pub use sweep::{
-    collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes, TokenizerDecoder,
-};
+pub use sweep::{collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes};
 pub use token_sample::{TopToken, TOKEN_SAMPLE_SIZE};
 pub use top_samples::StoredSample;
 

@@ -5,11 +5,12 @@ use std::cmp::Ordering;
 
 use super::bins::{bin_lower, ACTIVATION_BINS, POSITION_BINS};
 use super::collector::Collector;
-use super::flags::{feature_flags, FlagConfig, FlagInputs};
-use super::format::{FeatureFlags, FeatureStatistics, FlaggedFeatures};
+use super::flags::{feature_flags, FlagInputs};
 use super::interval_samples::{interval_bins, interval_lower, PrioritizedSample};
 use super::token_sample::TopToken;
 use super::top_samples::{StoredSample, TopSamples};
+use crate::samples::format::{FeatureFlags, FeatureStatistics, FlaggedFeatures};
+use crate::samples::FlagConfig;
 
 /// A feature's statistics and samples, read out of a collector.
 #[derive(Clone, Debug, PartialEq)]

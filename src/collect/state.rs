@@ -18,15 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use super::bins::{ACTIVATION_BINS, POSITION_BINS};
 use super::collector::Collector;
-use super::config::CollectorConfig;
 use super::exact_sum::FeatureMoments;
-use super::format::ExactSum;
 use super::interval_samples::SampleParts;
 use super::ranges::SequenceRanges;
 use super::top_samples::StoredSample;
+use crate::samples::format::ExactSum;
+use crate::samples::CollectorConfig;
 use crate::util::atomic::write_atomic;
 
-pub const STATE_FILE_NAME: &str = "collector_state.safetensors";
 /// 2: the feature view (histograms, interval and token samples) joined the state.
 const STATE_FORMAT_VERSION: u32 = 2;
 const HEADER_KEY: &str = "saectl_collector";

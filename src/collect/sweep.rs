@@ -15,7 +15,6 @@ use candle_core::Tensor;
 
 use super::batch::{FeatureActivations, TokenBatch};
 use super::collector::Collector;
-use super::folder_write::TokenDecoder;
 use crate::cache::ActivationCache;
 use crate::data::{Document, TokenWindows};
 use crate::model::{Gemma2, HookPoint};
@@ -201,16 +200,4 @@ where
         Ok(())
     })?;
     Ok(times)
-}
-
-/// Decodes with a Hugging Face tokenizer, special tokens shown (BOS in a context is real text
-/// position information); a failure shows as a marker instead of losing the collection.
-pub struct TokenizerDecoder(pub tokenizers::Tokenizer);
-
-impl TokenDecoder for TokenizerDecoder {
-    fn decode(&self, ids: &[u32]) -> String {
-        self.0
-            .decode(ids, false)
-            .unwrap_or_else(|err| format!("<decode error: {err}>"))
-    }
 }

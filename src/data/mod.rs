@@ -8,6 +8,7 @@
 //! docs/data.md describes the rules; [`fixtures`] builds the tiny test tokenizer and corpora.
 //! Nothing here knows the model: [`crate::stream`] runs it over these windows.
 
+mod decode;
 mod document;
 mod files;
 pub mod fixtures;
@@ -25,6 +26,7 @@ mod windows;
 #[cfg(test)]
 mod tests;
 
+pub use decode::{IdDecoder, TokenDecoder, TokenizerDecoder};
 pub use document::{Document, DocumentOrigin, Locator};
 pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
 pub use pack::{BatchEnd, PackConfig, PackCounts, WindowBatch, WindowOrigin};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::concepts::Concept;
 use super::vocab::vocabulary;
 use crate::analyze::overview;
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 use crate::util::rng::SplitMix64;
 
 /// One feature's purity.

@@ -12,7 +12,7 @@ mod markdown;
 mod sections;
 
 use crate::analyze::{overview, FolderInfo};
-use crate::collect::SamplesFolder;
+use crate::samples::SamplesFolder;
 
 /// What goes into the report (the original's `top_k_features`, `examples_per_feature`, and
 /// saectl's `interval_examples`).

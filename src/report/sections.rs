@@ -11,8 +11,8 @@ use crate::analyze::text::context_parts;
 use crate::analyze::text::{fmt_density, fmt_opt};
 use crate::analyze::tokens::{token_shares, TokenShare};
 use crate::analyze::{FeatureStats, FolderInfo};
-use crate::collect::format::{ActivationSample, CollectionSummary, FeatureFile};
-use crate::collect::FeatureLogitEffects;
+use crate::samples::format::{ActivationSample, CollectionSummary, FeatureFile};
+use crate::samples::FeatureLogitEffects;
 
 use super::{markdown, ReportOptions};
 
@@ -82,11 +82,11 @@ fn recorded_facts(info: &FolderInfo) -> Vec<String> {
 
 /// `- Source:` and one sub-item per provenance key, when the producer recorded any.
 fn source_lines(summary: Option<&CollectionSummary>) -> String {
-    let Some(source) = summary.map(|s| &s.source).filter(|s| !s.is_empty()) else {
+    let Some(source) = summary.map(|s| s.source.to_map()).filter(|s| !s.is_empty()) else {
         return String::new();
     };
     let mut out = String::from("- Source:\n");
-    for (key, value) in source {
+    for (key, value) in &source {
         let value = match value {
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),

@@ -19,7 +19,7 @@ use super::eval::{CeEval, LossRecovered};
 use super::metrics::{self, MetricsLine};
 pub use super::run_dir::RunDir;
 use super::run_dir::{load_data_state, read_json, save_data_state, DataState, RunInfo};
-use super::samples::{TrainingSampler, SAMPLES_DIR};
+use super::samples::TrainingSampler;
 use super::source::{self, Batches, Opened, Position};
 use super::spec::RunSource;
 use super::step::{NonFiniteLoss, StepStats, Trainer};
@@ -250,9 +250,7 @@ fn run_loop(
         final_checkpoint,
         last,
         eval: last_eval.map(|result| (result, sequences)),
-        samples: session
-            .sampler
-            .map(|s| (run.root.join(SAMPLES_DIR), s.elapsed)),
+        samples: session.sampler.map(|s| (run.samples(), s.elapsed)),
     })
 }
 
@@ -301,7 +299,7 @@ fn save(session: &Session, trainer: &Trainer, tokens: u64) -> Result<PathBuf> {
     }
     checkpoint::save(&dir, trainer, tokens, &session.meta)?;
     if let Some(sampler) = &session.sampler {
-        sampler.save(&dir, &run.root)?;
+        sampler.save(&dir, run)?;
     }
     run.set_latest(&dir)?;
     Ok(dir)

@@ -5,7 +5,9 @@
 //! <run>/train_config.json      the resolved TrainConfig (the original's keys)
 //! <run>/metrics.jsonl          one line every log_freq steps, every evaluation and at the end
 //! <run>/checkpoints/step_NNNNNNNNN/   every checkpoint_freq steps and at the end
+//!     …/collector_state.safetensors   the sample collection at that step (when it is on)
 //! <run>/latest_checkpoint      the newest complete checkpoint (written after it)
+//! <run>/activation_samples/    the samples folder (`crate::samples`), rewritten at each checkpoint
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::RunSource;
 use crate::data::SourceSummary;
+use crate::samples::STATE_FILE_NAME;
 use crate::util::atomic::{write_atomic, write_json_atomic};
 
 pub(super) const RUN_FORMAT_VERSION: u32 = 1;
@@ -62,6 +65,16 @@ impl RunDir {
 
     pub fn config(&self) -> PathBuf {
         self.root.join("train_config.json")
+    }
+
+    /// The run's samples folder (`save_activation_samples`).
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("activation_samples")
+    }
+
+    /// The collector's state inside `checkpoint`, where a resumed run's collection continues.
+    pub fn collector_state(checkpoint: &Path) -> PathBuf {
+        checkpoint.join(STATE_FILE_NAME)
     }
 
     pub(super) fn info(&self) -> PathBuf {

@@ -18,29 +18,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
-use serde_json::{Map, Value};
 
 use super::config::TrainConfig;
 use super::corpus::WindowCursor;
+use super::run_dir::RunDir;
 use crate::cache::ActivationCache;
-use crate::collect::{
-    collect_batch, write_samples_folder, Collector, CollectorConfig, FlagConfig, SaveConfig,
-    TokenDecoder, TokenizerDecoder, STATE_FILE_NAME,
-};
+use crate::collect::{collect_batch, write_samples_folder, Collector};
+use crate::data::{IdDecoder, TokenDecoder, TokenizerDecoder};
 use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
-
-/// The readable samples folder of a run.
-pub const SAMPLES_DIR: &str = "activation_samples";
-
-/// Decodes token ids as `⟨id⟩` when a cache has no tokenizer (synthetic caches in tests).
-struct IdDecoder;
-
-impl TokenDecoder for IdDecoder {
-    fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().map(|id| format!("⟨{id}⟩")).collect()
-    }
-}
+use crate::samples::{CollectionSource, CollectorConfig, FlagConfig, SamplesDir, SaveConfig};
 
 /// Where the collected sequences come from.
 pub enum SampleSource {
@@ -57,7 +44,7 @@ pub struct LiveSamples {
     pub tokenizer: PathBuf,
     pub special_token_ids: Vec<u32>,
     /// Provenance for the samples folder (model, hook point, dataset).
-    pub description: Map<String, Value>,
+    pub description: CollectionSource,
 }
 
 /// The collector of a training run and where its sequences come from.
@@ -89,16 +76,12 @@ impl TrainingSampler {
                 (live.special_token_ids.clone(), Some(live.tokenizer.clone()))
             }
         };
-        let collector = match checkpoint.map(|dir| dir.join(STATE_FILE_NAME)) {
+        let collector = match checkpoint.map(RunDir::collector_state) {
             Some(state) if state.exists() => Collector::load_state(&state)?,
             _ => Collector::new(config, d_sae, &special)?,
         };
         let decoder: Box<dyn TokenDecoder> = match tokenizer {
-            Some(path) => Box::new(TokenizerDecoder(
-                tokenizers::Tokenizer::from_file(&path).map_err(|err| {
-                    anyhow::anyhow!("failed to load tokenizer {}: {err}", path.display())
-                })?,
-            )),
+            Some(path) => Box::new(TokenizerDecoder::from_file(&path)?),
             None => Box::new(IdDecoder),
         };
         Ok(Self {
@@ -156,24 +139,24 @@ impl TrainingSampler {
 
     /// Saves the collector's state into `checkpoint` (resumption) and rewrites the run's
     /// samples folder (reading).
-    pub fn save(&self, checkpoint: &Path, run_root: &Path) -> Result<PathBuf> {
+    pub fn save(&self, checkpoint: &Path, run: &RunDir) -> Result<PathBuf> {
         self.collector
-            .save_state(&checkpoint.join(STATE_FILE_NAME))?;
-        let folder = run_root.join(SAMPLES_DIR);
-        let mut source = serde_json::Map::new();
-        source.insert("training_run".into(), run_root.display().to_string().into());
-        source.insert("checkpoint".into(), checkpoint.display().to_string().into());
-        match &self.source {
-            SampleSource::Cache(cache) => {
-                source.insert(
-                    "activations".into(),
-                    cache.dir().display().to_string().into(),
-                );
-            }
-            SampleSource::Live(live) => source.extend(live.description.clone()),
-        }
+            .save_state(&RunDir::collector_state(checkpoint))?;
+        let folder = run.samples();
+        let read = match &self.source {
+            SampleSource::Cache(cache) => CollectionSource {
+                activations: Some(cache.dir().display().to_string()),
+                ..CollectionSource::default()
+            },
+            SampleSource::Live(live) => live.description.clone(),
+        };
+        let source = CollectionSource {
+            training_run: Some(run.root.display().to_string()),
+            checkpoint: Some(checkpoint.display().to_string()),
+            ..read
+        };
         write_samples_folder(
-            &folder,
+            &SamplesDir::new(&folder),
             &self.collector,
             self.decoder.as_ref(),
             &self.save,

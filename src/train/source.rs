@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use serde_json::Map;
 
 use super::config::TrainConfig;
 use super::corpus::WindowCursor;
@@ -28,6 +27,7 @@ use crate::model::{
     load_model, locate, read_config, resolve_dtype, DTypeChoice, Gemma2, HookPoint, LoadOptions,
     ModelSource,
 };
+use crate::samples::CollectionSource;
 
 /// Training batches: inputs and, for a transcoder, targets.
 pub(super) enum Batches {
@@ -257,10 +257,12 @@ fn open_live(
         total_tokens: cfg.total_steps() * cfg.batch_size as u64,
     };
     let samples = cfg.save_activation_samples.then(|| {
-        let mut description = Map::new();
-        description.insert("model".into(), model_spec.model.clone().into());
-        description.insert("hook_point".into(), hook.to_string().into());
-        description.insert("dataset".into(), dataset.clone().into());
+        let description = CollectionSource {
+            model: Some(model_spec.model.clone()),
+            hook_point: Some(hook.to_string()),
+            dataset: Some(dataset.clone()),
+            ..CollectionSource::default()
+        };
         SampleSource::Live(Box::new(LiveSamples {
             cursor: cursor(position.corpus_windows),
             model: model.clone(),

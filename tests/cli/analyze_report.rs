@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use saectl::collect::{
-    write_samples_folder, Collector, CollectorConfig, FeatureActivations, SaveConfig, TokenBatch,
-    TokenDecoder,
-};
+use saectl::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
+use saectl::data::TokenDecoder;
+use saectl::samples::{CollectionSource, CollectorConfig, SamplesDir, SaveConfig};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -94,9 +93,12 @@ fn write_fixture(dir: &Path) {
         samples_per_feature_to_save: 5,
         ..SaveConfig::default()
     };
-    let mut source = serde_json::Map::new();
-    source.insert("model".into(), Value::String("tiny-words".into()));
-    write_samples_folder(dir, &collector, &WordDecoder, &save, source).unwrap();
+    let source = CollectionSource {
+        model: Some("tiny-words".into()),
+        ..CollectionSource::default()
+    };
+    let folder = SamplesDir::new(dir);
+    write_samples_folder(&folder, &collector, &WordDecoder, &save, source).unwrap();
 }
 
 /// A fresh fixture folder named `samples` (the report prints the folder's name).

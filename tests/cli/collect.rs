@@ -7,10 +7,10 @@ use std::process::{Command, Output};
 
 use candle_core::{DType, Device};
 use saectl::cache::ActivationCache;
-use saectl::collect::format::FeatureFile;
-use saectl::collect::SamplesFolder;
 use saectl::sae::checkpoint::{save, CheckpointMeta};
 use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
+use saectl::samples::format::FeatureFile;
+use saectl::samples::SamplesFolder;
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};
 

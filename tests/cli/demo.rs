@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use saectl::collect::SamplesFolder;
 use saectl::demo::purity::{random_purity, report_purity};
 use saectl::demo::{lm::token_stream, CorpusGenerator};
+use saectl::samples::SamplesFolder;
 
 use super::cache::{assert_ok, assert_one_line_error};
 

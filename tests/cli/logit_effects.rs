@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::{DType, Device};
-use saectl::collect::{LogitEffects, LOGIT_EFFECTS_FILE_NAME};
 use saectl::sae::Sae;
+use saectl::samples::{SamplesDir, LOGIT_EFFECTS_FILE_NAME};
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture};
 use super::collect::{collect, live_args, write_sae};
@@ -70,7 +70,8 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
     let args = live_args(100);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_ok(&collect(&checkpoint, &out, &args));
-    let effects = LogitEffects::read(&out)
+    let effects = SamplesDir::new(&out)
+        .read_logit_effects()
         .unwrap()
         .expect("logit_effects.json");
     let expected = brute_force(&sae);
@@ -120,7 +121,7 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
 
 /// The first feature saved in a folder, as text.
 fn first_feature(dir: &Path) -> String {
-    let folder = saectl::collect::SamplesFolder::load(dir).unwrap();
+    let folder = saectl::samples::SamplesFolder::load(dir).unwrap();
     folder.features.keys().next().unwrap().to_string()
 }
 
@@ -162,9 +163,10 @@ fn merge_carries_logit_effects_and_refuses_disagreeing_ones() {
     );
     // A shard whose file says otherwise (another model) does not merge.
     let tampered = shard("tampered", &["--model", &model, "--shard", "1/2"]);
-    let mut effects = LogitEffects::read(&tampered).unwrap().unwrap();
+    let tampered_dir = SamplesDir::new(&tampered);
+    let mut effects = tampered_dir.read_logit_effects().unwrap().unwrap();
     effects.features[5].top[0].value += 0.5;
-    effects.write(&tampered).unwrap();
+    tampered_dir.write_logit_effects(&effects).unwrap();
     assert_one_line_error(
         &merge(&[&first, &tampered], &dir.path().join("bad")),
         "disagree",

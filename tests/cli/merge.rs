@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use saectl::cache::ActivationCache;
-use saectl::collect::{sweep_cache, Collector, CollectorConfig};
+use saectl::collect::{sweep_cache, Collector};
 use saectl::sae::import::load_any;
+use saectl::samples::CollectorConfig;
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture};
 use super::collect::{collect, live_args, write_sae, write_sae_seeded, D_SAE, MAX_SAMPLES};

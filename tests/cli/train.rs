@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use saectl::collect::format::FeatureFile;
-use saectl::collect::SamplesFolder;
+use saectl::samples::format::FeatureFile;
+use saectl::samples::SamplesFolder;
 use serde_json::Value;
 
 use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};

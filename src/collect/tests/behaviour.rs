@@ -3,10 +3,9 @@
 //! then saectl's own rules: special tokens, window deduplication, bad input.
 
 use super::support::{dense, ingest_dense, original, SplitMix, WordDecoder};
-use crate::collect::{
-    write_samples_folder, Collector, CollectorConfig, FeatureActivations, SamplesFolder,
-    SaveConfig, TokenBatch, TokenDecoder,
-};
+use crate::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
+use crate::data::TokenDecoder;
+use crate::samples::{CollectorConfig, SamplesDir, SamplesFolder, SaveConfig};
 
 fn collector(config: CollectorConfig, d_sae: usize) -> Collector {
     Collector::new(config, d_sae, &[2]).unwrap()
@@ -130,8 +129,14 @@ fn save_and_load_round_trip_loses_nothing() {
         samples_per_feature_to_save: 3,
         ..SaveConfig::default()
     };
-    let summary =
-        write_samples_folder(dir.path(), &c, &WordDecoder, &save, Default::default()).unwrap();
+    let summary = write_samples_folder(
+        &SamplesDir::new(dir.path()),
+        &c,
+        &WordDecoder,
+        &save,
+        Default::default(),
+    )
+    .unwrap();
     let folder = SamplesFolder::load(dir.path()).unwrap();
     assert_eq!(folder.summary.as_ref(), Some(&summary));
     assert_eq!(folder.features.keys().copied().collect::<Vec<_>>().len(), 4);
@@ -206,7 +211,7 @@ fn samples_show_what_activated_them() {
     }
     let dir = tempfile::tempdir().unwrap();
     write_samples_folder(
-        dir.path(),
+        &SamplesDir::new(dir.path()),
         &c,
         &Vocab(&vocab),
         &SaveConfig::default(),
@@ -463,14 +468,20 @@ fn flags_single_out_crafted_features() {
     ingest_dense(&mut c, &tokens, seq, &dense(rows, seq, d_sae, &hits), 0);
     let dir = tempfile::tempdir().unwrap();
     let save = SaveConfig {
-        flags: crate::collect::FlagConfig {
+        flags: crate::samples::FlagConfig {
             ultra_rare_density: 0.01,
             ..Default::default()
         },
         ..SaveConfig::default()
     };
-    let summary =
-        write_samples_folder(dir.path(), &c, &WordDecoder, &save, Default::default()).unwrap();
+    let summary = write_samples_folder(
+        &SamplesDir::new(dir.path()),
+        &c,
+        &WordDecoder,
+        &save,
+        Default::default(),
+    )
+    .unwrap();
     let flagged = summary.flagged_features.unwrap();
     assert_eq!(flagged.dead, vec![0]);
     assert_eq!(flagged.bos_dominated, vec![0]);

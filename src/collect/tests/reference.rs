@@ -17,8 +17,9 @@ use crate::collect::bins::{
     bin_lower, bin_upper, priority, row_key, ACTIVATION_BINS, POSITION_BIN_STARTS,
 };
 use crate::collect::{
-    fixed_k_offsets, Collector, CollectorConfig, FeatureActivations, TokenBatch, TOKEN_SAMPLE_SIZE,
+    fixed_k_offsets, Collector, FeatureActivations, TokenBatch, TOKEN_SAMPLE_SIZE,
 };
+use crate::samples::CollectorConfig;
 
 const SPECIAL: u32 = 2;
 

@@ -5,9 +5,8 @@
 use std::path::Path;
 
 use super::support::{dense, ingest_dense, SplitMix, WordDecoder};
-use crate::collect::{
-    write_samples_folder, Collector, CollectorConfig, SaveConfig, STATE_FILE_NAME,
-};
+use crate::collect::{write_samples_folder, Collector};
+use crate::samples::{CollectorConfig, SamplesDir, SaveConfig, STATE_FILE_NAME};
 
 fn random_collector(seed: u64, first_sequence: u64, config: CollectorConfig) -> Collector {
     let mut collector = Collector::new(config, 12, &[2]).unwrap();
@@ -127,7 +126,14 @@ fn merged_shards_write_the_bytes_of_one_run() {
             top_features_to_save: 12,
             ..SaveConfig::default()
         };
-        write_samples_folder(&out, collector, &WordDecoder, &save, Default::default()).unwrap();
+        write_samples_folder(
+            &SamplesDir::new(&out),
+            collector,
+            &WordDecoder,
+            &save,
+            Default::default(),
+        )
+        .unwrap();
     }
     let (merged, whole) = (
         folder_bytes(&dir.path().join("merged")),

@@ -1,6 +1,8 @@
 //! Test helpers: a word vocabulary decoder and batch builders.
 
-use crate::collect::{Collector, CollectorConfig, FeatureActivations, TokenBatch, TokenDecoder};
+use crate::collect::{Collector, FeatureActivations, TokenBatch};
+use crate::data::TokenDecoder;
+use crate::samples::CollectorConfig;
 
 /// Decodes id `t` as `" tok{t}"` (the original's mock tokenizer joined `tok{t}` with spaces).
 pub struct WordDecoder;

@@ -226,7 +226,7 @@ fn samples_are_collected_while_training_and_resume_exactly() {
     let full = dir.path().join("full");
     let summary = train(&cache, &full, cfg, &Device::Cpu, &mut |_| {}).unwrap();
     let (folder, _) = summary.samples.clone().expect("samples were collected");
-    let samples = crate::collect::SamplesFolder::load(&folder).unwrap();
+    let samples = crate::samples::SamplesFolder::load(&folder).unwrap();
     let summary_file = samples.summary.as_ref().unwrap();
     // Collections at steps 0, 7, 14, 21, 28: 5 × 4 sequences of 16 tokens.
     assert_eq!(summary_file.sequences_seen, 20);
@@ -241,7 +241,7 @@ fn samples_are_collected_while_training_and_resume_exactly() {
     std::fs::write(cut.join("latest_checkpoint"), "checkpoints/step_000000010").unwrap();
     resume(&cut, &Device::Cpu, &mut |_| {}).unwrap();
     let files = |root: &Path| {
-        let mut names: Vec<_> = std::fs::read_dir(root.join(samples::SAMPLES_DIR))
+        let mut names: Vec<_> = std::fs::read_dir(RunDir::new(root).samples())
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
@@ -262,7 +262,7 @@ fn samples_are_collected_while_training_and_resume_exactly() {
     let state = |root: &Path| {
         let step30 = RunDir::new(root)
             .checkpoint(30)
-            .join(crate::collect::STATE_FILE_NAME);
+            .join(crate::samples::STATE_FILE_NAME);
         crate::collect::Collector::load_state(&step30).unwrap()
     };
     let (a, b) = (state(&full), state(&cut));

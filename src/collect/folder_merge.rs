@@ -16,28 +16,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::collector::Collector;
-use super::config::SaveConfig;
-use super::flags::FlagConfig;
-use super::folder_read::read_summary;
-use super::folder_write::{write_samples_folder, TokenDecoder};
-use super::format::{CollectionSettings, CollectionSummary};
-use super::logit_effects::{LogitEffects, LOGIT_EFFECTS_FILE_NAME};
+use super::folder_write::write_samples_folder;
 use super::ranges::SequenceRanges;
-use super::state::STATE_FILE_NAME;
+use crate::data::TokenDecoder;
+use crate::samples::{
+    CollectionSettings, CollectionSource, FlagConfig, LogitEffects, SamplesDir, SaveConfig,
+    LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
+};
 use crate::util::atomic::write_atomic;
-
-/// Source keys that differ between shards of one collection and are dropped when merging.
-const SHARD_KEYS: &[&str] = &["shard"];
-
-/// Provenance recorded by the producer (`collection_summary.json`'s `source`).
-pub type Source = serde_json::Map<String, serde_json::Value>;
 
 /// One input folder, loaded.
 struct ShardFolder {
     dir: PathBuf,
     collector: Collector,
     settings: CollectionSettings,
-    source: Source,
+    source: CollectionSource,
     /// `logit_effects.json`, parsed and as bytes.
     logit_effects: Option<(LogitEffects, Vec<u8>)>,
 }
@@ -46,8 +39,8 @@ struct ShardFolder {
 pub struct MergedFolders {
     pub collector: Collector,
     pub save: SaveConfig,
-    /// The shards' common source, without the shard keys.
-    pub source: Source,
+    /// The shards' common source, without the shard.
+    pub source: CollectionSource,
     /// Sequences inside the merged span that no input covered (a shard left out?).
     pub gaps: Vec<std::ops::Range<u64>>,
     /// `logit_effects.json` to carry (the shards' files agree), as bytes.
@@ -96,7 +89,7 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
                     .unwrap_or(defaults.dominant_share),
             },
         },
-        source: without_shard_keys(&first.source),
+        source: first.source.without_shard(),
         collector,
         gaps,
         logit_effects,
@@ -164,18 +157,17 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
                 parent.display()
             )
         })?;
-    merged
-        .collector
-        .save_state(&staging.path().join(STATE_FILE_NAME))?;
+    let staged = SamplesDir::new(staging.path());
+    merged.collector.save_state(&staged.state())?;
     write_samples_folder(
-        staging.path(),
+        &staged,
         &merged.collector,
         decoder,
         &merged.save,
         merged.source.clone(),
     )?;
     if let Some(bytes) = &merged.logit_effects {
-        write_atomic(&staging.path().join(LOGIT_EFFECTS_FILE_NAME), bytes)?;
+        write_atomic(&staged.logit_effects(), bytes)?;
     }
     // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
     let staged = staging.keep();
@@ -211,7 +203,8 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
     if !dir.is_dir() {
         bail!("{} is not a samples folder (no such folder)", dir.display());
     }
-    let state = dir.join(STATE_FILE_NAME);
+    let folder = SamplesDir::new(dir);
+    let state = folder.state();
     if !state.is_file() {
         bail!(
             "{} has no {STATE_FILE_NAME}: only folders written by `saectl collect` can be merged \
@@ -219,7 +212,7 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
             dir.display()
         );
     }
-    let summary: CollectionSummary = read_summary(dir)?.with_context(|| {
+    let summary = folder.read_summary()?.with_context(|| {
         format!(
             "{} has a collector state but no collection_summary.json",
             dir.display()
@@ -236,13 +229,13 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
         || summary.sequences_seen != collector.sequences_seen()
     {
         bail!(
-            "{}: collection_summary.json does not match {STATE_FILE_NAME} (a write was interrupted?)",
+            "{}: {SUMMARY_FILE_NAME} does not match {STATE_FILE_NAME} (a write was interrupted?)",
             dir.display()
         );
     }
-    let logit_effects = match LogitEffects::read(dir)? {
+    let logit_effects = match folder.read_logit_effects()? {
         Some(effects) => {
-            let path = dir.join(LOGIT_EFFECTS_FILE_NAME);
+            let path = folder.logit_effects();
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("failed to read {}", path.display()))?;
             Some((effects, bytes))
@@ -283,20 +276,15 @@ fn check_compatible(a: &ShardFolder, b: &ShardFolder) -> Result<()> {
             names()
         );
     }
-    let (source_a, source_b) = (without_shard_keys(&a.source), without_shard_keys(&b.source));
-    let keys = source_a.keys().chain(source_b.keys());
-    for key in keys {
-        let (va, vb) = (source_a.get(key), source_b.get(key));
-        if va != vb {
-            let show =
-                |v: Option<&serde_json::Value>| v.map_or("nothing".into(), |v| v.to_string());
-            bail!(
-                "{} were collected from different sources: `{key}` is {} and {}",
-                names(),
-                show(va),
-                show(vb)
-            );
-        }
+    let difference = a
+        .source
+        .without_shard()
+        .first_difference(&b.source.without_shard());
+    if let Some((key, va, vb)) = difference {
+        bail!(
+            "{} were collected from different sources: `{key}` is {va} and {vb}",
+            names()
+        );
     }
     Ok(())
 }
@@ -337,12 +325,4 @@ fn check_disjoint(folders: &[ShardFolder]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn without_shard_keys(source: &Source) -> Source {
-    source
-        .iter()
-        .filter(|(key, _)| !SHARD_KEYS.contains(&key.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }

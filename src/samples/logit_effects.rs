@@ -1,6 +1,6 @@
 //! `logit_effects.json`: for every feature, the output tokens its decoder direction promotes
 //! and suppresses most, through the model's final norm and unembedding (the formula is in
-//! [`crate::model::unembed`]).
+//! [`crate::model::unembed`]; `collect::compute_logit_effects` fills the file).
 //!
 //! The file depends on the SAE and the model only, never on the corpus: every shard of a
 //! collection writes the same one, and `merge` carries it after checking that they agree. It
@@ -8,22 +8,16 @@
 //! It holds every feature, so it is written with one feature per line — the header keys
 //! pretty-printed as elsewhere — to stay small, greppable and diffable at d_sae 16k and more.
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::folder_write::TokenDecoder;
-use crate::model::{DirectionLogits, Unembedding};
-use crate::sae::Sae;
-use crate::util::atomic::write_atomic;
-
-pub const LOGIT_EFFECTS_FILE_NAME: &str = "logit_effects.json";
-const FORMAT_VERSION: u32 = 1;
+/// The file's format version.
+pub const LOGIT_EFFECTS_FORMAT: u32 = 1;
 /// Tokens listed per feature and direction.
 pub const LOGIT_TOKENS: usize = 10;
 /// What the values are, recorded in the file for readers.
-const FORMULA: &str = "(W_dec[f] * (1 + w_final_norm)) . W_U[t], minus its mean over all tokens t \
+pub const LOGIT_EFFECTS_FORMULA: &str =
+    "(W_dec[f] * (1 + w_final_norm)) . W_U[t], minus its mean over all tokens t \
                        (TransformerLens W_U with fold_ln and center_unembed; Gemma-2: W_U = W_E)";
 
 /// One token and the feature's effect on its logit.
@@ -65,52 +59,6 @@ pub struct LogitEffects {
 }
 
 impl LogitEffects {
-    /// Computes the effects of every decoder row of `sae` (chunked, on the unembedding's
-    /// device) and decodes the tokens.
-    pub fn compute(
-        sae: &Sae,
-        unembed: &Unembedding,
-        decoder: &dyn TokenDecoder,
-        model: &str,
-        checkpoint: &str,
-    ) -> Result<Self> {
-        let w_dec = &sae.weights().w_dec; // [d_sae, d_in]
-        let logits = unembed
-            .top_tokens(w_dec, LOGIT_TOKENS)
-            .context("failed to compute the logit effects")?;
-        let effects = |pairs: &[(u32, f32)]| -> Vec<TokenEffect> {
-            pairs
-                .iter()
-                .map(|&(token_id, value)| TokenEffect {
-                    token_id,
-                    text: decoder.decode(&[token_id]),
-                    value,
-                })
-                .collect()
-        };
-        let features = logits
-            .iter()
-            .enumerate()
-            .map(|(f, DirectionLogits { top, bottom })| FeatureLogitEffects {
-                feature_idx: f as u32,
-                top: effects(top),
-                bottom: effects(bottom),
-            })
-            .collect();
-        Ok(Self {
-            header: LogitEffectsHeader {
-                format_version: FORMAT_VERSION,
-                formula: FORMULA.to_string(),
-                model: model.to_string(),
-                checkpoint: checkpoint.to_string(),
-                d_sae: sae.config().d_sae as u64,
-                vocab_size: unembed.vocab_size() as u64,
-                tokens_per_feature: LOGIT_TOKENS,
-            },
-            features,
-        })
-    }
-
     /// The entry of `feature`, if the file has it.
     pub fn feature(&self, feature: u32) -> Option<&FeatureLogitEffects> {
         let at = self
@@ -137,28 +85,13 @@ impl LogitEffects {
         ))
     }
 
-    /// Writes `dir/logit_effects.json` atomically.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(
-            &dir.join(LOGIT_EFFECTS_FILE_NAME),
-            self.to_json()?.as_bytes(),
-        )
-    }
-
-    /// Reads `dir/logit_effects.json`; `None` when the folder has none.
-    pub fn read(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(LOGIT_EFFECTS_FILE_NAME);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-        let effects: Self = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid logit effects file", path.display()))?;
-        if effects.header.format_version != FORMAT_VERSION {
+    /// Parses the file's text (what [`to_json`](Self::to_json) writes), checking its version
+    /// and that the features are in index order.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let effects: Self = serde_json::from_slice(bytes)?;
+        if effects.header.format_version != LOGIT_EFFECTS_FORMAT {
             bail!(
-                "{}: format version {} is not supported (this build reads {FORMAT_VERSION})",
-                path.display(),
+                "format version {} is not supported (this build reads {LOGIT_EFFECTS_FORMAT})",
                 effects.header.format_version
             );
         }
@@ -167,9 +100,9 @@ impl LogitEffects {
             .windows(2)
             .all(|w| w[0].feature_idx < w[1].feature_idx)
         {
-            bail!("{}: features are not in index order", path.display());
+            bail!("features are not in index order");
         }
-        Ok(Some(effects))
+        Ok(effects)
     }
 
     /// Whether two shards' files describe the same SAE and model: equal headers, and per
@@ -234,8 +167,8 @@ mod tests {
     fn sample() -> LogitEffects {
         LogitEffects {
             header: LogitEffectsHeader {
-                format_version: FORMAT_VERSION,
-                formula: FORMULA.into(),
+                format_version: LOGIT_EFFECTS_FORMAT,
+                formula: LOGIT_EFFECTS_FORMULA.into(),
                 model: "m".into(),
                 checkpoint: "c".into(),
                 d_sae: 2,
@@ -260,21 +193,24 @@ mod tests {
     #[test]
     fn writes_one_feature_per_line_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
+        let folder = crate::samples::SamplesDir::new(dir.path());
         let effects = sample();
-        effects.write(dir.path()).unwrap();
-        let text = std::fs::read_to_string(dir.path().join(LOGIT_EFFECTS_FILE_NAME)).unwrap();
+        folder.write_logit_effects(&effects).unwrap();
+        let text = std::fs::read_to_string(folder.logit_effects()).unwrap();
         assert!(text.starts_with("{\n  \"format_version\": 1,\n"), "{text}");
         assert_eq!(
             text.lines().filter(|l| l.contains("feature_idx")).count(),
             2
         );
-        assert_eq!(
-            LogitEffects::read(dir.path()).unwrap(),
-            Some(effects.clone())
-        );
+        assert_eq!(folder.read_logit_effects().unwrap(), Some(effects.clone()));
         assert_eq!(effects.feature(1).unwrap().top[0].token_id, 7);
         assert!(effects.feature(2).is_none());
-        assert_eq!(LogitEffects::read(&dir.path().join("none")).unwrap(), None);
+        let none = crate::samples::SamplesDir::new(&dir.path().join("none"));
+        assert_eq!(none.read_logit_effects().unwrap(), None);
+        let mut unordered = effects.clone();
+        unordered.features.swap(0, 1);
+        let err = LogitEffects::from_json(unordered.to_json().unwrap().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("index order"), "{err}");
     }
 
     #[test]

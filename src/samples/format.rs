@@ -9,6 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::settings::CollectionSettings;
+use super::source::CollectionSource;
+
 /// Version of the samples-folder layout written by this build.
 pub const SAMPLES_FORMAT_VERSION: u32 = 1;
 
@@ -194,28 +197,6 @@ pub struct TopFeatureEntry {
     pub num_samples: u64,
 }
 
-/// The collector options a folder was made with: the seed's keys, plus saectl's switches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CollectionSettings {
-    pub max_samples_per_feature: usize,
-    pub sample_context_size: usize,
-    pub sample_activation_threshold: f32,
-    pub top_features_to_save: usize,
-    pub samples_per_feature_to_save: usize,
-    pub exclude_special_tokens: bool,
-    pub dedup_context_windows: bool,
-    /// Interval samples (absent in folders of older saectl).
-    #[serde(default)]
-    pub interval_count: Option<usize>,
-    #[serde(default)]
-    pub samples_per_interval: Option<usize>,
-    /// Flag thresholds.
-    #[serde(default)]
-    pub ultra_rare_density: Option<f64>,
-    #[serde(default)]
-    pub dominant_share: Option<f64>,
-}
-
 /// `collection_summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CollectionSummary {
@@ -263,46 +244,14 @@ pub struct CollectionSummary {
     /// Every feature carrying each flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flagged_features: Option<FlaggedFeatures>,
-    /// Free-form provenance (model, hook point, checkpoint, dataset) set by the producer.
+    /// Provenance (model, hook point, checkpoint, dataset) set by the producer.
     #[serde(default)]
-    pub source: serde_json::Map<String, serde_json::Value>,
+    pub source: CollectionSource,
 }
-
-/// File name of one feature's samples, as the original formatted it (`{:05d}`).
-pub fn feature_file_name(feature_idx: u32) -> String {
-    format!("feature_{feature_idx:05}_samples.json")
-}
-
-/// The feature index in a `feature_XXXXX_samples.json` name, if it is one.
-pub fn parse_feature_file_name(name: &str) -> Option<u32> {
-    name.strip_prefix("feature_")?
-        .strip_suffix("_samples.json")?
-        .parse()
-        .ok()
-}
-
-pub const SUMMARY_FILE_NAME: &str = "collection_summary.json";
-pub const REPORT_FILE_NAME: &str = "interpretability_report.md";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn feature_file_names_round_trip() {
-        assert_eq!(feature_file_name(42), "feature_00042_samples.json");
-        assert_eq!(feature_file_name(123456), "feature_123456_samples.json");
-        assert_eq!(
-            parse_feature_file_name("feature_00042_samples.json"),
-            Some(42)
-        );
-        assert_eq!(
-            parse_feature_file_name("feature_123456_samples.json"),
-            Some(123456)
-        );
-        assert_eq!(parse_feature_file_name("feature_x_samples.json"), None);
-        assert_eq!(parse_feature_file_name("collection_summary.json"), None);
-    }
 
     #[test]
     fn seed_example_parses() {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::bins::ACTIVATION_BINS;
-use super::format::{parse_feature_file_name, CollectionSummary, FeatureFile, SUMMARY_FILE_NAME};
+use super::dir::SamplesDir;
+use super::format::{CollectionSummary, FeatureFile};
 use super::logit_effects::LogitEffects;
 
 /// A loaded samples folder.
@@ -38,23 +39,12 @@ impl SamplesFolder {
                 dir.display()
             );
         }
-        let summary_path = dir.join(SUMMARY_FILE_NAME);
-        let summary = if summary_path.exists() {
-            Some(read_json::<CollectionSummary>(&summary_path)?)
-        } else {
-            None
-        };
+        let folder = SamplesDir::new(dir);
+        let summary = folder.read_summary()?;
         let mut features = BTreeMap::new();
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("failed to list samples folder {}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("failed to list {}", dir.display()))?;
-            let name = entry.file_name();
-            let Some(feature_idx) = name.to_str().and_then(parse_feature_file_name) else {
-                continue;
-            };
-            let path = entry.path();
-            let file: FeatureFile = read_json(&path)?;
+        for feature_idx in folder.feature_indices()? {
+            let file = folder.read_feature(feature_idx)?;
+            let path = folder.feature(feature_idx);
             if file.statistics.feature_idx != feature_idx {
                 bail!(
                     "{}: statistics.feature_idx is {} but the file name says {}",
@@ -76,7 +66,7 @@ impl SamplesFolder {
             dir: dir.to_path_buf(),
             summary,
             features,
-            logit_effects: LogitEffects::read(dir)?,
+            logit_effects: folder.read_logit_effects()?,
         })
     }
 
@@ -97,17 +87,6 @@ impl SamplesFolder {
             )
         })
     }
-}
-
-/// `collection_summary.json` of `dir` alone, `None` when there is none (a folder whose
-/// collection saw no sample has a summary but no feature file, which [`SamplesFolder::load`]
-/// refuses).
-pub fn read_summary(dir: &Path) -> Result<Option<CollectionSummary>> {
-    let path = dir.join(SUMMARY_FILE_NAME);
-    if !path.exists() {
-        return Ok(None);
-    }
-    read_json(&path).map(Some)
 }
 
 /// The feature view's arrays must fit together (the views draw them without further checks).
@@ -138,11 +117,4 @@ fn check_feature_view(file: &FeatureFile) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a valid samples file", path.display()))
 }

@@ -1,8 +1,10 @@
-//! Collector settings: the Python original's keys with its defaults, plus saectl's switches.
+//! The collection settings: the Python original's sample-collection keys with its defaults,
+//! plus saectl's switches — what the collector keeps ([`CollectorConfig`]), what a folder
+//! gets ([`SaveConfig`], [`FlagConfig`]), and both as a folder records them
+//! ([`CollectionSettings`]).
 
 use anyhow::{bail, Result};
-
-use super::flags::FlagConfig;
+use serde::{Deserialize, Serialize};
 
 /// Most intervals `interval_count` may ask for: histogram bins are 6–12% wide, so finer
 /// intervals near the max would mostly be empty.
@@ -99,6 +101,25 @@ impl Default for SaveConfig {
     }
 }
 
+/// Flag thresholds (write-time settings).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagConfig {
+    /// Features firing on fewer than this fraction of tokens (and more than none) are
+    /// ultra-rare.
+    pub ultra_rare_density: f64,
+    /// The share that makes a token, a position range or special tokens dominant.
+    pub dominant_share: f64,
+}
+
+impl Default for FlagConfig {
+    fn default() -> Self {
+        Self {
+            ultra_rare_density: 1e-5,
+            dominant_share: 0.5,
+        }
+    }
+}
+
 impl FlagConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.ultra_rare_density >= 0.0 && self.ultra_rare_density <= 1.0) {
@@ -115,4 +136,26 @@ impl FlagConfig {
         }
         Ok(())
     }
+}
+
+/// The collector options a folder was made with: the seed's keys, plus saectl's switches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionSettings {
+    pub max_samples_per_feature: usize,
+    pub sample_context_size: usize,
+    pub sample_activation_threshold: f32,
+    pub top_features_to_save: usize,
+    pub samples_per_feature_to_save: usize,
+    pub exclude_special_tokens: bool,
+    pub dedup_context_windows: bool,
+    /// Interval samples (absent in folders of older saectl).
+    #[serde(default)]
+    pub interval_count: Option<usize>,
+    #[serde(default)]
+    pub samples_per_interval: Option<usize>,
+    /// Flag thresholds.
+    #[serde(default)]
+    pub ultra_rare_density: Option<f64>,
+    #[serde(default)]
+    pub dominant_share: Option<f64>,
 }
