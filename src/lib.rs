@@ -1,10 +1,12 @@
 //! saectl: sparse-autoencoder interpretability in one native binary.
 //!
-//! The stages communicate through folders on disk (DESIGN.md §3): `train` writes an SAE
-//! checkpoint, `collect` (and `train`, while it trains) writes a samples folder through the
-//! shared [`collect`] module, and [`analyze`] and [`report`] read that folder back. The
-//! command-line layer in [`cli`] only parses, validates and shows progress; everything it
-//! calls lives in the library so that tests drive the same code.
+//! The stages communicate through folders on disk (DESIGN.md §3): `cache` writes activations,
+//! `train` writes an SAE checkpoint, `collect` (and `train`, while it trains) writes a samples
+//! folder through the shared [`collect`] module, and [`analyze`] and [`report`] read that
+//! folder back through [`samples`]. Each stage has a library entry (`cache::run`,
+//! `train::train_from`, `collect::run`, `report::render_report`, the `analyze` views); the
+//! command-line layer in [`cli`] only parses, validates and shows progress, so tests drive the
+//! same code. docs/architecture.md draws the layers.
 
 // Library code does not print: stdout is data, stderr is for people, and only the command line
 // knows which is which (DESIGN §2). `cli` opts out; unit tests may print what they measured.

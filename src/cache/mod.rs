@@ -1,5 +1,5 @@
 //! `saectl cache` and what it writes: one expensive forward pass, stored so that many SAE runs
-//! reuse it. [`fill_cache`] is the stage's loop (model → hook → disk); the rest is the folder's format.
+//! reuse it. [`run`] is the stage (model → hook → disk); the rest is the folder's format.
 //!
 //! A cache is a folder of safetensors shards — `activations [n_seq, seq_len, d_in]` and the
 //! matching `tokens [n_seq, seq_len]` (u32) — plus `cache_index.json` naming the model, hook
@@ -10,16 +10,16 @@
 //! resumes after the last complete shard: the token stream is deterministic, and the writer
 //! tells the producer how many sequences to skip.
 
-mod build;
 mod index;
 mod reader;
+mod run;
 mod writer;
 
-pub use build::fill_cache;
 pub use index::{
     CacheDtype, CacheIndex, CacheSpec, ShardEntry, CACHE_INDEX_FILE, CACHE_TOKENIZER_FILE,
 };
 pub use reader::{ActivationCache, CacheShard};
+pub use run::{run, CacheConfig, CacheEvent, CacheSource, CacheSummary};
 pub use writer::CacheWriter;
 
 #[cfg(test)]

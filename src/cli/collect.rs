@@ -1,35 +1,24 @@
 //! `saectl collect`: run an SAE checkpoint over text (live through the model, or from an
 //! activation cache) and write a samples folder with every feature's top activations.
 //!
-//! The collector's whole state is saved beside the folder every `--save-every-tokens`, so an
-//! interrupted collection resumes where it stopped when run again with the same `--out`.
+//! Args → validated [`CollectConfig`] and [`CollectSource`] → [`collect::run`], with a progress
+//! bar. The collector's whole state is saved beside the folder every `--save-every-tokens`, so
+//! an interrupted collection resumes where it stopped when run again with the same `--out`.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
+use indicatif::ProgressBar;
 
-use super::collect_session::Session;
 use super::collector_args::CollectorArgs;
 use super::data_args::DataArgs;
-use super::model_args::{special_token_ids, ModelArgs};
-use crate::cache::ActivationCache;
-use crate::collect::{
-    compute_logit_effects, resume_point, sweep_cache, sweep_model, Collector, Shard, StageTimes,
-};
-use crate::data::{DataSource, TokenWindows};
-use crate::hub::HubSettings;
-use crate::model::{
-    locate, read_config, resolve_device, HookPoint, HookSite, ModelSource, Unembedding,
-};
-use crate::sae::hub_path::resolve_checkpoint;
-use crate::sae::import::load_any;
-use crate::sae::Sae;
-use crate::samples::{
-    CollectionSource, CollectorConfig, SamplesDir, SaveConfig, LOGIT_EFFECTS_FILE_NAME,
-    STATE_FILE_NAME,
-};
+use super::model_args::ModelArgs;
+use super::progress::token_bar;
+use crate::collect::{self, Activations, CollectConfig, CollectEvent, CollectSource, Shard};
+use crate::data::TextSpec;
+use crate::model::resolve_device;
+use crate::samples::{CollectorConfig, SaveConfig};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -122,312 +111,113 @@ impl CollectArgs {
     }
 }
 
+impl CollectArgs {
+    /// What the collection reads; `--model` and `--dataset` are required without
+    /// `--activations`.
+    fn collect_source(&self) -> Result<CollectSource> {
+        let model = self.model.spec();
+        let activations = match &self.activations {
+            Some(dir) => Activations::Cache {
+                dir: dir.clone(),
+                model,
+                tokenizer: self.model.tokenizer.clone(),
+            },
+            None => {
+                const LIVE: &str = "collect (without --activations)";
+                self.model.require_model(LIVE)?;
+                let (dataset, num_tokens) = self.data.require(LIVE)?;
+                Activations::Live {
+                    model: model.expect("required above"),
+                    text: TextSpec {
+                        dataset: dataset.to_string(),
+                        options: self.data.source_options(),
+                    },
+                    num_tokens,
+                    seq_len: self.data.seq_len,
+                    model_batch_size: self.data.model_batch_size,
+                }
+            }
+        };
+        Ok(CollectSource {
+            checkpoint: self.checkpoint.to_string_lossy().into_owned(),
+            activations,
+            hook: self.hook.clone(),
+        })
+    }
+
+    /// The validated settings of the run.
+    fn collect_config(&self) -> Result<CollectConfig> {
+        let (collector, save) = self.settings()?;
+        Ok(CollectConfig {
+            collector,
+            save,
+            batch_sequences: self.batch_sequences,
+            save_every_tokens: self.save_every_tokens,
+            shard: self.shard,
+            logit_effects: !self.no_logit_effects,
+        })
+    }
+}
+
 pub fn run(args: CollectArgs) -> Result<()> {
-    let (config, _) = args.settings()?;
+    let config = args.collect_config()?;
     let device = resolve_device(args.model.device)?;
     if let Some(note) = &device.note {
         eprintln!("note: {note}");
     }
-    let checkpoint =
-        resolve_checkpoint(&args.checkpoint.to_string_lossy(), &HubSettings::from_env())?;
-    let sae = load_any(&checkpoint, &device.device)
-        .with_context(|| format!("failed to load the SAE {}", args.checkpoint.display()))?;
-    match &args.activations {
-        Some(cache_dir) => collect_from_cache(&args, &sae, config, cache_dir),
-        None => collect_live(&args, &sae, config),
+    let source = args.collect_source()?;
+    let out = &args.out;
+    let mut bar = None;
+    let summary = collect::run(&source, out, config, &device.device, &mut |event| {
+        show(event, out, &mut bar)
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-}
-
-fn collect_from_cache(
-    args: &CollectArgs,
-    sae: &Sae,
-    config: CollectorConfig,
-    cache_dir: &Path,
-) -> Result<()> {
-    let cache = ActivationCache::open(cache_dir)?;
-    let spec = &cache.index().spec;
-    check_hook(
-        args.hook.as_deref(),
-        sae,
-        &spec.hook_point,
-        &format!("the cache {}", cache_dir.display()),
-    )?;
-    let tokenizer = match (args.model.tokenizer.clone(), cache.tokenizer_path()) {
-        (Some(path), _) | (None, Some(path)) => path,
-        (None, None) => bail!(
-            "the cache {} has no tokenizer.json; give one with --tokenizer",
-            cache_dir.display()
-        ),
-    };
-    let source = CollectionSource {
-        activations: Some(cache_dir.display().to_string()),
-        model: Some(spec.model.clone()),
-        hook_point: Some(spec.hook_point.clone()),
-        ..base_source(args, sae)
-    };
-    let mut collector = open_collector(
-        &args.out,
-        config,
-        sae.config().d_sae,
-        &spec.special_token_ids,
-        &source,
-    )?;
-    let range = shard(args).range(cache.index().num_sequences as u64);
-    let start = resume_at(args, &collector, &range)?;
-    let todo = (range.end - start) * spec.seq_len as u64;
-    let mut session = Session::new(args, &tokenizer, source, todo)?;
-    let hook: HookPoint = spec.hook_point.parse()?;
-    let fresh = collector.sequences_seen() == 0;
-    if let Some(model) = args
-        .model
-        .model
-        .as_deref()
-        .filter(|_| wants_logits(args, &hook, fresh))
-    {
-        if model != spec.model {
-            eprintln!(
-                "note: the cache was made from {}; the logit effects use {model}",
-                spec.model
-            );
-        }
-        let unembed = load_unembedding(model, sae)?;
-        write_logit_effects(args, sae, &unembed, &session)?;
-    } else {
-        remove_stale_logit_effects(args, fresh)?;
-    }
-    let times = sweep_cache(
-        &cache,
-        sae,
-        &mut collector,
-        args.batch_sequences.max(1),
-        start..range.end,
-        |tokens, c| session.after_batch(tokens, c),
-    )?;
-    session.finish(&collector, times)
-}
-
-fn collect_live(args: &CollectArgs, sae: &Sae, config: CollectorConfig) -> Result<()> {
-    args.model
-        .require_model("collect (without --activations)")?;
-    let (dataset, num_tokens) = args.data.require("collect (without --activations)")?;
-    let hook = match (&args.hook, &sae.config().hook_name) {
-        (Some(hook), _) | (None, Some(hook)) => hook.clone(),
-        (None, None) => bail!("the checkpoint names no hook point; give one with --hook"),
-    };
-    check_hook(Some(&hook), sae, &hook, "")?;
-    let hooked = args.model.load_for_hook(&hook)?;
-    let model = &hooked.loaded.model;
-    if model.d_model() != sae.config().d_in {
-        bail!(
-            "the SAE reads d_in {} but the model's d_model is {} ({})",
-            sae.config().d_in,
-            model.d_model(),
-            hook
-        );
-    }
-    let source_files = DataSource::resolve(
-        dataset,
-        &args.data.source_options(),
-        &args.data.hub_settings(),
-    )?;
-    let source = CollectionSource {
-        model: Some(args.model.model.clone().unwrap_or_default()),
-        hook_point: Some(hooked.hook.to_string()),
-        dataset: Some(dataset.to_string()),
-        text_field: Some(args.data.text.text_field.clone()),
-        seq_len: Some(args.data.seq_len as u64),
-        ..base_source(args, sae)
-    };
-    let specials = special_token_ids(&hooked.tokenizer);
-    let mut collector = open_collector(&args.out, config, sae.config().d_sae, &specials, &source)?;
-    let seq_len = args.data.seq_len as u64;
-    // Every window the token budget allows, split into shards.
-    let range = shard(args).range(num_tokens.div_ceil(seq_len));
-    let start = resume_at(args, &collector, &range)?;
-    let mut session = Session::new(
-        args,
-        &hooked.tokenizer_path,
-        source,
-        (range.end - start) * seq_len,
-    )?;
-    let fresh = collector.sequences_seen() == 0;
-    if wants_logits(args, &hooked.hook, fresh) {
-        let unembed = Unembedding::load(
-            &args.model.require_model("collect")?.parse()?,
-            model.config(),
-            model.device(),
-            &HubSettings::from_env(),
-            Some(model.embedding_matrix()),
-        )?;
-        write_logit_effects(args, sae, &unembed, &session)?;
-    } else {
-        remove_stale_logit_effects(args, fresh)?;
-    }
-    if start == range.end {
-        // Nothing left to do (a finished or empty shard): only rewrite the folder.
-        return session.finish(&collector, StageTimes::default());
-    }
-    let pack = crate::data::PackConfig {
-        // The packer stops at the shard's last window.
-        num_tokens: Some(range.end * seq_len),
-        ..args.data.pack_config(start)?
-    };
-    let mut windows = TokenWindows::new(source_files.documents(), hooked.tokenizer.clone(), pack)
-        .with_context(|| format!("cannot read text from {dataset}"))?;
-    let times = sweep_model(
-        model,
-        &hooked.hook,
-        &mut windows,
-        sae,
-        &mut collector,
-        start,
-        |tokens, c| session.after_batch(tokens, c),
-    )?;
-    session.finish(&collector, times)
-}
-
-/// Refuses a hook that disagrees with the SAE's own or with where the activations come from.
-fn check_hook(asked: Option<&str>, sae: &Sae, available: &str, place: &str) -> Result<()> {
-    if let Some(asked) = asked {
-        if asked != available {
-            bail!("--hook {asked} but {place} holds {available}");
-        }
-        return Ok(());
-    }
-    match &sae.config().hook_name {
-        Some(trained) if trained != available => bail!(
-            "the SAE was trained at {trained} but {place} holds {available}; pass --hook {available} to use it anyway"
-        ),
-        _ => Ok(()),
-    }
-}
-
-fn shard(args: &CollectArgs) -> Shard {
-    args.shard.unwrap_or(Shard::WHOLE)
-}
-
-/// The first sequence still to collect in `range` (this run's shard): its start, or where the
-/// collection saved in `--out` stopped.
-fn resume_at(args: &CollectArgs, collector: &Collector, range: &Range<u64>) -> Result<u64> {
-    let what = match args.shard {
-        Some(shard) if !shard.is_whole() => format!("shard {shard}"),
-        _ => "this collection".to_string(),
-    };
-    let start = resume_point(collector.sequence_ranges(), range, &what)
-        .with_context(|| format!("cannot continue the collection in {}", args.out.display()))?;
-    if start > range.start {
-        eprintln!(
-            "resuming {} after {} sequences",
-            args.out.display(),
-            start - range.start
-        );
-    }
-    Ok(start)
-}
-
-fn base_source(args: &CollectArgs, sae: &Sae) -> CollectionSource {
-    CollectionSource {
-        // Provenance, and a resume with another --shard is refused; `merge` drops it.
-        shard: args.shard.filter(|s| !s.is_whole()).map(|s| s.to_string()),
-        // `merge` decodes with it again.
-        tokenizer: args.model.tokenizer.as_ref().map(|tokenizer| {
-            let path = tokenizer
-                .canonicalize()
-                .unwrap_or_else(|_| tokenizer.clone());
-            path.display().to_string()
-        }),
-        checkpoint: Some(args.checkpoint.display().to_string()),
-        sae_kind: Some(sae.config().kind.to_string()),
-        d_sae: Some(sae.config().d_sae as u64),
-        ..CollectionSource::default()
-    }
-}
-
-/// A fresh collector, or the one saved in `out` when it was made from the same source with
-/// the same settings.
-fn open_collector(
-    out: &Path,
-    config: CollectorConfig,
-    d_sae: usize,
-    specials: &[u32],
-    source: &CollectionSource,
-) -> Result<Collector> {
-    let state = out.join(STATE_FILE_NAME);
-    if !state.exists() {
-        return Collector::new(config, d_sae, specials);
-    }
-    let collector = Collector::load_state(&state)?;
-    let earlier = SamplesDir::new(out)
-        .read_summary()
-        .ok()
-        .flatten()
-        .map(|summary| summary.source);
-    if collector.config() != &config
-        || collector.d_sae() != d_sae
-        || earlier.as_ref() != Some(source)
-    {
-        bail!("{} holds a collection made from another source or with other settings; use another --out", out.display());
-    }
-    Ok(collector)
-}
-
-/// Whether to (re)compute the logit effects: the user did not opt out, the hook writes into
-/// the residual stream (the MLP's normalized input does not), and the folder does not already
-/// hold this collection's (a resumed collection keeps its own; a fresh one replaces any).
-fn wants_logits(args: &CollectArgs, hook: &HookPoint, fresh: bool) -> bool {
-    if args.no_logit_effects || args.model.model.is_none() {
-        return false;
-    }
-    if hook.site == HookSite::Ln2Normalized {
-        eprintln!("note: no logit effects: {hook} is not in the residual stream");
-        return false;
-    }
-    fresh || !args.out.join(LOGIT_EFFECTS_FILE_NAME).exists()
-}
-
-/// The final norm and unembedding of `model` (no block loaded), on the SAE's device.
-fn load_unembedding(model: &str, sae: &Sae) -> Result<Unembedding> {
-    let source: ModelSource = model.parse()?;
-    let hub = HubSettings::from_env();
-    let config = read_config(&locate(&source, Some(1), &hub)?.config)?;
-    if config.hidden_size != sae.config().d_in {
-        bail!(
-            "the SAE reads d_in {} but {model} has d_model {}: not the model of these activations",
-            sae.config().d_in,
-            config.hidden_size
-        );
-    }
-    Unembedding::load(&source, &config, sae.weights().w_dec.device(), &hub, None)
-}
-
-fn write_logit_effects(
-    args: &CollectArgs,
-    sae: &Sae,
-    unembed: &Unembedding,
-    session: &Session,
-) -> Result<()> {
-    let model = args.model.model.as_deref().unwrap_or_default();
-    let checkpoint = args.checkpoint.display().to_string();
-    let effects = compute_logit_effects(sae, unembed, &session.decoder, model, &checkpoint)?;
-    let folder = SamplesDir::new(&args.out);
-    folder.create()?;
-    folder.write_logit_effects(&effects)?;
+    let summary = summary?;
+    let seconds = summary.elapsed.as_secs_f64();
     eprintln!(
-        "wrote the logit effects of {} features to {}",
-        effects.features.len(),
-        args.out.join(LOGIT_EFFECTS_FILE_NAME).display()
+        "collected {} tokens in {:.1} s ({:.0} tokens/s): {} of {} features have samples, {} special tokens skipped; \
+         wrote {} (run `saectl report {}`)",
+        summary.tokens,
+        seconds,
+        summary.tokens as f64 / seconds.max(1e-9),
+        summary.features_with_samples,
+        summary.d_sae,
+        summary.special_tokens_excluded,
+        out.display(),
+        out.display()
     );
+    eprintln!("time: {}", summary.times.shares());
     Ok(())
 }
 
-/// A fresh collection without logit effects must not keep another collection's file.
-fn remove_stale_logit_effects(args: &CollectArgs, fresh: bool) -> Result<()> {
-    let path = args.out.join(LOGIT_EFFECTS_FILE_NAME);
-    if fresh && path.exists() {
-        std::fs::remove_file(&path)
-            .with_context(|| format!("failed to remove stale {}", path.display()))?;
+/// Shows one event of the collection: the token bar, or a line on stderr.
+fn show(event: CollectEvent, out: &Path, bar: &mut Option<ProgressBar>) {
+    let line = match event {
+        CollectEvent::Start { tokens } => {
+            *bar = Some(token_bar(tokens, "collecting"));
+            return;
+        }
+        CollectEvent::Batch { tokens } => {
+            if let Some(bar) = bar {
+                bar.inc(tokens);
+            }
+            return;
+        }
+        CollectEvent::Note(note) => format!("note: {note}"),
+        CollectEvent::Resuming { sequences } => {
+            format!("resuming {} after {sequences} sequences", out.display())
+        }
+        CollectEvent::LogitEffects { features, path } => format!(
+            "wrote the logit effects of {features} features to {}",
+            path.display()
+        ),
+    };
+    match bar {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use crate::data::{PackConfig, SourceOptions, TxtDocuments};
+use crate::data::{PackConfig, SourceOptions, TextSpec, TxtDocuments};
 use crate::hub::HubSettings;
 
 /// Where the text comes from and how to read it.
@@ -42,6 +42,15 @@ pub struct TextArgs {
 }
 
 impl TextArgs {
+    /// `--dataset` and how to read it, when a dataset is given.
+    pub fn text_spec(&self) -> Option<TextSpec> {
+        let dataset = self.dataset.clone()?;
+        Some(TextSpec {
+            dataset,
+            options: self.source_options(),
+        })
+    }
+
     pub fn source_options(&self) -> SourceOptions {
         SourceOptions {
             text_field: self.text_field.clone(),

@@ -13,7 +13,6 @@ use clap::{Parser, Subcommand};
 pub mod analyze;
 pub mod cache;
 pub mod collect;
-mod collect_session;
 pub mod collector_args;
 pub mod data_args;
 pub mod demo;

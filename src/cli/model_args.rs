@@ -5,12 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::data::{Bos, DocumentTokenizer};
-use crate::hub::HubSettings;
-use crate::model::{
-    load_model, locate, read_config, resolve_device, resolve_dtype, DTypeChoice, DeviceChoice,
-    HookPoint, LoadOptions, LoadedModel, ModelSource,
-};
+use crate::model::{DTypeChoice, DeviceChoice, ModelSpec};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Model")]
@@ -34,16 +29,6 @@ pub struct ModelArgs {
     pub tokenizer: Option<PathBuf>,
 }
 
-/// A model loaded up to a hook point, with its tokenizer.
-pub struct HookedModel {
-    pub loaded: LoadedModel,
-    pub hook: HookPoint,
-    pub tokenizer: DocumentTokenizer,
-    pub tokenizer_path: PathBuf,
-    /// Why the device is not the one asked for, to show the user.
-    pub device_note: Option<String>,
-}
-
 impl ModelArgs {
     /// The `--model` value, or an error saying the command needs it.
     pub fn require_model(&self, command: &str) -> Result<&str> {
@@ -52,43 +37,12 @@ impl ModelArgs {
         })
     }
 
-    /// Loads blocks `0..=L` of the model for `hook`, after checking the hook against its config.
-    pub fn load_for_hook(&self, hook: &str) -> Result<HookedModel> {
-        let model = self.model.as_deref().context("no --model given")?;
-        let source: ModelSource = model.parse()?;
-        // Never fails: a local folder needs no cache, HOME or HF_* variable.
-        let hub = HubSettings::from_env();
-        let hook: HookPoint = hook.parse()?;
-        let config_files = locate(&source, Some(1), &hub)?;
-        let config = read_config(&config_files.config)?;
-        hook.validate(config.num_hidden_layers)?;
-        let resolved = resolve_device(self.device)?;
-        let dtype = resolve_dtype(self.dtype, &resolved.device);
-        let options = LoadOptions {
-            device: resolved.device,
-            dtype,
-            layers: Some(hook.layers_needed()),
-        };
-        let loaded = load_model(&source, &options, &hub)?;
-        let tokenizer_path = match (&self.tokenizer, &loaded.files.tokenizer) {
-            (Some(path), _) | (None, Some(path)) => path.clone(),
-            (None, None) => {
-                anyhow::bail!("{model} has no tokenizer.json; give one with --tokenizer")
-            }
-        };
-        let tokenizer = DocumentTokenizer::from_file(&tokenizer_path, Bos::FromTokenizer)
-            .with_context(|| format!("cannot use the tokenizer of {model}"))?;
-        Ok(HookedModel {
-            loaded,
-            hook,
-            tokenizer,
-            tokenizer_path,
-            device_note: resolved.note,
+    /// `--model`, `--tokenizer` and `--dtype`, when a model is given.
+    pub fn spec(&self) -> Option<ModelSpec> {
+        Some(ModelSpec {
+            model: self.model.clone()?,
+            tokenizer: self.tokenizer.clone(),
+            dtype: self.dtype.map(|dtype| dtype.to_string()),
         })
     }
-}
-
-/// The tokenizer's special token ids (BOS, EOS, PAD…), sorted.
-pub fn special_token_ids(tokenizer: &DocumentTokenizer) -> Vec<u32> {
-    tokenizer.special_token_ids()
 }

@@ -18,8 +18,7 @@ use super::progress::token_bar;
 use crate::model::resolve_device;
 use crate::sae::SaeKind;
 use crate::train::{
-    self, LossRecovered, ModelSpec, RunSource, RunSummary, ScheduleKind, StepReport, TextSpec,
-    TrainConfig,
+    self, LossRecovered, RunSource, RunSummary, ScheduleKind, StepReport, TrainConfig,
 };
 
 #[derive(Debug, Args)]
@@ -255,20 +254,8 @@ impl TrainArgs {
     /// What a new run reads: a cache, or the model live over text; the model is also what a
     /// cache run evaluates with.
     pub fn run_source(&self) -> RunSource {
-        let model = self.model.model.as_ref().map(|model| ModelSpec {
-            model: model.clone(),
-            tokenizer: self.model.tokenizer.clone(),
-            dtype: self.model.dtype.map(|dtype| dtype.to_string()),
-        });
-        let text = self.text.dataset.as_ref().map(|dataset| TextSpec {
-            dataset: dataset.clone(),
-            text_field: self.text.text_field.clone(),
-            txt_documents: self.text.txt_documents,
-            split: self.text.split.clone(),
-            config: self.text.dataset_config.clone(),
-            data_files: self.text.data_files.clone(),
-            revision: self.text.revision.clone(),
-        });
+        let model = self.model.spec();
+        let text = self.text.text_spec();
         RunSource {
             activations: self.activations.clone(),
             model,

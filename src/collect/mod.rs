@@ -10,6 +10,13 @@
 //! whatever the number of tokens. Collectors fed disjoint shards [`Collector::merge`] into
 //! exactly the collector fed their union. Text is decoded only when a folder is written, and
 //! only for the samples written.
+//!
+//! The stage `saectl collect` is [`run`] (opening, resuming, logit effects, periodic saves); the
+//! sweeps ([`sweep_cache`], [`sweep_model`]) push batches into the collector; the collector's
+//! interior is `collector`, `scan`, `offers` and the stores (`top_samples`, `interval_samples`,
+//! `token_sample`, `exact_sum`); `folder_write` turns it into a samples folder
+//! ([`crate::samples`]), `state` into the state file that resumes and merges it, and
+//! `folder_merge` merges the folders of `saectl merge`.
 
 mod batch;
 pub mod bins;
@@ -24,6 +31,9 @@ mod logit_compute;
 mod offers;
 mod ranges;
 mod readout;
+mod resume;
+mod run;
+mod saver;
 mod scan;
 mod shard;
 mod state;
@@ -39,6 +49,7 @@ pub use interval_samples::PrioritizedSample;
 pub use logit_compute::compute_logit_effects;
 pub use ranges::SequenceRanges;
 pub use readout::{FeatureSummary, IntervalView};
+pub use run::{run, Activations, CollectConfig, CollectEvent, CollectSource, CollectSummary};
 pub use shard::{resume_point, Shard};
 pub use sweep::{collect_batch, collect_batch_timed, sweep_cache, sweep_model, StageTimes};
 pub use token_sample::{TopToken, TOKEN_SAMPLE_SIZE};

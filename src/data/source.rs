@@ -21,8 +21,9 @@ use super::txt::{TxtDocuments, TxtReader};
 use crate::hub::{HubRepo, HubSettings, RepoKind};
 
 /// How to read a source: the `--text-field`, `--txt-documents`, `--split`, `--config`,
-/// `--data-files` and `--revision` flags. The last four apply to Hub datasets only.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `--data-files` and `--revision` flags. The last four apply to Hub datasets only. The
+/// defaults here are the flags' defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceOptions {
     /// The JSON field or parquet column holding the text.
     pub text_field: String,
@@ -43,6 +44,24 @@ impl Default for SourceOptions {
             config: None,
             data_files: None,
             revision: "main".to_owned(),
+        }
+    }
+}
+
+/// `--dataset` and how to read it, as a run records it (`run.json`'s `text`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextSpec {
+    pub dataset: String,
+    #[serde(flatten)]
+    pub options: SourceOptions,
+}
+
+impl TextSpec {
+    /// `dataset` read with the default options.
+    pub fn new(dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            options: SourceOptions::default(),
         }
     }
 }

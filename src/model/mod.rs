@@ -13,6 +13,7 @@ pub mod device;
 pub mod gemma2;
 pub mod hook_point;
 pub mod loading;
+mod open;
 pub mod unembed;
 
 pub use block::Kernels;
@@ -24,4 +25,5 @@ pub use loading::{
     load_model, load_tensors, locate, locate_tensors, read_config, LoadOptions, LoadedModel,
     ModelFiles, ModelSource,
 };
+pub use open::{LocatedModel, ModelSpec, OpenedModel};
 pub use unembed::{DirectionLogits, Unembedding};

@@ -31,7 +31,7 @@ pub mod step;
 pub use config::{ScheduleKind, TrainConfig};
 pub use eval::LossRecovered;
 pub use run::{resume, train, train_from, RunDir, RunSummary, StepReport};
-pub use spec::{ModelSpec, RunSource, TextSpec};
+pub use spec::RunSource;
 pub use step::{StepStats, Trainer};
 
 #[cfg(test)]

@@ -19,14 +19,11 @@ use super::data::BatchStream;
 use super::eval::CeEval;
 use super::live::{LiveLayout, LiveStream};
 use super::samples::{cached_sequences, LiveSamples, SampleSource};
-use super::spec::{ModelSpec, RunSource};
+use super::spec::RunSource;
 use crate::cache::ActivationCache;
 use crate::data::{Bos, DataSource, DocumentTokenizer, SourceSummary};
 use crate::hub::HubSettings;
-use crate::model::{
-    load_model, locate, read_config, resolve_dtype, DTypeChoice, Gemma2, HookPoint, LoadOptions,
-    ModelSource,
-};
+use crate::model::{resolve_dtype, DTypeChoice, Gemma2, HookPoint, ModelSpec};
 use crate::samples::CollectionSource;
 
 /// Training batches: inputs and, for a transcoder, targets.
@@ -194,36 +191,23 @@ fn open_live(
         bail!("--hook-out is --hook ({hook}): that is an SAE, not a transcoder; drop --hook-out");
     }
     let hooks: Vec<HookPoint> = std::iter::once(hook).chain(hook_out).collect();
-    let model_source: ModelSource = model_spec.model.parse()?;
-    let hub = HubSettings::from_env();
-    let config = read_config(&locate(&model_source, Some(1), &hub)?.config)?;
-    for hook in &hooks {
-        hook.validate(config.num_hidden_layers)?;
-    }
-    cfg.validate(config.hidden_size)
+    let located = model_spec.locate(&hooks)?;
+    let d_in = located.config.hidden_size;
+    cfg.validate(d_in)
         .context("invalid training configuration")?;
     let evaluating = cfg.eval_sequences > 0;
     let layers = hooks.iter().map(HookPoint::layers_needed).max();
-    let dtype = resolve_dtype(dtype_choice(model_spec)?, device);
-    let options = LoadOptions {
-        device: device.clone(),
-        dtype,
-        layers: if evaluating { None } else { layers },
-    };
-    let loaded = load_model(&model_source, &options, &hub)?;
-    let tokenizer_path = match (&model_spec.tokenizer, &loaded.files.tokenizer) {
-        (Some(path), _) | (None, Some(path)) => absolute(path)?,
-        (None, None) => bail!("{model_source} has no tokenizer.json; give one with --tokenizer"),
-    };
+    let opened = located.load(if evaluating { None } else { layers }, device)?;
+    let tokenizer_path = absolute(&opened.tokenizer)?;
     let tokenizer = DocumentTokenizer::from_file(&tokenizer_path, Bos::FromTokenizer)
-        .with_context(|| format!("cannot use the tokenizer of {model_source}"))?;
+        .with_context(|| format!("cannot use the tokenizer of {}", model_spec.model))?;
     // Absolute before resolving, so that the files recorded match from any working directory.
     let dataset = match Path::new(&text.dataset).exists() {
         true => absolute(Path::new(&text.dataset))?.display().to_string(),
         false => text.dataset.clone(),
     };
-    let data = DataSource::resolve(&dataset, &text.options(), &hub)?;
-    let model = loaded.model;
+    let data = DataSource::resolve(&dataset, &text.options, &HubSettings::from_env())?;
+    let model = opened.model;
     let held_out = cfg.eval_sequences as u64;
     let cursor = |windows| {
         WindowCursor::new(
@@ -283,11 +267,11 @@ fn open_live(
     let text_resolved = resolved.text.as_mut().expect("checked above");
     text_resolved.dataset = dataset.clone();
     if let Some(commit) = &summary.commit {
-        text_resolved.revision = commit.clone(); // a resumed run reads the same commit
+        text_resolved.options.revision = commit.clone(); // a resumed run reads the same commit
     }
     Ok(Opened {
         batches: Batches::Live(Box::new(stream)),
-        d_in: config.hidden_size,
+        d_in,
         hook: hook.to_string(),
         hook_out: hook_out.map(|h| h.to_string()),
         model_name: model_spec.model.clone(),
@@ -302,27 +286,12 @@ fn open_live(
 
 /// The whole model (the evaluation needs its head), checked against `hooks`.
 fn load_full(spec: &ModelSpec, hooks: &[HookPoint], device: &Device) -> Result<Gemma2> {
-    let source: ModelSource = spec.model.parse()?;
-    let hub = HubSettings::from_env();
-    let config = read_config(&locate(&source, Some(1), &hub)?.config)?;
-    for hook in hooks {
-        hook.validate(config.num_hidden_layers)?;
-    }
-    let options = LoadOptions {
-        device: device.clone(),
-        dtype: resolve_dtype(dtype_choice(spec)?, device),
-        layers: None,
-    };
-    Ok(load_model(&source, &options, &hub)?.model)
-}
-
-fn dtype_choice(spec: &ModelSpec) -> Result<Option<DTypeChoice>> {
-    spec.dtype.as_deref().map(str::parse).transpose()
+    Ok(spec.locate(hooks)?.load(None, device)?.model)
 }
 
 /// Pins the dtype that `device` resolves to and makes a local model folder absolute.
 fn resolve_model_spec(spec: &mut ModelSpec, device: &Device) -> Result<()> {
-    let dtype = resolve_dtype(dtype_choice(spec)?, device);
+    let dtype = resolve_dtype(spec.dtype_choice()?, device);
     let choice = match dtype {
         candle_core::DType::BF16 => DTypeChoice::Bf16,
         candle_core::DType::F16 => DTypeChoice::F16,

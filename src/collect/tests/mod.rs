@@ -3,5 +3,6 @@
 
 mod behaviour;
 mod reference;
+mod run;
 mod state;
 mod support;

@@ -12,6 +12,8 @@ use candle_core::{Device, Tensor};
 
 use super::*;
 use crate::cache::{CacheDtype, CacheSpec, CacheWriter};
+use crate::data::TextSpec;
+use crate::model::ModelSpec;
 use crate::sae::SaeKind;
 use crate::util::rng::SplitMix64;
 
