@@ -102,8 +102,8 @@ impl FolderInfo {
             tokens_seen: recorded.map(|s| s.tokens_seen),
             special_tokens_excluded: recorded.map(|s| s.special_tokens_excluded),
             dead_features: recorded.filter(|s| s.d_sae > 0).map(|s| s.dead_features),
-            activation_threshold: settings.map(|s| s.sample_activation_threshold),
-            context_size: settings.map(|s| s.sample_context_size),
+            activation_threshold: settings.map(|s| s.collector.sample_activation_threshold),
+            context_size: settings.map(|s| s.collector.sample_context_size),
             flag_counts: recorded
                 .and_then(|s| s.flagged_features.as_ref())
                 .map(FlagCounts::new),

@@ -18,7 +18,7 @@ mod writer;
 pub use index::{
     CacheDtype, CacheIndex, CacheSpec, ShardEntry, CACHE_INDEX_FILE, CACHE_TOKENIZER_FILE,
 };
-pub use reader::{ActivationCache, CacheShard};
+pub use reader::{ActivationCache, CacheRows, CacheShard};
 pub use run::{run, CacheConfig, CacheEvent, CacheSource, CacheSummary};
 pub use writer::CacheWriter;
 

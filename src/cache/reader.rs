@@ -1,6 +1,7 @@
 //! Reading an activation cache back, one shard at a time (a shard fits in memory; the cache
 //! need not).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +24,19 @@ pub struct CacheShard {
     /// `[num_sequences, seq_len, d_in]` in the cache's storage dtype.
     pub activations: Tensor,
     pub num_sequences: usize,
+}
+
+/// Consecutive sequences of one shard file (an item of [`ActivationCache::rows`]).
+#[derive(Clone, Debug)]
+pub struct CacheRows {
+    /// The shard file they come from (for messages).
+    pub shard: usize,
+    /// Global index of the first sequence.
+    pub first_sequence: u64,
+    /// Row-major `[n, seq_len]`.
+    pub tokens: Vec<u32>,
+    /// `[n, seq_len, d_in]` in the cache's storage dtype.
+    pub activations: Tensor,
 }
 
 impl ActivationCache {
@@ -108,6 +122,33 @@ impl ActivationCache {
             activations,
             num_sequences: entry.num_sequences,
         })
+    }
+
+    /// The sequences `range` (global indices, clipped to the cache), shard by shard: each
+    /// item holds the part of one shard file inside the range, read when the iterator reaches
+    /// it.
+    pub fn rows(&self, range: Range<u64>) -> impl Iterator<Item = Result<CacheRows>> + '_ {
+        let mut shard_start = 0u64;
+        let seq_len = self.index.spec.seq_len;
+        self.index
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(move |(shard, entry)| {
+                let in_shard = shard_start..shard_start + entry.num_sequences as u64;
+                shard_start = in_shard.end;
+                let (first, end) = (range.start.max(in_shard.start), range.end.min(in_shard.end));
+                (first < end).then(|| {
+                    let rows = (first - in_shard.start) as usize..(end - in_shard.start) as usize;
+                    let data = self.load_shard(shard)?;
+                    Ok(CacheRows {
+                        shard,
+                        first_sequence: first,
+                        tokens: data.tokens[rows.start * seq_len..rows.end * seq_len].to_vec(),
+                        activations: data.activations.narrow(0, rows.start, rows.len())?,
+                    })
+                })
+            })
     }
 
     /// Every shard in order.

@@ -48,6 +48,44 @@ fn read_all(dir: &std::path::Path) -> (Vec<u32>, Vec<f32>) {
 }
 
 #[test]
+fn rows_of_a_range_cut_across_shard_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache");
+    // 8 sequences pushed 2 at a time, a file cut once 3 are pending: files 0..4 and 4..8.
+    let mut writer = CacheWriter::create_or_resume(&path, spec(CacheDtype::F32), 3, None).unwrap();
+    for b in 0..4 {
+        let (tokens, acts) = batch(b);
+        writer.push(&tokens, &acts).unwrap();
+    }
+    writer.finish(true).unwrap();
+    let (all_tokens, all_values) = read_all(&path);
+    let cache = ActivationCache::open(&path).unwrap();
+    let chunks: Vec<CacheRows> = cache.rows(2..7).map(Result::unwrap).collect();
+    let firsts: Vec<(usize, u64)> = chunks.iter().map(|c| (c.shard, c.first_sequence)).collect();
+    assert_eq!(firsts, vec![(0, 2), (1, 4)]);
+    let tokens: Vec<u32> = chunks.iter().flat_map(|c| c.tokens.clone()).collect();
+    assert_eq!(tokens, all_tokens[2 * 3..7 * 3]);
+    let values: Vec<f32> = chunks
+        .iter()
+        .flat_map(|c| {
+            c.activations
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, all_values[2 * 12..7 * 12]);
+    let tail: Vec<CacheRows> = cache.rows(6..20).map(Result::unwrap).collect();
+    assert_eq!(
+        (tail.len(), tail[0].tokens.len()),
+        (1, 2 * 3),
+        "clipped to the cache"
+    );
+    assert_eq!(cache.rows(4..4).count(), 0);
+}
+
+#[test]
 fn round_trip_in_every_dtype() {
     for dtype in [CacheDtype::F32, CacheDtype::Bf16, CacheDtype::F16] {
         let dir = tempfile::tempdir().unwrap();

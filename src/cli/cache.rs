@@ -14,7 +14,6 @@ use super::data_args::DataArgs;
 use super::model_args::ModelArgs;
 use super::progress::token_bar;
 use crate::cache::{self, CacheConfig, CacheEvent, CacheSource};
-use crate::data::TextSpec;
 use crate::model::{resolve_device, DTypeChoice};
 
 #[derive(Debug, Args)]
@@ -49,14 +48,11 @@ impl CacheArgs {
     /// The model, hook and text to cache; `--model` and `--dataset` are required.
     fn cache_source(&self) -> Result<CacheSource> {
         self.model.require_model("cache")?;
-        let (dataset, _) = self.data.require("cache")?;
+        let (text, _) = self.data.require("cache")?;
         Ok(CacheSource {
             model: self.model.spec().expect("required above"),
             hook: self.hook.clone(),
-            text: TextSpec {
-                dataset: dataset.to_string(),
-                options: self.data.source_options(),
-            },
+            text,
         })
     }
 

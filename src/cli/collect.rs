@@ -16,9 +16,8 @@ use super::data_args::DataArgs;
 use super::model_args::ModelArgs;
 use super::progress::token_bar;
 use crate::collect::{self, Activations, CollectConfig, CollectEvent, CollectSource, Shard};
-use crate::data::TextSpec;
 use crate::model::resolve_device;
-use crate::samples::{CollectorConfig, SaveConfig};
+use crate::samples::CollectionSettings;
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -81,33 +80,19 @@ pub struct CollectArgs {
 }
 
 impl CollectArgs {
-    /// The collector and save settings: `--config`'s keys, overridden by the flags.
-    pub fn settings(&self) -> Result<(CollectorConfig, SaveConfig)> {
+    /// The collector and save settings: `--config`'s keys (or the defaults) with the given
+    /// flags laid over them.
+    pub fn settings(&self) -> Result<CollectionSettings> {
         let Some(path) = &self.config else {
-            return Ok((
-                self.collector.collector_config()?,
-                self.collector.save_config(),
-            ));
+            return self.collector.settings(CollectionSettings::default());
         };
-        let (mut cfg, note) = TrainConfig::from_user_file(path)?;
+        let (cfg, note) = TrainConfig::from_user_file(path)?;
         if let Some(note) = note {
             eprintln!("note: {note}");
         }
-        self.collector.overlay(&mut cfg)?;
-        let collector = cfg.collector_config();
-        collector
-            .validate()
-            .with_context(|| format!("in {}", path.display()))?;
-        let flags = cfg.flag_config();
-        flags
-            .validate()
-            .with_context(|| format!("in {}", path.display()))?;
-        let save = SaveConfig {
-            top_features_to_save: cfg.top_features_to_save,
-            samples_per_feature_to_save: cfg.samples_per_feature_to_save,
-            flags,
-        };
-        Ok((collector, save))
+        self.collector
+            .settings(cfg.collection_settings())
+            .with_context(|| format!("in {}", path.display()))
     }
 }
 
@@ -125,13 +110,10 @@ impl CollectArgs {
             None => {
                 const LIVE: &str = "collect (without --activations)";
                 self.model.require_model(LIVE)?;
-                let (dataset, num_tokens) = self.data.require(LIVE)?;
+                let (text, num_tokens) = self.data.require(LIVE)?;
                 Activations::Live {
                     model: model.expect("required above"),
-                    text: TextSpec {
-                        dataset: dataset.to_string(),
-                        options: self.data.source_options(),
-                    },
+                    text,
                     num_tokens,
                     seq_len: self.data.seq_len,
                     model_batch_size: self.data.model_batch_size,
@@ -147,7 +129,7 @@ impl CollectArgs {
 
     /// The validated settings of the run.
     fn collect_config(&self) -> Result<CollectConfig> {
-        let (collector, save) = self.settings()?;
+        let CollectionSettings { collector, save } = self.settings()?;
         Ok(CollectConfig {
             collector,
             save,
@@ -226,10 +208,7 @@ mod tests {
 
     use crate::cli::{Cli, Command};
 
-    fn settings(
-        extra: &[&str],
-        file: &str,
-    ) -> (crate::samples::CollectorConfig, super::SaveConfig) {
+    fn settings(extra: &[&str], file: &str) -> crate::samples::CollectionSettings {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cfg.json");
         std::fs::write(&path, file).unwrap();
@@ -257,13 +236,36 @@ mod tests {
         let file = r#"{"lr": 0.0003, "model_name": "gemma-2-2b", "max_samples_per_feature": 7,
             "sample_context_size": 30, "sample_activation_threshold": 0.5,
             "top_features_to_save": 3, "samples_per_feature_to_save": 2}"#;
-        let (collector, save) = settings(&["--sample-context-size", "8"], file);
+        let crate::samples::CollectionSettings { collector, save } =
+            settings(&["--sample-context-size", "8"], file);
         assert_eq!(collector.max_samples_per_feature, 7);
         assert_eq!(collector.sample_context_size, 8, "the flag wins");
         assert_eq!(collector.sample_activation_threshold, 0.5);
         assert_eq!(
             (save.top_features_to_save, save.samples_per_feature_to_save),
             (3, 2)
+        );
+    }
+
+    #[test]
+    fn a_flag_at_its_default_value_still_overrides_the_config_file() {
+        // The file says 7; the flag asks for 100, which is also the default.
+        let file = r#"{"max_samples_per_feature": 7, "top_features_to_save": 3,
+            "ultra_rare_density": 0.001}"#;
+        let settings = settings(
+            &[
+                "--max-samples-per-feature",
+                "100",
+                "--ultra-rare-density",
+                "1e-5",
+            ],
+            file,
+        );
+        assert_eq!(settings.collector.max_samples_per_feature, 100);
+        assert_eq!(settings.save.flags.ultra_rare_density, 1e-5);
+        assert_eq!(
+            settings.save.top_features_to_save, 3,
+            "not given: the file's"
         );
     }
 }

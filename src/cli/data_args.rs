@@ -4,8 +4,8 @@
 
 use clap::Args;
 
-use crate::data::{PackConfig, SourceOptions, TextSpec, TxtDocuments};
-use crate::hub::HubSettings;
+use super::overlay::Given;
+use crate::data::{SourceOptions, TextSpec, TxtDocuments};
 
 /// Where the text comes from and how to read it.
 #[derive(Debug, Clone, Args)]
@@ -16,17 +16,18 @@ pub struct TextArgs {
     #[arg(long, value_name = "PATH|REPO")]
     pub dataset: Option<String>,
 
-    /// JSON field or parquet column holding the text.
-    #[arg(long, default_value = "text", value_name = "NAME")]
-    pub text_field: String,
+    /// JSON field or parquet column holding the text [default: text].
+    #[arg(long, value_name = "NAME")]
+    pub text_field: Option<String>,
 
-    /// How a .txt file splits into documents: paragraph (blank-line separated), line, or file.
-    #[arg(long, default_value = "paragraph", value_name = "UNIT")]
-    pub txt_documents: TxtDocuments,
+    /// How a .txt file splits into documents: paragraph (blank-line separated), line, or file
+    /// [default: paragraph].
+    #[arg(long, value_name = "UNIT")]
+    pub txt_documents: Option<TxtDocuments>,
 
-    /// Hub datasets: the split to read.
-    #[arg(long, default_value = "train")]
-    pub split: String,
+    /// Hub datasets: the split to read [default: train].
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
 
     /// Hub datasets: the configuration (subset) to read.
     #[arg(long, value_name = "NAME")]
@@ -36,9 +37,9 @@ pub struct TextArgs {
     #[arg(long, value_name = "GLOB")]
     pub data_files: Option<String>,
 
-    /// Hub datasets: branch, tag or commit.
-    #[arg(long, default_value = "main")]
-    pub revision: String,
+    /// Hub datasets: branch, tag or commit [default: main].
+    #[arg(long, value_name = "REVISION")]
+    pub revision: Option<String>,
 }
 
 impl TextArgs {
@@ -51,15 +52,46 @@ impl TextArgs {
         })
     }
 
+    /// How to read the text: the given flags laid over [`SourceOptions::default`].
     pub fn source_options(&self) -> SourceOptions {
-        SourceOptions {
-            text_field: self.text_field.clone(),
-            txt_documents: self.txt_documents,
-            split: self.split.clone(),
-            config: self.dataset_config.clone(),
-            data_files: self.data_files.clone(),
-            revision: self.revision.clone(),
-        }
+        let mut options = SourceOptions::default();
+        self.overlay(&mut options);
+        options
+    }
+
+    /// The flags that say how to read the text, when given (`--dataset` aside).
+    pub fn given(&self) -> Vec<String> {
+        self.overlay(&mut SourceOptions::default())
+    }
+
+    /// Lays the given flags over `options`; both sides are destructured field by field, so a
+    /// flag or an option added on one side alone does not compile.
+    fn overlay(&self, options: &mut SourceOptions) -> Vec<String> {
+        let TextArgs {
+            dataset: _,
+            text_field,
+            txt_documents,
+            split,
+            dataset_config,
+            data_files,
+            revision,
+        } = self;
+        let SourceOptions {
+            text_field: field_slot,
+            txt_documents: documents_slot,
+            split: split_slot,
+            config: config_slot,
+            data_files: files_slot,
+            revision: revision_slot,
+        } = options;
+        let mut given = Given::default();
+        given.set("text_field", text_field, field_slot);
+        given.set("txt_documents", txt_documents, documents_slot);
+        given.set("split", split, split_slot);
+        given.set_some("dataset_config", dataset_config, config_slot);
+        given.set_some("data_files", data_files, files_slot);
+        given.set("revision", revision, revision_slot);
+        given.into_flags()
     }
 }
 
@@ -83,34 +115,16 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// `--dataset` and `--num-tokens`, or an error saying the command needs them.
-    pub fn require(&self, command: &str) -> anyhow::Result<(&str, u64)> {
+    /// The text (`--dataset` and how to read it) and `--num-tokens`, or an error saying the
+    /// command needs them.
+    pub fn require(&self, command: &str) -> anyhow::Result<(TextSpec, u64)> {
         use anyhow::Context;
-        let dataset = self.text.dataset.as_deref().with_context(|| {
+        let text = self.text.text_spec().with_context(|| {
             format!("`saectl {command}` needs --dataset (a file, folder or Hugging Face dataset)")
         })?;
         let num_tokens = self
             .num_tokens
             .with_context(|| format!("`saectl {command}` needs --num-tokens"))?;
-        Ok((dataset, num_tokens))
-    }
-
-    pub fn source_options(&self) -> SourceOptions {
-        self.text.source_options()
-    }
-
-    pub fn hub_settings(&self) -> HubSettings {
-        HubSettings::from_env()
-    }
-
-    /// Packing for a run that starts after `start_window` windows already done.
-    pub fn pack_config(&self, start_window: u64) -> anyhow::Result<PackConfig> {
-        let config = PackConfig {
-            num_tokens: self.num_tokens,
-            start_window,
-            ..PackConfig::new(self.model_batch_size, self.seq_len)
-        };
-        config.validate()?;
-        Ok(config)
+        Ok((text, num_tokens))
     }
 }

@@ -20,9 +20,13 @@ pub mod embedded_default;
 pub mod merge;
 pub mod model_args;
 pub mod output;
+mod overlay;
 pub mod progress;
 pub mod report;
 pub mod train;
+
+#[cfg(test)]
+mod defaults;
 
 /// Sparse-autoencoder interpretability: train SAEs on a language model's residual stream,
 /// collect the text that makes each feature fire, and turn it into reports.
@@ -47,7 +51,7 @@ pub enum Command {
     /// Train a sparse autoencoder (or transcoder) on a model's residual stream.
     Train(Box<train::TrainArgs>),
     /// Run an SAE checkpoint over text and keep each feature's top-activating samples.
-    Collect(collect::CollectArgs),
+    Collect(Box<collect::CollectArgs>),
     /// Study a samples folder in the terminal: overview, one feature, comparisons, clusters.
     Analyze(analyze::AnalyzeArgs),
     /// Write the Markdown interpretability report of a samples folder.
@@ -82,7 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if args.activations.is_none() {
                 embedded_default::apply(&mut args.model, &mut args.data)?;
             }
-            collect::run(args)
+            collect::run(*args)
         }
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),

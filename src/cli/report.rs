@@ -31,15 +31,15 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 
     /// Features reported, the largest max activation first.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = ReportOptions::default().top_k_features)]
     pub top_k_features: usize,
 
     /// Examples shown per feature.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = ReportOptions::default().examples_per_feature)]
     pub examples_per_feature: usize,
 
     /// Uniform samples shown per activation interval (0: leave the intervals out).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = ReportOptions::default().interval_examples)]
     pub interval_examples: usize,
 }
 

@@ -14,11 +14,12 @@ use clap::Args;
 use super::collector_args::CollectorArgs;
 use super::data_args::TextArgs;
 use super::model_args::ModelArgs;
+use super::overlay::Given;
 use super::progress::token_bar;
 use crate::model::resolve_device;
 use crate::sae::SaeKind;
 use crate::train::{
-    self, LossRecovered, RunSource, RunSummary, ScheduleKind, StepReport, TrainConfig,
+    self, LossRecovered, RunDir, RunSource, RunSummary, ScheduleKind, StepReport, TrainConfig,
 };
 
 #[derive(Debug, Args)]
@@ -177,62 +178,37 @@ fn parse_schedule(name: &str) -> Result<ScheduleKind, String> {
     })
 }
 
-/// Lays `keys` over `cfg`: every given flag replaces the value.
-macro_rules! overlay {
-    ($keys:expr, $cfg:expr, [$($plain:ident),*], [$($optional:ident),*]) => {{
-        $(if let Some(value) = $keys.$plain.clone() { $cfg.$plain = value; })*
-        $(if let Some(value) = $keys.$optional { $cfg.$optional = Some(value); })*
-        [$($keys.$plain.is_some(),)* $($keys.$optional.is_some(),)*].contains(&true)
+/// Lays each given flag of a `TrainKeys` over the `TrainConfig` field of the same name. The
+/// pattern names every field of `TrainKeys`, so a flag added without being laid over does not
+/// compile.
+macro_rules! lay_over {
+    ($keys:expr, $cfg:expr, $given:expr, TrainKeys { $($plain:ident),* ; $($optional:ident),* }) => {{
+        let TrainKeys { $($plain,)* $($optional,)* } = $keys;
+        $($given.set(stringify!($plain), $plain, &mut $cfg.$plain);)*
+        $($given.set_some(stringify!($optional), $optional, &mut $cfg.$optional);)*
     }};
 }
 
 impl TrainKeys {
-    /// Applies the given flags to `cfg`; returns whether any was given.
-    fn apply(&self, cfg: &mut TrainConfig) -> bool {
-        overlay!(
-            self,
-            cfg,
-            [
-                sae_type,
-                dict_size,
-                top_k,
-                top_k_aux,
-                aux_penalty,
-                lr,
-                beta1,
-                beta2,
-                batch_size,
-                num_tokens,
-                seed,
-                l1_coeff,
-                l0_coefficient,
-                l0_warm_up_steps,
-                jumprelu_bandwidth,
-                jumprelu_init_threshold,
-                n_batches_to_dead,
-                max_grad_norm,
-                scheduler_type,
-                warmup_steps,
-                checkpoint_freq,
-                log_freq,
-                input_unit_norm,
-                group_sizes,
-                seq_len,
-                model_batch_size,
-                num_batches_in_buffer,
-                perf_log_freq,
-                eval_sequences,
-                save_activation_samples,
-                sample_collection_freq
-            ],
-            [min_lr]
-        )
+    /// Lays the given flags over `cfg`; returns the flags given.
+    fn apply(&self, cfg: &mut TrainConfig) -> Vec<String> {
+        let mut given = Given::default();
+        lay_over!(self, cfg, given, TrainKeys {
+            sae_type, dict_size, top_k, top_k_aux, aux_penalty, lr, beta1, beta2, batch_size,
+            num_tokens, seed, l1_coeff, l0_coefficient, l0_warm_up_steps, jumprelu_bandwidth,
+            jumprelu_init_threshold, n_batches_to_dead, max_grad_norm, scheduler_type,
+            warmup_steps, checkpoint_freq, log_freq, input_unit_norm, group_sizes, seq_len,
+            model_batch_size, num_batches_in_buffer, perf_log_freq, eval_sequences,
+            save_activation_samples, sample_collection_freq;
+            min_lr
+        });
+        given.into_flags()
     }
 }
 
 impl TrainArgs {
     /// The resolved configuration: file (or defaults), then flags. Validated by the run
-    /// against the cache's width.
+    /// against the cache's or the model's width.
     pub fn train_config(&self) -> Result<TrainConfig> {
         let mut cfg = match &self.config {
             Some(path) => {
@@ -245,8 +221,19 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         self.keys.apply(&mut cfg);
-        self.collector.overlay(&mut cfg)?;
+        let mut settings = cfg.collection_settings();
+        self.collector.overlay(&mut settings);
+        cfg.set_collection_settings(settings);
         Ok(cfg)
+    }
+
+    /// The flags given that a resumed run, which keeps its own settings and data, would
+    /// ignore (the model, hook, data and output flags clap already refuses with --resume).
+    fn ignored_by_resume(&self) -> Vec<String> {
+        let mut given = self.keys.apply(&mut TrainConfig::default());
+        given.extend(self.collector.overlay(&mut Default::default()));
+        given.extend(self.text.given());
+        given
     }
 }
 
@@ -273,10 +260,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let device = resolved.device;
     let summary = if let Some(run_dir) = &args.resume {
-        if args.keys.apply(&mut TrainConfig::default()) {
-            bail!("--resume continues a run with its own settings; training flags cannot be combined with it");
+        let ignored = args.ignored_by_resume();
+        if !ignored.is_empty() {
+            bail!(
+                "--resume continues a run with its own settings; {} cannot be combined with it",
+                ignored.join(", ")
+            );
         }
-        let cfg = TrainConfig::from_json_file(&run_dir.join("train_config.json"))
+        let cfg = TrainConfig::from_json_file(&RunDir::new(run_dir).config())
             .with_context(|| format!("{} is not a training run", run_dir.display()))?;
         with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
     } else {
@@ -461,12 +452,15 @@ mod tests {
         let cfg = args.train_config().unwrap();
         assert_eq!((cfg.interval_count, cfg.samples_per_interval), (3, 7));
         assert_eq!((cfg.ultra_rare_density, cfg.dominant_share), (1e-4, 0.8));
-        let collector = cfg.collector_config();
+        let settings = cfg.collection_settings();
         assert_eq!(
-            (collector.interval_count, collector.samples_per_interval),
+            (
+                settings.collector.interval_count,
+                settings.collector.samples_per_interval
+            ),
             (3, 7)
         );
-        assert_eq!(cfg.flag_config().dominant_share, 0.8);
+        assert_eq!(settings.save.flags.dominant_share, 0.8);
     }
 
     #[test]
@@ -511,6 +505,20 @@ mod tests {
         super::run(parse(&["--resume", run, "--device", "cpu"])).unwrap();
         let err = super::run(parse(&["--resume", run, "--top-k", "3"])).unwrap_err();
         assert!(err.to_string().contains("own settings"), "{err}");
+        // Collector and text flags would be ignored just the same: refused, and named.
+        let resumed = ["--resume", run, "--max-samples-per-feature", "5"];
+        let err = super::run(parse(&[&resumed[..], &["--text-field", "body"]].concat()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--resume continues a run with its own settings; --max-samples-per-feature, \
+             --text-field cannot be combined with it"
+        );
+        let err = super::run(parse(&["--resume", run, "--no-dedup", "--split", "test"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--no-dedup, --split cannot"), "{err}");
         let err = super::run(parse(&flags)).unwrap_err();
         assert!(format!("{err:#}").contains("--resume"), "{err:#}");
     }

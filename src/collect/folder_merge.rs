@@ -20,7 +20,7 @@ use super::folder_write::write_samples_folder;
 use super::ranges::SequenceRanges;
 use crate::data::TokenDecoder;
 use crate::samples::{
-    CollectionSettings, CollectionSource, FlagConfig, LogitEffects, SamplesDir, SaveConfig,
+    CollectionSettings, CollectionSource, LogitEffects, SamplesDir, SaveConfig,
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
 };
 use crate::util::atomic::write_atomic;
@@ -71,24 +71,10 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
     }
     let gaps = collector.sequence_ranges().gaps();
     let (logit_effects, notes) = carried_logit_effects(&folders)?;
-    let defaults = FlagConfig::default();
     Ok(MergedFolders {
-        save: SaveConfig {
-            top_features_to_save: first.settings.top_features_to_save,
-            samples_per_feature_to_save: first.settings.samples_per_feature_to_save,
-            // The shards' flag thresholds (checked equal above), so the flags are the ones
-            // the single run would compute.
-            flags: FlagConfig {
-                ultra_rare_density: first
-                    .settings
-                    .ultra_rare_density
-                    .unwrap_or(defaults.ultra_rare_density),
-                dominant_share: first
-                    .settings
-                    .dominant_share
-                    .unwrap_or(defaults.dominant_share),
-            },
-        },
+        // The shards' save settings (checked equal above), so the folder and its flags are
+        // the ones the single run writes.
+        save: first.settings.save.clone(),
         source: first.source.without_shard(),
         collector,
         gaps,

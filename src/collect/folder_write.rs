@@ -164,7 +164,6 @@ fn summary(
         .map(|&f| collector.num_samples(f) as u64)
         .sum();
     let firing_counts = collector.firing_counts();
-    let config = collector.config();
     let flagged = collector.flagged_features(&save.flags);
     CollectionSummary {
         total_samples_seen: collector.total_activations(),
@@ -196,17 +195,8 @@ fn summary(
         features_saved: saved.to_vec(),
         firing_counts,
         settings: Some(CollectionSettings {
-            max_samples_per_feature: config.max_samples_per_feature,
-            sample_context_size: config.sample_context_size,
-            sample_activation_threshold: config.sample_activation_threshold,
-            top_features_to_save: save.top_features_to_save,
-            samples_per_feature_to_save: save.samples_per_feature_to_save,
-            exclude_special_tokens: config.exclude_special_tokens,
-            dedup_context_windows: config.dedup_context_windows,
-            interval_count: Some(config.interval_count),
-            samples_per_interval: Some(config.samples_per_interval),
-            ultra_rare_density: Some(save.flags.ultra_rare_density),
-            dominant_share: Some(save.flags.dominant_share),
+            collector: collector.config().clone(),
+            save: save.clone(),
         }),
         position_token_counts: Some(collector.position_tokens().to_vec()),
         flagged_features: Some(flagged),

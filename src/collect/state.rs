@@ -37,13 +37,8 @@ const NO_TOKEN: u32 = u32::MAX;
 struct StateHeader {
     format_version: u32,
     d_sae: usize,
-    max_samples_per_feature: usize,
-    sample_context_size: usize,
-    sample_activation_threshold: f32,
-    exclude_special_tokens: bool,
-    dedup_context_windows: bool,
-    interval_count: usize,
-    samples_per_interval: usize,
+    #[serde(flatten)]
+    config: CollectorConfig,
     special_tokens: Vec<u32>,
     tokens_seen: u64,
     sequences_seen: u64,
@@ -237,13 +232,7 @@ impl Collector {
         StateHeader {
             format_version: STATE_FORMAT_VERSION,
             d_sae: self.d_sae,
-            max_samples_per_feature: self.config.max_samples_per_feature,
-            sample_context_size: self.config.sample_context_size,
-            sample_activation_threshold: self.config.sample_activation_threshold,
-            exclude_special_tokens: self.config.exclude_special_tokens,
-            dedup_context_windows: self.config.dedup_context_windows,
-            interval_count: self.config.interval_count,
-            samples_per_interval: self.config.samples_per_interval,
+            config: self.config.clone(),
             special_tokens: self.special_tokens(),
             tokens_seen: self.tokens_seen,
             sequences_seen: self.sequences_seen,
@@ -324,16 +313,7 @@ fn load_from_bytes(bytes: &[u8]) -> Result<Collector> {
         );
     }
     let tensors = SafeTensors::deserialize(bytes)?;
-    let config = CollectorConfig {
-        max_samples_per_feature: header.max_samples_per_feature,
-        sample_context_size: header.sample_context_size,
-        sample_activation_threshold: header.sample_activation_threshold,
-        exclude_special_tokens: header.exclude_special_tokens,
-        dedup_context_windows: header.dedup_context_windows,
-        interval_count: header.interval_count,
-        samples_per_interval: header.samples_per_interval,
-    };
-    let mut collector = Collector::new(config, header.d_sae, &header.special_tokens)?;
+    let mut collector = Collector::new(header.config, header.d_sae, &header.special_tokens)?;
     restore_statistics(&mut collector, &tensors)?;
     restore_feature_view(&mut collector, &tensors)?;
     restore_samples(&mut collector, &tensors)?;

@@ -123,43 +123,26 @@ pub fn sweep_cache(
             spec.hook_point
         );
     }
-    let mut shard_start = 0u64;
-    for shard_index in 0..cache.num_shards() {
-        let shard_len = cache.index().shards[shard_index].num_sequences as u64;
-        let shard_range = shard_start..shard_start + shard_len;
-        shard_start += shard_len;
-        // The part of this cache shard inside `sequences`, in rows of the shard.
-        let first = sequences.start.max(shard_range.start);
-        let end = sequences.end.min(shard_range.end);
-        if first >= end {
-            continue;
-        }
+    let mut chunks = cache.rows(sequences);
+    loop {
         let read = Instant::now();
-        let shard = cache.load_shard(shard_index)?;
+        let Some(chunk) = chunks.next() else {
+            break;
+        };
+        let chunk = chunk?;
         times.source += read.elapsed();
-        let (mut row, end) = (
-            (first - shard_range.start) as usize,
-            (end - shard_range.start) as usize,
-        );
-        while row < end {
-            let stop = (row + rows_per_batch).min(end);
-            let activations = shard.activations.narrow(0, row, stop - row)?;
-            let tokens = &shard.tokens[row * spec.seq_len..stop * spec.seq_len];
-            collect_batch_timed(
-                sae,
-                collector,
-                tokens,
-                &activations,
-                shard_range.start + row as u64,
-                &mut times,
-            )
-            .with_context(|| {
-                format!(
-                    "collecting shard {} of {}",
-                    shard_index,
-                    cache.dir().display()
-                )
-            })?;
+        let rows = chunk.activations.dim(0)?;
+        let mut row = 0;
+        while row < rows {
+            let stop = (row + rows_per_batch).min(rows);
+            let activations = chunk.activations.narrow(0, row, stop - row)?;
+            let tokens = &chunk.tokens[row * spec.seq_len..stop * spec.seq_len];
+            let first = chunk.first_sequence + row as u64;
+            collect_batch_timed(sae, collector, tokens, &activations, first, &mut times)
+                .with_context(|| {
+                    let dir = cache.dir().display();
+                    format!("collecting shard {} of {dir}", chunk.shard)
+                })?;
             on_batch(((stop - row) * spec.seq_len) as u64, collector)?;
             row = stop;
         }

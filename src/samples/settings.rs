@@ -1,7 +1,12 @@
 //! The collection settings: the Python original's sample-collection keys with its defaults,
 //! plus saectl's switches — what the collector keeps ([`CollectorConfig`]), what a folder
-//! gets ([`SaveConfig`], [`FlagConfig`]), and both as a folder records them
-//! ([`CollectionSettings`]).
+//! gets ([`SaveConfig`], [`FlagConfig`]), and both together ([`CollectionSettings`]).
+//!
+//! These types are the one place the keys are spelled and their defaults set: the folder's
+//! `settings` and the collector state's header are their serde forms, the collecting commands'
+//! flags are laid over them (`cli::collector_args`), and `train::TrainConfig` — flat, for the
+//! seed's config files — converts to and from them field by field, tied by a test. Keys that
+//! folders of older versions lack take their defaults.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -12,7 +17,8 @@ pub const MAX_INTERVALS: usize = 20;
 
 /// How the collector chooses what to keep (the original's `max_samples_per_feature`,
 /// `sample_context_size`, `sample_activation_threshold`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CollectorConfig {
     pub max_samples_per_feature: usize,
     /// Context tokens around the activating one: `[pos - n/2, pos + n/2]`, clipped to the row.
@@ -82,12 +88,14 @@ impl CollectorConfig {
 
 /// What a samples folder gets (the original's `top_features_to_save`,
 /// `samples_per_feature_to_save`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SaveConfig {
     /// Features written, those with the largest max activation first.
     pub top_features_to_save: usize,
     pub samples_per_feature_to_save: usize,
     /// Thresholds of the feature flags (saectl's).
+    #[serde(flatten)]
     pub flags: FlagConfig,
 }
 
@@ -102,7 +110,8 @@ impl Default for SaveConfig {
 }
 
 /// Flag thresholds (write-time settings).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlagConfig {
     /// Features firing on fewer than this fraction of tokens (and more than none) are
     /// ultra-rare.
@@ -138,24 +147,74 @@ impl FlagConfig {
     }
 }
 
-/// The collector options a folder was made with: the seed's keys, plus saectl's switches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every sample-collection key: the settings a folder was made with (its summary's
+/// `settings`), and what `collect` and `train` take from flags and config files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CollectionSettings {
-    pub max_samples_per_feature: usize,
-    pub sample_context_size: usize,
-    pub sample_activation_threshold: f32,
-    pub top_features_to_save: usize,
-    pub samples_per_feature_to_save: usize,
-    pub exclude_special_tokens: bool,
-    pub dedup_context_windows: bool,
-    /// Interval samples (absent in folders of older saectl).
-    #[serde(default)]
-    pub interval_count: Option<usize>,
-    #[serde(default)]
-    pub samples_per_interval: Option<usize>,
-    /// Flag thresholds.
-    #[serde(default)]
-    pub ultra_rare_density: Option<f64>,
-    #[serde(default)]
-    pub dominant_share: Option<f64>,
+    #[serde(flatten)]
+    pub collector: CollectorConfig,
+    #[serde(flatten)]
+    pub save: SaveConfig,
+}
+
+impl CollectionSettings {
+    /// Checks every key; errors name the flag.
+    pub fn validate(&self) -> Result<()> {
+        self.collector.validate()?;
+        self.save.flags.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_records_every_key_and_older_folders_take_the_defaults() {
+        let settings = CollectionSettings::default();
+        let json = serde_json::to_value(&settings).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "dedup_context_windows",
+                "dominant_share",
+                "exclude_special_tokens",
+                "interval_count",
+                "max_samples_per_feature",
+                "sample_activation_threshold",
+                "sample_context_size",
+                "samples_per_feature_to_save",
+                "samples_per_interval",
+                "top_features_to_save",
+                "ultra_rare_density",
+            ]
+        );
+        assert_eq!(
+            json["sample_activation_threshold"],
+            serde_json::json!(0.1f32)
+        );
+        // A folder written before the feature view: the seed's keys and saectl's two switches.
+        let older: CollectionSettings = serde_json::from_str(
+            r#"{"max_samples_per_feature": 7, "sample_context_size": 20,
+                "sample_activation_threshold": 0.5, "top_features_to_save": 3,
+                "samples_per_feature_to_save": 2, "exclude_special_tokens": false,
+                "dedup_context_windows": true}"#,
+        )
+        .unwrap();
+        assert_eq!(older.collector.max_samples_per_feature, 7);
+        assert!(!older.collector.exclude_special_tokens);
+        assert_eq!(older.save.top_features_to_save, 3);
+        assert_eq!(
+            older.collector.interval_count,
+            settings.collector.interval_count
+        );
+        assert_eq!(older.save.flags, settings.save.flags);
+    }
 }

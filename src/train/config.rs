@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sae::{Normalization, SaeConfig, SaeKind};
+use crate::samples::{CollectionSettings, CollectorConfig, FlagConfig, SaveConfig};
 
 /// Learning-rate schedules (the original's `scheduler_type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,8 +257,7 @@ impl TrainConfig {
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             bail!("{key} must be at least 1");
         }
-        self.collector_config().validate()?;
-        self.flag_config().validate()?;
+        self.collection_settings().validate()?;
         if self.total_steps() == 0 {
             bail!(
                 "num_tokens ({}) is less than one batch (batch_size {})",
@@ -328,6 +328,67 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The sample-collection keys, as the collector and the samples folder take them.
+    pub fn collection_settings(&self) -> CollectionSettings {
+        CollectionSettings {
+            collector: CollectorConfig {
+                max_samples_per_feature: self.max_samples_per_feature,
+                sample_context_size: self.sample_context_size,
+                sample_activation_threshold: self.sample_activation_threshold,
+                exclude_special_tokens: self.exclude_special_tokens,
+                dedup_context_windows: self.dedup_context_windows,
+                interval_count: self.interval_count,
+                samples_per_interval: self.samples_per_interval,
+            },
+            save: SaveConfig {
+                top_features_to_save: self.top_features_to_save,
+                samples_per_feature_to_save: self.samples_per_feature_to_save,
+                flags: FlagConfig {
+                    ultra_rare_density: self.ultra_rare_density,
+                    dominant_share: self.dominant_share,
+                },
+            },
+        }
+    }
+
+    /// Sets the sample-collection keys (the flags laid over a config file's). Both conversions
+    /// name every field, so a key added to the settings cannot be forgotten here.
+    pub fn set_collection_settings(&mut self, settings: CollectionSettings) {
+        let CollectionSettings {
+            collector:
+                CollectorConfig {
+                    max_samples_per_feature,
+                    sample_context_size,
+                    sample_activation_threshold,
+                    exclude_special_tokens,
+                    dedup_context_windows,
+                    interval_count,
+                    samples_per_interval,
+                },
+            save:
+                SaveConfig {
+                    top_features_to_save,
+                    samples_per_feature_to_save,
+                    flags:
+                        FlagConfig {
+                            ultra_rare_density,
+                            dominant_share,
+                        },
+                },
+        } = settings;
+        self.max_samples_per_feature = max_samples_per_feature;
+        self.sample_context_size = sample_context_size;
+        self.sample_activation_threshold = sample_activation_threshold;
+        self.exclude_special_tokens = exclude_special_tokens;
+        self.dedup_context_windows = dedup_context_windows;
+        self.interval_count = interval_count;
+        self.samples_per_interval = samples_per_interval;
+        self.top_features_to_save = top_features_to_save;
+        self.samples_per_feature_to_save = samples_per_feature_to_save;
+        self.ultra_rare_density = ultra_rare_density;
+        self.dominant_share = dominant_share;
+    }
+
     /// The SAE this config trains on inputs of width `d_in` (validated).
     pub fn sae_config(&self, d_in: usize) -> Result<SaeConfig> {
         let k = self.sae_type.uses_k().then_some(self.top_k);
@@ -381,6 +442,30 @@ mod tests {
 
     fn err(cfg: &TrainConfig) -> String {
         format!("{:#}", cfg.validate(64).unwrap_err())
+    }
+
+    #[test]
+    fn the_collection_keys_default_and_round_trip_as_the_settings_do() {
+        // The one source of the collector's defaults is `CollectionSettings::default`; the
+        // training config's flat copy of the keys must agree with it.
+        let defaults = TrainConfig::default();
+        assert_eq!(
+            defaults.collection_settings(),
+            CollectionSettings::default()
+        );
+        let mut settings = CollectionSettings::default();
+        settings.collector.max_samples_per_feature = 7;
+        settings.collector.dedup_context_windows = false;
+        settings.save.flags.dominant_share = 0.75;
+        let mut cfg = TrainConfig::default();
+        cfg.set_collection_settings(settings.clone());
+        assert_eq!(cfg.collection_settings(), settings);
+        // The training config's JSON keys are the settings' keys, with the same values.
+        let train_keys = serde_json::to_value(&cfg).unwrap();
+        let settings_keys = serde_json::to_value(&settings).unwrap();
+        for (key, value) in settings_keys.as_object().unwrap() {
+            assert_eq!(&train_keys[key], value, "{key}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::collect::{collect_batch, write_samples_folder, Collector};
 use crate::data::{IdDecoder, TokenDecoder, TokenizerDecoder};
 use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
-use crate::samples::{CollectionSource, CollectorConfig, FlagConfig, SamplesDir, SaveConfig};
+use crate::samples::{CollectionSettings, CollectionSource, SamplesDir, SaveConfig};
 
 /// Where the collected sequences come from.
 pub enum SampleSource {
@@ -66,7 +66,7 @@ impl TrainingSampler {
         d_sae: usize,
         checkpoint: Option<&Path>,
     ) -> Result<Self> {
-        let config = cfg.collector_config();
+        let CollectionSettings { collector, save } = cfg.collection_settings();
         let (special, tokenizer) = match &source {
             SampleSource::Cache(cache) => (
                 cache.index().spec.special_token_ids.clone(),
@@ -78,7 +78,7 @@ impl TrainingSampler {
         };
         let collector = match checkpoint.map(RunDir::collector_state) {
             Some(state) if state.exists() => Collector::load_state(&state)?,
-            _ => Collector::new(config, d_sae, &special)?,
+            _ => Collector::new(collector, d_sae, &special)?,
         };
         let decoder: Box<dyn TokenDecoder> = match tokenizer {
             Some(path) => Box::new(TokenizerDecoder::from_file(&path)?),
@@ -88,11 +88,7 @@ impl TrainingSampler {
             collector,
             source,
             decoder,
-            save: SaveConfig {
-                top_features_to_save: cfg.top_features_to_save,
-                samples_per_feature_to_save: cfg.samples_per_feature_to_save,
-                flags: cfg.flag_config(),
-            },
+            save,
             sequences_per_collection: cfg.model_batch_size.max(1),
             elapsed: Duration::ZERO,
         })
@@ -172,57 +168,20 @@ pub(super) fn cached_sequences(
     position: u64,
     count: usize,
 ) -> Result<(Vec<u32>, Tensor)> {
-    let index = cache.index();
-    let total = index.num_sequences as u64;
-    let seq_len = index.spec.seq_len;
+    let total = cache.index().num_sequences as u64;
     let mut tokens = Vec::new();
     let mut parts = Vec::new();
     let mut position = position % total;
-    let mut wanted = count;
+    let mut wanted = count as u64;
     while wanted > 0 {
-        let (shard, row, shard_len) = locate(cache, position);
-        let take = wanted.min(shard_len - row);
-        let data = cache.load_shard(shard)?;
-        tokens.extend_from_slice(&data.tokens[row * seq_len..(row + take) * seq_len]);
-        parts.push(data.activations.narrow(0, row, take)?);
+        let take = wanted.min(total - position);
+        for rows in cache.rows(position..position + take) {
+            let rows = rows?;
+            tokens.extend(rows.tokens);
+            parts.push(rows.activations);
+        }
         wanted -= take;
-        position = (position + take as u64) % total;
+        position = (position + take) % total;
     }
     Ok((tokens, Tensor::cat(&parts, 0)?))
-}
-
-/// Shard, row in it and the shard's length of global cached sequence `position`.
-fn locate(cache: &ActivationCache, position: u64) -> (usize, usize, usize) {
-    let mut start = 0u64;
-    for (shard, entry) in cache.index().shards.iter().enumerate() {
-        let len = entry.num_sequences as u64;
-        if position < start + len {
-            return (shard, (position - start) as usize, entry.num_sequences);
-        }
-        start += len;
-    }
-    unreachable!("position {position} is below num_sequences, so some shard holds it")
-}
-
-impl TrainConfig {
-    /// The collector settings of this run.
-    pub fn collector_config(&self) -> CollectorConfig {
-        CollectorConfig {
-            max_samples_per_feature: self.max_samples_per_feature,
-            sample_context_size: self.sample_context_size,
-            sample_activation_threshold: self.sample_activation_threshold,
-            exclude_special_tokens: self.exclude_special_tokens,
-            dedup_context_windows: self.dedup_context_windows,
-            interval_count: self.interval_count,
-            samples_per_interval: self.samples_per_interval,
-        }
-    }
-
-    /// The flag thresholds of this run's samples folder.
-    pub fn flag_config(&self) -> FlagConfig {
-        FlagConfig {
-            ultra_rare_density: self.ultra_rare_density,
-            dominant_share: self.dominant_share,
-        }
-    }
 }
