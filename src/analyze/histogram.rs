@@ -1,8 +1,9 @@
 //! Histograms: bin edges and counts, binning of values, and the compact terminal picture.
 //!
-//! A [`Histogram`] is only `(edges, counts)`, whatever was binned: the `--histogram` view bins
-//! a feature's stored samples, and a later full-activation histogram (computed while
-//! collecting) can be drawn by the same code, here and in [`super::svg`].
+//! A [`Histogram`] is only `(edges, counts)`, whatever was binned: the full-activation
+//! histogram the collector records (regrouped by [`super::feature_view`]) and, for folders
+//! without one, the stored samples binned here, are drawn by the same code, here and in
+//! [`super::svg`].
 
 use anyhow::{bail, Result};
 use serde::Serialize;

@@ -5,7 +5,8 @@
 //! reads). Nothing here prints or writes files: the command line decides where text goes.
 //! The measures between features — activating-token overlap and context overlap, see
 //! [`similarity`] — use only the stored samples, so they work on folders written by the
-//! Python original too; a decoder-direction measure from the SAE checkpoint joins them later.
+//! Python original too; given the SAE checkpoint, the cosine of the decoder directions
+//! ([`decoder`]) joins them.
 //!
 //! [`SamplesFolder`]: crate::samples::SamplesFolder
 

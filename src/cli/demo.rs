@@ -13,10 +13,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
 
+use super::output::print_stdout;
 use super::{run as run_command, Cli};
 use crate::demo::corpus_file::{write_corpus, HELD_OUT_SEED, SAE_TRAIN_SEED};
 use crate::demo::embedded::DEMO_HOOK;
 use crate::demo::purity::report_purity;
+use crate::model::DeviceChoice;
 use crate::samples::SamplesFolder;
 
 #[derive(Debug, Clone, Args)]
@@ -48,7 +50,7 @@ pub struct DemoArgs {
 
     /// auto, cpu, cuda[:N], metal[:N].
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub device: String,
+    pub device: DeviceChoice,
 }
 
 /// Tokens per sequence and sequences per forward pass: short documents, a small model.
@@ -76,18 +78,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
         HELD_OUT_SEED,
         documents(args.collect_tokens),
     )?;
-    println!(
+    print_stdout(&format!(
         "saectl demo: planted-concept corpora written to {} (animals, colours, numbers, places, \
-         names, verbs of motion, food, feelings, weather, times)",
+         names, verbs of motion, food, feelings, weather, times)\n",
         corpus.display()
-    );
+    ))?;
 
     let train_tokens = args.train_tokens.to_string();
     let collect_tokens = args.collect_tokens.to_string();
-    let (dict_size, top_k, seed) = (
+    let (dict_size, top_k, seed, device) = (
         args.dict_size.to_string(),
         args.top_k.to_string(),
         args.seed.to_string(),
+        args.device.to_string(),
     );
     #[rustfmt::skip]
     let steps: Vec<Vec<String>> = vec![
@@ -96,19 +99,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "--seq-len", SEQ_LEN, "--model-batch-size", MODEL_BATCH, "--out", &out("run"),
             "--sae-type", "batchtopk", "--dict-size", &dict_size, "--top-k", &top_k,
             "--top-k-aux", "128", "--batch-size", "1024", "--num-tokens", &train_tokens,
-            "--lr", "2e-3", "--log-freq", "25", "--seed", &seed, "--device", &args.device,
+            "--lr", "2e-3", "--log-freq", "25", "--seed", &seed, "--device", &device,
             "--save-activation-samples", "true", "--sample-collection-freq", "50",
         ]),
         strings(&[
             "collect", "--checkpoint", &out("run"), "--dataset", &out("corpus/held-out.jsonl"),
             "--num-tokens", &collect_tokens, "--seq-len", SEQ_LEN,
-            "--model-batch-size", MODEL_BATCH, "--device", &args.device, "--out", &out("samples"),
+            "--model-batch-size", MODEL_BATCH, "--device", &device, "--out", &out("samples"),
         ]),
         strings(&["analyze", &out("samples"), "--top", "10"]),
         strings(&["report", &out("samples"), "--out", &out("report.md")]),
     ];
     for step in steps {
-        println!("\n$ saectl {}", step.join(" "));
+        print_stdout(&format!("\n$ saectl {}\n", step.join(" ")))?;
         let cli = Cli::try_parse_from(std::iter::once("saectl".to_string()).chain(step.clone()))
             .with_context(|| {
                 format!("internal error: the demo built a bad command line: {step:?}")
@@ -117,13 +120,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
 
     print_purity(&args.out.join("samples"))?;
-    println!(
+    print_stdout(&format!(
         "\nDone in {:.0} s. The report is {}; the training run (metrics, checkpoints, samples \
-         collected while training) is {}.",
+         collected while training) is {}.\n",
         started.elapsed().as_secs_f64(),
         out("report.md"),
         out("run")
-    );
+    ))?;
     Ok(())
 }
 
@@ -158,9 +161,9 @@ fn print_purity(samples: &Path) -> Result<()> {
         .iter()
         .filter(|p| p.concept.is_none() || p.purity < 0.5)
         .count();
-    println!(
+    let mut text = format!(
         "\nThe report's {} features against the planted concepts: {pure} are at least 90% one \
-         concept, {glue} fire mostly on one function word. The first 10:",
+         concept, {glue} fire mostly on one function word. The first 10:\n",
         purity.len()
     );
     for p in purity.iter().take(10) {
@@ -169,7 +172,7 @@ fn print_purity(samples: &Path) -> Result<()> {
             .iter()
             .filter_map(|s| s.tokens.last().copied())
             .collect();
-        println!("  feature {:>5}: {}", p.feature, p.describe(&examples));
+        text += &format!("  feature {:>5}: {}\n", p.feature, p.describe(&examples));
     }
-    Ok(())
+    print_stdout(&text)
 }

@@ -5,7 +5,7 @@
 //! ([`super::scan`], the hot path: O(1) work per activation above the threshold), then the
 //! sequence's candidates are deduplicated and offered to the stores ([`super::offers`]). A
 //! candidate below a store's cached floor is dropped in the scan before it costs anything.
-//! Merging lives in [`super::merge`], read-out in [`super::readout`].
+//! Merging lives in [`super::collector_merge`], read-out in [`super::readout`].
 
 use std::collections::BTreeMap;
 

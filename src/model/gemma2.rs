@@ -9,7 +9,7 @@
 //!
 //! Written after reading candle-transformers' `models/gemma2.rs` (Apache-2.0/MIT) and Hugging
 //! Face's `modeling_gemma2.py`, following Hugging Face where they differ (see `block.rs`).
-//! Parity with Hugging Face is tested in `tests/model_parity.rs`.
+//! Parity with Hugging Face is tested in `tests/cli/model/parity.rs`.
 
 use candle_core::{bail, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};

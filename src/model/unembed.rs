@@ -244,7 +244,12 @@ fn largest(values: &Tensor, k: usize, block: usize) -> Result<Vec<Vec<(u32, f32)
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/logit_reference.rs"]
+mod logit_reference;
+
+#[cfg(test)]
 mod tests {
+    use super::logit_reference;
     use super::*;
     use crate::util::rng::SplitMix64;
 
@@ -257,31 +262,20 @@ mod tests {
 
     /// Every logit in f64, centred, sorted: the definition, with no blocks and no device.
     fn brute_force(dirs: &Tensor, norm_w: &Tensor, w_u: &Tensor, k: usize) -> Vec<DirectionLogits> {
-        let dirs = dirs.to_vec2::<f32>().unwrap();
-        let w = norm_w.to_vec1::<f32>().unwrap();
-        let w_u = w_u.to_vec2::<f32>().unwrap();
-        dirs.iter()
+        let (w, w_u) = (
+            norm_w.to_vec1::<f32>().unwrap(),
+            w_u.to_vec2::<f32>().unwrap(),
+        );
+        let as_f32 =
+            |ranked: Vec<(u32, f64)>| ranked.into_iter().map(|(t, v)| (t, v as f32)).collect();
+        dirs.to_vec2::<f32>()
+            .unwrap()
+            .iter()
             .map(|d| {
-                let logits: Vec<f64> = w_u
-                    .iter()
-                    .map(|row| {
-                        (0..d.len())
-                            .map(|j| f64::from(d[j]) * (1.0 + f64::from(w[j])) * f64::from(row[j]))
-                            .sum()
-                    })
-                    .collect();
-                let mean = logits.iter().sum::<f64>() / logits.len() as f64;
-                let mut pairs: Vec<(u32, f32)> = logits
-                    .iter()
-                    .enumerate()
-                    .map(|(t, &l)| (t as u32, (l - mean) as f32))
-                    .collect();
-                pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                let top = pairs[..k].to_vec();
-                pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                let (top, bottom) = logit_reference::ranked_logits(d, &w, &w_u, k);
                 DirectionLogits {
-                    top,
-                    bottom: pairs[..k].to_vec(),
+                    top: as_f32(top),
+                    bottom: as_f32(bottom),
                 }
             })
             .collect()

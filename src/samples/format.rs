@@ -256,14 +256,7 @@ mod tests {
     #[test]
     fn seed_example_parses() {
         // The seed's documented example, verbatim keys only: saectl's additions default.
-        let json = r#"{
-          "statistics": {"feature_idx": 42, "max_activation": 0.8734, "mean_activation": 0.4521,
-                         "num_samples": 100, "activation_count": 1523},
-          "top_samples": [{"feature_idx": 42, "activation_value": 0.8734, "tokens": [262, 3797],
-                           "text": " cat", "position": 15,
-                           "context_tokens": [262, 39145, 3797, 3332, 319, 262],
-                           "context_text": "the fluffy cat sat on the warm mat"}]
-        }"#;
+        let json = include_str!("../../tests/fixtures/original-samples/feature_00042_samples.json");
         let file: FeatureFile = serde_json::from_str(json).unwrap();
         assert_eq!(file.statistics.activation_count, 1523);
         assert_eq!(file.top_samples[0].text, " cat");

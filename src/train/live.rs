@@ -17,8 +17,8 @@
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
+use super::cache_batches::{mix, permutation};
 use super::corpus::WindowCursor;
-use super::data::{mix, permutation};
 use crate::model::{Gemma2, HookPoint};
 
 /// The epoch slot of [`mix`] used for live buffers (cache runs use the epoch number).

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
+use super::cache_batches::BatchStream;
 use super::config::TrainConfig;
 use super::corpus::WindowCursor;
-use super::data::BatchStream;
 use super::eval::CeEval;
 use super::live::{LiveLayout, LiveStream};
 use super::samples::{cached_sequences, LiveSamples, SampleSource};

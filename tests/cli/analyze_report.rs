@@ -3,17 +3,17 @@
 //! features, five sentences): every view in text and JSON, the SVG, the report against its
 //! golden file, and the bad inputs that must end in one `error:` line and exit code 1.
 //!
-//! `SAECTL_UPDATE_GOLDEN=1 cargo test --test cli` rewrites tests/golden/.
+//! `UPDATE_DOCS=1 cargo test --test cli` rewrites the golden files (util.rs).
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use saectl::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
 use saectl::data::TokenDecoder;
 use saectl::samples::{CollectionSource, CollectorConfig, SamplesDir, SaveConfig};
 use serde_json::Value;
 use tempfile::TempDir;
+
+use super::util::{assert_golden, assert_one_line_error, path_str, saectl, stderr, stdout};
 
 /// Token id → text. Id 0 is BOS; the rest mix words with text that Markdown or a terminal
 /// would mangle if shown raw (newline, lone space, `*`, `|`, `<b>`, `_x_`).
@@ -109,47 +109,16 @@ fn fixture() -> (TempDir, PathBuf) {
     (temp, dir)
 }
 
-fn saectl(args: &[&str]) -> Output {
-    Command::cargo_bin("saectl")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "saectl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
 fn json_of(args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
-    serde_json::from_str(&stdout_of(&saectl(&args))).expect("--json prints JSON")
-}
-
-/// Asserts exit code 1 and a single `error: …` line on stderr containing `needle`.
-fn assert_one_line_error(output: &Output, needle: &str) {
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
-    assert!(output.stdout.is_empty());
+    serde_json::from_str(&stdout(&saectl(&args))).expect("--json prints JSON")
 }
 
 #[test]
 fn overview_lists_features_by_max_activation() {
     let (_temp, dir) = fixture();
-    let text = stdout_of(&saectl(&["analyze", path_str(&dir)]));
+    let text = stdout(&saectl(&["analyze", path_str(&dir)]));
     assert!(text.contains("Samples folder: samples"), "{text}");
     assert!(
         text.contains("Tokens seen: 45 (5 special tokens excluded)"),
@@ -171,7 +140,7 @@ fn overview_lists_features_by_max_activation() {
 #[test]
 fn feature_report_marks_the_token_in_its_context() {
     let (_temp, dir) = fixture();
-    let text = stdout_of(&saectl(&[
+    let text = stdout(&saectl(&[
         "analyze",
         path_str(&dir),
         "--feature",
@@ -220,7 +189,7 @@ fn feature_report_marks_the_token_in_its_context() {
 #[test]
 fn compare_shows_both_features_and_the_measures() {
     let (_temp, dir) = fixture();
-    let text = stdout_of(&saectl(&["analyze", path_str(&dir), "--compare", "0", "1"]));
+    let text = stdout(&saectl(&["analyze", path_str(&dir), "--compare", "0", "1"]));
     assert!(text.contains("FEATURE 0 vs FEATURE 1"), "{text}");
     assert!(
         text.contains("activating-token overlap (weighted Jaccard):"),
@@ -248,7 +217,7 @@ fn similar_ranks_the_neighbours() {
     let first = neighbours[0]["similarity"]["combined"].as_f64().unwrap();
     let second = neighbours[1]["similarity"]["combined"].as_f64().unwrap();
     assert!(first >= second);
-    let text = stdout_of(&saectl(&["analyze", path_str(&dir), "--similar", "1"]));
+    let text = stdout(&saectl(&["analyze", path_str(&dir), "--similar", "1"]));
     assert!(
         text.contains("Features most similar to feature 1"),
         "{text}"
@@ -271,7 +240,7 @@ fn clusters_group_the_animal_features() {
         members.contains(&Value::from(0)) && members.contains(&Value::from(1))
     });
     assert!(holds_0_and_1, "{json}");
-    let text = stdout_of(&saectl(&["analyze", path_str(&dir), "--clusters"]));
+    let text = stdout(&saectl(&["analyze", path_str(&dir), "--clusters"]));
     assert!(text.starts_with("Clusters (average linkage"), "{text}");
 }
 
@@ -279,10 +248,10 @@ fn clusters_group_the_animal_features() {
 fn histogram_prints_bars_and_writes_an_svg() {
     let (temp, dir) = fixture();
     let output = saectl(&["analyze", path_str(&dir), "--histogram", "1"]);
-    let text = stdout_of(&output);
+    let text = stdout(&output);
     assert!(text.contains('│') && text.contains('█'), "{text}");
     let svg_path = dir.join("feature_00001_histogram.svg");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("feature_00001_histogram.svg"), "{stderr}");
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
@@ -330,7 +299,7 @@ fn report_matches_the_golden_file_and_is_deterministic() {
     ]);
     assert!(output.status.success(), "{output:?}");
     let report_path = dir.join("interpretability_report.md");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains(path_str(&report_path)), "{stderr}");
     assert!(output.stdout.is_empty());
     let first = std::fs::read(&report_path).unwrap();
@@ -348,17 +317,7 @@ fn report_matches_the_golden_file_and_is_deterministic() {
         "3",
     ]);
     assert_eq!(std::fs::read(&out2).unwrap(), first);
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
-    if std::env::var_os("SAECTL_UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &first).unwrap();
-    }
-    let expected = std::fs::read(&golden).expect("golden file (SAECTL_UPDATE_GOLDEN=1 writes it)");
-    assert!(
-        expected == first,
-        "report differs from {}; rerun with SAECTL_UPDATE_GOLDEN=1 if intended",
-        golden.display()
-    );
+    assert_golden("report.md", &first);
 }
 
 #[test]
@@ -419,24 +378,14 @@ fn a_folder_of_empty_feature_files_has_no_samples() {
     assert_one_line_error(&saectl(&["analyze", path_str(&dir)]), "holds no samples");
 }
 
-/// The Python original's folder: the seed's documented feature file and a summary with
-/// only the original's keys. Nothing saectl adds is present.
+/// The Python original's folder (tests/fixtures/original-samples/): the seed's documented
+/// feature file and a summary with only the original's keys. Nothing saectl adds is present.
 fn write_original_folder(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let feature = r#"{
-      "statistics": {"feature_idx": 42, "max_activation": 0.8734, "mean_activation": 0.4521,
-                     "num_samples": 100, "activation_count": 1523},
-      "top_samples": [{"feature_idx": 42, "activation_value": 0.8734, "tokens": [262, 3797],
-                       "text": " cat", "position": 15,
-                       "context_tokens": [262, 39145, 3797, 3332, 319, 262],
-                       "context_text": "the fluffy cat sat on the warm mat"}]
-    }"#;
-    std::fs::write(dir.join("feature_00042_samples.json"), feature).unwrap();
-    let summary = r#"{"total_samples_seen": 1523, "total_samples_stored": 100,
-      "num_features_tracked": 1, "avg_samples_per_feature": 100.0,
-      "features_with_samples": [42],
-      "top_features_by_activation": [{"feature_idx": 42, "max_activation": 0.8734, "num_samples": 100}]}"#;
-    std::fs::write(dir.join("collection_summary.json"), summary).unwrap();
+    let original = PathBuf::from(super::util::fixture("original-samples"));
+    for name in ["feature_00042_samples.json", "collection_summary.json"] {
+        std::fs::copy(original.join(name), dir.join(name)).unwrap();
+    }
 }
 
 #[test]
@@ -444,7 +393,7 @@ fn folders_of_the_python_original_are_read_without_inventing_numbers() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("original");
     write_original_folder(&dir);
-    let text = stdout_of(&saectl(&["analyze", path_str(&dir), "--feature", "42"]));
+    let text = stdout(&saectl(&["analyze", path_str(&dir), "--feature", "42"]));
     assert!(text.contains("Std activation: n/a"), "{text}");
     assert!(text.contains("Firing tokens: n/a"), "{text}");
     assert!(text.contains("Total activations seen: 1523"), "{text}");

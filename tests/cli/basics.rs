@@ -1,18 +1,7 @@
 //! The real `saectl` binary, driven as a user would: help, version, shared flags and usage
 //! errors.
 
-use std::process::{Command, Output};
-
-fn saectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(args)
-        .output()
-        .expect("saectl runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use super::util::{saectl, stderr};
 
 #[test]
 fn help_lists_every_subcommand() {

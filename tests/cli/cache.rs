@@ -2,62 +2,13 @@
 //! pass, a run extended or resumed equals one run, and bad input fails in one line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use saectl::cache::ActivationCache;
 use saectl::hub::HubSettings;
 use saectl::model::{load_model, HookPoint, LoadOptions, ModelSource};
 
-pub const HOOK: &str = "blocks.2.hook_resid_post";
-
-pub fn fixture(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Runs `saectl cache` on the fixtures; `overrides` replace the value of a flag.
-pub fn cache(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Output {
-    cache_command(out, num_tokens, overrides)
-        .output()
-        .expect("saectl runs")
-}
-
-/// The `saectl cache` command of [`cache`], not yet run.
-fn cache_command(out: &Path, num_tokens: u64, overrides: &[(&str, &str)]) -> Command {
-    let num_tokens = num_tokens.to_string();
-    let out = out.to_string_lossy().into_owned();
-    let (model, tokenizer, dataset) = (
-        fixture("tiny-gemma2"),
-        fixture("tokenizer/tokenizer.json"),
-        fixture("corpus/tiny.jsonl"),
-    );
-    let mut flags: Vec<(&str, &str)> = vec![
-        ("--model", &model),
-        ("--tokenizer", &tokenizer),
-        ("--hook", HOOK),
-        ("--dataset", &dataset),
-        ("--num-tokens", &num_tokens),
-        ("--seq-len", "16"),
-        ("--model-batch-size", "3"),
-        ("--sequences-per-shard", "5"),
-        ("--device", "cpu"),
-        ("--out", &out),
-    ];
-    for (flag, value) in overrides {
-        flags
-            .iter_mut()
-            .filter(|(f, _)| f == flag)
-            .for_each(|entry| entry.1 = value);
-    }
-    let args = flags.iter().flat_map(|(flag, value)| [*flag, *value]);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_saectl"));
-    command.arg("cache").args(args);
-    command
-}
+use super::util::{assert_ok, assert_one_line_error, cache, cache_command, fixture, stderr, HOOK};
 
 fn read_all(dir: &Path) -> (Vec<u32>, Vec<f32>) {
     let cache = ActivationCache::open(dir).unwrap();
@@ -77,14 +28,6 @@ fn read_all(dir: &Path) -> (Vec<u32>, Vec<f32>) {
         );
     }
     (tokens, values)
-}
-
-pub fn assert_ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "saectl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]
@@ -141,7 +84,7 @@ fn extending_and_resuming_equal_one_run() {
     std::fs::write(pieces.join(".shard_00009.safetensors.partial"), b"half").unwrap();
     let output = cache(&pieces, 400, &[]);
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("resuming"));
+    assert!(stderr(&output).contains("resuming"));
     let (whole_tokens, whole_values) = read_all(&whole);
     let (piece_tokens, piece_values) = read_all(&pieces);
     assert_eq!(whole_tokens, piece_tokens);
@@ -156,19 +99,7 @@ fn extending_and_resuming_equal_one_run() {
     );
     let again = cache(&pieces, 400, &[]);
     assert_ok(&again);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to do"));
-}
-
-pub fn assert_one_line_error(output: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(stderr.lines().count() == 1, "more than one line: {stderr}");
-    assert!(
-        errors[0].contains(needle),
-        "expected {needle:?} in {stderr}"
-    );
+    assert!(stderr(&again).contains("nothing to do"));
 }
 
 #[test]
@@ -206,7 +137,7 @@ fn bad_input_fails_in_one_line() {
 fn local_model_and_dataset_run_without_home_or_hub_variables() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cache");
-    let output = cache_command(&out, 32, &[]).env_clear().output().unwrap();
+    let output = cache_command(&out, 32, &[]).env_clear().run();
     assert_ok(&output);
     assert_eq!(
         ActivationCache::open(&out).unwrap().index().num_sequences,

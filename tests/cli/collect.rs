@@ -2,83 +2,18 @@
 //! brute-force computation; live, from a cache, and resumed it writes the same folder; bad
 //! input fails in one line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use saectl::cache::ActivationCache;
-use saectl::sae::checkpoint::{save, CheckpointMeta};
-use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
+use saectl::sae::Sae;
 use saectl::samples::format::FeatureFile;
 use saectl::samples::SamplesFolder;
 
-use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};
-
-pub const D_SAE: usize = 48;
-const K: usize = 4;
-pub const SEQ_LEN: usize = 16;
-pub const MAX_SAMPLES: usize = 6;
-
-pub fn write_sae(dir: &Path, d_in: usize) -> Sae {
-    write_sae_seeded(dir, d_in, 7)
-}
-
-/// A random TopK SAE at the tiny model's hook, from `seed`.
-pub fn write_sae_seeded(dir: &Path, d_in: usize, seed: u64) -> Sae {
-    let mut config = SaeConfig::new(SaeKind::TopK, d_in, D_SAE, Some(K));
-    config.hook_name = Some(HOOK.to_string());
-    let weights = SaeWeights::init(&config, seed, &Device::Cpu).unwrap();
-    let sae = Sae::new(config.clone(), weights).unwrap();
-    save(dir, &sae, &CheckpointMeta::new(config)).unwrap();
-    sae
-}
-
-pub fn collect(checkpoint: &Path, out: &Path, source: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args([
-            "collect",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--max-samples-per-feature",
-            &MAX_SAMPLES.to_string(),
-            "--samples-per-feature-to-save",
-            &MAX_SAMPLES.to_string(),
-        ])
-        .args([
-            "--top-features-to-save",
-            &D_SAE.to_string(),
-            "--sample-activation-threshold",
-            "0.0",
-            "--device",
-            "cpu",
-        ])
-        .args(source)
-        .output()
-        .expect("saectl runs")
-}
-
-pub fn live_args(num_tokens: u64) -> Vec<String> {
-    let args = [
-        "--model",
-        &fixture("tiny-gemma2"),
-        "--tokenizer",
-        &fixture("tokenizer/tokenizer.json"),
-        "--dataset",
-        &fixture("corpus/tiny.jsonl"),
-        "--num-tokens",
-        &num_tokens.to_string(),
-        "--seq-len",
-        &SEQ_LEN.to_string(),
-        "--model-batch-size",
-        "3",
-    ]
-    .map(String::from);
-    args.to_vec()
-}
+use super::util::{
+    assert_ok, assert_one_line_error, cache, collect, feature_files, live_args, path_str, stderr,
+    strs, write_sae, Saectl, D_SAE, MAX_SAMPLES, SEQ_LEN,
+};
 
 /// Per feature: (activation, sequence, position) of the best `MAX_SAMPLES` activations above 0
 /// over non-special tokens, deduplicated per sequence within ±ctx/2 = 10, computed by encoding
@@ -132,28 +67,6 @@ fn all_activations(cache_dir: &Path, sae: &Sae) -> Vec<Vec<(f32, u64, u32)>> {
         sequence += shard.num_sequences as u64;
     }
     candidates
-}
-
-fn feature_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("feature_")
-        })
-        .map(|p| {
-            (
-                PathBuf::from(p.file_name().unwrap()),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]
@@ -242,26 +155,14 @@ fn live_cached_and_resumed_collections_write_the_same_folder() {
     ));
     let live = dir.path().join("live");
     let args = live_args(300);
-    assert_ok(&collect(
-        &checkpoint,
-        &live,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    assert_ok(&collect(&checkpoint, &live, &strs(&args)));
     // Resumed: a first run over 100 tokens, then the same command over 300.
     let resumed = dir.path().join("resumed");
     let first = live_args(100);
-    assert_ok(&collect(
-        &checkpoint,
-        &resumed,
-        &first.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    let output = collect(
-        &checkpoint,
-        &resumed,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    assert_ok(&collect(&checkpoint, &resumed, &strs(&first)));
+    let output = collect(&checkpoint, &resumed, &strs(&args));
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("resuming"));
+    assert!(stderr(&output).contains("resuming"));
     let live_files = feature_files(&live);
     assert!(!live_files.is_empty());
     assert_eq!(
@@ -318,13 +219,11 @@ fn bad_input_fails_in_one_line() {
     // Without --model (or --activations) collect runs the embedded demo model, says so, and
     // refuses an SAE of another width in one error line.
     let home = dir.path().join("home");
-    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(["collect", "--checkpoint", wide.to_str().unwrap(), "--out"])
+    let output = Saectl::new(["collect", "--checkpoint", path_str(&wide), "--out"])
         .arg(&out)
         .env("SAECTL_HOME", &home)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .run();
+    let stderr = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("note: no --model given"), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();

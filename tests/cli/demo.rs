@@ -8,17 +8,15 @@
 //! that the debug build finishes quickly; docs/demo.md has the distribution at full size.
 
 use std::path::Path;
-use std::process::Command;
 
 use saectl::demo::purity::{random_purity, report_purity};
 use saectl::demo::{lm::token_stream, CorpusGenerator};
 use saectl::samples::SamplesFolder;
 
-use super::cache::{assert_ok, assert_one_line_error};
+use super::util::{assert_one_line_error, stderr, stdout, Saectl};
 
 fn demo(out: &Path, home: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(["demo", "--out"])
+    Saectl::new(["demo", "--out"])
         .arg(out)
         .args([
             "--train-tokens",
@@ -29,8 +27,7 @@ fn demo(out: &Path, home: &Path) -> std::process::Output {
             "cpu",
         ])
         .env("SAECTL_HOME", home)
-        .output()
-        .unwrap()
+        .run()
 }
 
 #[test]
@@ -38,11 +35,10 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = demo(&out, &dir.path().join("home"));
-    assert_ok(&output);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = stdout(&output);
     assert!(stdout.contains("$ saectl train --hook"), "{stdout}");
     assert!(stdout.contains("against the planted concepts"), "{stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("no --model given"), "{stderr}");
     for path in [
         "report.md",

@@ -1,20 +1,16 @@
 //! docs/cli.md is the `--help` of every command, so the reference cannot drift from the binary.
 //! On a mismatch the test fails with the command to regenerate the file:
-//! `UPDATE_DOCS=1 cargo test --test cli docs`.
+//! `UPDATE_DOCS=1 cargo test --test cli docs` (the variable that rewrites every golden file,
+//! see util.rs).
 
-use std::process::Command;
+use super::util::{Saectl, UPDATE};
 
 const COMMANDS: [&str; 7] = [
     "demo", "train", "collect", "analyze", "report", "cache", "merge",
 ];
 
 fn help(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(args)
-        .arg("--help")
-        .env_remove("COLUMNS")
-        .output()
-        .unwrap();
+    let output = Saectl::new(args).arg("--help").env_remove("COLUMNS").run();
     assert!(output.status.success(), "saectl {args:?} --help failed");
     String::from_utf8(output.stdout).unwrap()
 }
@@ -41,7 +37,7 @@ fn expected() -> String {
 fn docs_cli_md_is_the_help_of_every_command() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md");
     let expected = expected();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
+    if std::env::var_os(UPDATE).is_some() {
         std::fs::write(path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(path).unwrap_or_default();

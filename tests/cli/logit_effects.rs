@@ -3,63 +3,34 @@
 //! `report` show them; `merge` carries them and refuses shards that disagree.
 
 use std::path::Path;
-use std::process::Command;
 
 use candle_core::{DType, Device};
 use saectl::sae::Sae;
 use saectl::samples::{SamplesDir, LOGIT_EFFECTS_FILE_NAME};
 
-use super::cache::{assert_ok, assert_one_line_error, cache, fixture};
-use super::collect::{collect, live_args, write_sae};
+use super::logit_reference::{ranked_logits, Ranked};
 
-/// `(token, value)` pairs, in rank order.
-type Ranked = Vec<(u32, f64)>;
+use super::util::{
+    assert_ok, assert_one_line_error, cache, collect, fixture, live_args, path_str, saectl, stderr,
+    stdout, strs, write_sae, Saectl,
+};
 
 /// Per feature, the 10 largest and 10 smallest `(token, value)` of
 /// `(W_dec[f] ⊙ (1 + w_norm)) · W_E[t]`, centred over the vocabulary, in f64 from the files.
 fn brute_force(sae: &Sae) -> Vec<(Ranked, Ranked)> {
     let model = Path::new(&fixture("tiny-gemma2")).join("model.safetensors");
     let tensors = candle_core::safetensors::load(model, &Device::Cpu).unwrap();
-    let matrix = |name: &str| -> Vec<Vec<f32>> {
-        tensors[name]
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2()
-            .unwrap()
-    };
-    let embed = matrix("model.embed_tokens.weight");
+    let embed: Vec<Vec<f32>> = tensors["model.embed_tokens.weight"]
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
     let norm: Vec<f32> = tensors["model.norm.weight"].to_vec1().unwrap();
     let w_dec: Vec<Vec<f32>> = sae.weights().w_dec.to_vec2().unwrap();
     w_dec
         .iter()
-        .map(|d| {
-            let logits: Vec<f64> = embed
-                .iter()
-                .map(|e| {
-                    (0..d.len())
-                        .map(|j| f64::from(d[j]) * (1.0 + f64::from(norm[j])) * f64::from(e[j]))
-                        .sum()
-                })
-                .collect();
-            let mean = logits.iter().sum::<f64>() / logits.len() as f64;
-            let mut pairs: Vec<(u32, f64)> = logits
-                .iter()
-                .enumerate()
-                .map(|(t, l)| (t as u32, l - mean))
-                .collect();
-            pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let top = pairs[..10].to_vec();
-            pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            (top, pairs[..10].to_vec())
-        })
+        .map(|d| ranked_logits(d, &norm, &embed, 10))
         .collect()
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -68,8 +39,7 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
     let (checkpoint, out) = (dir.path().join("sae"), dir.path().join("samples"));
     let sae = write_sae(&checkpoint, 64);
     let args = live_args(100);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert_ok(&collect(&checkpoint, &out, &args));
+    assert_ok(&collect(&checkpoint, &out, &strs(&args)));
     let effects = SamplesDir::new(&out)
         .read_logit_effects()
         .unwrap()
@@ -91,14 +61,12 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
         }
     }
     let feature = first_feature(&out);
-    let shown = run(&["analyze", out.to_str().unwrap(), "--feature", &feature]);
-    assert_ok(&shown);
-    let text = String::from_utf8_lossy(&shown.stdout);
+    let text = stdout(&saectl(&["analyze", path_str(&out), "--feature", &feature]));
     assert!(
         text.contains("Promotes:") && text.contains("Suppresses:"),
         "{text}"
     );
-    let json = run(&[
+    let json = saectl(&[
         "analyze",
         out.to_str().unwrap(),
         "--feature",
@@ -107,13 +75,13 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
     ]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["logit_effects"]["top"].as_array().unwrap().len(), 10);
-    assert_ok(&run(&["report", out.to_str().unwrap()]));
+    assert_ok(&saectl(&["report", out.to_str().unwrap()]));
     let report = std::fs::read_to_string(out.join("interpretability_report.md")).unwrap();
     assert!(report.contains("- Promoted output tokens (logit effect): "));
 
     // Opting out in a fresh collection into the same folder removes the stale file.
     std::fs::remove_file(out.join("collector_state.safetensors")).unwrap();
-    let mut no_logits = args.clone();
+    let mut no_logits = strs(&args);
     no_logits.push("--no-logit-effects");
     assert_ok(&collect(&checkpoint, &out, &no_logits));
     assert!(!out.join(LOGIT_EFFECTS_FILE_NAME).exists());
@@ -146,17 +114,15 @@ fn merge_carries_logit_effects_and_refuses_disagreeing_ones() {
     assert!(!second.join(LOGIT_EFFECTS_FILE_NAME).exists());
     let merged = dir.path().join("merged");
     let merge = |inputs: &[&Path], out: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_saectl"))
-            .arg("merge")
+        Saectl::new(["merge"])
             .args(inputs)
             .arg("--out")
             .arg(out)
-            .output()
-            .unwrap()
+            .run()
     };
     let output = merge(&[&second, &first], &merged);
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("1 of 2 folders have no"));
+    assert!(stderr(&output).contains("1 of 2 folders have no"));
     assert_eq!(
         std::fs::read(merged.join(LOGIT_EFFECTS_FILE_NAME)).unwrap(),
         std::fs::read(whole.join(LOGIT_EFFECTS_FILE_NAME)).unwrap()

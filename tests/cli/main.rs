@@ -1,13 +1,26 @@
 //! The one integration binary: the real `saectl` driven as a user would, on tiny CPU fixtures
-//! the project makes itself (no network, no Python).
+//! the project makes itself (no network, no Python), through one harness ([`util`]); and the
+//! model against its Hugging Face reference ([`model`]).
+//!
+//! One module per stage or concern: `architecture` (the layers hold), `basics` (help,
+//! version, usage errors), `cache`,
+//! `collect`, `golden` (what `collect` writes, byte for byte), `merge`, `logit_effects`,
+//! `train`, `train_jumprelu`, `analyze_report`, `demo`, `docs` (docs/cli.md is `--help`),
+//! `model`.
 
 mod analyze_report;
+mod architecture;
 mod basics;
 mod cache;
 mod collect;
 mod demo;
 mod docs;
+mod golden;
 mod logit_effects;
+#[path = "../support/logit_reference.rs"]
+mod logit_reference;
 mod merge;
+mod model;
 mod train;
 mod train_jumprelu;
+mod util;

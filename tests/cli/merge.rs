@@ -4,25 +4,25 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use saectl::cache::ActivationCache;
 use saectl::collect::{sweep_cache, Collector};
 use saectl::sae::import::load_any;
 use saectl::samples::CollectorConfig;
 
-use super::cache::{assert_ok, assert_one_line_error, cache, fixture};
-use super::collect::{collect, live_args, write_sae, write_sae_seeded, D_SAE, MAX_SAMPLES};
+use super::util::{
+    assert_ok, assert_one_line_error, cache, collect, fixture, live_args, path_str, stderr, strs,
+    write_sae, write_sae_seeded, Saectl, D_SAE, HOOK, MAX_SAMPLES,
+};
 
 fn merge(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .arg("merge")
+    Saectl::new(["merge"])
         .args(inputs)
         .arg("--out")
         .arg(out)
         .args(extra)
-        .output()
-        .expect("saectl runs")
+        .run()
 }
 
 /// Every file of a folder by name, contents as bytes (all of it: JSON, state, logit effects).
@@ -55,10 +55,6 @@ fn assert_same_folder(got: &Path, want: &Path) {
     }
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn cache_shards_merge_into_the_single_run_and_a_resumed_shard_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +84,7 @@ fn cache_shards_merge_into_the_single_run_and_a_resumed_shard_is_unchanged() {
     let paths: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
     let output = merge(&paths, &merged, &[]);
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("19 sequences: 0..19"));
+    assert!(stderr(&output).contains("19 sequences: 0..19"));
     assert_same_folder(&merged, &whole);
 
     // An interrupted shard 1/3: its first 2 sequences collected and saved, as a periodic save
@@ -119,7 +115,7 @@ fn cache_shards_merge_into_the_single_run_and_a_resumed_shard_is_unchanged() {
         &["--activations", cache_arg, "--shard", "1/3"],
     );
     assert_ok(&output);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("resuming"));
+    assert!(stderr(&output).contains("resuming"));
     assert_same_folder(&partial, &shards[1]);
     // Resuming it as another shard is refused.
     assert_one_line_error(
@@ -199,8 +195,7 @@ fn bad_merges_fail_in_one_line() {
     assert_one_line_error(&merge(&[&whole, &second], &out, &[]), "overlap");
     // Other settings, another SAE width, another checkpoint.
     let other_settings = dir.path().join("other-settings");
-    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(["collect", "--checkpoint", checkpoint.to_str().unwrap()])
+    let output = Saectl::new(["collect", "--checkpoint", path_str(&checkpoint)])
         .args([
             "--activations",
             cache_arg,
@@ -212,8 +207,7 @@ fn bad_merges_fail_in_one_line() {
         .args(["--max-samples-per-feature", "3"])
         .arg("--out")
         .arg(&other_settings)
-        .output()
-        .unwrap();
+        .run();
     assert_ok(&output);
     assert_one_line_error(
         &merge(&[&first, &other_settings], &out, &[]),
@@ -225,7 +219,7 @@ fn bad_merges_fail_in_one_line() {
         use saectl::sae::checkpoint::{save, CheckpointMeta};
         use saectl::sae::{Sae, SaeConfig, SaeKind, SaeWeights};
         let mut config = SaeConfig::new(SaeKind::TopK, 64, 24, Some(4));
-        config.hook_name = Some(super::cache::HOOK.to_string());
+        config.hook_name = Some(HOOK.to_string());
         let weights = SaeWeights::init(&config, 3, &candle_core::Device::Cpu).unwrap();
         let sae = Sae::new(config.clone(), weights).unwrap();
         save(&narrow_sae, &sae, &CheckpointMeta::new(config)).unwrap();

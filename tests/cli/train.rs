@@ -4,20 +4,18 @@
 //! cache of the same text, and bad input fails in one line.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use saectl::samples::format::FeatureFile;
 use saectl::samples::SamplesFolder;
 use serde_json::Value;
 
-use super::cache::{assert_ok, assert_one_line_error, cache, fixture, HOOK};
+use super::util::{
+    assert_ok, assert_one_line_error, cache, fixture, path_str, stderr, Saectl, HOOK,
+};
 
 fn train(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .arg("train")
-        .args(args)
-        .output()
-        .expect("saectl runs")
+    Saectl::new(["train"]).args(args).run()
 }
 
 /// A live run of 30 steps of 40 tokens over the fixture corpus (it wraps around once),
@@ -75,7 +73,7 @@ fn live_training_runs_end_to_end_and_resumes_exactly() {
     let full = dir.path().join("full");
     let output = train(&live_args(&full, &[]));
     assert_ok(&output);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("trained 30 steps (1200 tokens)"),
         "{stderr}"
@@ -115,17 +113,9 @@ fn live_training_runs_end_to_end_and_resumes_exactly() {
     std::fs::write(cut.join("latest_checkpoint"), step10).unwrap();
     let kept: String = metrics.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(cut.join("metrics.jsonl"), kept).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args([
-            "train",
-            "--resume",
-            cut.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ])
+    let output = Saectl::new(["train", "--resume", path_str(&cut), "--device", "cpu"])
         .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .run();
     assert_ok(&output);
     let bytes = |root: &Path, name: &str| std::fs::read(root.join(name)).unwrap();
     let last = "checkpoints/step_000000030";

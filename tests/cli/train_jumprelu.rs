@@ -2,14 +2,12 @@
 //! the run: the flags reach the saved config, and the learnt per-latent thresholds encode in
 //! collect exactly as the dense `relu(pre)·(pre > θ)` of every cached token, sorted by brute force.
 
-use std::process::Command;
-
 use candle_core::{DType, Device};
 use saectl::sae::SaeKind;
 use saectl::train::{RunDir, TrainConfig};
 
-use super::cache::{assert_ok, cache};
-use super::collect::{assert_matches_brute_force, collect, D_SAE};
+use super::collect::assert_matches_brute_force;
+use super::util::{assert_ok, cache, collect, path_str, Saectl, D_SAE};
 
 #[test]
 fn a_trained_jumprelu_run_collects_as_brute_force() {
@@ -21,9 +19,8 @@ fn a_trained_jumprelu_run_collects_as_brute_force() {
     );
     assert_ok(&cache(&cache_dir, 300, &[]));
     let dict_size = D_SAE.to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_saectl"))
-        .args(["train", "--activations", cache_dir.to_str().unwrap()])
-        .args(["--out", run.to_str().unwrap(), "--device", "cpu"])
+    let output = Saectl::new(["train", "--activations", path_str(&cache_dir)])
+        .args(["--out", path_str(&run), "--device", "cpu"])
         .args(["--sae-type", "jumprelu", "--dict-size", &dict_size])
         .args(["--batch-size", "64", "--num-tokens", "640", "--lr", "1e-2"])
         .args(["--l0-coefficient", "0.5", "--l0-warm-up-steps", "3"])
@@ -33,8 +30,7 @@ fn a_trained_jumprelu_run_collects_as_brute_force() {
             "--jumprelu-init-threshold",
             "0.05",
         ])
-        .output()
-        .expect("saectl runs");
+        .run();
     assert_ok(&output);
     let cfg = TrainConfig::from_json_file(&run.join("train_config.json")).unwrap();
     assert_eq!(cfg.sae_type, SaeKind::JumpRelu);

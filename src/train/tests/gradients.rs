@@ -16,6 +16,52 @@ fn same_selection(a: &loss::ActiveSet, b: &loss::ActiveSet) -> bool {
     a.rows == b.rows && a.feats == b.feats
 }
 
+/// Central differences of the loss `forward()` computes against autograd's `grads` of `base`,
+/// for every entry of `vars` that `include(var, entry)` admits and whose perturbation keeps
+/// both selections (main and aux-K) of `base`: with the selection fixed the loss is quadratic
+/// in each entry, so the differences are exact up to f32 rounding. Returns the entries
+/// compared.
+pub(super) fn assert_grads_match_finite_differences(
+    vars: &[&candle_core::Var],
+    base: &step::Forward,
+    forward: impl Fn() -> step::Forward,
+    include: impl Fn(usize, usize) -> bool,
+    what: &str,
+) -> usize {
+    let grads = base.loss.backward().unwrap();
+    let loss_of = |f: &step::Forward| f.loss.to_scalar::<f32>().unwrap() as f64;
+    let (mut checked, eps) = (0, 1e-3f32);
+    for (v, var) in vars.iter().enumerate() {
+        let analytic = host(grads.get(var.as_tensor()).unwrap());
+        for (i, &g) in analytic.iter().enumerate() {
+            if !include(v, i) {
+                continue;
+            }
+            let x = host(var.as_tensor())[i];
+            set_entry(var, i, x + eps);
+            let plus = forward();
+            set_entry(var, i, x - eps);
+            let minus = forward();
+            set_entry(var, i, x);
+            let stable = [&plus, &minus].iter().all(|f| {
+                same_selection(&f.active, &base.active)
+                    && same_selection(&f.aux_active, &base.aux_active)
+            });
+            if !stable {
+                continue;
+            }
+            let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * eps as f64);
+            let tolerance = 2e-4 + 1e-2 * numeric.abs();
+            assert!(
+                (numeric - g as f64).abs() < tolerance,
+                "{what} entry {i}: numeric {numeric}, autograd {g}"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
 /// Central differences of the full loss (MSE or Matryoshka prefixes + L1 + aux-K) against
 /// autograd, for every parameter entry whose perturbation keeps both selections. With the
 /// selection fixed the loss is quadratic in each entry, so central differences are exact up
@@ -58,8 +104,6 @@ fn check_gradients(kind: SaeKind, aux_penalty: f64) {
     let xs = Tensor::from_vec(xs, (8, 6), &Device::Cpu).unwrap();
     let base = trainer.forward(&xs).unwrap();
     assert_eq!(base.aux_active.is_empty(), aux_penalty == 0.0);
-    let grads = base.loss.backward().unwrap();
-    let loss_of = |f: &step::Forward| f.loss.to_scalar::<f32>().unwrap() as f64;
     // The latent each entry belongs to (None: b_dec, which moves every reconstruction).
     let latent: [&dyn Fn(usize) -> Option<usize>; 4] =
         [&|i| Some(i % 12), &|i| Some(i), &|i| Some(i / 6), &|_| None];
@@ -69,36 +113,20 @@ fn check_gradients(kind: SaeKind, aux_penalty: f64) {
         &trainer.w_dec,
         &trainer.b_dec,
     ];
-    let (mut checked, eps) = (0, 1e-3f32);
-    for (var, latent) in vars.into_iter().zip(latent) {
-        let analytic = host(grads.get(var.as_tensor()).unwrap());
-        for (i, &g) in analytic.iter().enumerate() {
-            let moves_main = latent(i).is_none_or(|f| base.active.feats.contains(&(f as u32)));
-            if aux_penalty > 0.0 && moves_main {
-                continue;
-            }
-            let x = host(var.as_tensor())[i];
-            set_entry(var, i, x + eps);
-            let plus = trainer.forward(&xs).unwrap();
-            set_entry(var, i, x - eps);
-            let minus = trainer.forward(&xs).unwrap();
-            set_entry(var, i, x);
-            let stable = [&plus, &minus].iter().all(|f| {
-                same_selection(&f.active, &base.active)
-                    && same_selection(&f.aux_active, &base.aux_active)
-            });
-            if !stable {
-                continue;
-            }
-            let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * eps as f64);
-            let tolerance = 2e-4 + 1e-2 * numeric.abs();
-            assert!(
-                (numeric - g as f64).abs() < tolerance,
-                "{kind} (aux {aux_penalty}) entry {i}: numeric {numeric}, autograd {g}"
-            );
-            checked += 1;
-        }
-    }
+    // Aux-K's residual is a constant to autograd by design: with aux-K on, only the entries
+    // that cannot move the main reconstruction are compared.
+    let include = |v: usize, i: usize| {
+        let moves_main = latent[v](i).is_none_or(|f| base.active.feats.contains(&(f as u32)));
+        aux_penalty == 0.0 || !moves_main
+    };
+    let what = format!("{kind} (aux {aux_penalty})");
+    let checked = assert_grads_match_finite_differences(
+        &vars,
+        &base,
+        || trainer.forward(&xs).unwrap(),
+        include,
+        &what,
+    );
     // 162 entries in all; with aux-K on, only those of latents outside the main set count.
     let enough = if aux_penalty > 0.0 { 15 } else { 100 };
     eprintln!("{kind} (aux {aux_penalty}): {checked} entries checked");

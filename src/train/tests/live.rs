@@ -6,6 +6,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use super::gradients::assert_grads_match_finite_differences;
 use super::*;
 use crate::model::HookPoint;
 use crate::train::corpus::WindowCursor;
@@ -156,42 +157,19 @@ fn transcoder_gradients_match_finite_differences() {
         .set(&random(6, (1, 6)).flatten_all().unwrap())
         .unwrap();
     let base = trainer.forward_to(&xs, &target).unwrap();
-    let grads = base.loss.backward().unwrap();
-    let loss_of = |f: &step::Forward| f.loss.to_scalar::<f32>().unwrap() as f64;
     let vars = [
         &trainer.w_enc,
         &trainer.b_enc,
         &trainer.w_dec,
         &trainer.b_dec,
     ];
-    let (mut checked, eps) = (0, 1e-3f32);
-    for var in vars {
-        let analytic = host(grads.get(var.as_tensor()).unwrap());
-        for (i, &g) in analytic.iter().enumerate() {
-            let original = host(var.as_tensor());
-            let with = |x: f32| {
-                let mut data = original.clone();
-                data[i] = x;
-                var.set(&Tensor::from_vec(data, var.dims(), &Device::Cpu).unwrap())
-                    .unwrap();
-                trainer.forward_to(&xs, &target).unwrap()
-            };
-            let (plus, minus) = (with(original[i] + eps), with(original[i] - eps));
-            with(original[i]);
-            let stable = [&plus, &minus]
-                .iter()
-                .all(|f| f.active.rows == base.active.rows && f.active.feats == base.active.feats);
-            if !stable {
-                continue;
-            }
-            let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * eps as f64);
-            assert!(
-                (numeric - g as f64).abs() < 2e-4 + 1e-2 * numeric.abs(),
-                "entry {i}: numeric {numeric}, autograd {g}"
-            );
-            checked += 1;
-        }
-    }
+    let checked = assert_grads_match_finite_differences(
+        &vars,
+        &base,
+        || trainer.forward_to(&xs, &target).unwrap(),
+        |_, _| true,
+        "transcoder",
+    );
     assert!(checked >= 100, "only {checked} entries checked");
 }
 

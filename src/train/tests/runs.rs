@@ -91,7 +91,7 @@ fn stream_visits_every_token_once_per_epoch_and_resumes_from_an_offset() {
     let cache = dir.path().join("cache");
     write_cache(&cache, 2, 32, 8, |t| vec![t as f32, 0.0]);
     let open = || crate::cache::ActivationCache::open(&cache).unwrap();
-    let mut stream = data::BatchStream::new(open(), 5, 64, 128, 0);
+    let mut stream = cache_batches::BatchStream::new(open(), 5, 64, 128, 0);
     let mut seen: Vec<f32> = Vec::new();
     for _ in 0..8 {
         let batch = stream.next_batch(&Device::Cpu).unwrap();
@@ -102,7 +102,7 @@ fn stream_visits_every_token_once_per_epoch_and_resumes_from_an_offset() {
     seen.sort_by(f32::total_cmp);
     assert_eq!(seen, in_order);
     let next = host(&stream.next_batch(&Device::Cpu).unwrap());
-    let mut again = data::BatchStream::new(open(), 5, 64, 128, 512);
+    let mut again = cache_batches::BatchStream::new(open(), 5, 64, 128, 512);
     assert_eq!(host(&again.next_batch(&Device::Cpu).unwrap()), next);
 }
 

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use saectl::model::{HookPoint, HookSite};
 
-use crate::common::{input_ids, max_abs_diff, reference, relative_error, tiny_model};
+use super::common::{input_ids, max_abs_diff, reference, relative_error, tiny_model};
 
 /// f32 on both sides; differences come from summation order only.
 const TOLERANCE: f32 = 1e-5;
@@ -171,7 +171,7 @@ fn bad_inputs_are_errors_not_panics() {
 #[test]
 fn the_reference_detects_the_known_gemma2_mistakes() {
     use saectl::model::{read_config, Gemma2, LayerType};
-    let dir = crate::common::fixture_dir();
+    let dir = super::common::fixture_dir();
     let reference = reference();
     let ids = input_ids(&reference);
     let hook: HookPoint = "blocks.3.hook_resid_post".parse().unwrap();
@@ -211,8 +211,8 @@ fn bf16_stays_close_to_the_reference() {
         dtype: candle_core::DType::BF16,
         layers: None,
     };
-    let hub = crate::common::offline_hub(std::path::Path::new("/nonexistent"));
-    let source = ModelSource::Local(crate::common::fixture_dir());
+    let hub = super::common::offline_hub(std::path::Path::new("/nonexistent"));
+    let source = ModelSource::Local(super::common::fixture_dir());
     let model = load_model(&source, &options, &hub).unwrap().model;
     let reference = reference();
     let ids = input_ids(&reference);

@@ -2,7 +2,7 @@
 
 use saectl::model::{read_config, HookPoint, HookSite, LayerType};
 
-use crate::common::fixture_dir;
+use super::common::fixture_dir;
 
 struct Published {
     name: &'static str,

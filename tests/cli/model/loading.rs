@@ -9,7 +9,7 @@ use saectl::hub::fixtures;
 use saectl::hub::{HubSettings, RepoKind};
 use saectl::model::{load_model, HookPoint, ModelSource};
 
-use crate::common::{cpu_f32, fixture_dir, input_ids, max_abs_diff, reference, tiny_model};
+use super::common::{cpu_f32, fixture_dir, input_ids, max_abs_diff, reference, tiny_model};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
