@@ -180,16 +180,10 @@ fn open_live(
     device: &Device,
     position: Position,
 ) -> Result<Opened> {
-    let (Some(model_spec), Some(text), Some(hook_name)) =
-        (&source.model, &source.text, &source.hook)
-    else {
+    let (Some(model_spec), Some(text)) = (&source.model, &source.text) else {
         bail!("training live needs --model, --hook and --dataset (or --activations for a cache)");
     };
-    let hook: HookPoint = hook_name.parse()?;
-    let hook_out: Option<HookPoint> = source.hook_out.as_deref().map(str::parse).transpose()?;
-    if hook_out == Some(hook) {
-        bail!("--hook-out is --hook ({hook}): that is an SAE, not a transcoder; drop --hook-out");
-    }
+    let (hook, hook_out) = live_hooks(source)?;
     let hooks: Vec<HookPoint> = std::iter::once(hook).chain(hook_out).collect();
     let located = model_spec.locate(&hooks)?;
     let d_in = located.config.hidden_size;
@@ -202,10 +196,7 @@ fn open_live(
     let tokenizer = DocumentTokenizer::from_file(&tokenizer_path, Bos::FromTokenizer)
         .with_context(|| format!("cannot use the tokenizer of {}", model_spec.model))?;
     // Absolute before resolving, so that the files recorded match from any working directory.
-    let dataset = match Path::new(&text.dataset).exists() {
-        true => absolute(Path::new(&text.dataset))?.display().to_string(),
-        false => text.dataset.clone(),
-    };
+    let dataset = absolute_if_local(&text.dataset)?;
     let data = DataSource::resolve(&dataset, &text.options, &HubSettings::from_env())?;
     let model = opened.model;
     let held_out = cfg.eval_sequences as u64;
@@ -220,6 +211,7 @@ fn open_live(
     };
     let mut training = cursor(position.corpus_windows);
     let eval = match evaluating {
+        // The SAE's output replaces the activation at its target: a transcoder's hook_out.
         true => {
             let tokens = training.held_out_rows()?;
             let splice = hook_out.unwrap_or(hook);
@@ -241,19 +233,18 @@ fn open_live(
         total_tokens: cfg.total_steps() * cfg.batch_size as u64,
     };
     let samples = cfg.save_activation_samples.then(|| {
-        let description = CollectionSource {
-            model: Some(model_spec.model.clone()),
-            hook_point: Some(hook.to_string()),
-            dataset: Some(dataset.clone()),
-            ..CollectionSource::default()
-        };
         SampleSource::Live(Box::new(LiveSamples {
             cursor: cursor(position.corpus_windows),
             model: model.clone(),
             hook,
             tokenizer: tokenizer_path.clone(),
             special_token_ids: tokenizer.special_token_ids(),
-            description,
+            description: CollectionSource {
+                model: Some(model_spec.model.clone()),
+                hook_point: Some(hook.to_string()),
+                dataset: Some(dataset.clone()),
+                ..CollectionSource::default()
+            },
         }))
     });
     let stream = LiveStream::new(training, model, hooks, layout, position.tokens);
@@ -261,14 +252,7 @@ fn open_live(
     let mut resolved = source.clone();
     resolved.hook = Some(hook.to_string());
     resolved.hook_out = hook_out.map(|h| h.to_string());
-    let model_resolved = resolved.model.as_mut().expect("checked above");
-    resolve_model_spec(model_resolved, device)?;
-    model_resolved.tokenizer = Some(tokenizer_path);
-    let text_resolved = resolved.text.as_mut().expect("checked above");
-    text_resolved.dataset = dataset.clone();
-    if let Some(commit) = &summary.commit {
-        text_resolved.options.revision = commit.clone(); // a resumed run reads the same commit
-    }
+    resolve_live(&mut resolved, tokenizer_path, &dataset, &summary, device)?;
     Ok(Opened {
         batches: Batches::Live(Box::new(stream)),
         d_in,
@@ -281,6 +265,47 @@ fn open_live(
         cache_tokens: None,
         text_summary: Some(summary),
         resolved,
+    })
+}
+
+/// `--hook` and, for a transcoder, `--hook-out`; the same hook twice is an SAE.
+fn live_hooks(source: &RunSource) -> Result<(HookPoint, Option<HookPoint>)> {
+    let Some(hook) = &source.hook else {
+        bail!("training live needs --model, --hook and --dataset (or --activations for a cache)");
+    };
+    let hook: HookPoint = hook.parse()?;
+    let hook_out: Option<HookPoint> = source.hook_out.as_deref().map(str::parse).transpose()?;
+    if hook_out == Some(hook) {
+        bail!("--hook-out is --hook ({hook}): that is an SAE, not a transcoder; drop --hook-out");
+    }
+    Ok((hook, hook_out))
+}
+
+/// Pins what a resumed live run must read again: the model's dtype and folder, the
+/// tokenizer, the dataset as an absolute path, and a Hub dataset at the commit that was read.
+fn resolve_live(
+    resolved: &mut RunSource,
+    tokenizer: PathBuf,
+    dataset: &str,
+    files: &SourceSummary,
+    device: &Device,
+) -> Result<()> {
+    let model = resolved.model.as_mut().expect("a live run has a model");
+    resolve_model_spec(model, device)?;
+    model.tokenizer = Some(tokenizer);
+    let text = resolved.text.as_mut().expect("a live run has a text");
+    text.dataset = dataset.to_string();
+    if let Some(commit) = &files.commit {
+        text.options.revision = commit.clone();
+    }
+    Ok(())
+}
+
+/// `dataset` made absolute when it names a local path (a Hub id stays as it is).
+fn absolute_if_local(dataset: &str) -> Result<String> {
+    Ok(match Path::new(dataset).exists() {
+        true => absolute(Path::new(dataset))?.display().to_string(),
+        false => dataset.to_string(),
     })
 }
 

@@ -8,7 +8,7 @@ use candle_core::DType;
 use saectl::cache::ActivationCache;
 use saectl::sae::Sae;
 use saectl::samples::format::FeatureFile;
-use saectl::samples::SamplesFolder;
+use saectl::samples::{SamplesDir, SamplesFolder};
 
 use super::util::{
     assert_ok, assert_one_line_error, cache, collect, feature_files, live_args, path_str, stderr,
@@ -232,4 +232,44 @@ fn bad_input_fails_in_one_line() {
         errors[0].contains("d_in 64") && errors[0].contains("d_model is 128"),
         "{stderr}"
     );
+}
+
+/// `--config` with the original's whole config file: read once (its note shown once), its
+/// keys used, and a flag wins even when it asks for the default value.
+#[test]
+fn a_config_file_is_read_once_and_the_flags_given_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, checkpoint, out) = (
+        dir.path().join("cache"),
+        dir.path().join("sae"),
+        dir.path().join("out"),
+    );
+    assert_ok(&cache(&cache_dir, 100, &[]));
+    write_sae(&checkpoint, 64);
+    let config = dir.path().join("cfg.json");
+    std::fs::write(
+        &config,
+        r#"{"model_name": "gemma-2-2b", "lr": 0.0003, "max_samples_per_feature": 7,
+            "top_features_to_save": 5}"#,
+    )
+    .unwrap();
+    let output = Saectl::new(["collect", "--checkpoint", path_str(&checkpoint)])
+        .args([
+            "--activations",
+            path_str(&cache_dir),
+            "--out",
+            path_str(&out),
+        ])
+        .args(["--config", path_str(&config), "--device", "cpu"])
+        .args(["--max-samples-per-feature", "100"])
+        .ok();
+    let notes = stderr(&output)
+        .lines()
+        .filter(|line| line.contains("sets model_name"))
+        .count();
+    assert_eq!(notes, 1, "{}", stderr(&output));
+    let summary = SamplesDir::new(&out).read_summary().unwrap().unwrap();
+    let settings = summary.settings.unwrap();
+    assert_eq!(settings.collector.max_samples_per_feature, 100, "the flag");
+    assert_eq!(settings.save.top_features_to_save, 5, "the file");
 }
