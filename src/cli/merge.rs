@@ -8,14 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::cache::ActivationCache;
-use crate::collect::{merge_folders, write_merged, MergedFolders};
+use crate::collect::{merge_folders, write_merged};
 use crate::data::TokenizerDecoder;
-use crate::hub::HubSettings;
-use crate::model::{locate, ModelSource};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -54,15 +51,10 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let merged = merge_folders(&args.inputs)?;
     let tokenizer_path = match &args.tokenizer {
         Some(path) => path.clone(),
-        None => recorded_tokenizer(&merged)?,
+        None => merged.recorded_tokenizer()?,
     };
-    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|err| {
-        anyhow::anyhow!(
-            "failed to load tokenizer {}: {err}",
-            tokenizer_path.display()
-        )
-    })?;
-    write_merged(&args.out, &merged, &TokenizerDecoder(tokenizer))?;
+    let decoder = TokenizerDecoder::from_file(&tokenizer_path)?;
+    write_merged(&args.out, &merged, &decoder)?;
     for note in &merged.notes {
         eprintln!("note: {note}");
     }
@@ -80,30 +72,6 @@ pub fn run(args: MergeArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// The tokenizer the collection used, from its recorded source.
-fn recorded_tokenizer(merged: &MergedFolders) -> Result<PathBuf> {
-    let source = &merged.source;
-    if let Some(path) = &source.tokenizer {
-        return Ok(PathBuf::from(path));
-    }
-    if let Some(dir) = &source.activations {
-        let cache = ActivationCache::open(Path::new(dir))
-            .with_context(|| format!("cannot find the tokenizer of the cache {dir}"))?;
-        return cache.tokenizer_path().with_context(|| {
-            format!("the cache {dir} has no tokenizer.json; give one with --tokenizer")
-        });
-    }
-    if let Some(model) = source.model.as_ref().filter(|m| !m.is_empty()) {
-        let source: ModelSource = model.parse()?;
-        let files = locate(&source, Some(1), &HubSettings::from_env())
-            .with_context(|| format!("cannot find the tokenizer of {model}"))?;
-        return files
-            .tokenizer
-            .with_context(|| format!("{model} has no tokenizer.json; give one with --tokenizer"));
-    }
-    bail!("the folders record no tokenizer, cache or model; give one with --tokenizer")
 }
 
 /// Whether two paths name the same file (when both exist), or are spelled the same.
