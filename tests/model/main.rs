@@ -4,5 +4,6 @@
 
 mod common;
 mod configs;
+mod kv_cache;
 mod loading;
 mod parity;
