@@ -9,5 +9,6 @@ mod demo;
 mod docs;
 mod logit_effects;
 mod merge;
+mod steer_demo;
 mod train;
 mod train_jumprelu;
