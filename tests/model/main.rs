@@ -7,3 +7,4 @@ mod configs;
 mod kv_cache;
 mod loading;
 mod parity;
+mod steering_reference;
