@@ -54,6 +54,15 @@ impl ModelArgs {
 
     /// Loads blocks `0..=L` of the model for `hook`, after checking the hook against its config.
     pub fn load_for_hook(&self, hook: &str) -> Result<HookedModel> {
+        self.load(hook, false)
+    }
+
+    /// Loads the whole model, head included (for generation), after checking `hook` against it.
+    pub fn load_with_head(&self, hook: &str) -> Result<HookedModel> {
+        self.load(hook, true)
+    }
+
+    fn load(&self, hook: &str, whole: bool) -> Result<HookedModel> {
         let model = self.model.as_deref().context("no --model given")?;
         let source: ModelSource = model.parse()?;
         // Never fails: a local folder needs no cache, HOME or HF_* variable.
@@ -67,7 +76,7 @@ impl ModelArgs {
         let options = LoadOptions {
             device: resolved.device,
             dtype,
-            layers: Some(hook.layers_needed()),
+            layers: (!whole).then(|| hook.layers_needed()),
         };
         let loaded = load_model(&source, &options, &hub)?;
         let tokenizer_path = match (&self.tokenizer, &loaded.files.tokenizer) {

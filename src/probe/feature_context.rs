@@ -84,6 +84,11 @@ impl FeatureContext {
         Ok(())
     }
 
+    /// The samples folder's path, when there is one.
+    pub fn samples_dir(&self) -> Option<&Path> {
+        self.samples.as_ref().map(|s| s.dir.as_path())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.samples.is_none() && self.labels.is_empty()
     }

@@ -113,6 +113,9 @@ pub struct InspectResult {
     pub d_sae: usize,
     pub config: InspectConfig,
     pub texts: Vec<TextReport>,
+    /// The samples folder the features' top tokens come from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_folder: Option<String>,
     /// What the samples folder and labels say about every feature listed above (absent
     /// without them).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -126,6 +129,17 @@ pub fn inspect(
     config: &InspectConfig,
     context: &FeatureContext,
 ) -> Result<InspectResult> {
+    inspect_with_progress(probe, texts, config, context, &mut |_| {})
+}
+
+/// [`inspect`], calling `on_text(i)` after text `i`.
+pub fn inspect_with_progress(
+    probe: &Probe,
+    texts: &[String],
+    config: &InspectConfig,
+    context: &FeatureContext,
+    on_text: &mut dyn FnMut(usize),
+) -> Result<InspectResult> {
     config.validate()?;
     context.check_width(probe.sae.config().d_sae)?;
     let specials = probe.tokenizer.special_token_ids();
@@ -134,6 +148,7 @@ pub fn inspect(
         let report = inspect_text(probe, text, config, &specials)
             .with_context(|| format!("text {} of {}", i + 1, texts.len()))?;
         reports.push(report);
+        on_text(i);
     }
     let mut features = BTreeMap::new();
     if !context.is_empty() {
@@ -156,6 +171,7 @@ pub fn inspect(
         d_sae: probe.sae.config().d_sae,
         config: config.clone(),
         texts: reports,
+        samples_folder: context.samples_dir().map(|dir| dir.display().to_string()),
         features,
     })
 }

@@ -83,8 +83,10 @@ impl InspectResult {
             "\n  features that fire most (sum of activations over the text):\n  {:>7}  {:>9}  {:>8}  {:>5}  {:>6}  {}",
             "feature", "sum", "max", "at", "tokens", self.info_heading()
         );
+        let samples = self.samples_folder.is_some();
         for f in &text.top_features {
             let at = shown_token(&text.tokens[f.max_position].text);
+            let info = self.features.get(&f.feature);
             let _ = writeln!(
                 out,
                 "  {:>7}  {:>9.2}  {:>8.2}  {:>5}  {:>6}  {}",
@@ -93,17 +95,21 @@ impl InspectResult {
                 f.max,
                 f.max_position,
                 f.tokens,
-                self.features.get(&f.feature).map_or(at, describe)
+                describe(info, samples, at)
             );
         }
     }
 
     /// What the last column of the totals shows.
-    fn info_heading(&self) -> &'static str {
-        if self.features.is_empty() {
-            "token of max"
+    fn info_heading(&self) -> String {
+        let first = match self.samples_folder {
+            Some(_) => "fires on (in the samples folder)",
+            None => "token of max",
+        };
+        if self.features.values().any(|i| i.label.is_some()) {
+            format!("{first}   label")
         } else {
-            "fires on (in the samples folder)   label"
+            first.to_string()
         }
     }
 
@@ -112,22 +118,24 @@ impl InspectResult {
     }
 }
 
-/// `cat ×4, dog ×2 (max 5.1)   animals`.
-fn describe(info: &FeatureInfo) -> String {
-    let tokens: Vec<String> = info
-        .top_tokens
-        .iter()
-        .map(|t| format!("{} ×{}", visible_token(&t.text), t.count))
-        .collect();
-    let mut text = if tokens.is_empty() {
-        "(not in the samples folder)".to_string()
+/// The last column of a feature: its top tokens in the samples folder (`cat ×4, dog ×2 (max
+/// 5.1)`) or, without one, the token where it peaked in this text; then its label.
+fn describe(info: Option<&FeatureInfo>, samples: bool, at: String) -> String {
+    let mut text = if samples {
+        let tokens: Vec<String> = info
+            .map(|i| i.top_tokens.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|t| format!("{} ×{}", visible_token(&t.text), t.count))
+            .collect();
+        match info.and_then(|i| i.max_activation) {
+            Some(max) => format!("{} (max {max:.2})", tokens.join(", ")),
+            None => "(not in the samples folder)".to_string(),
+        }
     } else {
-        tokens.join(", ")
+        at
     };
-    if let Some(max) = info.max_activation {
-        let _ = write!(text, " (max {max:.2})");
-    }
-    if let Some(label) = &info.label {
+    if let Some(label) = info.and_then(|i| i.label.as_ref()) {
         let _ = write!(text, "   {label}");
     }
     text

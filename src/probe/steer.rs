@@ -188,8 +188,14 @@ pub struct SteerResult {
     pub prompts: Vec<SteeredPrompt>,
 }
 
-/// Steers generation from each of `prompts` (read as documents: BOS, then the text).
-pub fn steer(probe: &Probe, prompts: &[String], config: &SteerConfig) -> Result<SteerResult> {
+/// Steers generation from each of `prompts` (read as documents: BOS, then the text), calling
+/// `on_prompt(i)` after prompt `i`.
+pub fn steer(
+    probe: &Probe,
+    prompts: &[String],
+    config: &SteerConfig,
+    on_prompt: &mut dyn FnMut(usize),
+) -> Result<SteerResult> {
     let model = &probe.model;
     let steering = Steering::new(
         &probe.sae,
@@ -225,6 +231,7 @@ pub fn steer(probe: &Probe, prompts: &[String], config: &SteerConfig) -> Result<
             unsteered: continuation(plain),
             steered: continuation(steered),
         });
+        on_prompt(i);
     }
     Ok(SteerResult {
         hook: probe.hook.to_string(),

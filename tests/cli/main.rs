@@ -9,6 +9,7 @@ mod demo;
 mod docs;
 mod logit_effects;
 mod merge;
+mod probe;
 mod steer_demo;
 mod train;
 mod train_jumprelu;
