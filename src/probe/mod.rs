@@ -78,6 +78,14 @@ impl Probe {
         Ok(ids)
     }
 
+    /// Generated tokens as text, special tokens left out.
+    pub fn decode(&self, tokens: &[u32]) -> String {
+        self.tokenizer
+            .tokenizer()
+            .decode(tokens, true)
+            .unwrap_or_else(|err| format!("<decode error: {err}>"))
+    }
+
     /// One token's text, raw (special tokens by their name).
     pub fn token_text(&self, id: u32) -> String {
         self.tokenizer

@@ -21,7 +21,9 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use super::Probe;
-use crate::model::{generate, Gemma2, GenerateConfig, Generated, HookEdit, HookPoint, StopReason};
+use crate::model::{
+    generate, Gemma2, GenerateConfig, Generated, HookEdit, HookPoint, Sampling, StopReason,
+};
 use crate::sae::{Denorm, Normalization, Sae};
 
 /// Add to the feature's direction, or set its activation.
@@ -208,15 +210,8 @@ pub fn steer(
     generation
         .stop_tokens
         .extend(probe.tokenizer.special_token_ids());
-    let decode = |tokens: &[u32]| {
-        probe
-            .tokenizer
-            .tokenizer()
-            .decode(tokens, true)
-            .unwrap_or_else(|err| format!("<decode error: {err}>"))
-    };
     let continuation = |g: Generated| Continuation {
-        text: decode(&g.tokens),
+        text: probe.decode(&g.tokens),
         tokens: g.tokens,
         stop: g.stop,
     };
@@ -243,13 +238,18 @@ pub fn steer(
     })
 }
 
-fn describe_sampling(sampling: &crate::model::Sampling) -> String {
+fn describe_sampling(sampling: &Sampling) -> String {
     match sampling {
-        crate::model::Sampling::Greedy => "greedy".into(),
-        crate::model::Sampling::Sample {
+        Sampling::Greedy => "greedy".into(),
+        Sampling::Sample {
+            temperature,
+            top_k: 0,
+            seed,
+        } => format!("sampling at temperature {temperature}, seed {seed}"),
+        Sampling::Sample {
             temperature,
             top_k,
             seed,
-        } => format!("temperature {temperature}, top-k {top_k}, seed {seed}"),
+        } => format!("sampling at temperature {temperature} from the top {top_k}, seed {seed}"),
     }
 }

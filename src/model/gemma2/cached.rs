@@ -53,12 +53,27 @@ impl Gemma2 {
                 self.loaded_layers()
             );
         }
-        let mut stream = self.embed_stream(input_ids)?;
+        let stream = self.embed_stream(input_ids)?;
         let (batch, seq, _) = stream.resid.dims3()?;
         cache.check_batch(batch)?;
         let ctx = self.cached_context(cache, seq)?;
         // Tensors are shared, so the copy is cheap; it is kept only when the pass succeeds.
         let mut work = cache.clone();
+        let stream = self.walk_cached(stream, &ctx, &mut work, edit)?;
+        work.advance(batch, seq)?;
+        *cache = work;
+        self.unembed(&stream.resid)
+    }
+
+    /// The walk of `gemma2.rs` from the embedding to the last block's output, with each
+    /// attention step reading and extending `cache`, and `edit` applied at its hook.
+    fn walk_cached(
+        &self,
+        mut stream: Stream,
+        ctx: &PassContext,
+        cache: &mut KvCache,
+        edit: Option<&HookEdit>,
+    ) -> Result<Stream> {
         for position in 0..=self.end() {
             if let Some(edit) = edit.filter(|e| e.hook.position() == position) {
                 apply_edit(&mut stream, edit, self.dtype)?;
@@ -66,28 +81,23 @@ impl Gemma2 {
             if position == self.end() {
                 break;
             }
+            let layer = position / 4;
             stream = match (position % 4, stream.branch) {
                 (0, None) => Stream {
-                    resid: self.layers[position / 4].attention_step_cached(
+                    resid: self.layers[layer].attention_step_cached(
                         &stream.resid,
-                        &ctx,
-                        work.layer_mut(position / 4)?,
+                        ctx,
+                        cache.layer_mut(layer)?,
                     )?,
                     branch: None,
                 },
-                (_, branch) => self.step(
-                    position,
-                    Stream {
-                        resid: stream.resid,
-                        branch,
-                    },
-                    &ctx,
-                )?,
+                (_, branch) => {
+                    let resid = stream.resid;
+                    self.step(position, Stream { resid, branch }, ctx)?
+                }
             };
         }
-        work.advance(batch, seq)?;
-        *cache = work;
-        self.unembed(&stream.resid)
+        Ok(stream)
     }
 
     /// Rotary tables and masks for `seq` new tokens after the `cache.len()` cached ones. The
