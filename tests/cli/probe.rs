@@ -95,6 +95,17 @@ fn inspect_lists_each_tokens_features_and_the_features_of_the_text() {
         let active = dense[position].iter().filter(|&&a| a > 0.0).count();
         assert_eq!(features.len(), active, "position {position}");
     }
+    let with_bos = json(&saectl(
+        "inspect",
+        &[TEXT, "--json", "--include-special-tokens"],
+    ));
+    let bos = &with_bos["texts"][0]["tokens"][0];
+    assert_eq!(
+        (bos["special"].as_bool(), bos["text"].as_str()),
+        (Some(true), Some("<bos>"))
+    );
+    assert!(!bos["features"].as_array().unwrap().is_empty());
+
     let top = report["top_features"].as_array().unwrap();
     assert!(!top.is_empty());
     let mut previous = f64::INFINITY;
