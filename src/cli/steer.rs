@@ -15,10 +15,10 @@ use crate::probe::{steer, FeatureEdit, SteerConfig, SteerMode};
 
 const EXAMPLES: &str = "\
 Examples (without --model: the embedded demo model):
-  saectl steer --checkpoint saectl-demo/run --feature 220:16 \"alice saw a\"
-  saectl steer --checkpoint saectl-demo/run --feature 220:16 --feature 31:-8 --file prompts.txt
-  saectl steer --checkpoint saectl-demo/run --feature 220 --strength 16 --temperature 1 \"the\"
-  saectl steer --checkpoint saectl-demo/run --clamp --feature 220:20 \"bob ate\"
+  saectl steer --checkpoint saectl-demo/run --feature 322:8 \"alice saw a\"
+  saectl steer --checkpoint saectl-demo/run --feature 322:8 --feature 9:-4 --file prompts.txt
+  saectl steer --checkpoint saectl-demo/run --feature 322 --strength 8 --temperature 1 \"the\"
+  saectl steer --checkpoint saectl-demo/run --clamp --feature 322:12 \"bob ate\"
 
 Add (the default) raises the feature's activation by S on every position, prompt and generated
 tokens alike: the residual gains S × its decoder row (× the SAE's input scale, if it
