@@ -20,6 +20,7 @@ pub mod data;
 pub mod demo;
 pub mod hub;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod sae;
 pub mod samples;

@@ -1,6 +1,7 @@
-//! What `cache`, `collect` and `train` run on when no `--model` is given: the embedded demo
-//! model (`crate::demo::embedded`), and, without `--dataset`, a generated planted-concept
-//! corpus. Each default is announced on stderr, so nobody mistakes it for their own model.
+//! What `cache`, `collect`, `train`, `inspect` and `steer` run on when no `--model` is given:
+//! the embedded demo model (`crate::demo::embedded`), and, without `--dataset`, a generated
+//! planted-concept corpus. Each default is announced on stderr, so nobody mistakes it for
+//! their own model.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,14 @@ pub fn apply(model: &mut ModelArgs, data: &mut DataArgs) -> Result<()> {
             eprintln!("note: no --num-tokens given: reading {DEFAULT_NUM_TOKENS} tokens");
             data.num_tokens = Some(DEFAULT_NUM_TOKENS);
         }
+    }
+    Ok(())
+}
+
+/// `inspect` and `steer`: fills in `--model` when absent (they read no corpus).
+pub fn apply_model(model: &mut ModelArgs) -> Result<()> {
+    if model.model.is_none() {
+        use_embedded_model(model)?;
     }
     Ok(())
 }

@@ -17,12 +17,15 @@ pub mod collector_args;
 pub mod data_args;
 pub mod demo;
 pub mod embedded_default;
+pub mod inspect;
 pub mod merge;
 pub mod model_args;
 pub mod output;
 mod overlay;
+pub mod probe_args;
 pub mod progress;
 pub mod report;
+pub mod steer;
 pub mod train;
 
 #[cfg(test)]
@@ -60,6 +63,10 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
     Merge(merge::MergeArgs),
+    /// Which features fire on a text: per token, and over the whole text.
+    Inspect(Box<inspect::InspectArgs>),
+    /// What a feature does: generation with the feature pushed, beside the unsteered text.
+    Steer(Box<steer::SteerArgs>),
 }
 
 /// Entry point of the binary.
@@ -95,6 +102,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cache::run(args)
         }
         Command::Merge(args) => merge::run(args),
+        Command::Inspect(mut args) => {
+            embedded_default::apply_model(&mut args.probe.model)?;
+            inspect::run(*args)
+        }
+        Command::Steer(mut args) => {
+            embedded_default::apply_model(&mut args.probe.model)?;
+            steer::run(*args)
+        }
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -8,12 +8,15 @@
 //! (even layers by default) and lets a query see itself and the `window - 1` positions before
 //! it. RMSNorm, rotary tables and softmax run in f32 whatever the model dtype, as in HF.
 //! The block is split into the steps between hook sites so the caller can stop or splice
-//! anywhere (see `gemma2.rs`). Field names mirror the checkpoint's tensor names.
+//! anywhere (see `gemma2.rs`); its attention can also continue a KV cache (`kv_cache.rs`),
+//! with the same mask rule at absolute positions. Field names mirror the checkpoint's tensor
+//! names.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Activation, Linear, VarBuilder};
 
 use super::config::Gemma2Config;
+use super::kv_cache::LayerKv;
 
 /// Which implementation of RMSNorm, softmax and rotary embedding the pass uses.
 ///
@@ -94,8 +97,19 @@ impl Rotary {
         dtype: DType,
         device: &Device,
     ) -> Result<(Tensor, Tensor)> {
+        self.tables_at(0, seq_len, dtype, device)
+    }
+
+    /// The tables for positions `start..start + seq_len` (a pass continuing a KV cache).
+    pub(crate) fn tables_at(
+        &self,
+        start: usize,
+        seq_len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
-        let angles: Vec<f32> = (0..seq_len)
+        let angles: Vec<f32> = (start..start + seq_len)
             .flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f32 * f))
             .collect();
         let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
@@ -111,7 +125,8 @@ pub(crate) struct PassContext {
     /// `[seq, head_dim / 2]` each.
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
-    /// `[1, 1, seq, seq]`, 0 where a query may attend and −∞ elsewhere.
+    /// `[1, 1, seq, keys]`, 0 where a query may attend and −∞ elsewhere (`keys = seq`
+    /// without a KV cache).
     pub(crate) causal_mask: Tensor,
     /// The same restricted to the sliding window; `None` when no layer slides.
     pub(crate) sliding_mask: Option<Tensor>,
@@ -125,10 +140,24 @@ pub(crate) fn attention_mask(
     dtype: DType,
     device: &Device,
 ) -> Result<Tensor> {
+    attention_mask_at(0..seq_len, 0..seq_len, window, dtype, device)
+}
+
+/// The same rule for queries and keys at absolute positions (`[1, 1, queries, keys]`): a pass
+/// continuing a KV cache has its queries after the cached keys, and a sliding layer's cache
+/// starts where its window does.
+pub(crate) fn attention_mask_at(
+    queries: std::ops::Range<usize>,
+    keys: std::ops::Range<usize>,
+    window: Option<usize>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let window = window.unwrap_or(usize::MAX);
-    let mask: Vec<f32> = (0..seq_len)
+    let shape = (1, 1, queries.len(), keys.len());
+    let mask: Vec<f32> = queries
         .flat_map(|i| {
-            (0..seq_len).map(move |j| {
+            keys.clone().map(move |j| {
                 if j <= i && i - j < window {
                     0.0
                 } else {
@@ -137,7 +166,7 @@ pub(crate) fn attention_mask(
             })
         })
         .collect();
-    Tensor::from_vec(mask, (1, 1, seq_len, seq_len), device)?.to_dtype(dtype)
+    Tensor::from_vec(mask, shape, device)?.to_dtype(dtype)
 }
 
 /// Tanh soft-capping `cap · tanh(x / cap)` (attention scores and final logits).
@@ -191,7 +220,25 @@ impl Attention {
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor, ctx: &PassContext) -> Result<Tensor> {
-        let (b, s, _) = xs.dims3()?; // xs: [batch, seq, d_model]
+        let (q, k, v) = self.project(xs, ctx)?;
+        self.attend(&q, k, v, mask)
+    }
+
+    /// [`Attention::forward`] after the keys and values in `cache` (which gains this pass's).
+    fn forward_cached(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        ctx: &PassContext,
+        cache: &mut LayerKv,
+    ) -> Result<Tensor> {
+        let (q, k, v) = self.project(xs, ctx)?;
+        let (k, v) = cache.extend(k, v)?; // [b, kv, keys, hd] each
+        self.attend(&q, k, v, mask)
+    }
+
+    /// Queries `[b, h, s, hd]`, keys and values `[b, kv, s, hd]`, rotated (not v).
+    fn project(&self, xs: &Tensor, ctx: &PassContext) -> Result<(Tensor, Tensor, Tensor)> {
         let q = self.split_heads(&self.q_proj.forward(xs)?, self.n_heads)?; // [b, h, s, hd]
         let k = self.split_heads(&self.k_proj.forward(xs)?, self.n_kv_heads)?; // [b, kv, s, hd]
         let v = self.split_heads(&self.v_proj.forward(xs)?, self.n_kv_heads)?; // [b, kv, s, hd]
@@ -201,12 +248,18 @@ impl Attention {
         };
         let q = rope(&q, &ctx.cos, &ctx.sin)?;
         let k = rope(&k, &ctx.cos, &ctx.sin)?;
+        Ok((q, k, v))
+    }
 
+    /// Soft-capped, masked attention of `q [b, h, s, hd]` over `k, v [b, kv, keys, hd]`, then
+    /// the output projection: `[b, s, d_model]`.
+    fn attend(&self, q: &Tensor, k: Tensor, v: Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, _, s, _) = q.dims4()?;
         let groups = self.n_heads / self.n_kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, groups)?; // [b, h, s, hd]
-        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?; // [b, h, s, hd]
+        let k = candle_transformers::utils::repeat_kv(k, groups)?; // [b, h, keys, hd]
+        let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?; // [b, h, keys, hd]
 
-        let scores = (q.matmul(&k.t()?)? * self.scale)?; // [b, h, s, s]
+        let scores = (q.matmul(&k.t()?)? * self.scale)?; // [b, h, s, keys]
         let scores = soft_cap(&scores, self.softcap)?.broadcast_add(mask)?;
         // Softmax in f32, as HF upcasts it.
         let scores = scores.to_dtype(DType::F32)?;
@@ -291,13 +344,31 @@ impl DecoderLayer {
 
     /// `resid_pre → resid_mid`: adds the normed attention branch. `[b, s, d] → [b, s, d]`.
     pub(crate) fn attention_step(&self, resid_pre: &Tensor, ctx: &PassContext) -> Result<Tensor> {
-        let mask = match (&ctx.sliding_mask, self.sliding) {
+        let normed = self.input_layernorm.forward(resid_pre)?;
+        let attn = self.self_attn.forward(&normed, self.mask(ctx), ctx)?;
+        resid_pre + self.post_attention_layernorm.forward(&attn)?
+    }
+
+    /// [`DecoderLayer::attention_step`] for tokens that follow those in `cache`; `ctx` holds
+    /// the tables and masks of their positions (see `gemma2/cached.rs`).
+    pub(crate) fn attention_step_cached(
+        &self,
+        resid_pre: &Tensor,
+        ctx: &PassContext,
+        cache: &mut LayerKv,
+    ) -> Result<Tensor> {
+        let normed = self.input_layernorm.forward(resid_pre)?;
+        let attn = self
+            .self_attn
+            .forward_cached(&normed, self.mask(ctx), ctx, cache)?;
+        resid_pre + self.post_attention_layernorm.forward(&attn)?
+    }
+
+    fn mask<'a>(&self, ctx: &'a PassContext) -> &'a Tensor {
+        match (&ctx.sliding_mask, self.sliding) {
             (Some(sliding), true) => sliding,
             _ => &ctx.causal_mask,
-        };
-        let normed = self.input_layernorm.forward(resid_pre)?;
-        let attn = self.self_attn.forward(&normed, mask, ctx)?;
-        resid_pre + self.post_attention_layernorm.forward(&attn)?
+        }
     }
 
     /// `resid_mid → ln2.hook_normalized` (the MLP input).

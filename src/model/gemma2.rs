@@ -5,7 +5,8 @@
 //! `resid_post`), and `resid_post` of block `L` is `resid_pre` of block `L + 1`. One step moves
 //! the stream from a position to the next, so a pass can stop after the hooked site (layers
 //! after it never run), start from a given residual activation, or replace the activation at
-//! a site and carry on. There is no KV cache: every call is a full-sequence forward.
+//! a site and carry on. These calls are full-sequence forwards; `gemma2/cached.rs` runs the
+//! same walk over a [`KvCache`](super::KvCache) for generation.
 //!
 //! Written after reading candle-transformers' `models/gemma2.rs` (Apache-2.0/MIT) and Hugging
 //! Face's `modeling_gemma2.py`, following Hugging Face where they differ (see `block.rs`).
@@ -17,6 +18,10 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 use super::block::{attention_mask, soft_cap, DecoderLayer, Kernels, PassContext, RmsNorm, Rotary};
 use super::config::Gemma2Config;
 use super::hook_point::HookPoint;
+
+/// The forward pass over a KV cache (incremental decoding), kept beside the full pass.
+mod cached;
+pub use cached::HookEdit;
 
 /// Final norm and unembedding; loaded only with every layer (nothing else needs them).
 #[derive(Debug, Clone)]
@@ -297,6 +302,13 @@ impl Gemma2 {
 
     /// Token embedding times √d_model, and the per-pass tables.
     fn embed(&self, input_ids: &Tensor) -> Result<(Stream, PassContext)> {
+        let stream = self.embed_stream(input_ids)?;
+        let seq = stream.resid.dim(1)?;
+        Ok((stream, self.pass_context(seq)?))
+    }
+
+    /// Token embedding times √d_model: the stream at `blocks.0.hook_resid_pre`.
+    fn embed_stream(&self, input_ids: &Tensor) -> Result<Stream> {
         let (batch, seq) = input_ids.dims2()?;
         if batch == 0 || seq == 0 {
             bail!("input_ids [batch, seq] is empty: {:?}", input_ids.dims());
@@ -311,11 +323,10 @@ impl Gemma2 {
         }
         let xs = self.embed_tokens.forward(&ids)?; // [batch, seq, d_model]
         let resid = xs.broadcast_mul(&self.embed_scale)?;
-        let stream = Stream {
+        Ok(Stream {
             resid,
             branch: None,
-        };
-        Ok((stream, self.pass_context(seq)?))
+        })
     }
 
     fn pass_context(&self, seq: usize) -> Result<PassContext> {

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["stream"],
     &["cache"],
     &["collect", "analyze"],
-    &["train", "report"],
+    &["train", "report", "probe"],
     &["demo"],
     &["cli"],
 ];

@@ -21,6 +21,8 @@ mod logit_effects;
 mod logit_reference;
 mod merge;
 mod model;
+mod probe;
+mod steer_demo;
 mod train;
 mod train_jumprelu;
 mod util;

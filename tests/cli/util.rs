@@ -28,6 +28,8 @@ pub const UPDATE: &str = "UPDATE_DOCS";
 /// `saectl` with arguments, run as a user would.
 pub struct Saectl {
     command: Command,
+    /// Bytes written to the command's standard input (none: stdin is inherited).
+    stdin: Option<Vec<u8>>,
 }
 
 impl Saectl {
@@ -39,7 +41,10 @@ impl Saectl {
     {
         let mut command = Command::new(env!("CARGO_BIN_EXE_saectl"));
         command.args(args);
-        Self { command }
+        Self {
+            command,
+            stdin: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -77,8 +82,32 @@ impl Saectl {
         self
     }
 
+    /// Feeds `bytes` to the command's standard input.
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
     pub fn run(mut self) -> Output {
-        self.command.output().expect("saectl runs")
+        let Some(bytes) = self.stdin else {
+            return self.command.output().expect("saectl runs");
+        };
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("saectl starts");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(&bytes)
+            .expect("saectl reads its input");
+        child.wait_with_output().expect("saectl runs")
     }
 
     /// Runs it and asserts that it succeeded.

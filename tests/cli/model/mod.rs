@@ -4,5 +4,7 @@
 
 mod common;
 mod configs;
+mod kv_cache;
 mod loading;
 mod parity;
+mod steering_reference;
