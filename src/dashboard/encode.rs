@@ -1,0 +1,401 @@
+//! The dashboard's data, encoded: one **index** block (JSON) and one binary **shard** per
+//! [`SHARD_SIZE`] features, each gzip-compressed (the page inflates them with the browser's
+//! `DecompressionStream`).
+//!
+//! - The index holds what the list, the filters and the search need for every feature
+//!   (counts, max/mean/std, flag bits, top token), the **vocabulary** — each distinct token
+//!   id used anywhere, ranked by frequency so common tokens get one-byte codes, with its text
+//!   stored once — and the search postings (marked token → features, promoted logit token →
+//!   features).
+//! - A shard holds the features' pages. Text is stored once per shard: the windows of all its
+//!   examples are merged per sequence into a **context pool** of vocabulary codes, and each
+//!   example is (pool offset, length, marked index, activation, sequence, position, sparse
+//!   per-token activations as (index, u8 of the feature's max)).
+//!
+//! The byte layout is documented in docs/dashboard.md and read by `assets/dashboard/dashboard.js`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::bytes::{gzip, ByteWriter};
+use super::model::{DashboardModel, Example, FeatureData, GroupKind};
+use super::similar::NeighbourLists;
+
+/// Features per shard: a shard is inflated whole when one of its features is shown.
+pub const SHARD_SIZE: usize = 256;
+/// Version of the data layout, checked by the page.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+
+/// Flag bits of the index's `flags` column.
+const DEAD: u8 = 1;
+const ULTRA_RARE: u8 = 2;
+const SINGLE_TOKEN: u8 = 4;
+const POSITION: u8 = 8;
+const BOS: u8 = 16;
+
+/// The three neighbour lists of every feature (decoder cosine only with a checkpoint).
+pub struct Neighbours {
+    pub tokens: NeighbourLists,
+    pub contexts: NeighbourLists,
+    pub decoder: Option<NeighbourLists>,
+}
+
+/// Who the dashboard describes, shown in its header and recorded with exported labels.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Provenance {
+    pub title: String,
+    /// The summary's `source` (model, checkpoint, dataset, …).
+    pub source: serde_json::Map<String, serde_json::Value>,
+    /// What labels are kept under in the browser: the SAE's identity, so labels survive a
+    /// rebuilt dashboard of the same SAE.
+    pub label_key: String,
+}
+
+/// The encoded blocks, gzip-compressed, and the raw sizes (for the size report).
+pub struct Encoded {
+    pub index: Vec<u8>,
+    pub shards: Vec<Vec<u8>>,
+    pub raw_bytes: usize,
+}
+
+/// Token ids ↔ dashboard codes, most frequent first.
+struct Vocabulary {
+    code_of: HashMap<u32, u32>,
+    ids: Vec<u32>,
+}
+
+impl Vocabulary {
+    fn new(model: &DashboardModel) -> Self {
+        let mut counts: HashMap<u32, u64> = HashMap::new();
+        for feature in &model.features {
+            for example in feature.groups.iter().flat_map(|g| &g.examples) {
+                for &t in &example.tokens {
+                    *counts.entry(t).or_default() += 1;
+                }
+            }
+            if let Some((top, bottom)) = &feature.logits {
+                for &(t, _) in top.iter().chain(bottom) {
+                    *counts.entry(t).or_default() += 1;
+                }
+            }
+            if let Some(t) = feature.flags.top_token {
+                *counts.entry(t).or_default() += 1;
+            }
+        }
+        let mut ids: Vec<u32> = counts.keys().copied().collect();
+        ids.sort_by(|a, b| counts[b].cmp(&counts[a]).then(a.cmp(b)));
+        let code_of = ids.iter().enumerate().map(|(c, &t)| (t, c as u32)).collect();
+        Self { code_of, ids }
+    }
+
+    fn code(&self, token: u32) -> u32 {
+        self.code_of[&token]
+    }
+}
+
+/// Encodes `model`; `texts` decodes token ids one by one.
+pub fn encode(
+    model: &DashboardModel,
+    neighbours: &Neighbours,
+    provenance: &Provenance,
+    texts: impl Fn(&[u32]) -> Vec<String>,
+) -> Encoded {
+    let vocab = Vocabulary::new(model);
+    let shards: Vec<Vec<u8>> = model
+        .features
+        .chunks(SHARD_SIZE)
+        .enumerate()
+        .map(|(s, features)| shard(features, s * SHARD_SIZE, neighbours, &vocab))
+        .collect();
+    let mut index = index(model, provenance, &vocab, texts(&vocab.ids));
+    index.has_decoder = neighbours.decoder.is_some();
+    let index = serde_json::to_vec(&index).expect("the index always serialises");
+    let raw_bytes = index.len() + shards.iter().map(Vec::len).sum::<usize>();
+    Encoded {
+        index: gzip(&index),
+        shards: shards.iter().map(|s| gzip(s)).collect(),
+        raw_bytes,
+    }
+}
+
+/// The index block (see the module docs); field names are what the page reads.
+#[derive(Serialize)]
+struct Index<'a> {
+    format: u32,
+    provenance: &'a Provenance,
+    d_sae: usize,
+    tokens_seen: u64,
+    sequences_seen: u64,
+    threshold: f32,
+    context_size: usize,
+    ultra_rare_density: f64,
+    dominant_share: f64,
+    shard_size: usize,
+    shards: usize,
+    vocab: Vec<String>,
+    vocab_ids: &'a [u32],
+    firing: Vec<u64>,
+    count: Vec<u64>,
+    max: Vec<f32>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    min: Vec<f32>,
+    flags: Vec<u8>,
+    /// Vocabulary code of the sampled top token, −1 when none.
+    top_token: Vec<i64>,
+    top_share: Vec<f32>,
+    /// Per vocabulary code: `[feature, count, feature, count, …]` over top-example marked
+    /// tokens; only codes with postings are listed (`code → list`).
+    tok_post: BTreeMap<u32, Vec<u32>>,
+    /// Per vocabulary code: `[feature, rank, …]` over the promoted logit tokens.
+    logit_post: BTreeMap<u32, Vec<u32>>,
+    has_logits: bool,
+    has_decoder: bool,
+    has_token_activations: bool,
+}
+
+fn index<'a>(
+    model: &'a DashboardModel,
+    provenance: &'a Provenance,
+    vocab: &'a Vocabulary,
+    texts: Vec<String>,
+) -> Index<'a> {
+    let features = &model.features;
+    let column = |f: &dyn Fn(&FeatureData) -> f32| features.iter().map(f).collect::<Vec<f32>>();
+    let mut tok_post: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut logit_post: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (f, feature) in features.iter().enumerate() {
+        let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
+        for group in feature.groups.iter().filter(|g| g.kind == GroupKind::Top) {
+            for example in &group.examples {
+                *counts.entry(vocab.code(example.token())).or_default() += 1;
+            }
+        }
+        for (code, count) in counts {
+            tok_post.entry(code).or_default().extend([f as u32, count]);
+        }
+        if let Some((top, _)) = &feature.logits {
+            for (rank, &(t, _)) in top.iter().enumerate() {
+                logit_post
+                    .entry(vocab.code(t))
+                    .or_default()
+                    .extend([f as u32, rank as u32]);
+            }
+        }
+    }
+    let facts = &model.facts;
+    Index {
+        format: DATA_FORMAT_VERSION,
+        provenance,
+        d_sae: facts.d_sae,
+        tokens_seen: facts.tokens_seen,
+        sequences_seen: facts.sequences_seen,
+        threshold: facts.activation_threshold,
+        context_size: facts.context_size,
+        ultra_rare_density: facts.flags.ultra_rare_density,
+        dominant_share: facts.flags.dominant_share,
+        shard_size: SHARD_SIZE,
+        shards: features.len().div_ceil(SHARD_SIZE),
+        vocab: texts,
+        vocab_ids: &vocab.ids,
+        firing: features.iter().map(|f| f.statistics.firing_count).collect(),
+        count: features
+            .iter()
+            .map(|f| f.statistics.activation_count)
+            .collect(),
+        max: column(&|f| f.statistics.max_activation as f32),
+        mean: column(&|f| f.statistics.mean_activation as f32),
+        std: column(&|f| f.statistics.std_activation as f32),
+        min: column(&|f| f.statistics.min_activation as f32),
+        flags: features.iter().map(flag_bits).collect(),
+        top_token: features
+            .iter()
+            .map(|f| f.flags.top_token.map_or(-1, |t| i64::from(vocab.code(t))))
+            .collect(),
+        top_share: column(&|f| f.flags.top_token_share as f32),
+        tok_post,
+        logit_post,
+        has_logits: features.iter().any(|f| f.logits.is_some()),
+        has_decoder: false,
+        has_token_activations: features
+            .iter()
+            .flat_map(|f| f.groups.iter().flat_map(|g| &g.examples))
+            .any(|e| e.token_activations.is_some()),
+    }
+}
+
+fn flag_bits(feature: &FeatureData) -> u8 {
+    let f = &feature.flags;
+    [
+        (f.dead, DEAD),
+        (f.ultra_rare, ULTRA_RARE),
+        (f.single_token, SINGLE_TOKEN),
+        (f.position_dominated, POSITION),
+        (f.bos_dominated, BOS),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |bits, (_, bit)| bits | bit)
+}
+
+/// Windows of one shard merged per sequence: where each example's tokens start in the pool.
+struct Pool {
+    codes: Vec<u32>,
+    /// (sequence, first position) of each example window → pool offset.
+    offset_of: HashMap<(u64, u32), usize>,
+}
+
+impl Pool {
+    fn new(features: &[FeatureData], vocab: &Vocabulary) -> Self {
+        let mut by_sequence: BTreeMap<u64, Vec<&Example>> = BTreeMap::new();
+        for example in features
+            .iter()
+            .flat_map(|f| f.groups.iter().flat_map(|g| &g.examples))
+        {
+            by_sequence.entry(example.sequence).or_default().push(example);
+        }
+        let mut pool = Self {
+            codes: Vec::new(),
+            offset_of: HashMap::new(),
+        };
+        for (sequence, mut examples) in by_sequence {
+            examples.sort_by_key(|e| (e.start(), std::cmp::Reverse(e.tokens.len())));
+            // The current span: its first position and where it starts in the pool.
+            let mut span: Option<(u32, usize)> = None;
+            for example in examples {
+                let start = example.start();
+                let end = start + example.tokens.len() as u32;
+                if let Some((span_start, span_offset)) = span {
+                    let span_end = span_start + (pool.codes.len() - span_offset) as u32;
+                    if start <= span_end && pool.agrees(span_offset, span_start, example, vocab) {
+                        for &t in &example.tokens[(span_end.min(end) - start) as usize..] {
+                            pool.codes.push(vocab.code(t));
+                        }
+                        pool.offset_of
+                            .insert((sequence, start), span_offset + (start - span_start) as usize);
+                        continue;
+                    }
+                }
+                span = Some((start, pool.codes.len()));
+                pool.offset_of.insert((sequence, start), pool.codes.len());
+                pool.codes
+                    .extend(example.tokens.iter().map(|&t| vocab.code(t)));
+            }
+        }
+        pool
+    }
+
+    /// Whether the example's tokens equal the span's where they overlap (they always do for
+    /// one collection; a mismatch starts a new span rather than show wrong text).
+    fn agrees(&self, span_offset: usize, span_start: u32, example: &Example, vocab: &Vocabulary) -> bool {
+        let from = span_offset + (example.start() - span_start) as usize;
+        self.codes[from..]
+            .iter()
+            .zip(&example.tokens)
+            .all(|(&code, &t)| code == vocab.code(t))
+    }
+}
+
+fn shard(
+    features: &[FeatureData],
+    first: usize,
+    neighbours: &Neighbours,
+    vocab: &Vocabulary,
+) -> Vec<u8> {
+    let pool = Pool::new(features, vocab);
+    let mut w = ByteWriter::default();
+    w.usize(pool.codes.len());
+    for &code in &pool.codes {
+        w.varint(u64::from(code));
+    }
+    for (i, feature) in features.iter().enumerate() {
+        let f = first + i;
+        feature_page(&mut w, feature, &pool, vocab);
+        for list in [
+            Some(&neighbours.tokens[f]),
+            Some(&neighbours.contexts[f]),
+            neighbours.decoder.as_ref().map(|d| &d[f]),
+        ] {
+            let list = list.map_or(&[][..], Vec::as_slice);
+            w.usize(list.len());
+            for &(g, score) in list {
+                w.varint(u64::from(g));
+                w.f32(score);
+            }
+        }
+    }
+    w.bytes
+}
+
+fn feature_page(w: &mut ByteWriter, feature: &FeatureData, pool: &Pool, vocab: &Vocabulary) {
+    let flags = &feature.flags;
+    w.f32(flags.top_token_share as f32);
+    w.varint(flags.token_sample_size);
+    w.f32(flags.special_token_share as f32);
+    w.varint(flags.top_position_bin.map_or(0, |b| u64::from(b) + 1));
+    w.f32(flags.top_position_share as f32);
+    w.varint(u64::from(feature.histogram_first_bin));
+    w.usize(feature.histogram.len());
+    for &count in &feature.histogram {
+        w.varint(count);
+    }
+    let max = feature.statistics.max_activation as f32;
+    w.usize(feature.groups.len());
+    for group in &feature.groups {
+        match &group.kind {
+            GroupKind::Top => w.u8(0),
+            GroupKind::Interval {
+                index,
+                lower,
+                upper,
+                count,
+            } => {
+                w.u8(1);
+                w.varint(u64::from(*index));
+                w.opt_f32(*lower);
+                w.opt_f32(*upper);
+                w.varint(*count);
+            }
+        }
+        w.usize(group.examples.len());
+        for example in &group.examples {
+            w.usize(pool.offset_of[&(example.sequence, example.start())]);
+            w.usize(example.tokens.len());
+            w.varint(u64::from(example.at));
+            w.f32(example.activation);
+            w.varint(example.sequence);
+            w.varint(u64::from(example.position));
+            token_activations(w, example, max);
+        }
+    }
+    let (top, bottom) = feature.logits.as_ref().map_or((&[][..], &[][..]), |(t, b)| {
+        (t.as_slice(), b.as_slice())
+    });
+    for list in [top, bottom] {
+        w.usize(list.len());
+        for &(t, value) in list {
+            w.varint(u64::from(vocab.code(t)));
+            w.f32(value);
+        }
+    }
+}
+
+/// `0` when absent, else `n + 1` then `n` pairs (index, value as a step of max/255; at least 1
+/// so a non-zero activation never shows as zero).
+fn token_activations(w: &mut ByteWriter, example: &Example, max: f32) {
+    let Some(values) = &example.token_activations else {
+        w.u8(0);
+        return;
+    };
+    w.usize(values.len() + 1);
+    for &(i, v) in values {
+        w.varint(u64::from(i));
+        let step = if max > 0.0 {
+            (v / max * 255.0).round().clamp(1.0, 255.0)
+        } else {
+            1.0
+        };
+        w.u8(step as u8);
+    }
+}
