@@ -728,13 +728,19 @@ function exampleRow(page, e) {
   for (let i = 0; i < e.length; i++) {
     if (Math.abs(i - e.at) > radius) continue;
     const code = page.pool[e.offset + i];
-    const span = el('span', 't', tokenLabel(code));
+    // Leading spaces stay outside the coloured core, so a marked word does not look glued
+    // to the one before it.
+    const label = tokenLabel(code);
+    const core = label.trimStart();
+    const span = el('span', 't', label.slice(0, label.length - core.length) || null);
+    const inner = el('span', 'c', core || label);
+    span.appendChild(inner);
     const value = e.values ? e.values.get(i) || 0 : i === e.at ? e.act : null;
     if (value) {
-      span.style.background = colour(value / max);
-      if (value / max > 0.6) span.classList.add('dark');
+      inner.style.background = colour(value / max);
+      if (value / max > 0.6) inner.classList.add('dark');
     }
-    if (i === e.at) span.classList.add('mark');
+    if (i === e.at) inner.classList.add('mark');
     span.dataset.i = i;
     text.appendChild(span);
   }
@@ -1011,8 +1017,8 @@ function describeView() {
     feature: Number(article.dataset.f),
     flags: [...article.querySelectorAll('.head .flag')].map((n) => n.textContent),
     groups: [...article.querySelectorAll('details.group')].map((d) => d.querySelectorAll('.ex').length),
-    coloured_tokens: [...article.querySelectorAll('.ctx .t')].filter((t) => t.style.background).length,
-    marked_tokens: [...article.querySelectorAll('.ctx .t.mark')].map((t) => t.textContent),
+    coloured_tokens: [...article.querySelectorAll('.ctx .c')].filter((t) => t.style.background).length,
+    marked_tokens: [...article.querySelectorAll('.ctx .c.mark')].map((t) => t.parentNode.textContent),
     max_shown: Math.max(0, ...[...article.querySelectorAll('.ex .act')].map((n) => Number(n.textContent))),
     stats: Object.fromEntries([...article.querySelectorAll('.stat')].map((s) => [s.firstChild.textContent, s.lastChild.textContent])),
     logits: [...article.querySelectorAll('.logit.pos .tok-text')].map((n) => n.textContent),

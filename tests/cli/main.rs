@@ -5,6 +5,7 @@ mod analyze_report;
 mod basics;
 mod cache;
 mod collect;
+mod dashboard;
 mod demo;
 mod docs;
 mod logit_effects;
