@@ -70,7 +70,7 @@ fn hostile_tokens_show_as_text_and_run_nothing() {
             assert_eq!(shown, &expected, "token {i} shows as {shown:?}");
         }
     }
-    let summary = browser::selftest(&html, "f=0&q=tok:%22%3Cscript%3Ealert(1)%3C/script%3E%22");
+    let summary = browser::selftest(&html, "f=0&q=tok:%3Cscript%3Ealert(1)%3C/script%3E");
     assert_eq!(summary["search"]["results"][0], 0, "{}", summary["search"]);
     assert_eq!(summary["d_sae"], d_sae);
     let dom = browser::dump_dom(&html, "f=0");
