@@ -9,7 +9,12 @@
 //!    per-token activations recomputed exactly from the generating rule — the size the file
 //!    will have once the collector records them (issue 14 §1).
 //!
-//! It prints the time and the bytes per feature of both.
+//! It prints the time and the bytes per feature of both, then, when `chromium` is on the
+//! PATH, opens both pages in headless Chromium on the wall clock and prints the timings the
+//! page measures itself (index decoded, first feature on screen, feature switch, search
+//! keystroke, text search).
+
+mod dashboard_browser;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,7 +28,10 @@ use saectl::dashboard::{html, run, similar, DashboardConfig, SplitMode};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().unwrap_or_else(|| "target/dashboard-bench".into()));
+    let out = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "target/dashboard-bench".into()),
+    );
     let tokens: usize = args.next().map_or(Ok(2_000_000), |t| t.parse())?;
     let d_sae: usize = args.next().map_or(Ok(16_384), |t| t.parse())?;
     let spec = SyntheticSpec {
@@ -100,6 +108,32 @@ fn main() -> anyhow::Result<()> {
         written.total_bytes,
         written.total_bytes as f64 / model.features.len() as f64,
         started.elapsed().as_secs_f64()
+    );
+    for html in [
+        samples.join("dashboard.html"),
+        out.join("with-token-activations.html"),
+    ] {
+        browser_timings(&html)?;
+    }
+    Ok(())
+}
+
+fn browser_timings(html: &std::path::Path) -> anyhow::Result<()> {
+    let Some(chromium) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("chromium"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("no chromium on the PATH: no browser timings");
+        return Ok(());
+    };
+    let summary =
+        dashboard_browser::selftest_wall_clock(&chromium, html, "selftest&f=12345&q=tok:kaka")?;
+    println!(
+        "{} in Chromium (wall clock, ms): {}; problems {}",
+        html.display(),
+        summary["timings"],
+        summary["problems"]
     );
     Ok(())
 }

@@ -104,7 +104,10 @@ pub fn run(args: DashboardArgs) -> Result<()> {
         outcome.seconds,
         outcome.tokenizer,
     );
-    eprintln!("open it in a browser: file://{}", absolute(&files.html).display());
+    eprintln!(
+        "open it in a browser: file://{}",
+        absolute(&files.html).display()
+    );
     Ok(())
 }
 

@@ -74,7 +74,8 @@ impl ReportArgs {
             None => Default::default(),
         };
         // Relative to the report, so the pair can be moved together.
-        let dashboard_link = crate::dashboard::beside(&out).map(|_| DASHBOARD_FILE_NAME.to_string());
+        let dashboard_link =
+            crate::dashboard::beside(&out).map(|_| DASHBOARD_FILE_NAME.to_string());
         Ok(ReportConfig {
             dir: self.dir,
             out,

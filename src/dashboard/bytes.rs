@@ -86,8 +86,8 @@ mod tests {
         assert_eq!(
             w.bytes,
             [
-                0x00, 0x01, 0x7f, 0x80, 0x01, 0xac, 0x02, 0xff, 0x7f, 0x80, 0x80, 0x01, 0xff,
-                0xff, 0xff, 0xff, 0x0f
+                0x00, 0x01, 0x7f, 0x80, 0x01, 0xac, 0x02, 0xff, 0x7f, 0x80, 0x80, 0x01, 0xff, 0xff,
+                0xff, 0xff, 0x0f
             ]
         );
     }
@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn gzip_round_trips() {
-        let data: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let packed = gzip(&data);
         assert!(packed.len() < data.len() / 4);
         let mut out = Vec::new();

@@ -85,7 +85,11 @@ impl Vocabulary {
         }
         let mut ids: Vec<u32> = counts.keys().copied().collect();
         ids.sort_by(|a, b| counts[b].cmp(&counts[a]).then(a.cmp(b)));
-        let code_of = ids.iter().enumerate().map(|(c, &t)| (t, c as u32)).collect();
+        let code_of = ids
+            .iter()
+            .enumerate()
+            .map(|(c, &t)| (t, c as u32))
+            .collect();
         Self { code_of, ids }
     }
 
@@ -253,7 +257,10 @@ impl Pool {
             .iter()
             .flat_map(|f| f.groups.iter().flat_map(|g| &g.examples))
         {
-            by_sequence.entry(example.sequence).or_default().push(example);
+            by_sequence
+                .entry(example.sequence)
+                .or_default()
+                .push(example);
         }
         let mut pool = Self {
             codes: Vec::new(),
@@ -272,8 +279,10 @@ impl Pool {
                         for &t in &example.tokens[(span_end.min(end) - start) as usize..] {
                             pool.codes.push(vocab.code(t));
                         }
-                        pool.offset_of
-                            .insert((sequence, start), span_offset + (start - span_start) as usize);
+                        pool.offset_of.insert(
+                            (sequence, start),
+                            span_offset + (start - span_start) as usize,
+                        );
                         continue;
                     }
                 }
@@ -288,7 +297,13 @@ impl Pool {
 
     /// Whether the example's tokens equal the span's where they overlap (they always do for
     /// one collection; a mismatch starts a new span rather than show wrong text).
-    fn agrees(&self, span_offset: usize, span_start: u32, example: &Example, vocab: &Vocabulary) -> bool {
+    fn agrees(
+        &self,
+        span_offset: usize,
+        span_start: u32,
+        example: &Example,
+        vocab: &Vocabulary,
+    ) -> bool {
         let from = span_offset + (example.start() - span_start) as usize;
         self.codes[from..]
             .iter()
@@ -369,9 +384,10 @@ fn feature_page(w: &mut ByteWriter, feature: &FeatureData, pool: &Pool, vocab: &
             token_activations(w, example, max);
         }
     }
-    let (top, bottom) = feature.logits.as_ref().map_or((&[][..], &[][..]), |(t, b)| {
-        (t.as_slice(), b.as_slice())
-    });
+    let (top, bottom) = feature
+        .logits
+        .as_ref()
+        .map_or((&[][..], &[][..]), |(t, b)| (t.as_slice(), b.as_slice()));
     for list in [top, bottom] {
         w.usize(list.len());
         for &(t, value) in list {

@@ -98,7 +98,11 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
     stage("writing");
     if let Some(parent) = config.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            bail!("cannot write {}: folder {} does not exist", config.out.display(), parent.display());
+            bail!(
+                "cannot write {}: folder {} does not exist",
+                config.out.display(),
+                parent.display()
+            );
         }
     }
     let files = html::write(&config.out, &provenance.title, &encoded, config.split)?;
@@ -146,9 +150,10 @@ fn folder_name(dir: &Path) -> String {
 
 /// The dashboard beside a report at `report`, if one was written there.
 pub fn beside(report: &Path) -> Option<PathBuf> {
-    let path = report
-        .parent()
-        .map_or_else(|| PathBuf::from(DASHBOARD_FILE_NAME), |p| p.join(DASHBOARD_FILE_NAME));
+    let path = report.parent().map_or_else(
+        || PathBuf::from(DASHBOARD_FILE_NAME),
+        |p| p.join(DASHBOARD_FILE_NAME),
+    );
     path.is_file().then_some(path)
 }
 
@@ -171,7 +176,10 @@ pub fn read_labels(path: &Path) -> Result<std::collections::BTreeMap<u32, String
         .filter(|(_, label)| !label.trim().is_empty())
         .map(|(key, label)| {
             let feature = key.parse::<u32>().with_context(|| {
-                format!("{}: label key `{key}` is not a feature index", path.display())
+                format!(
+                    "{}: label key `{key}` is not a feature index",
+                    path.display()
+                )
             })?;
             Ok((feature, label))
         })

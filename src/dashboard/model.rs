@@ -212,10 +212,17 @@ pub type ContextActivations = HashMap<(u32, u64, u32), Vec<(u32, f32)>>;
 
 /// Gives every example found in `recorded` its per-token activations; returns how many got
 /// them. Entries pointing outside their window are dropped (a stale or foreign file).
-pub fn attach_context_activations(model: &mut DashboardModel, recorded: &ContextActivations) -> usize {
+pub fn attach_context_activations(
+    model: &mut DashboardModel,
+    recorded: &ContextActivations,
+) -> usize {
     let mut attached = 0;
     for (f, feature) in model.features.iter_mut().enumerate() {
-        for example in feature.groups.iter_mut().flat_map(|g| g.examples.iter_mut()) {
+        for example in feature
+            .groups
+            .iter_mut()
+            .flat_map(|g| g.examples.iter_mut())
+        {
             let Some(values) = recorded.get(&(f as u32, example.sequence, example.position)) else {
                 continue;
             };

@@ -172,8 +172,7 @@ mod tests {
 
     #[test]
     fn decoder_cosine_finds_the_parallel_row() {
-        let directions =
-            DecoderDirections::from_rows(3, 2, vec![1.0, 0.0, 0.0, 1.0, 2.0, 0.1]);
+        let directions = DecoderDirections::from_rows(3, 2, vec![1.0, 0.0, 0.0, 1.0, 2.0, 0.1]);
         let lists = decoder_cosine(&directions, 2).unwrap();
         assert_eq!(lists[0][0].0, 2);
         assert!((lists[0][0].1 - 0.99875).abs() < 1e-4, "{:?}", lists[0]);

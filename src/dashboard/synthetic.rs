@@ -29,7 +29,8 @@ const SPECIALS: [&str; 4] = ["<pad>", "<eos>", "<bos>", "<unk>"];
 const BOS: u32 = 2;
 const SYLLABLES: [&str; 32] = [
     "ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "da", "fe", "gu", "ho", "ji", "ke", "lu", "ma",
-    "ni", "or", "pe", "qui", "ra", "se", "ti", "ul", "ve", "wo", "xa", "yo", "ze", "an", "el", "is",
+    "ni", "or", "pe", "qui", "ra", "se", "ti", "ul", "ve", "wo", "xa", "yo", "ze", "an", "el",
+    "is",
 ];
 
 /// What a synthetic folder is made of.
@@ -72,7 +73,9 @@ impl SyntheticRule {
         let special = (t as usize) < SPECIALS.len();
         (0..FEATURES_PER_TOKEN as u64)
             .filter(move |_| !special)
-            .map(move |j| (mix64(self.spec.seed ^ (u64::from(t) << 8) ^ j) % self.spec.d_sae as u64) as u32)
+            .map(move |j| {
+                (mix64(self.spec.seed ^ (u64::from(t) << 8) ^ j) % self.spec.d_sae as u64) as u32
+            })
     }
 
     fn value(&self, f: u32, sequence: u64, position: u32) -> f32 {
@@ -120,7 +123,12 @@ pub fn words(n: usize) -> Vec<String> {
             format!("{}{}", SYLLABLES[i / s], SYLLABLES[i % s])
         } else {
             let j = i - s * s;
-            format!("{}{}{}", SYLLABLES[j / (s * s) % s], SYLLABLES[j / s % s], SYLLABLES[j % s])
+            format!(
+                "{}{}{}",
+                SYLLABLES[j / (s * s) % s],
+                SYLLABLES[j / s % s],
+                SYLLABLES[j % s]
+            )
         };
         out.push(word);
         i += 1;
@@ -173,7 +181,10 @@ pub fn write_synthetic_folder(dir: &Path, spec: SyntheticSpec) -> Result<Collect
     let mut vocabulary: Vec<String> = SPECIALS.iter().map(|s| s.to_string()).collect();
     vocabulary.extend(words(spec.vocab));
     let tokenizer_path = dir.join("tokenizer.json");
-    std::fs::write(&tokenizer_path, word_level_tokenizer_json(&vocabulary, &SPECIALS))?;
+    std::fs::write(
+        &tokenizer_path,
+        word_level_tokenizer_json(&vocabulary, &SPECIALS),
+    )?;
     let rule = SyntheticRule::new(spec);
     let zipf = ZipfTable::new(spec.vocab, 1.05);
     let mut rng = SplitMix64(spec.seed);
@@ -218,7 +229,10 @@ pub fn write_synthetic_folder(dir: &Path, spec: SyntheticSpec) -> Result<Collect
     let mut source = serde_json::Map::new();
     source.insert("producer".into(), "saectl::dashboard::synthetic".into());
     source.insert("seed".into(), spec.seed.into());
-    source.insert("tokenizer".into(), tokenizer_path.display().to_string().into());
+    source.insert(
+        "tokenizer".into(),
+        tokenizer_path.display().to_string().into(),
+    );
     let words = Words(vocabulary);
     write_samples_folder(dir, &collector, &words, &SaveConfig::default(), source)?;
     synthetic_logits(&rule, &words, spec).write(dir)?;
@@ -250,7 +264,8 @@ fn synthetic_logits(rule: &SyntheticRule, words: &Words, spec: SyntheticSpec) ->
                 .collect();
             let mut k = 0u64;
             while top.len() < 10 {
-                let t = SPECIALS.len() as u32 + (mix64(f as u64 ^ k << 32) % spec.vocab as u64) as u32;
+                let t =
+                    SPECIALS.len() as u32 + (mix64(f as u64 ^ k << 32) % spec.vocab as u64) as u32;
                 top.push(effect(t, 1.0 - 0.05 * top.len() as f32));
                 k += 1;
             }

@@ -112,7 +112,10 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
 /// report links to it.
 fn check_dashboard(out: &Path, purity: &[saectl::demo::purity::FeaturePurity]) {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.contains("](dashboard.html#f="), "the report does not link the dashboard");
+    assert!(
+        report.contains("](dashboard.html#f="),
+        "the report does not link the dashboard"
+    );
     let html = out.join("dashboard.html");
     let mut checked = 0;
     for p in purity.iter().filter(|p| p.purity >= 0.9).take(3) {

@@ -4,8 +4,15 @@
 
 use std::process::Command;
 
-const COMMANDS: [&str; 7] = [
-    "demo", "train", "collect", "analyze", "report", "cache", "merge",
+const COMMANDS: [&str; 8] = [
+    "demo",
+    "train",
+    "collect",
+    "analyze",
+    "report",
+    "dashboard",
+    "cache",
+    "merge",
 ];
 
 fn help(args: &[&str]) -> String {
@@ -24,7 +31,7 @@ fn expected() -> String {
         "# Command-line reference\n\n\
          Every command's `--help`, as the binary prints it (generated; a test keeps it in \
          sync: `UPDATE_DOCS=1 cargo test --test cli docs` rewrites it). The guides are the \
-         other files of docs/: demo.md, train.md, collect.md, analysis.md, cache.md.\n\n\
+         other files of docs/: demo.md, train.md, collect.md, analysis.md, dashboard.md, cache.md.\n\n\
          ## saectl\n\n```text\n",
     );
     doc.push_str(&help(&[]));

@@ -47,7 +47,10 @@ fn hostile_tokens_show_as_text_and_run_nothing() {
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(page.contains("<meta charset=\"utf-8\">"));
     assert!(page.contains("Content-Security-Policy\" content=\"default-src 'none';"));
-    assert!(!page.contains("alert("), "token text must only travel encoded");
+    assert!(
+        !page.contains("alert("),
+        "token text must only travel encoded"
+    );
 
     let tokens = hostile_tokens();
     for (i, token) in tokens[FIRST_HOSTILE as usize..].iter().enumerate() {
@@ -96,7 +99,11 @@ fn a_folder_where_nothing_fired_lists_every_feature_as_dead() {
     let dir = tempfile::tempdir().unwrap();
     let samples = dir.path().join("samples");
     write_folder(&samples, &hostile_tokens(), 5, |_| None);
-    assert_ok(&dashboard(&[s(&samples), "-o", s(&dir.path().join("d.html"))]));
+    assert_ok(&dashboard(&[
+        s(&samples),
+        "-o",
+        s(&dir.path().join("d.html")),
+    ]));
     let summary = browser::selftest(&dir.path().join("d.html"), "f=3&filter=dead");
     assert_eq!(summary["chips"]["dead"], 5, "{summary}");
     assert_eq!(summary["chips"]["alive"], 0);
@@ -111,7 +118,9 @@ fn a_folder_where_nothing_fired_lists_every_feature_as_dead() {
 fn a_one_feature_sae_shows_its_feature() {
     let dir = tempfile::tempdir().unwrap();
     let samples = dir.path().join("samples");
-    write_folder(&samples, &hostile_tokens(), 1, |id| (id == 5).then_some((0, 1.5)));
+    write_folder(&samples, &hostile_tokens(), 1, |id| {
+        (id == 5).then_some((0, 1.5))
+    });
     assert_ok(&dashboard(&[s(&samples)]));
     let summary = browser::selftest(&samples.join("dashboard.html"), "q=tok:words");
     assert_eq!(summary["search"]["results"], serde_json::json!([0]));
@@ -147,15 +156,23 @@ fn sixteen_thousand_features_fit_the_budget_and_every_view_works() {
     assert_eq!(summary["chips"]["all"], 16_384);
     assert_eq!(summary["view"][0]["feature"], 16_000);
     let results = summary["search"]["result_count"].as_u64().unwrap();
-    assert!(results > 100 && results < 16_384, "{results} features with max > 3");
-    assert!(summary["list_rows"].as_u64().unwrap() < 100, "the list is virtualised");
+    assert!(
+        results > 100 && results < 16_384,
+        "{results} features with max > 3"
+    );
+    assert!(
+        summary["list_rows"].as_u64().unwrap() < 100,
+        "the list is virtualised"
+    );
 
     // The split layout: shards in sibling files, loaded from file:// with <script src>.
     let split = dir.path().join("split.html");
     assert_ok(&dashboard(&[s(&samples), "-o", s(&split), "--split"]));
     assert!(std::fs::metadata(&split).unwrap().len() < 2 << 20);
     assert_eq!(
-        std::fs::read_dir(dir.path().join("split.data")).unwrap().count(),
+        std::fs::read_dir(dir.path().join("split.data"))
+            .unwrap()
+            .count(),
         64
     );
     let summary = browser::selftest(&split, "f=9000&q=text:kaka%20kalo");
@@ -185,7 +202,11 @@ fn the_feature_page_screenshot_is_not_blank() {
     let share = png::non_white_share(&std::fs::read(&png).unwrap());
     // A blank or error page is almost all white; the feature page has shaded panels, bars
     // and coloured tokens.
-    assert!(share > 0.05, "only {:.1}% of the pixels are not white", share * 100.0);
+    assert!(
+        share > 0.05,
+        "only {:.1}% of the pixels are not white",
+        share * 100.0
+    );
     let keep = std::env::var_os("SAECTL_KEEP_SCREENSHOTS").map(std::path::PathBuf::from);
     if let Some(keep) = keep {
         std::fs::copy(&png, keep.join("dashboard-f7.png")).unwrap();
@@ -209,8 +230,7 @@ fn labels_exported_from_the_page_show_in_the_report_with_links() {
         .output()
         .unwrap();
     assert_ok(&output);
-    let report =
-        std::fs::read_to_string(samples.join("interpretability_report.md")).unwrap();
+    let report = std::fs::read_to_string(samples.join("interpretability_report.md")).unwrap();
     assert!(report.contains("**Label:** markup \\*tags\\*"), "{report}");
     assert!(report.contains("**Label:** the word plain"));
     assert!(report.contains("[Open in the dashboard](dashboard.html#f=0)"));
