@@ -41,7 +41,8 @@ pub struct DashboardArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top_examples: usize,
 
-    /// Always put the data in sibling files (DIR/dashboard.data/); by default only above 64 MiB.
+    /// Always put the data in sibling files (`<page>.data/` beside the page); by default only
+    /// above 64 MiB.
     #[arg(long)]
     pub split: bool,
 }

@@ -415,3 +415,89 @@ fn token_activations(w: &mut ByteWriter, example: &Example, max: f32) {
         w.u8(step as u8);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::format::{FeatureFlags, FeatureStatistics};
+    use crate::collect::FlagConfig;
+    use crate::dashboard::model::{CollectionFacts, ExampleGroup};
+
+    fn example(sequence: u64, position: u32, at: u32, tokens: &[u32]) -> Example {
+        Example {
+            sequence,
+            position,
+            tokens: tokens.to_vec(),
+            at,
+            activation: 1.0,
+            token_activations: None,
+        }
+    }
+
+    fn feature(examples: Vec<Example>) -> FeatureData {
+        FeatureData {
+            statistics: FeatureStatistics {
+                feature_idx: 0,
+                max_activation: 1.0,
+                mean_activation: 1.0,
+                num_samples: 0,
+                activation_count: 0,
+                min_activation: 0.0,
+                std_activation: 0.0,
+                firing_count: 0,
+                density: 0.0,
+                activation_sum: Default::default(),
+                activation_sum_squares: Default::default(),
+            },
+            flags: FeatureFlags::default(),
+            histogram_first_bin: 0,
+            histogram: Vec::new(),
+            groups: vec![ExampleGroup {
+                kind: GroupKind::Top,
+                examples,
+            }],
+            logits: None,
+        }
+    }
+
+    #[test]
+    fn the_pool_stores_overlapping_windows_once_and_every_example_reads_back() {
+        // Sequence 5: tokens 10.. at positions 0..; windows [2,6), [4,9), [8,10) overlap or
+        // touch; sequence 6 has its own span; a window that disagrees starts a new span.
+        let seq5: Vec<u32> = (10..20).collect();
+        let features = vec![
+            feature(vec![
+                example(5, 3, 1, &seq5[2..6]),
+                example(5, 6, 2, &seq5[4..9]),
+            ]),
+            feature(vec![
+                example(5, 9, 1, &seq5[8..10]),
+                example(6, 0, 0, &[7, 8]),
+                example(6, 1, 0, &[99]),
+            ]),
+        ];
+        let model = DashboardModel {
+            facts: CollectionFacts {
+                d_sae: 2,
+                tokens_seen: 0,
+                sequences_seen: 0,
+                activation_threshold: 0.1,
+                context_size: 20,
+                flags: FlagConfig::default(),
+            },
+            features: features.clone(),
+        };
+        let vocab = Vocabulary::new(&model);
+        let pool = Pool::new(&features, &vocab);
+        // seq 5 positions 2..10 (8 tokens) + seq 6: [7, 8] and the disagreeing [99].
+        assert_eq!(pool.codes.len(), 8 + 2 + 1);
+        for e in features.iter().flat_map(|f| &f.groups[0].examples) {
+            let at = pool.offset_of[&(e.sequence, e.start())];
+            let read: Vec<u32> = pool.codes[at..at + e.tokens.len()]
+                .iter()
+                .map(|&c| vocab.ids[c as usize])
+                .collect();
+            assert_eq!(read, e.tokens, "{e:?}");
+        }
+    }
+}

@@ -51,6 +51,9 @@ impl Example {
     }
 }
 
+/// (token id, value) pairs: logit effects.
+pub type TokenValues = Vec<(u32, f32)>;
+
 /// Which examples a group holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupKind {
@@ -83,8 +86,8 @@ pub struct FeatureData {
     pub histogram: Vec<u64>,
     /// Top examples first, then the intervals, highest first.
     pub groups: Vec<ExampleGroup>,
-    /// Promoted and suppressed output tokens (token id, effect), when the folder has them.
-    pub logits: Option<(Vec<(u32, f32)>, Vec<(u32, f32)>)>,
+    /// Promoted and suppressed output tokens, when the folder has them.
+    pub logits: Option<(TokenValues, TokenValues)>,
 }
 
 /// Collection-wide facts the page shows beside every feature.
