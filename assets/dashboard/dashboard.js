@@ -345,7 +345,10 @@ function refreshList() {
   const filter = (FILTERS.find(([key]) => key === state.filter) || FILTERS[0])[2];
   const result = searchResult;
   let ids;
-  if (result && result.ranked) ids = result.ranked.filter((f) => filter(f));
+  if (result && result.ranked) {
+    ids = result.ranked.filter((f) => filter(f));
+    if (SORTS[state.sort]) ids.sort(SORTS[state.sort]); // an explicit sort wins over the rank
+  }
   else {
     ids = [];
     for (let f = 0; f < INDEX.d_sae; f++) if (filter(f) && (!result || result.accepts(f))) ids.push(f);
@@ -568,6 +571,8 @@ async function runSearch(query) {
   refreshList();
   $('list').scrollTop = 0;
   renderRows(true);
+  const jump = query.trim().match(/^#(\d+)$/);
+  if (jump && Number(jump[1]) < INDEX.d_sae && Number(jump[1]) !== state.f) await showFeature(Number(jump[1]));
 }
 
 // ---- 8. Feature page ------------------------------------------------------------------------

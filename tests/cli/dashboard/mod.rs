@@ -265,3 +265,45 @@ fn bad_input_fails_in_one_line() {
     std::fs::remove_file(samples.join(saectl::collect::STATE_FILE_NAME)).unwrap();
     assert_one_line_error(&dashboard(&[s(&samples)]), "collector_state.safetensors");
 }
+
+/// A folder from a real `collect` run on the tiny model, with its checkpoint: the tokenizer
+/// comes from what the collection recorded, and decoder-cosine neighbours are listed.
+#[test]
+fn a_collected_folder_with_its_checkpoint_lists_decoder_neighbours() {
+    use super::collect::{collect, live_args, write_sae, D_SAE};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("sae");
+    write_sae(&checkpoint, 64);
+    let samples = dir.path().join("samples");
+    let args = live_args(400);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&collect(&checkpoint, &samples, &args));
+    assert_ok(&dashboard(&[s(&samples), "--checkpoint", s(&checkpoint)]));
+    let summary = browser::selftest(&samples.join("dashboard.html"), "f=1");
+    assert_eq!(summary["d_sae"], D_SAE);
+    let similar = summary["view"][0]["similar"].as_array().unwrap();
+    assert_eq!(
+        similar.len(),
+        3,
+        "same tokens, same passages, decoder cosine"
+    );
+    assert_eq!(similar[2].as_array().unwrap().len(), 10);
+    assert!(!similar[2].as_array().unwrap().contains(&1.into()));
+
+    // A checkpoint of another width is refused.
+    let other = dir.path().join("other");
+    let mut config = saectl::sae::SaeConfig::new(saectl::sae::SaeKind::TopK, 64, 32, Some(4));
+    config.hook_name = None;
+    let weights = saectl::sae::SaeWeights::init(&config, 1, &candle_core::Device::Cpu).unwrap();
+    let sae = saectl::sae::Sae::new(config.clone(), weights).unwrap();
+    saectl::sae::checkpoint::save(
+        &other,
+        &sae,
+        &saectl::sae::checkpoint::CheckpointMeta::new(config),
+    )
+    .unwrap();
+    assert_one_line_error(
+        &dashboard(&[s(&samples), "--checkpoint", s(&other)]),
+        "features but the samples folder",
+    );
+}
