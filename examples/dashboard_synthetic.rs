@@ -56,7 +56,10 @@ fn main() -> anyhow::Result<()> {
         counts: ExampleCounts { top: 20 },
         split: SplitMode::Auto,
     };
-    let outcome = run(&config, &mut |_| {})?;
+    let stages = Instant::now();
+    let outcome = run(&config, &mut |stage| {
+        eprintln!("  {:6.2} s  {stage}", stages.elapsed().as_secs_f64())
+    })?;
     println!(
         "as collected: {} features, {} examples, {} bytes ({:.0} B/feature), built in {:.2} s",
         outcome.features,

@@ -45,6 +45,7 @@ function el(tag, className, text) {
 const CONFIG = JSON.parse($('saectl-config').textContent);
 
 function base64Bytes(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text.trim()); // native where there is one
   const binary = atob(text.trim());
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
@@ -108,7 +109,7 @@ async function loadShard(k) {
 
 async function featurePage(f) {
   const shard = await loadShard(Math.floor(f / INDEX.shard_size));
-  return shard.features[f - shard.first];
+  return shard.feature(f - shard.first);
 }
 
 // ---- 3. Shard decoding ----------------------------------------------------------------------
@@ -138,10 +139,21 @@ function decodeShard(bytes, k) {
   const pool = new Uint32Array(poolLength);
   for (let i = 0; i < poolLength; i++) pool[i] = r.varint();
   const first = k * INDEX.shard_size;
-  const count = Math.min(INDEX.shard_size, INDEX.d_sae - first);
-  const features = [];
-  for (let i = 0; i < count; i++) features.push(decodeFeature(r, first + i, pool));
-  return { first, pool, features };
+  // Each feature's record is length-prefixed: only the features shown are decoded.
+  const count = r.varint();
+  const offsets = new Uint32Array(count + 1);
+  for (let i = 0; i < count; i++) offsets[i + 1] = offsets[i] + r.varint();
+  const base = r.at;
+  const pages = new Array(count);
+  const feature = (i) => {
+    if (!pages[i]) {
+      const record = new Reader(bytes);
+      record.at = base + offsets[i];
+      pages[i] = decodeFeature(record, first + i, pool);
+    }
+    return pages[i];
+  };
+  return { first, pool, count, feature };
 }
 
 function decodeFeature(r, f, pool) {
@@ -242,6 +254,10 @@ function tokenLabel(code) {
   }
   return label;
 }
+
+// A token shown on its own (list, logits, similar features): spaces made visible, since
+// " cat" and "cat" are different tokens.
+const tokenAlone = (code) => tokenLabel(code).replace(/ /g, '␣');
 
 // Perceptual sequential colour map (ColorBrewer OrRd): 0 is no colour, the max the darkest.
 const STOPS = [[254, 232, 200], [253, 212, 158], [253, 187, 132], [252, 141, 89], [239, 101, 72], [215, 48, 31], [179, 0, 0], [127, 0, 0]];
@@ -398,7 +414,7 @@ function fillRow(row, f, i) {
   id.textContent = '#' + f;
   const label = labels.get(f);
   const top = INDEX.top_token[f];
-  tok.textContent = label ? label : top >= 0 ? tokenLabel(top) : '';
+  tok.textContent = label ? label : top >= 0 ? tokenAlone(top) : '';
   tok.classList.toggle('label', Boolean(label));
   value.textContent = densityText(f);
   value.title = 'density; max ' + num(INDEX.max[f]);
@@ -469,6 +485,8 @@ async function evaluate(query) {
       if (!INDEX.has_logits) throw new Error('this folder has no logit effects (collect with the model to get them)');
       combine(postingScores(INDEX.logit_post, codesMatching(value, quoted), (rank) => 10 - rank));
     } else if (prefix === 'text:') {
+      // One or two letters match nearly every example: wait for a third.
+      if (value.length < 3) throw new Error('text: needs at least 3 characters');
       combine(await textSearch(value));
     } else if (prefix === 'label:') {
       combine(labelScores(value));
@@ -539,9 +557,9 @@ function buildTextIndex(shard) {
   }
   starts[shard.pool.length] = length;
   const spans = [];
-  for (const page of shard.features)
-    for (const group of page.groups)
-      for (const e of group.examples) spans.push([e.offset, e.offset + e.length, page.f]);
+  for (let i = 0; i < shard.count; i++)
+    for (const group of shard.feature(i).groups)
+      for (const e of group.examples) spans.push([e.offset, e.offset + e.length, shard.first + i]);
   return { text: parts.join(''), starts, spans };
 }
 
@@ -673,7 +691,7 @@ function renderStats(page) {
   stats.appendChild(stat('mean', num(INDEX.mean[f])));
   stats.appendChild(stat('std', num(INDEX.std[f])));
   const top = INDEX.top_token[f];
-  if (top >= 0) stats.appendChild(stat('top token', tokenLabel(top) + ' · ' + Math.round(INDEX.top_share[f] * 100) + '%',
+  if (top >= 0) stats.appendChild(stat('top token', tokenAlone(top) + ' · ' + Math.round(INDEX.top_share[f] * 100) + '%',
     'share of a uniform sample of ' + page.sampleSize + ' activations'));
   if (page.specialShare > 0) stats.appendChild(stat('on special tokens', Math.round(page.specialShare * 100) + '%'));
   return stats;
@@ -688,7 +706,7 @@ function logitPanel(page) {
     col.appendChild(el('h3', null, name));
     for (const { code, value } of page.logits[side]) {
       const row = el('div', 'logit ' + (side ? 'neg' : 'pos'));
-      row.append(el('span', 'tok-text', tokenLabel(code)), el('span', 'num', (value > 0 ? '+' : '') + num(value, 3)));
+      row.append(el('span', 'tok-text', tokenAlone(code)), el('span', 'num', (value > 0 ? '+' : '') + num(value, 3)));
       col.appendChild(row);
     }
     table.appendChild(col);
@@ -800,7 +818,7 @@ function renderSimilar(page) {
       barBox.appendChild(fill);
       const top = INDEX.top_token[f];
       row.append(el('span', 'id', '#' + f), barBox, el('span', 'num', num(score, 2)),
-        el('span', 'tok-text', labels.get(f) || (top >= 0 ? tokenLabel(top) : '')));
+        el('span', 'tok-text', labels.get(f) || (top >= 0 ? tokenAlone(top) : '')));
       col.appendChild(row);
     }
     cols.appendChild(col);
@@ -911,7 +929,7 @@ function showTooltip(span, page, e, i) {
   const code = page.pool[e.offset + i];
   const tip = $('tooltip');
   tip.textContent = '';
-  const text = visible(INDEX.vocab[code]);
+  const text = visible(INDEX.vocab[code]).replace(/ /g, '␣');
   tip.appendChild(el('div', 'tip-token', text.length > 200 ? text.slice(0, 200) + '…' : text));
   const value = e.values ? e.values.get(i) || 0 : i === e.at ? e.act : null;
   const lines = ['token id ' + INDEX.vocab_ids[code]];
@@ -1080,7 +1098,7 @@ async function selftest(scriptsAtStart) {
     await runSearch('text:' + INDEX.vocab[word].trim());
     out.timings.text_search_first_ms = performance.now() - t;
     t = performance.now();
-    await runSearch('text:' + INDEX.vocab[word].trim().slice(0, 2));
+    await runSearch('text:' + INDEX.vocab[word].trim().slice(0, 3));
     out.timings.text_search_ms = performance.now() - t;
   }
   // Leave the requested view on screen for a screenshot of the same run.

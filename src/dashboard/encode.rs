@@ -23,7 +23,7 @@ use super::model::{DashboardModel, Example, FeatureData, GroupKind};
 use super::similar::NeighbourLists;
 
 /// Features per shard: a shard is inflated whole when one of its features is shown.
-pub const SHARD_SIZE: usize = 256;
+pub const SHARD_SIZE: usize = 128;
 /// Version of the data layout, checked by the page.
 pub const DATA_FORMAT_VERSION: u32 = 1;
 
@@ -59,42 +59,48 @@ pub struct Encoded {
     pub raw_bytes: usize,
 }
 
-/// Token ids ↔ dashboard codes, most frequent first.
+/// Token ids ↔ dashboard codes, most frequent first. Token ids are dense (below the
+/// tokenizer's vocabulary size), so vectors indexed by id beat hashing the ~14M tokens of a
+/// 16k-feature dashboard.
 struct Vocabulary {
-    code_of: HashMap<u32, u32>,
+    code_of: Vec<u32>,
     ids: Vec<u32>,
 }
 
 impl Vocabulary {
     fn new(model: &DashboardModel) -> Self {
-        let mut counts: HashMap<u32, u64> = HashMap::new();
+        let mut counts: Vec<u64> = Vec::new();
+        let mut count = |t: u32| {
+            let t = t as usize;
+            if t >= counts.len() {
+                counts.resize(t + 1, 0);
+            }
+            counts[t] += 1;
+        };
         for feature in &model.features {
             for example in feature.groups.iter().flat_map(|g| &g.examples) {
-                for &t in &example.tokens {
-                    *counts.entry(t).or_default() += 1;
-                }
+                example.tokens.iter().for_each(|&t| count(t));
             }
             if let Some((top, bottom)) = &feature.logits {
-                for &(t, _) in top.iter().chain(bottom) {
-                    *counts.entry(t).or_default() += 1;
-                }
+                top.iter().chain(bottom).for_each(|&(t, _)| count(t));
             }
             if let Some(t) = feature.flags.top_token {
-                *counts.entry(t).or_default() += 1;
+                count(t);
             }
         }
-        let mut ids: Vec<u32> = counts.keys().copied().collect();
-        ids.sort_by(|a, b| counts[b].cmp(&counts[a]).then(a.cmp(b)));
-        let code_of = ids
-            .iter()
-            .enumerate()
-            .map(|(c, &t)| (t, c as u32))
+        let mut ids: Vec<u32> = (0..counts.len() as u32)
+            .filter(|&t| counts[t as usize] > 0)
             .collect();
+        ids.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+        let mut code_of = vec![u32::MAX; counts.len()];
+        for (code, &t) in ids.iter().enumerate() {
+            code_of[t as usize] = code as u32;
+        }
         Self { code_of, ids }
     }
 
     fn code(&self, token: u32) -> u32 {
-        self.code_of[&token]
+        self.code_of[token as usize]
     }
 }
 
@@ -106,21 +112,51 @@ pub fn encode(
     texts: impl Fn(&[u32]) -> Vec<String>,
 ) -> Encoded {
     let vocab = Vocabulary::new(model);
-    let shards: Vec<Vec<u8>> = model
-        .features
-        .chunks(SHARD_SIZE)
-        .enumerate()
-        .map(|(s, features)| shard(features, s * SHARD_SIZE, neighbours, &vocab))
-        .collect();
+    let chunks: Vec<&[FeatureData]> = model.features.chunks(SHARD_SIZE).collect();
+    // Shards are independent: encode and compress them on every core.
+    let shards: Vec<(usize, Vec<u8>)> = parallel_map(chunks.len(), |s| {
+        let raw = shard(chunks[s], s * SHARD_SIZE, neighbours, &vocab);
+        (raw.len(), gzip(&raw))
+    });
     let mut index = index(model, provenance, &vocab, texts(&vocab.ids));
     index.has_decoder = neighbours.decoder.is_some();
     let index = serde_json::to_vec(&index).expect("the index always serialises");
-    let raw_bytes = index.len() + shards.iter().map(Vec::len).sum::<usize>();
+    let raw_bytes = index.len() + shards.iter().map(|(raw, _)| raw).sum::<usize>();
     Encoded {
         index: gzip(&index),
-        shards: shards.iter().map(|s| gzip(s)).collect(),
+        shards: shards.into_iter().map(|(_, packed)| packed).collect(),
         raw_bytes,
     }
+}
+
+/// `(0..n).map(work)` on all cores, in order.
+fn parallel_map<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n.max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            return done;
+                        }
+                        done.push((i, work(i)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("an encoding thread panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The index block (see the module docs); field names are what the page reads.
@@ -324,21 +360,35 @@ fn shard(
     for &code in &pool.codes {
         w.varint(u64::from(code));
     }
-    for (i, feature) in features.iter().enumerate() {
-        let f = first + i;
-        feature_page(&mut w, feature, &pool, vocab);
-        for list in [
-            Some(&neighbours.tokens[f]),
-            Some(&neighbours.contexts[f]),
-            neighbours.decoder.as_ref().map(|d| &d[f]),
-        ] {
-            let list = list.map_or(&[][..], Vec::as_slice);
-            w.usize(list.len());
-            for &(g, score) in list {
-                w.varint(u64::from(g));
-                w.f32(score);
+    // Each feature's record is prefixed by its length so the page decodes only the one shown.
+    let records: Vec<Vec<u8>> = features
+        .iter()
+        .enumerate()
+        .map(|(i, feature)| {
+            let f = first + i;
+            let mut record = ByteWriter::default();
+            feature_page(&mut record, feature, &pool, vocab);
+            for list in [
+                Some(&neighbours.tokens[f]),
+                Some(&neighbours.contexts[f]),
+                neighbours.decoder.as_ref().map(|d| &d[f]),
+            ] {
+                let list = list.map_or(&[][..], Vec::as_slice);
+                record.usize(list.len());
+                for &(g, score) in list {
+                    record.varint(u64::from(g));
+                    record.f32(score);
+                }
             }
-        }
+            record.bytes
+        })
+        .collect();
+    w.usize(records.len());
+    for record in &records {
+        w.usize(record.len());
+    }
+    for record in records {
+        w.bytes.extend(record);
     }
     w.bytes
 }

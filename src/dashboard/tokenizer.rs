@@ -66,8 +66,12 @@ impl TokenizerSource {
 
     pub fn load(&self) -> Result<tokenizers::Tokenizer> {
         match self {
-            Self::File(path) => tokenizers::Tokenizer::from_file(path)
-                .map_err(|err| anyhow!("failed to load tokenizer {}: {err}", path.display())),
+            Self::File(path) => tokenizers::Tokenizer::from_file(path).map_err(|err| {
+                anyhow!(
+                    "failed to load tokenizer {} (give another with --tokenizer): {err}",
+                    path.display()
+                )
+            }),
             Self::EmbeddedDemo => {
                 let json = crate::demo::vocab::tokenizer_json();
                 json.parse()

@@ -173,7 +173,7 @@ fn sixteen_thousand_features_fit_the_budget_and_every_view_works() {
         std::fs::read_dir(dir.path().join("split.data"))
             .unwrap()
             .count(),
-        64
+        128
     );
     let summary = browser::selftest(&split, "f=9000&q=text:kaka%20kalo");
     assert!(summary["split"].as_bool().unwrap());
