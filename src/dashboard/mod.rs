@@ -3,14 +3,15 @@
 //! The stages, each in its own file: [`input`] loads the samples folder and its collector
 //! state (all features, not only those saved as JSON); [`tokenizer`] finds the tokenizer that
 //! turns ids back into text; [`model`] reads each feature's page out of the collector;
-//! [`similar`] precomputes neighbours; [`encode`] packs everything into an index and
-//! compressed shards; [`html`] writes the page with its hand-written script and style
+//! [`similar`] precomputes neighbours; [`encode`] packs everything into an index (`index.rs`)
+//! and compressed shards; [`html`] writes the page with its hand-written script and style
 //! (`assets/dashboard/`). The page needs no server and no network; docs/dashboard.md
-//! describes what it shows and the file's format.
+//! describes what it shows and the file's format. [`synthetic`] makes the large test folder.
 
 pub mod bytes;
 pub mod encode;
 pub mod html;
+mod index;
 pub mod input;
 pub mod model;
 pub mod similar;
