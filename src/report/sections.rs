@@ -143,7 +143,9 @@ pub fn feature(
     options: &ReportOptions,
     logits: Option<&FeatureLogitEffects>,
 ) -> String {
-    let mut out = format!("### Feature {}\n\n**Statistics:**\n\n", stats.feature);
+    let mut out = format!("### Feature {}\n\n", stats.feature);
+    out += &feature_links(stats.feature, options);
+    out += "**Statistics:**\n\n";
     for line in stat_lines(stats, file) {
         out += &format!("- {line}\n");
     }
@@ -170,6 +172,18 @@ pub fn feature(
     out += &histogram(file);
     out += &intervals(file, options.interval_examples);
     out += "---\n\n";
+    out
+}
+
+/// The reader's label and the link to the feature's dashboard page, when there are any.
+fn feature_links(feature: u32, options: &ReportOptions) -> String {
+    let mut out = String::new();
+    if let Some(label) = options.labels.get(&feature) {
+        out += &format!("**Label:** {}\n\n", markdown::inline(label));
+    }
+    if let Some(link) = &options.dashboard_link {
+        out += &format!("[Open in the dashboard]({link}#f={feature})\n\n");
+    }
     out
 }
 

@@ -13,6 +13,7 @@ mod architecture;
 mod basics;
 mod cache;
 mod collect;
+mod dashboard;
 mod demo;
 mod docs;
 mod golden;
