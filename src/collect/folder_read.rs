@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use super::bins::ACTIVATION_BINS;
 use super::format::{parse_feature_file_name, CollectionSummary, FeatureFile, SUMMARY_FILE_NAME};
 use super::logit_effects::LogitEffects;
+use crate::util::atomic::is_temporary;
 
 /// A loaded samples folder.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +51,9 @@ impl SamplesFolder {
         for entry in entries {
             let entry = entry.with_context(|| format!("failed to list {}", dir.display()))?;
             let name = entry.file_name();
+            if is_temporary(&name) {
+                continue; // a write in progress, or one a killed run left: never data
+            }
             let Some(feature_idx) = name.to_str().and_then(parse_feature_file_name) else {
                 continue;
             };

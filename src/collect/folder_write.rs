@@ -19,7 +19,7 @@ use super::format::{
     PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION, SUMMARY_FILE_NAME,
 };
 use super::top_samples::StoredSample;
-use crate::util::atomic::write_json_atomic;
+use crate::util::atomic::{sync_dir, write_json_atomic};
 
 /// Turns token ids into text (a tokenizer, or a test vocabulary).
 pub trait TokenDecoder {
@@ -55,6 +55,8 @@ pub fn write_samples_folder(
     let summary = summary(collector, &ranked, &saved, save, source);
     write_json_atomic(&dir.join(SUMMARY_FILE_NAME), &summary)?;
     remove_stale_feature_files(dir, &saved)?;
+    // One sync for every rename above: the folder is what a user reads after a crash.
+    sync_dir(dir)?;
     Ok(summary)
 }
 

@@ -137,7 +137,8 @@ impl LogitEffects {
         ))
     }
 
-    /// Writes `dir/logit_effects.json` atomically.
+    /// Writes `dir/logit_effects.json` atomically. No folder sync here: `collect` writes it
+    /// before the samples folder, whose write syncs the folder.
     pub fn write(&self, dir: &Path) -> Result<()> {
         write_atomic(
             &dir.join(LOGIT_EFFECTS_FILE_NAME),

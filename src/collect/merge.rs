@@ -24,7 +24,7 @@ use super::format::{CollectionSettings, CollectionSummary};
 use super::logit_effects::{LogitEffects, LOGIT_EFFECTS_FILE_NAME};
 use super::ranges::SequenceRanges;
 use super::state::STATE_FILE_NAME;
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, umask_mode, write_atomic, TEMP_PREFIX};
 
 /// Source keys that differ between shards of one collection and are dropped when merging.
 const SHARD_KEYS: &[&str] = &["shard"];
@@ -156,7 +156,8 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create {}", parent.display()))?;
     let staging = tempfile::Builder::new()
-        .prefix(".saectl-merge-")
+        .prefix(&format!("{TEMP_PREFIX}merge-"))
+        .permissions(umask_mode(true))
         .tempdir_in(parent)
         .with_context(|| {
             format!(
@@ -186,7 +187,9 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
             "failed to move the merged folder into place at {}",
             out.display()
         )
-    })
+    })?;
+    // The files were synced in the staging folder; the folder's new name needs its parent's.
+    sync_parent(out)
 }
 
 fn check_out(out: &Path) -> Result<()> {

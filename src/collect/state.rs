@@ -24,7 +24,7 @@ use super::format::ExactSum;
 use super::interval_samples::SampleParts;
 use super::ranges::SequenceRanges;
 use super::top_samples::StoredSample;
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, write_atomic};
 
 pub const STATE_FILE_NAME: &str = "collector_state.safetensors";
 /// 2: the feature view (histograms, interval and token samples) joined the state.
@@ -223,15 +223,23 @@ impl Collector {
                 path.display()
             )
         })?;
-        write_atomic(path, &file)
+        write_atomic(path, &file)?;
+        // The state is what a resume trusts: its rename must survive a power loss too.
+        sync_parent(path)
     }
 
     /// Reads a state written by [`save_state`](Self::save_state).
     pub fn load_state(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("failed to read collector state {}", path.display()))?;
-        load_from_bytes(&bytes)
+        Self::from_state_bytes(&bytes)
             .with_context(|| format!("{} is not a valid collector state", path.display()))
+    }
+
+    /// A collector from the bytes of a state file: the one loader [`load_state`](Self::load_state)
+    /// and the fuzz target share.
+    pub fn from_state_bytes(bytes: &[u8]) -> Result<Self> {
+        load_from_bytes(bytes)
     }
 
     fn header(&self) -> StateHeader {

@@ -9,5 +9,6 @@ mod demo;
 mod docs;
 mod logit_effects;
 mod merge;
+mod reliability;
 mod train;
 mod train_jumprelu;

@@ -72,6 +72,29 @@ fn round_trip_in_every_dtype() {
     }
 }
 
+/// The streamed shard writer gives the safetensors crate's own bytes, in every dtype.
+#[test]
+fn shards_are_the_bytes_safetensors_serializes() {
+    for dtype in [CacheDtype::F32, CacheDtype::Bf16, CacheDtype::F16] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = CacheWriter::create_or_resume(dir.path(), spec(dtype), 2, None).unwrap();
+        let (tokens, acts) = batch(0);
+        writer.push(&tokens, &acts).unwrap();
+        writer.finish(true).unwrap();
+        let shard = dir.path().join("shard_00000.safetensors");
+        let stored = candle_core::safetensors::load(&shard, &Device::Cpu).unwrap();
+        let expected = safetensors::serialize(
+            [
+                ("tokens", &stored["tokens"]),
+                ("activations", &stored["activations"]),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&shard).unwrap(), expected, "{dtype:?}");
+    }
+}
+
 #[test]
 fn an_interrupted_cache_resumes_after_its_last_shard() {
     let dir = tempfile::tempdir().unwrap();
