@@ -7,7 +7,7 @@
 //! `[n, d_sae]` matrix off it ([`extract`], [`topk_sparse`]). [`checkpoint`] reads and writes
 //! saectl's own folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders
 //! and Gemma Scope `params.npz` (through [`npz`], which checks every size a file claims before it
-allocates). The exact math and formats are in `docs/sae.md`.
+//! allocates). The exact math and formats are in `docs/sae.md`.
 
 pub mod checkpoint;
 mod config;
