@@ -37,9 +37,7 @@ impl Session {
         source: Source,
         total_tokens: u64,
     ) -> Result<Self> {
-        let tokenizer = tokenizers::Tokenizer::from_file(tokenizer).map_err(|err| {
-            anyhow::anyhow!("failed to load tokenizer {}: {err}", tokenizer.display())
-        })?;
+        let tokenizer = crate::data::load_tokenizer(tokenizer)?;
         Ok(Self {
             out: args.out.clone(),
             decoder: TokenizerDecoder(tokenizer),

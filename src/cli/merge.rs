@@ -55,12 +55,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
         Some(path) => path.clone(),
         None => recorded_tokenizer(&merged)?,
     };
-    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|err| {
-        anyhow::anyhow!(
-            "failed to load tokenizer {}: {err}",
-            tokenizer_path.display()
-        )
-    })?;
+    let tokenizer = crate::data::load_tokenizer(&tokenizer_path)?;
     write_merged(&args.out, &merged, &TokenizerDecoder(tokenizer))?;
     for note in &merged.notes {
         eprintln!("note: {note}");

@@ -94,11 +94,7 @@ impl TrainingSampler {
             _ => Collector::new(config, d_sae, &special)?,
         };
         let decoder: Box<dyn TokenDecoder> = match tokenizer {
-            Some(path) => Box::new(TokenizerDecoder(
-                tokenizers::Tokenizer::from_file(&path).map_err(|err| {
-                    anyhow::anyhow!("failed to load tokenizer {}: {err}", path.display())
-                })?,
-            )),
+            Some(path) => Box::new(TokenizerDecoder(crate::data::load_tokenizer(&path)?)),
             None => Box::new(IdDecoder),
         };
         Ok(Self {
