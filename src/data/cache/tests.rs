@@ -156,3 +156,50 @@ fn bad_input_is_refused_with_a_clear_error() {
     std::fs::write(dir.path().join("junk"), b"x").unwrap();
     assert!(CacheWriter::create_or_resume(dir.path(), spec(CacheDtype::F32), 4, None).is_err());
 }
+
+/// Damaged or hostile indexes (found by fuzzing, `fuzz/` activation_cache, or by reading the
+/// loader): counts that overflow, and shard or tokenizer names that point outside the folder.
+#[test]
+fn hostile_indexes_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache");
+    let mut writer = CacheWriter::create_or_resume(&path, spec(CacheDtype::F32), 2, None).unwrap();
+    let (tokens, acts) = batch(0);
+    writer.push(&tokens, &acts).unwrap();
+    writer.finish(true).unwrap();
+    let index_path = path.join(CACHE_INDEX_FILE);
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let error = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut index = good.clone();
+        edit(&mut index);
+        std::fs::write(&index_path, index.to_string()).unwrap();
+        format!("{:#}", ActivationCache::open(&path).unwrap_err())
+    };
+    let overflow = error(&|i| {
+        i["shards"] = serde_json::json!([
+            {"file": "shard_00000.safetensors", "num_sequences": usize::MAX},
+            {"file": "shard_00000.safetensors", "num_sequences": 3},
+        ]);
+        i["num_sequences"] = 2.into();
+    });
+    assert!(
+        overflow.contains("do not add up to the index's 2"),
+        "{overflow}"
+    );
+    for name in [
+        "/dev/zero",
+        "../cache/shard_00000.safetensors",
+        "..",
+        "",
+        "a/b",
+    ] {
+        let err = error(&|i| i["shards"][0]["file"] = name.into());
+        assert!(
+            err.contains("is not a file name inside the cache folder"),
+            "{name}: {err}"
+        );
+    }
+    let err = error(&|i| i["tokenizer_file"] = "/etc/passwd".into());
+    assert!(err.contains("\"/etc/passwd\" is not a file name"), "{err}");
+}
