@@ -17,6 +17,7 @@ use crate::samples::format::{
     FeatureStatistics, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
 };
 use crate::samples::{CollectionSettings, CollectionSource, SamplesDir, SaveConfig};
+use crate::util::atomic::sync_dir;
 
 /// Number of rows in the summary's `top_features_by_activation`, as in the original.
 const SUMMARY_TOP_FEATURES: usize = 50;
@@ -44,6 +45,8 @@ pub fn write_samples_folder(
     let summary = summary(collector, &ranked, &saved, save, source);
     dir.write_summary(&summary)?;
     dir.remove_features_except(&saved)?;
+    // One sync for every rename above: the folder is what a user reads after a crash.
+    sync_dir(dir.root())?;
     Ok(summary)
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 /// Turns token ids into text (a tokenizer, or a test vocabulary).
 pub trait TokenDecoder {
@@ -18,9 +18,7 @@ pub struct TokenizerDecoder(pub tokenizers::Tokenizer);
 impl TokenizerDecoder {
     /// Loads a `tokenizer.json` for decoding.
     pub fn from_file(path: &Path) -> Result<Self> {
-        tokenizers::Tokenizer::from_file(path)
-            .map(Self)
-            .map_err(|err| anyhow!("failed to load tokenizer {}: {err}", path.display()))
+        super::load_tokenizer(path).map(Self)
     }
 }
 

@@ -186,7 +186,7 @@ pub fn load_gemma_scope(path: &Path, dtype: DType, device: &Device) -> Result<Sa
     } else {
         path.to_path_buf()
     };
-    let entries = Tensor::read_npz(&file)
+    let entries = super::npz::read_npz(&file)
         .with_context(|| format!("failed to read Gemma Scope weights {}", file.display()))?;
     let mut tensors: std::collections::HashMap<String, Tensor> = entries
         .into_iter()

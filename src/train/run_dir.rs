@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::spec::RunSource;
 use crate::data::SourceSummary;
 use crate::samples::STATE_FILE_NAME;
-use crate::util::atomic::{write_atomic, write_json_atomic};
+use crate::util::atomic::{sync_dir, write_atomic, write_json_atomic};
 
 pub(super) const RUN_FORMAT_VERSION: u32 = 1;
 
@@ -104,7 +104,10 @@ impl RunDir {
 
     pub(super) fn set_latest(&self, checkpoint: &Path) -> Result<()> {
         let relative = checkpoint.strip_prefix(&self.root).unwrap_or(checkpoint);
-        write_atomic(&self.pointer(), relative.to_string_lossy().as_bytes())
+        write_atomic(&self.pointer(), relative.to_string_lossy().as_bytes())?;
+        // The pointer is what a resume reads first; also makes run.json, train_config.json and
+        // checkpoints/ (renamed or created in the root before it) durable.
+        sync_dir(&self.root)
     }
 }
 

@@ -23,6 +23,7 @@ mod logit_reference;
 mod merge;
 mod model;
 mod probe;
+mod reliability;
 mod steer_demo;
 mod train;
 mod train_jumprelu;
