@@ -222,7 +222,11 @@ fn a_collection_that_fails_at_once_leaves_no_folder_and_one_that_resumes_no_temp
     let samples = dir.path().join("samples");
     let missing = dir.path().join("no-such-cache");
     assert_one_line_error(
-        &collect(&sae, &samples, &["--activations", missing.to_str().unwrap()]),
+        &collect(
+            &sae,
+            &samples,
+            &["--activations", missing.to_str().unwrap()],
+        ),
         "no-such-cache",
     );
     assert!(!samples.exists(), "a failed collection left {samples:?}");
