@@ -69,6 +69,11 @@ pub struct CollectArgs {
     #[arg(long)]
     pub no_logit_effects: bool,
 
+    /// Skip tokens whose activations are NaN or infinite, and count them in
+    /// collection_summary.json (`nonfinite`), instead of stopping at the first one.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+
     /// JSON file with the sample-collection keys under the original's names (snake_case:
     /// `max_samples_per_feature`, `sample_context_size`, …; the original's whole config file
     /// works, other keys are ignored); flags override it.
@@ -137,6 +142,7 @@ impl CollectArgs {
             save_every_tokens: self.save_every_tokens,
             shard: self.shard,
             logit_effects: !self.no_logit_effects,
+            allow_nonfinite: self.allow_nonfinite,
         })
     }
 }

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::collector::Collector;
-use super::folder_write::write_samples_folder;
+use super::folder_write::write_samples_folder_with;
 use super::ranges::SequenceRanges;
 use crate::data::TokenDecoder;
+use crate::samples::format::NonFiniteCounts;
 use crate::samples::{
     CollectionSettings, CollectionSource, LogitEffects, SamplesDir, SaveConfig,
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
@@ -33,6 +34,8 @@ struct ShardFolder {
     source: CollectionSource,
     /// `logit_effects.json`, parsed and as bytes.
     logit_effects: Option<(LogitEffects, Vec<u8>)>,
+    /// Tokens skipped for NaN or ±∞ (`collect --allow-nonfinite`).
+    nonfinite: Option<NonFiniteCounts>,
 }
 
 /// The merged collection, ready to be written.
@@ -47,6 +50,8 @@ pub struct MergedFolders {
     pub logit_effects: Option<Vec<u8>>,
     /// Things the user should know (the CLI prints them).
     pub notes: Vec<String>,
+    /// The shards' tokens skipped for NaN or ±∞, summed (present when any shard records it).
+    pub nonfinite: Option<NonFiniteCounts>,
 }
 
 /// Loads and checks every folder in `dirs` and merges their collectors.
@@ -71,6 +76,12 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
     }
     let gaps = collector.sequence_ranges().gaps();
     let (logit_effects, notes) = carried_logit_effects(&folders)?;
+    let nonfinite = folders
+        .iter()
+        .filter_map(|f| f.nonfinite)
+        .reduce(|a, b| NonFiniteCounts {
+            tokens_skipped: a.tokens_skipped + b.tokens_skipped,
+        });
     Ok(MergedFolders {
         // The shards' save settings (checked equal above), so the folder and its flags are
         // the ones the single run writes.
@@ -80,6 +91,7 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
         gaps,
         logit_effects,
         notes,
+        nonfinite,
     })
 }
 
@@ -154,12 +166,13 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
         })?;
     let staged = SamplesDir::new(staging.path());
     merged.collector.save_state(&staged.state())?;
-    write_samples_folder(
+    write_samples_folder_with(
         &staged,
         &merged.collector,
         decoder,
         &merged.save,
         merged.source.clone(),
+        merged.nonfinite,
     )?;
     if let Some(bytes) = &merged.logit_effects {
         write_atomic(&staged.logit_effects(), bytes)?;
@@ -245,6 +258,7 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
         settings,
         source: summary.source,
         logit_effects,
+        nonfinite: summary.nonfinite,
     })
 }
 

@@ -22,6 +22,7 @@ mod logit_effects;
 mod logit_reference;
 mod merge;
 mod model;
+mod nonfinite;
 mod probe;
 mod reliability;
 mod steer_demo;
