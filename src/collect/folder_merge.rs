@@ -164,19 +164,8 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
                 parent.display()
             )
         })?;
-    let staged = SamplesDir::new(staging.path());
-    merged.collector.save_state(&staged.state())?;
-    write_samples_folder_with(
-        &staged,
-        &merged.collector,
-        decoder,
-        &merged.save,
-        merged.source.clone(),
-        merged.nonfinite,
-    )?;
-    if let Some(bytes) = &merged.logit_effects {
-        write_atomic(&staged.logit_effects(), bytes)?;
-    }
+    write_staged(&SamplesDir::new(staging.path()), merged, decoder)
+        .with_context(|| format!("failed to write the merged folder {}", out.display()))?;
     // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
     let staged = staging.keep();
     std::fs::rename(&staged, out).with_context(|| {
@@ -189,6 +178,27 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
     })?;
     // The files were synced in the staging folder; the folder's new name needs its parent's.
     sync_parent(out)
+}
+
+/// The merged folder's files, in the staging folder.
+fn write_staged(
+    staged: &SamplesDir,
+    merged: &MergedFolders,
+    decoder: &dyn TokenDecoder,
+) -> Result<()> {
+    merged.collector.save_state(&staged.state())?;
+    write_samples_folder_with(
+        staged,
+        &merged.collector,
+        decoder,
+        &merged.save,
+        merged.source.clone(),
+        merged.nonfinite,
+    )?;
+    if let Some(bytes) = &merged.logit_effects {
+        write_atomic(&staged.logit_effects(), bytes)?;
+    }
+    Ok(())
 }
 
 fn check_out(out: &Path) -> Result<()> {

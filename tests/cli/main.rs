@@ -15,6 +15,7 @@ mod cache;
 mod collect;
 mod dashboard;
 mod demo;
+mod disk_full;
 mod docs;
 mod golden;
 mod logit_effects;

@@ -23,7 +23,7 @@ fn saectl_with_umask_027(args: &[&str]) -> Output {
 
 /// A tiny TopK training run on `cache_dir`: 4 steps of 16 tokens, checkpoints at 2 and 4,
 /// samples collected every step.
-fn train_args(cache_dir: &Path, out: &Path) -> Vec<String> {
+pub(super) fn train_args(cache_dir: &Path, out: &Path) -> Vec<String> {
     [
         "train",
         "--activations",
@@ -62,7 +62,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 }
 
 /// Every path under `dir` (itself excluded), sorted.
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -75,7 +75,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
-fn temporaries(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn temporaries(dir: &Path) -> Vec<PathBuf> {
     walk(dir)
         .into_iter()
         .filter(|p| {
