@@ -25,6 +25,7 @@ use crate::samples::{
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
 };
 use crate::util::atomic::{sync_parent, umask_mode, write_atomic, TEMP_PREFIX};
+use crate::util::lock::RunLock;
 
 /// One input folder, loaded.
 struct ShardFolder {
@@ -164,6 +165,10 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
                 parent.display()
             )
         })?;
+    // Held until the folder is in place: a merge that finds this folder locked leaves it be;
+    // one it can lock was left by a killed merge and goes.
+    let lock = RunLock::acquire(staging.path())?;
+    remove_stale_merges(parent, staging.path())?;
     write_staged(&SamplesDir::new(staging.path()), merged, decoder)
         .with_context(|| format!("failed to write the merged folder {}", out.display()))?;
     // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
@@ -176,8 +181,34 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
             out.display()
         )
     })?;
+    drop(lock);
     // The files were synced in the staging folder; the folder's new name needs its parent's.
     sync_parent(out)
+}
+
+/// Removes the staging folders in `parent` that killed merges left (each a `.saectl-tmp-merge-…`
+/// folder whose lock nobody holds), `ours` aside.
+fn remove_stale_merges(parent: &Path, ours: &Path) -> Result<()> {
+    let prefix = format!("{TEMP_PREFIX}merge-");
+    let entries = std::fs::read_dir(parent)
+        .with_context(|| format!("failed to list {}", parent.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale_name = entry.file_name().to_string_lossy().starts_with(&prefix);
+        if !stale_name || path == ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // Locked: another merge is writing it. Otherwise its merge is gone.
+        if let Ok(_lock) = RunLock::acquire(&path) {
+            std::fs::remove_dir_all(&path).with_context(|| {
+                format!(
+                    "failed to remove the stale temporary folder {}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The merged folder's files, in the staging folder.

@@ -313,6 +313,25 @@ fn readers_skip_temporaries() {
         );
     }
     assert_eq!(temporaries(&merged), Vec::<PathBuf>::new());
+    // A killed merge's staging folder goes with the next merge beside it; one whose lock is
+    // held (a merge still writing) stays.
+    let stale = dir.path().join(".saectl-tmp-merge-killed");
+    let live = dir.path().join(".saectl-tmp-merge-running");
+    for folder in [&stale, &live] {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::write(folder.join("feature_00001_samples.json"), b"{").unwrap();
+    }
+    let held = RunLock::acquire(&live).unwrap();
+    let again = dir.path().join("again");
+    assert_ok(&saectl(&[
+        "merge",
+        &s(&shards[0]),
+        &s(&shards[1]),
+        "--out",
+        &s(&again),
+    ]));
+    assert!(!stale.exists() && live.exists());
+    drop(held);
     assert_ok(&saectl(&["analyze", &s(&shards[0])]));
     let report = dir.path().join("report.md");
     assert_ok(&saectl(&["report", &s(&shards[1]), "--out", &s(&report)]));
