@@ -82,6 +82,20 @@ pub struct CollectConfig {
     pub allow_nonfinite: bool,
 }
 
+impl CollectConfig {
+    /// Refuses the settings no collection can run with (before anything is loaded).
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_sequences == 0 {
+            bail!("--batch-sequences must be at least 1");
+        }
+        if self.save_every_tokens == 0 {
+            bail!("--save-every-tokens must be at least 1");
+        }
+        self.collector.validate()?;
+        self.save.flags.validate()
+    }
+}
+
 /// What a collection tells its caller while it runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CollectEvent {
@@ -121,6 +135,7 @@ pub fn run(
     device: &Device,
     on_progress: &mut dyn FnMut(CollectEvent),
 ) -> Result<CollectSummary> {
+    config.validate()?;
     let checkpoint = resolve_checkpoint(&source.checkpoint, &HubSettings::from_env())?;
     let sae = load_any(&checkpoint, device)
         .with_context(|| format!("failed to load the SAE {}", source.checkpoint))?;
@@ -224,7 +239,7 @@ impl Stage<'_> {
             &self.sae,
             &mut collector,
             &mut guard,
-            self.config.batch_sequences.max(1),
+            self.config.batch_sequences,
             start..range.end,
             |tokens, c, g| saver.after_batch(tokens, c, g, on_progress),
         )?;

@@ -336,3 +336,26 @@ fn readers_skip_temporaries() {
     let report = dir.path().join("report.md");
     assert_ok(&saectl(&["report", &s(&shards[1]), "--out", &s(&report)]));
 }
+
+/// Found by the kill trials: a collection killed between its first state save and the
+/// summary beside it was refused as "made from another source". It resumes.
+#[test]
+fn a_collection_cut_between_its_state_and_its_summary_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, sae) = (dir.path().join("cache"), dir.path().join("sae"));
+    assert_ok(&cache(&cache_dir, 64, &[]));
+    write_sae(&sae, 64);
+    let source = ["--activations", cache_dir.to_str().unwrap()];
+    let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
+    assert_ok(&collect(&sae, &whole, &source));
+    assert_ok(&collect(&sae, &cut, &source));
+    std::fs::remove_file(cut.join("collection_summary.json")).unwrap();
+    assert_ok(&collect(&sae, &cut, &source));
+    for name in ["collection_summary.json", "collector_state.safetensors"] {
+        assert_eq!(
+            std::fs::read(cut.join(name)).unwrap(),
+            std::fs::read(whole.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
