@@ -19,6 +19,7 @@ use crate::collect::{self, Activations, CollectConfig, CollectEvent, CollectSour
 use crate::model::resolve_device;
 use crate::samples::CollectionSettings;
 use crate::train::TrainConfig;
+use crate::util::paths::check_apart;
 
 #[derive(Debug, Args)]
 #[command(
@@ -155,6 +156,9 @@ pub fn run(args: CollectArgs) -> Result<()> {
     }
     let source = args.collect_source()?;
     let out = &args.out;
+    if let Some(cache) = &args.activations {
+        check_apart(out, "--out", cache, "--activations")?;
+    }
     let mut bar = None;
     let summary = collect::run(&source, out, config, &device.device, &mut |event| {
         show(event, out, &mut bar)

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use saectl::cache::ActivationCache;
 use saectl::collect::Collector;
@@ -17,55 +17,8 @@ use saectl::samples::SamplesDir;
 use saectl::util::lock::LOCK_FILE_NAME;
 
 use super::reliability::{temporaries, train_args, walk};
+use super::small_fs::SmallFs;
 use super::util::{assert_ok, cache_command, collect, path_str, saectl, stderr, strs, write_sae};
-
-/// A tmpfs of a chosen size, unmounted when dropped.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    /// A 64 MiB tmpfs, or `None` (and the reason printed) where mounting is not allowed.
-    fn mount(test: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "saectl-enospc"])
-            .arg(dir.path())
-            .output();
-        match output {
-            Ok(out) if out.status.success() => Some(Self { dir }),
-            Ok(out) => {
-                let reason = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                eprintln!("{test}: skipped, cannot mount a tmpfs ({reason}); needs root");
-                None
-            }
-            Err(err) => {
-                eprintln!("{test}: skipped, cannot run mount ({err})");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Changes the file system's size (tmpfs resizes in place, keeping its files).
-    fn resize(&self, bytes: u64) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={bytes}")])
-            .arg(self.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount to {bytes} bytes failed");
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.path()).status();
-    }
-}
 
 /// Every file under `dir` by relative path, with its bytes (the run lock's file aside: it
 /// names its last holder).

@@ -10,6 +10,7 @@
 
 mod analyze_report;
 mod architecture;
+mod bad_input;
 mod basics;
 mod cache;
 mod collect;
@@ -26,6 +27,7 @@ mod model;
 mod nonfinite;
 mod probe;
 mod reliability;
+mod small_fs;
 mod steer_demo;
 mod train;
 mod train_jumprelu;

@@ -253,7 +253,11 @@ fn bad_merges_fail_in_one_line() {
     assert_one_line_error(&merge(&[&first, &second], &out, &[]), "not empty");
     assert_one_line_error(
         &merge(&[&first, &second], &first, &[]),
-        "is one of the inputs",
+        "is the input folder itself",
+    );
+    assert_one_line_error(
+        &merge(&[&first, &second], &first.join("merged"), &[]),
+        "is inside the input folder",
     );
     assert!(!dir.path().read_dir().unwrap().any(|e| e
         .unwrap()
