@@ -86,10 +86,8 @@ impl CollectArgs {
         let Some(path) = &self.config else {
             return self.collector.settings(CollectionSettings::default());
         };
-        let (cfg, note) = TrainConfig::from_user_file(path)?;
-        if let Some(note) = note {
-            eprintln!("note: {note}");
-        }
+        let (cfg, notes) = TrainConfig::from_user_file(path)?;
+        notes.iter().for_each(|note| eprintln!("note: {note}"));
         self.collector
             .settings(cfg.collection_settings())
             .with_context(|| format!("in {}", path.display()))

@@ -212,10 +212,8 @@ impl TrainArgs {
     pub fn train_config(&self) -> Result<TrainConfig> {
         let mut cfg = match &self.config {
             Some(path) => {
-                let (cfg, note) = TrainConfig::from_user_file(path)?;
-                if let Some(note) = note {
-                    eprintln!("note: {note}");
-                }
+                let (cfg, notes) = TrainConfig::from_user_file(path)?;
+                notes.iter().for_each(|note| eprintln!("note: {note}"));
                 cfg
             }
             None => TrainConfig::default(),

@@ -1,0 +1,149 @@
+//! The Python original's users, served: its config files load in `train` and `collect` as it
+//! wrote them, and its torch checkpoints are `--checkpoint`s (fixtures written by torch with
+//! `scripts/make_original_checkpoints.py`, tests/fixtures/original/).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::util::{assert_ok, assert_one_line_error, cache, fixture, path_str, stderr, Saectl};
+
+/// The one checkpoint folder of a fixture (`checkpoints/{name}_{step}/`).
+fn original_checkpoint(name: &str) -> PathBuf {
+    let dir = Path::new(&fixture("original"))
+        .join(name)
+        .join("checkpoints");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    entries.pop().unwrap()
+}
+
+fn config_of(name: &str) -> PathBuf {
+    original_checkpoint(name).join("config.json")
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `train --config FILE` on a small cache, the config's sizes kept and its run length cut.
+fn train_with(config: &Path, cache: &Path, out: &Path) -> std::process::Output {
+    Saectl::new(["train", "--config", path_str(config)])
+        .args(["--activations", path_str(cache), "--out", path_str(out)])
+        .args([
+            "--batch-size",
+            "64",
+            "--num-tokens",
+            "640",
+            "--device",
+            "cpu",
+        ])
+        .run()
+}
+
+#[test]
+fn the_originals_config_files_load_as_it_wrote_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    // batch-topk, num_tokens 500000000.0, dtypes str()-ed, store_tokens_for_samples.
+    let run = dir.path().join("batchtopk");
+    let output = train_with(&config_of("batchtopk"), &cache_dir, &run);
+    assert_ok(&output);
+    let err = stderr(&output);
+    assert!(err.contains("model_name, site, layer, act_size"), "{err}");
+    assert!(err.contains("store_tokens_for_samples"), "{err}");
+    let saved = json(&run.join("train_config.json"));
+    assert_eq!(saved["sae_type"], "batchtopk");
+    assert_eq!(
+        (saved["dict_size"].as_u64(), saved["top_k"].as_u64()),
+        (Some(32), Some(4))
+    );
+    assert_eq!(
+        saved["jumprelu_bandwidth"], 0.001,
+        "the original's bandwidth"
+    );
+    // global-matryoshka-topk with "group_sizes": "[8, 8, 16]" and top_k_matryoshka.
+    let run = dir.path().join("matryoshka");
+    assert_ok(&train_with(&config_of("matryoshka"), &cache_dir, &run));
+    let saved = json(&run.join("train_config.json"));
+    assert_eq!(saved["sae_type"], "matryoshka");
+    assert_eq!(saved["group_sizes"], serde_json::json!([8, 8, 16]));
+    // collect reads the collection keys of any of them, the transcoder's later writer too.
+    let transcoder =
+        Path::new(&fixture("original")).join("transcoder/results/gemma-2-2b/layer2/300");
+    let samples = dir.path().join("samples");
+    let output = Saectl::new([
+        "collect",
+        "--checkpoint",
+        path_str(&original_checkpoint("batchtopk")),
+    ])
+    .args(["--config", path_str(&transcoder.join("config.json"))])
+    .args([
+        "--activations",
+        path_str(&cache_dir),
+        "--out",
+        path_str(&samples),
+    ])
+    .args(["--sample-activation-threshold", "0", "--device", "cpu"])
+    .run();
+    assert_ok(&output);
+    assert!(
+        stderr(&output).contains("completed_steps, completed_at"),
+        "{}",
+        stderr(&output)
+    );
+    // A typo is still refused, in one line.
+    let typo = dir.path().join("typo.json");
+    let mut config = json(&config_of("batchtopk"));
+    config["top_K"] = 8.into();
+    std::fs::write(&typo, config.to_string()).unwrap();
+    assert_one_line_error(
+        &train_with(&typo, &cache_dir, &dir.path().join("t")),
+        "top_K",
+    );
+}
+
+#[test]
+fn the_originals_checkpoints_collect_and_analyze() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    let checkpoint = original_checkpoint("batchtopk");
+    let samples = dir.path().join("samples");
+    let output = Saectl::new(["collect", "--checkpoint", path_str(&checkpoint)])
+        .args([
+            "--activations",
+            path_str(&cache_dir),
+            "--out",
+            path_str(&samples),
+        ])
+        .args(["--sample-activation-threshold", "0", "--device", "cpu"])
+        .run();
+    assert_ok(&output);
+    let summary = json(&samples.join("collection_summary.json"));
+    assert_eq!(summary["d_sae"], 32);
+    assert_eq!(summary["source"]["sae_kind"], "batchtopk");
+    let feature = summary["features_saved"][0].as_u64().unwrap().to_string();
+    let output = Saectl::new(["analyze", path_str(&samples), "--similar", &feature])
+        .args(["--checkpoint", path_str(&checkpoint)])
+        .run();
+    assert_ok(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("decoder"));
+    // Its hook (ln2.hook_normalized) is not the cache's: refused in one line, as for any SAE.
+    let pt = Path::new(&fixture("original"))
+        .join("transcoder/results/gemma-2-2b/layer2/300/checkpoints/final.pt");
+    let output = Saectl::new(["collect", "--checkpoint", path_str(&pt)])
+        .args([
+            "--activations",
+            path_str(&cache_dir),
+            "--out",
+            path_str(&dir.path().join("t")),
+        ])
+        .args(["--device", "cpu"])
+        .run();
+    assert_one_line_error(&output, "hook");
+}
