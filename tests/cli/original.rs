@@ -147,3 +147,120 @@ fn the_originals_checkpoints_collect_and_analyze() {
         .run();
     assert_one_line_error(&output, "hook");
 }
+
+/// `(sequence-independent)` contexts of a feature file's samples, to spot repeats.
+fn contexts(file: &Value) -> Vec<(String, u64)> {
+    file["top_samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["context_tokens"].to_string(),
+                s["position"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every feature file of a samples folder has no context twice, and the summary's counts.
+fn assert_no_repeats(samples: &Path) -> Value {
+    let mut files = 0;
+    for entry in std::fs::read_dir(samples).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("feature_")
+        {
+            let mut seen = contexts(&json(&path));
+            let all = seen.len();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), all, "{} repeats a context", path.display());
+            files += 1;
+        }
+    }
+    assert!(files > 10, "{files} feature files");
+    json(&samples.join("collection_summary.json"))
+}
+
+#[test]
+fn one_collection_while_training_never_visits_a_sequence_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    // 19 cached sequences, model_batch_size 512 (the default): one collection, at step 0.
+    let run = dir.path().join("cache-run");
+    let output = Saectl::new(["train", "--activations", path_str(&cache_dir)])
+        .args(["--out", path_str(&run), "--dict-size", "64", "--top-k", "4"])
+        .args([
+            "--batch-size",
+            "64",
+            "--num-tokens",
+            "640",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--save-activation-samples",
+            "true",
+            "--sample-activation-threshold",
+            "0",
+        ])
+        .args(["--samples-per-feature-to-save", "20", "--no-dedup"])
+        .run();
+    assert_ok(&output);
+    let summary = assert_no_repeats(&run.join("activation_samples"));
+    assert_eq!(summary["sequences_seen"], 19);
+    let counted = summary["tokens_seen"].as_u64().unwrap();
+    assert_eq!(
+        counted + summary["special_tokens_excluded"].as_u64().unwrap(),
+        19 * 16
+    );
+    // Live: the whole fixture corpus once, however many windows model_batch_size asks for.
+    let run = dir.path().join("live-run");
+    let output = Saectl::new(["train", "--model", &fixture("tiny-gemma2")])
+        .args(["--tokenizer", &fixture("tokenizer/tokenizer.json")])
+        .args([
+            "--hook",
+            super::util::HOOK,
+            "--dataset",
+            &fixture("corpus/tiny.jsonl"),
+        ])
+        .args([
+            "--seq-len",
+            "16",
+            "--model-batch-size",
+            "200",
+            "--num-batches-in-buffer",
+            "1",
+        ])
+        .args(["--out", path_str(&run), "--dict-size", "64", "--top-k", "4"])
+        .args([
+            "--batch-size",
+            "64",
+            "--num-tokens",
+            "640",
+            "--device",
+            "cpu",
+        ])
+        .args(["--eval-sequences", "0", "--save-activation-samples", "true"])
+        .args([
+            "--sample-activation-threshold",
+            "0",
+            "--samples-per-feature-to-save",
+            "20",
+        ])
+        .args(["--no-dedup"])
+        .run();
+    assert_ok(&output);
+    let summary = assert_no_repeats(&run.join("activation_samples"));
+    let windows = json(&run.join("checkpoints/step_000000010/data_state.json"))["corpus_windows"]
+        .as_u64()
+        .unwrap();
+    assert!(windows < 200, "the corpus is smaller than a model batch");
+    assert_eq!(summary["sequences_seen"].as_u64(), Some(windows));
+}
