@@ -297,6 +297,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             spent.as_secs_f64(),
             folder.display()
         );
+        super::collect::note_why_empty(folder);
     }
     Ok(())
 }

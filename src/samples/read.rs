@@ -57,10 +57,14 @@ impl SamplesFolder {
             features.insert(feature_idx, file);
         }
         if features.is_empty() {
-            bail!(
-                "samples folder {} holds no feature_XXXXX_samples.json files",
-                dir.display()
-            );
+            let why = summary.as_ref().and_then(|s| s.why_empty());
+            match why {
+                Some(why) => bail!("samples folder {} holds no samples: {why}", dir.display()),
+                None => bail!(
+                    "samples folder {} holds no feature_XXXXX_samples.json files",
+                    dir.display()
+                ),
+            }
         }
         Ok(Self {
             dir: dir.to_path_buf(),

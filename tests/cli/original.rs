@@ -264,3 +264,56 @@ fn one_collection_while_training_never_visits_a_sequence_twice() {
     assert!(windows < 200, "the corpus is smaller than a model batch");
     assert_eq!(summary["sequences_seen"].as_u64(), Some(windows));
 }
+
+#[test]
+fn a_threshold_above_every_activation_says_so_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    let hint = "no activation above the threshold 1000 (";
+    let samples = dir.path().join("samples");
+    let output = Saectl::new([
+        "collect",
+        "--checkpoint",
+        path_str(&original_checkpoint("batchtopk")),
+    ])
+    .args([
+        "--activations",
+        path_str(&cache_dir),
+        "--out",
+        path_str(&samples),
+    ])
+    .args(["--sample-activation-threshold", "1000", "--device", "cpu"])
+    .run();
+    assert_ok(&output);
+    let err = stderr(&output);
+    assert!(
+        err.contains(hint) && err.contains("of 32 features fired on"),
+        "{err}"
+    );
+    assert!(err.contains("lower --sample-activation-threshold"), "{err}");
+    for command in ["analyze", "report"] {
+        let output = Saectl::new([command, path_str(&samples)]).run();
+        assert_one_line_error(&output, hint);
+    }
+    let run = dir.path().join("run");
+    let output = Saectl::new(["train", "--activations", path_str(&cache_dir)])
+        .args(["--out", path_str(&run), "--dict-size", "64", "--top-k", "4"])
+        .args([
+            "--batch-size",
+            "64",
+            "--num-tokens",
+            "640",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--save-activation-samples",
+            "true",
+            "--sample-activation-threshold",
+            "1000",
+        ])
+        .run();
+    assert_ok(&output);
+    assert!(stderr(&output).contains(hint), "{}", stderr(&output));
+}
