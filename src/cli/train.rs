@@ -164,10 +164,11 @@ pub struct TrainKeys {
     /// evaluation [default: 64].
     #[arg(long, value_name = "N")]
     pub eval_sequences: Option<usize>,
-    /// Collect top-activating samples while training, into RUN/activation_samples/.
+    /// Collect top-activating samples while training, into RUN/activation_samples/
+    /// [default: false].
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub save_activation_samples: Option<bool>,
-    /// Collect samples every N training steps (step 0 included).
+    /// Collect samples every N training steps (step 0 included) [default: 1000].
     #[arg(long, value_name = "STEPS")]
     pub sample_collection_freq: Option<u64>,
 }
@@ -220,8 +221,18 @@ impl TrainArgs {
         };
         self.keys.apply(&mut cfg);
         let mut settings = cfg.collection_settings();
-        self.collector.overlay(&mut settings);
+        let mut collection_flags = self.collector.overlay(&mut settings);
         cfg.set_collection_settings(settings);
+        if self.keys.sample_collection_freq.is_some() {
+            collection_flags.insert(0, "--sample-collection-freq".to_string());
+        }
+        if !cfg.save_activation_samples && !collection_flags.is_empty() {
+            // Given on the command line, they would otherwise be ignored without a word.
+            bail!(
+                "{} only apply with --save-activation-samples true (sample collection is off)",
+                collection_flags.join(", ")
+            );
+        }
         Ok(cfg)
     }
 
@@ -270,6 +281,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
     } else {
         let cfg = args.train_config()?;
+        if let Some(note) = cfg.collection_schedule_note() {
+            eprintln!("note: {note}");
+        }
         let Some(out) = &args.out else {
             bail!("--out is required (or --resume RUN)");
         };
@@ -433,7 +447,7 @@ mod tests {
         let file = dir.path().join("cfg.json");
         std::fs::write(
             &file,
-            r#"{"interval_count": 3, "ultra_rare_density": 1e-4}"#,
+            r#"{"interval_count": 3, "ultra_rare_density": 1e-4, "save_activation_samples": true}"#,
         )
         .unwrap();
         let args = parse(&[

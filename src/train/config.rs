@@ -203,6 +203,22 @@ impl TrainConfig {
         self.num_tokens / self.batch_size.max(1) as u64
     }
 
+    /// A warning when sample collection is on but its frequency leaves only step 0, the
+    /// untrained SAE (the original behaved the same, without a word).
+    pub fn collection_schedule_note(&self) -> Option<String> {
+        let steps = self.total_steps();
+        (self.save_activation_samples && steps > 0 && self.sample_collection_freq >= steps).then(
+            || {
+                format!(
+                    "sample_collection_freq {} is not below the run's {steps} steps: samples \
+                     are collected at step 0 only, from the untrained SAE; lower \
+                     --sample-collection-freq, or run `saectl collect` on the final checkpoint",
+                    self.sample_collection_freq
+                )
+            },
+        )
+    }
+
     /// The floor of the decaying schedules.
     pub fn min_lr(&self) -> f64 {
         self.min_lr.unwrap_or(self.lr * 0.01)

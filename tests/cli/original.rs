@@ -317,3 +317,53 @@ fn a_threshold_above_every_activation_says_so_everywhere() {
     assert_ok(&output);
     assert!(stderr(&output).contains(hint), "{}", stderr(&output));
 }
+
+#[test]
+fn sample_collection_settings_that_would_do_nothing_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    let train = |out: &str, extra: &[&str]| {
+        Saectl::new(["train", "--activations", path_str(&cache_dir)])
+            .args([
+                "--out",
+                path_str(&dir.path().join(out)),
+                "--dict-size",
+                "64",
+            ])
+            .args(["--top-k", "4", "--batch-size", "64", "--num-tokens", "640"])
+            .args(["--device", "cpu"])
+            .args(extra)
+            .run()
+    };
+    // 10 steps, a collection every 1000 (the default): step 0 only, and it says so.
+    let output = train("a", &["--save-activation-samples", "true"]);
+    assert_ok(&output);
+    let err = stderr(&output);
+    assert!(
+        err.contains("sample_collection_freq 1000 is not below the run's 10 steps"),
+        "{err}"
+    );
+    assert!(err.contains("step 0 only"), "{err}");
+    // Collection flags with collection off are refused rather than ignored.
+    let output = train(
+        "b",
+        &[
+            "--sample-collection-freq",
+            "5",
+            "--max-samples-per-feature",
+            "5",
+        ],
+    );
+    assert_one_line_error(
+        &output,
+        "--sample-collection-freq, --max-samples-per-feature only apply with \
+         --save-activation-samples true",
+    );
+    // The help shows both defaults.
+    let help = String::from_utf8(Saectl::new(["train", "--help"]).ok().stdout).unwrap();
+    assert!(
+        help.contains("[default: false]") && help.contains("[default: 1000]"),
+        "{help}"
+    );
+}
