@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::feature_view::{activation_histogram, DEFAULT_MAX_BARS};
 use super::histogram::{sturges_bins, Histogram};
-use super::stats::{feature_with_samples, FeatureStats};
+use super::stats::{feature_with_samples, FeatureStats, StatsScope};
 use super::svg::{histogram_svg, Marker, PlotText};
 use crate::samples::SamplesFolder;
 
@@ -88,13 +88,26 @@ impl FeatureHistogram {
             HistogramSource::StoredSamples => "the top of its distribution, not all of it",
         };
         format!(
-            "{} ({note})\n  mean over all {} activations: {:.4}, max: {:.4}\n{}",
+            "{} ({note})\n  {}: {:.4}, max: {:.4}\n{}",
             self.title(),
-            self.stats.activation_count,
+            self.mean_label(),
             self.stats.mean_activation,
             self.stats.max_activation,
             self.histogram.render_bars()
         )
+    }
+
+    /// What the folder's mean is over: every activation (saectl), or the stored samples (the
+    /// original's statistics).
+    fn mean_label(&self) -> String {
+        match self.stats.scope {
+            StatsScope::AllActivations => {
+                format!("mean over all {} activations", self.stats.activation_count)
+            }
+            StatsScope::StoredSamples => {
+                format!("mean of the {} stored samples", self.stats.samples_stored)
+            }
+        }
     }
 
     /// The SVG picture, with the mean over all activations and the max as marker lines.
@@ -110,7 +123,7 @@ impl FeatureHistogram {
         };
         let markers = [
             Marker {
-                label: format!("mean of all activations {:.4}", self.stats.mean_activation),
+                label: format!("{} {:.4}", self.mean_label(), self.stats.mean_activation),
                 value: self.stats.mean_activation,
                 color: "#dd8452",
                 dashed: true,

@@ -66,13 +66,19 @@ pub struct FeatureStatistics {
     pub num_samples: u64,
     /// Number of activations strictly above the threshold.
     pub activation_count: u64,
+    /// The largest activation ever seen (the original's key; saectl's `max_activation` is
+    /// already that). Absent in the original's documentation example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_time_max: Option<f64>,
+    /// Smallest activation above the threshold (0 when none). The original wrote it too, over
+    /// its stored samples; absent in its documentation example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_activation: Option<f64>,
+    /// Population standard deviation over the activations above the threshold (the
+    /// original: over its stored samples, `np.std`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_activation: Option<f64>,
     // ---- saectl additions ----
-    /// Smallest activation above the threshold (0 when none).
-    #[serde(default)]
-    pub min_activation: f64,
-    /// Population standard deviation over the activations above the threshold.
-    #[serde(default)]
-    pub std_activation: f64,
     /// Tokens on which the feature is non-zero (> 0), threshold or not.
     #[serde(default)]
     pub firing_count: u64,

@@ -51,6 +51,20 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
     }
 
     let folder = SamplesFolder::load(&out.join("samples")).unwrap();
+    // The word-level tokenizer's decoder puts the spaces between words: the marked token
+    // keeps them (`and **jack** found`, not `and**jack**found`).
+    for sample in folder.features.values().flat_map(|f| &f.top_samples) {
+        let joined = format!(
+            "{}{}{}",
+            sample.context_prefix, sample.text, sample.context_suffix
+        );
+        assert_eq!(joined, sample.context_text);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        !report.contains("**jack**found") && !report.contains("and**"),
+        "words glued"
+    );
     let purity = report_purity(&folder, 50);
     assert!(
         purity.len() >= 30,

@@ -128,6 +128,13 @@ fn the_originals_checkpoints_collect_and_analyze() {
     assert_eq!(summary["d_sae"], 32);
     assert_eq!(summary["source"]["sae_kind"], "batchtopk");
     let feature = summary["features_saved"][0].as_u64().unwrap().to_string();
+    // The original's all_time_max is written (saectl's max is over everything already).
+    let first = summary["features_saved"][0].as_u64().unwrap();
+    let file = json(&samples.join(format!("feature_{first:05}_samples.json")));
+    assert_eq!(
+        file["statistics"]["all_time_max"],
+        file["statistics"]["max_activation"]
+    );
     let output = Saectl::new(["analyze", path_str(&samples), "--similar", &feature])
         .args(["--checkpoint", path_str(&checkpoint)])
         .run();
@@ -366,4 +373,60 @@ fn sample_collection_settings_that_would_do_nothing_are_named() {
         help.contains("[default: false]") && help.contains("[default: 1000]"),
         "{help}"
     );
+}
+
+/// `saectl analyze|report ARGS` on the original's folder, its stdout.
+fn on_original_folder(args: &[&str]) -> String {
+    let dir = fixture("original-folder");
+    let output = Saectl::new(args).arg(&dir).ok();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn folders_the_original_wrote_read_right() {
+    // The top token is the activating token (` cat`), not a sample's two-token text.
+    let overview = on_original_folder(&["analyze", "--json"]);
+    let json: Value = serde_json::from_str(&overview).unwrap();
+    let row = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stats"]["feature"] == 7)
+        .unwrap()
+        .clone();
+    assert_eq!(row["top_token"]["text"], " cat");
+    assert_eq!(row["top_token"]["count"], 3);
+    // Its std and min are shown, as over its stored samples.
+    assert_eq!(row["stats"]["std_activation"], 0.31180478223116176);
+    assert_eq!(row["stats"]["scope"], "stored_samples");
+    let text = on_original_folder(&["analyze", "--feature", "7"]);
+    assert!(
+        text.contains("Std activation: 0.3118 (of its 3 stored samples)"),
+        "{text}"
+    );
+    assert!(text.contains("Min activation: 1.7500"), "{text}");
+    assert!(
+        text.contains("␣cat ×3") && !text.contains("␣the␣cat ×"),
+        "{text}"
+    );
+    let histogram = on_original_folder(&["analyze", "--histogram", "7", "--plot-out", "/dev/null"]);
+    assert!(
+        histogram.contains("mean of the 3 stored samples: 2.1667"),
+        "{histogram}"
+    );
+    assert!(!histogram.contains("mean over all"), "{histogram}");
+    let similar = on_original_folder(&["analyze", "--similar", "9"]);
+    assert!(
+        similar.contains("␣cat") && !similar.contains("␣the␣cat"),
+        "{similar}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("report.md");
+    on_original_folder(&["report", "--out", path_str(&path)]);
+    let report = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        report.contains("␣cat ×3") && !report.contains("␣the␣cat ×"),
+        "{report}"
+    );
+    assert!(report.contains("(of its 3 stored samples)"), "{report}");
 }
