@@ -138,6 +138,11 @@ pub struct TrainKeys {
     /// Steps between checkpoints [default: 10000].
     #[arg(long, value_name = "STEPS")]
     pub checkpoint_freq: Option<u64>,
+    /// Keep only the N newest checkpoints, deleting older ones as new ones are written; 0
+    /// keeps every checkpoint's SAE [default: 0]. The sample collector's state is kept in the
+    /// newest checkpoint only, whatever N.
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
     /// Steps between metrics lines in metrics.jsonl [default: 100].
     #[arg(long, value_name = "STEPS")]
     pub log_freq: Option<u64>,
@@ -198,7 +203,7 @@ impl TrainKeys {
             sae_type, dict_size, top_k, top_k_aux, aux_penalty, lr, beta1, beta2, batch_size,
             num_tokens, seed, l1_coeff, l0_coefficient, l0_warm_up_steps, jumprelu_bandwidth,
             jumprelu_init_threshold, n_batches_to_dead, max_grad_norm, scheduler_type,
-            warmup_steps, checkpoint_freq, log_freq, input_unit_norm, group_sizes, seq_len,
+            warmup_steps, checkpoint_freq, keep_checkpoints, log_freq, input_unit_norm, group_sizes, seq_len,
             model_batch_size, num_batches_in_buffer, perf_log_freq, eval_sequences,
             save_activation_samples, sample_collection_freq;
             min_lr

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     /// Floor of the decaying schedules; `None` is the original's `lr · 0.01`.
     pub min_lr: Option<f64>,
     pub checkpoint_freq: u64,
+    /// Checkpoints kept, the newest; older ones are deleted when a new one is complete. 0 keeps
+    /// all (saectl's key; the original kept all). The collector state, which only resuming
+    /// needs, is kept in the newest checkpoint alone either way.
+    pub keep_checkpoints: usize,
     /// Steps between loss-recovered evaluations (they need the model: live runs, or a cache
     /// run given `--model`); one more runs at the end.
     pub perf_log_freq: u64,
@@ -134,6 +138,7 @@ impl Default for TrainConfig {
             warmup_steps: 1000,
             min_lr: None,
             checkpoint_freq: 10_000,
+            keep_checkpoints: 0,
             perf_log_freq: 1000,
             log_freq: 100,
             input_unit_norm: true,

@@ -430,3 +430,60 @@ fn folders_the_original_wrote_read_right() {
     );
     assert!(report.contains("(of its 3 stored samples)"), "{report}");
 }
+
+/// The checkpoint folders of a run, and which of them hold a collector state.
+fn checkpoints(run: &Path) -> Vec<(String, bool)> {
+    let mut found: Vec<(String, bool)> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let state = p.join("collector_state.safetensors").exists();
+            (p.file_name().unwrap().to_str().unwrap().to_string(), state)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn only_the_latest_checkpoint_keeps_the_collector_state_and_keep_checkpoints_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    assert_ok(&cache(&cache_dir, 300, &[]));
+    let train = |out: &Path, extra: &[&str]| {
+        Saectl::new(["train", "--activations", path_str(&cache_dir)])
+            .args(["--out", path_str(out), "--dict-size", "64", "--top-k", "4"])
+            .args([
+                "--batch-size",
+                "64",
+                "--num-tokens",
+                "640",
+                "--device",
+                "cpu",
+            ])
+            .args([
+                "--checkpoint-freq",
+                "3",
+                "--save-activation-samples",
+                "true",
+            ])
+            .args(["--sample-collection-freq", "2"])
+            .args(extra)
+            .run()
+    };
+    let run = dir.path().join("all");
+    assert_ok(&train(&run, &[]));
+    let step = |n: u32, state: bool| (format!("step_{n:09}"), state);
+    let expected = [
+        step(3, false),
+        step(6, false),
+        step(9, false),
+        step(10, true),
+    ];
+    assert_eq!(checkpoints(&run), expected);
+    let run = dir.path().join("two");
+    assert_ok(&train(&run, &["--keep-checkpoints", "2"]));
+    assert_eq!(checkpoints(&run), [step(9, false), step(10, true)]);
+    let saved = json(&run.join("train_config.json"));
+    assert_eq!(saved["keep_checkpoints"], 2);
+}
