@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::bins::{bin_lower, bin_upper, ACTIVATION_BINS, POSITION_BIN_STARTS};
 use super::collector::Collector;
 use super::top_samples::StoredSample;
-use crate::data::TokenDecoder;
+use crate::data::{decode_marked, TokenDecoder};
 use crate::samples::format::{
     ActivationHistogram, ActivationInterval, ActivationSample, CollectionSummary, FeatureFile,
     FeatureStatistics, NonFiniteCounts, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
@@ -127,7 +127,7 @@ fn activation_histogram(counts: &[u64], statistics: &FeatureStatistics) -> Activ
     edges.push(bin_upper(last));
     if first == 0 {
         // Below 2^-8 (a value in bin 0 makes the min smaller than bin 1's edge).
-        edges[0] = statistics.min_activation;
+        edges[0] = statistics.min_activation.unwrap_or(0.0);
     }
     if last == ACTIVATION_BINS - 1 {
         let lower = bin_lower(last);
@@ -150,20 +150,22 @@ fn decode_sample(
     decoder: &dyn TokenDecoder,
 ) -> ActivationSample {
     let token = stored.token();
-    let context_position = stored.context_position as usize;
     let context = &stored.context_tokens;
+    // One decoding of the context, the token located in it (the spaces a decoder puts
+    // between tokens stay in the prefix and suffix).
+    let marked = decode_marked(decoder, context, stored.context_position as usize);
     ActivationSample {
         feature_idx: feature,
         activation_value: stored.activation,
         tokens: stored.previous_token.into_iter().chain([token]).collect(),
-        text: decoder.decode(&[token]),
+        text: marked.token,
         position: stored.position,
         context_tokens: context.clone(),
-        context_text: decoder.decode(context),
+        context_text: marked.text,
         sequence_idx: stored.sequence_idx,
         context_position: stored.context_position,
-        context_prefix: decoder.decode(&context[..context_position]),
-        context_suffix: decoder.decode(&context[context_position + 1..]),
+        context_prefix: marked.prefix,
+        context_suffix: marked.suffix,
     }
 }
 

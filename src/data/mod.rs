@@ -26,7 +26,7 @@ mod windows;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{IdDecoder, TokenDecoder, TokenizerDecoder};
+pub use decode::{decode_marked, IdDecoder, MarkedText, TokenDecoder, TokenizerDecoder};
 pub use document::{Document, DocumentOrigin, Locator};
 pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
 pub use pack::{BatchEnd, PackConfig, PackCounts, WindowBatch, WindowOrigin};

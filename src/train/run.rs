@@ -319,6 +319,9 @@ fn save(session: &Session, trainer: &Trainer, tokens: u64) -> Result<PathBuf> {
         sampler.save(&dir, run)?;
     }
     run.set_latest(&dir)?;
+    // Only once the new checkpoint is complete and named the latest: a crash before this
+    // leaves the previous one, collector state included, to resume from.
+    run.prune_checkpoints(&dir, trainer.cfg.keep_checkpoints)?;
     Ok(dir)
 }
 

@@ -6,6 +6,7 @@
 //! version, usage errors), `cache`,
 //! `collect`, `golden` (what `collect` writes, byte for byte), `merge`, `logit_effects`,
 //! `train`, `train_jumprelu`, `analyze_report`, `demo`, `docs` (docs/cli.md is `--help`),
+//! `original` (the Python original's configs and checkpoints),
 //! `model`.
 
 mod analyze_report;
@@ -25,6 +26,7 @@ mod logit_reference;
 mod merge;
 mod model;
 mod nonfinite;
+mod original;
 mod probe;
 mod reliability;
 mod small_fs;
