@@ -27,3 +27,20 @@ fn a_tokenizer_that_is_not_json_is_an_error_not_a_panic() {
     );
     assert!(err.contains("is not valid JSON"), "{err}");
 }
+
+/// Fuzzing (tokenizer target, after 3 k executions): an invalid UTF-8 byte inside the
+/// decoder's type name passed the JSON check (`IgnoredAny` skips a string's bytes unchecked)
+/// and the tokenizers crate panicked on it ("invalid unicode code point").
+#[test]
+fn a_tokenizer_that_is_not_utf8_is_an_error_not_a_panic() {
+    let text = std::fs::read_to_string(fixture("tokenizer/tokenizer.json")).unwrap();
+    let decoder = text.find("\"decoder\"").unwrap();
+    let at = decoder + text[decoder..].find("\"Metaspace\"").unwrap() + "\"Metas".len();
+    let mut bytes = text.into_bytes();
+    bytes[at] = 0xff;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, bytes).unwrap();
+    let err = format!("{:#}", load_tokenizer(&path).unwrap_err());
+    assert!(err.contains("tokenizer.json is not UTF-8 text"), "{err}");
+}
