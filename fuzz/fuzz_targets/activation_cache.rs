@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use saectl::data::cache::ActivationCache;
+use saectl::cache::ActivationCache;
 use saectl_fuzz::{fixture, folder, pick, FileSlot};
 
 const SLOTS: &[FileSlot] = &[

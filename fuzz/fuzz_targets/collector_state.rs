@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use saectl::collect::{write_samples_folder, Collector, SaveConfig, TokenDecoder};
+use saectl::collect::{write_samples_folder, Collector};
+use saectl::data::TokenDecoder;
+use saectl::samples::{SamplesDir, SaveConfig};
 
 struct Ids;
 
@@ -19,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let dir = saectl_fuzz::empty_folder();
     let _ = write_samples_folder(
-        dir,
+        &SamplesDir::new(dir),
         &collector,
         &Ids,
         &SaveConfig::default(),

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use saectl::analyze;
-use saectl::collect::SamplesFolder;
+use saectl::samples::SamplesFolder;
 use saectl::report::{render_report, ReportOptions};
 use saectl_fuzz::{fixture, folder, pick, FileSlot};
 

@@ -66,7 +66,36 @@ pub struct CacheSummary {
 }
 
 /// Caches `source` into `out` (an existing cache made with the same settings is resumed).
+/// A new cache that fails before its first shard leaves no folder behind.
 pub fn run(
+    source: &CacheSource,
+    out: &Path,
+    config: &CacheConfig,
+    device: &Device,
+    on_progress: &mut dyn FnMut(CacheEvent),
+) -> Result<CacheSummary> {
+    let created = !out.exists();
+    let result = cache_into(source, out, config, device, on_progress);
+    if result.is_err() && created {
+        remove_if_no_shard(out);
+    }
+    result
+}
+
+/// Removes `dir` when it holds no shard (only the index, the tokenizer, the lock's file).
+fn remove_if_no_shard(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let has_shard = entries
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("shard_"));
+    if !has_shard {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn cache_into(
     source: &CacheSource,
     out: &Path,
     config: &CacheConfig,

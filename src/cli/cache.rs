@@ -5,7 +5,7 @@
 //! it again with the same `--out` resumes after the last complete shard; a larger
 //! `--num-tokens` extends a finished cache.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -15,6 +15,7 @@ use super::model_args::ModelArgs;
 use super::progress::token_bar;
 use crate::cache::{self, CacheConfig, CacheEvent, CacheSource};
 use crate::model::{resolve_device, DTypeChoice};
+use crate::util::paths::check_apart;
 
 #[derive(Debug, Args)]
 #[command(
@@ -76,6 +77,11 @@ pub fn run(args: CacheArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
     let out = &args.out;
+    // A local text folder (or file) only; a Hub dataset has no place on disk.
+    let dataset = Path::new(&source.text.dataset);
+    if dataset.exists() {
+        check_apart(out, "--out", dataset, "--dataset")?;
+    }
     let mut bar = None;
     let summary = cache::run(
         &source,

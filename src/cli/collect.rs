@@ -19,6 +19,7 @@ use crate::collect::{self, Activations, CollectConfig, CollectEvent, CollectSour
 use crate::model::resolve_device;
 use crate::samples::{CollectionSettings, SamplesDir};
 use crate::train::TrainConfig;
+use crate::util::paths::check_apart;
 
 #[derive(Debug, Args)]
 #[command(
@@ -68,6 +69,11 @@ pub struct CollectArgs {
     /// tokens, written to logit_effects.json when the model is at hand).
     #[arg(long)]
     pub no_logit_effects: bool,
+
+    /// Skip tokens whose activations are NaN or infinite, and count them in
+    /// collection_summary.json (`nonfinite`), instead of stopping at the first one.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 
     /// JSON file with the sample-collection keys under the original's names (snake_case:
     /// `max_samples_per_feature`, `sample_context_size`, …; the original's whole config file
@@ -135,6 +141,7 @@ impl CollectArgs {
             save_every_tokens: self.save_every_tokens,
             shard: self.shard,
             logit_effects: !self.no_logit_effects,
+            allow_nonfinite: self.allow_nonfinite,
         })
     }
 }
@@ -147,6 +154,9 @@ pub fn run(args: CollectArgs) -> Result<()> {
     }
     let source = args.collect_source()?;
     let out = &args.out;
+    if let Some(cache) = &args.activations {
+        check_apart(out, "--out", cache, "--activations")?;
+    }
     let mut bar = None;
     let summary = collect::run(&source, out, config, &device.device, &mut |event| {
         show(event, out, &mut bar)

@@ -6,13 +6,14 @@
 //! or the one the folders' recorded source points to (the `--tokenizer` given to collect, the
 //! activation cache's copy, or the model's own).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::collect::{merge_folders, write_merged};
 use crate::data::TokenizerDecoder;
+use crate::util::paths::check_apart;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,12 +42,7 @@ pub struct MergeArgs {
 
 pub fn run(args: MergeArgs) -> Result<()> {
     for input in &args.inputs {
-        if same_path(input, &args.out) {
-            bail!(
-                "--out {} is one of the inputs: merge writes a new folder",
-                args.out.display()
-            );
-        }
+        check_apart(&args.out, "--out", input, "the input folder")?;
     }
     let merged = merge_folders(&args.inputs)?;
     let tokenizer_path = match &args.tokenizer {
@@ -72,12 +68,4 @@ pub fn run(args: MergeArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Whether two paths name the same file (when both exist), or are spelled the same.
-fn same_path(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }

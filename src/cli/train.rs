@@ -21,6 +21,7 @@ use crate::sae::SaeKind;
 use crate::train::{
     self, LossRecovered, RunDir, RunSource, RunSummary, ScheduleKind, StepReport, TrainConfig,
 };
+use crate::util::paths::check_apart;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -293,6 +294,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             bail!("--out is required (or --resume RUN)");
         };
         let source = args.run_source();
+        if let Some(cache) = &source.activations {
+            check_apart(out, "--out", cache, "--activations")?;
+        }
         if source.activations.is_none() && (source.hook.is_none() || source.text.is_none()) {
             bail!("training live from --model needs --hook and --dataset (or train on a cache with --activations)");
         }

@@ -16,14 +16,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::collector::Collector;
-use super::folder_write::write_samples_folder;
+use super::folder_write::write_samples_folder_with;
 use super::ranges::SequenceRanges;
 use crate::data::TokenDecoder;
+use crate::samples::format::NonFiniteCounts;
 use crate::samples::{
     CollectionSettings, CollectionSource, LogitEffects, SamplesDir, SaveConfig,
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
 };
 use crate::util::atomic::{sync_parent, umask_mode, write_atomic, TEMP_PREFIX};
+use crate::util::lock::RunLock;
 
 /// One input folder, loaded.
 struct ShardFolder {
@@ -33,6 +35,8 @@ struct ShardFolder {
     source: CollectionSource,
     /// `logit_effects.json`, parsed and as bytes.
     logit_effects: Option<(LogitEffects, Vec<u8>)>,
+    /// Tokens skipped for NaN or ±∞ (`collect --allow-nonfinite`).
+    nonfinite: Option<NonFiniteCounts>,
 }
 
 /// The merged collection, ready to be written.
@@ -47,6 +51,8 @@ pub struct MergedFolders {
     pub logit_effects: Option<Vec<u8>>,
     /// Things the user should know (the CLI prints them).
     pub notes: Vec<String>,
+    /// The shards' tokens skipped for NaN or ±∞, summed (present when any shard records it).
+    pub nonfinite: Option<NonFiniteCounts>,
 }
 
 /// Loads and checks every folder in `dirs` and merges their collectors.
@@ -71,6 +77,12 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
     }
     let gaps = collector.sequence_ranges().gaps();
     let (logit_effects, notes) = carried_logit_effects(&folders)?;
+    let nonfinite = folders
+        .iter()
+        .filter_map(|f| f.nonfinite)
+        .reduce(|a, b| NonFiniteCounts {
+            tokens_skipped: a.tokens_skipped + b.tokens_skipped,
+        });
     Ok(MergedFolders {
         // The shards' save settings (checked equal above), so the folder and its flags are
         // the ones the single run writes.
@@ -80,6 +92,7 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
         gaps,
         logit_effects,
         notes,
+        nonfinite,
     })
 }
 
@@ -152,18 +165,12 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
                 parent.display()
             )
         })?;
-    let staged = SamplesDir::new(staging.path());
-    merged.collector.save_state(&staged.state())?;
-    write_samples_folder(
-        &staged,
-        &merged.collector,
-        decoder,
-        &merged.save,
-        merged.source.clone(),
-    )?;
-    if let Some(bytes) = &merged.logit_effects {
-        write_atomic(&staged.logit_effects(), bytes)?;
-    }
+    // Held until the folder is in place: a merge that finds this folder locked leaves it be;
+    // one it can lock was left by a killed merge and goes.
+    let lock = RunLock::acquire(staging.path())?;
+    remove_stale_merges(parent, staging.path())?;
+    write_staged(&SamplesDir::new(staging.path()), merged, decoder)
+        .with_context(|| format!("failed to write the merged folder {}", out.display()))?;
     // An empty `out` is replaced (rename(2) allows it); anything else was refused above.
     let staged = staging.keep();
     std::fs::rename(&staged, out).with_context(|| {
@@ -174,8 +181,55 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
             out.display()
         )
     })?;
+    drop(lock);
     // The files were synced in the staging folder; the folder's new name needs its parent's.
     sync_parent(out)
+}
+
+/// Removes the staging folders in `parent` that killed merges left (each a `.saectl-tmp-merge-…`
+/// folder whose lock nobody holds), `ours` aside.
+fn remove_stale_merges(parent: &Path, ours: &Path) -> Result<()> {
+    let prefix = format!("{TEMP_PREFIX}merge-");
+    let entries = std::fs::read_dir(parent)
+        .with_context(|| format!("failed to list {}", parent.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale_name = entry.file_name().to_string_lossy().starts_with(&prefix);
+        if !stale_name || path == ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // Locked: another merge is writing it. Otherwise its merge is gone.
+        if let Ok(_lock) = RunLock::acquire(&path) {
+            std::fs::remove_dir_all(&path).with_context(|| {
+                format!(
+                    "failed to remove the stale temporary folder {}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The merged folder's files, in the staging folder.
+fn write_staged(
+    staged: &SamplesDir,
+    merged: &MergedFolders,
+    decoder: &dyn TokenDecoder,
+) -> Result<()> {
+    merged.collector.save_state(&staged.state())?;
+    write_samples_folder_with(
+        staged,
+        &merged.collector,
+        decoder,
+        &merged.save,
+        merged.source.clone(),
+        merged.nonfinite,
+    )?;
+    if let Some(bytes) = &merged.logit_effects {
+        write_atomic(&staged.logit_effects(), bytes)?;
+    }
+    Ok(())
 }
 
 fn check_out(out: &Path) -> Result<()> {
@@ -245,6 +299,7 @@ fn load_shard_folder(dir: &Path) -> Result<ShardFolder> {
         settings,
         source: summary.source,
         logit_effects,
+        nonfinite: summary.nonfinite,
     })
 }
 

@@ -14,7 +14,7 @@ use super::top_samples::StoredSample;
 use crate::data::{decode_marked, TokenDecoder};
 use crate::samples::format::{
     ActivationHistogram, ActivationInterval, ActivationSample, CollectionSummary, FeatureFile,
-    FeatureStatistics, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
+    FeatureStatistics, NonFiniteCounts, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
 };
 use crate::samples::{CollectionSettings, CollectionSource, SamplesDir, SaveConfig};
 use crate::util::atomic::sync_dir;
@@ -31,6 +31,19 @@ pub fn write_samples_folder(
     save: &SaveConfig,
     source: CollectionSource,
 ) -> Result<CollectionSummary> {
+    write_samples_folder_with(dir, collector, decoder, save, source, None)
+}
+
+/// [`write_samples_folder`], recording in the summary the tokens skipped for NaN or infinite
+/// activations (`collect --allow-nonfinite`; the collector itself never sees them).
+pub fn write_samples_folder_with(
+    dir: &SamplesDir,
+    collector: &Collector,
+    decoder: &dyn TokenDecoder,
+    save: &SaveConfig,
+    source: CollectionSource,
+    nonfinite: Option<NonFiniteCounts>,
+) -> Result<CollectionSummary> {
     dir.create()?;
     let ranked = collector.features_by_max_activation();
     let saved: Vec<u32> = ranked
@@ -42,7 +55,8 @@ pub fn write_samples_folder(
         let file = feature_file(collector, decoder, feature, save);
         dir.write_feature(&file)?;
     }
-    let summary = summary(collector, &ranked, &saved, save, source);
+    let mut summary = summary(collector, &ranked, &saved, save, source);
+    summary.nonfinite = nonfinite;
     dir.write_summary(&summary)?;
     dir.remove_features_except(&saved)?;
     // One sync for every rename above: the folder is what a user reads after a crash.
@@ -206,5 +220,6 @@ fn summary(
         position_token_counts: Some(collector.position_tokens().to_vec()),
         flagged_features: Some(flagged),
         source,
+        nonfinite: None,
     }
 }

@@ -46,10 +46,12 @@ impl Stage<'_> {
             return Collector::new(config.clone(), d_sae, specials);
         }
         let collector = Collector::load_state(&state)?;
+        // No summary beside the state: the first save was cut short between the two (the
+        // state goes first); the settings and the sequence ranges are still checked.
         let earlier = self.out.read_summary().ok().flatten().map(|s| s.source);
         if collector.config() != config
             || collector.d_sae() != d_sae
-            || earlier.as_ref() != Some(source)
+            || earlier.is_some_and(|earlier| &earlier != source)
         {
             bail!(
                 "{} holds a collection made from another source or with other settings; use another --out",

@@ -15,6 +15,7 @@ use candle_core::Device;
 
 use super::collector::Collector;
 use super::logit_compute::LogitSource;
+use super::nonfinite::{saved_count, NonFiniteGuard, SavedCount};
 use super::saver::FolderSaver;
 use super::shard::Shard;
 use super::sweep::{sweep_cache, sweep_model, StageTimes};
@@ -77,6 +78,22 @@ pub struct CollectConfig {
     pub shard: Option<Shard>,
     /// Write `logit_effects.json` when the model is at hand.
     pub logit_effects: bool,
+    /// Skip and count tokens with NaN or infinite activations instead of stopping.
+    pub allow_nonfinite: bool,
+}
+
+impl CollectConfig {
+    /// Refuses the settings no collection can run with (before anything is loaded).
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_sequences == 0 {
+            bail!("--batch-sequences must be at least 1");
+        }
+        if self.save_every_tokens == 0 {
+            bail!("--save-every-tokens must be at least 1");
+        }
+        self.collector.validate()?;
+        self.save.flags.validate()
+    }
 }
 
 /// What a collection tells its caller while it runs.
@@ -103,6 +120,9 @@ pub struct CollectSummary {
     pub features_with_samples: usize,
     pub d_sae: usize,
     pub special_tokens_excluded: u64,
+    /// Tokens skipped for NaN or infinite activations (`--allow-nonfinite`), resumed runs
+    /// included.
+    pub nonfinite_tokens_skipped: u64,
     /// Where the sweep's time went.
     pub times: StageTimes,
 }
@@ -115,6 +135,7 @@ pub fn run(
     device: &Device,
     on_progress: &mut dyn FnMut(CollectEvent),
 ) -> Result<CollectSummary> {
+    config.validate()?;
     let checkpoint = resolve_checkpoint(&source.checkpoint, &HubSettings::from_env())?;
     let sae = load_any(&checkpoint, device)
         .with_context(|| format!("failed to load the SAE {}", source.checkpoint))?;
@@ -197,12 +218,14 @@ impl Stage<'_> {
             ..self.base_source()
         };
         let mut collector = self.open_collector(&spec.special_token_ids, &recorded)?;
+        let (mut guard, saved) = self.nonfinite_guard(&collector)?;
         let range = self.shard().range(cache.index().num_sequences as u64);
         let start = self.resume_at(&collector, &range)?;
         let mut saver = self.saver(
             &tokenizer,
             recorded,
             (range.end - start) * spec.seq_len as u64,
+            saved,
         )?;
         let hook: HookPoint = spec.hook_point.parse()?;
         let logits = model.as_ref().map(|model| LogitSource::Unembedding {
@@ -215,11 +238,12 @@ impl Stage<'_> {
             &cache,
             &self.sae,
             &mut collector,
-            self.config.batch_sequences.max(1),
+            &mut guard,
+            self.config.batch_sequences,
             start..range.end,
-            |tokens, c| saver.after_batch(tokens, c, on_progress),
+            |tokens, c, g| saver.after_batch(tokens, c, g, on_progress),
         )?;
-        self.finish(saver, &collector, times)
+        self.finish(saver, &collector, &guard, times)
     }
 
     fn live(mut self) -> Result<CollectSummary> {
@@ -251,11 +275,13 @@ impl Stage<'_> {
             ..self.base_source()
         };
         let mut collector = self.open_collector(&tokenizer.special_token_ids(), &recorded)?;
+        let (mut guard, saved) = self.nonfinite_guard(&collector)?;
         let seq_len64 = *seq_len as u64;
         // Every window the token budget allows, split into shards.
         let range = self.shard().range(num_tokens.div_ceil(seq_len64));
         let start = self.resume_at(&collector, &range)?;
-        let saver = self.saver(&opened.tokenizer, recorded, (range.end - start) * seq_len64)?;
+        let tokens = (range.end - start) * seq_len64;
+        let saver = self.saver(&opened.tokenizer, recorded, tokens, saved)?;
         let logits = LogitSource::Model {
             opened: &opened,
             model,
@@ -263,7 +289,7 @@ impl Stage<'_> {
         self.logit_effects(Some(logits), &hook, &collector, &saver)?;
         if start == range.end {
             // Nothing left to do (a finished or empty shard): only rewrite the folder.
-            return self.finish(saver, &collector, StageTimes::default());
+            return self.finish(saver, &collector, &guard, StageTimes::default());
         }
         let pack = PackConfig {
             // The packer stops at the shard's last window.
@@ -281,10 +307,11 @@ impl Stage<'_> {
             &mut windows,
             &self.sae,
             &mut collector,
+            &mut guard,
             start,
-            |tokens, c| saver.after_batch(tokens, c, on_progress),
+            |tokens, c, g| saver.after_batch(tokens, c, g, on_progress),
         )?;
-        self.finish(saver, &collector, times)
+        self.finish(saver, &collector, &guard, times)
     }
 
     /// `--hook`, else the one the SAE was trained at.
@@ -319,11 +346,35 @@ impl Stage<'_> {
         self.config.shard.unwrap_or(Shard::WHOLE)
     }
 
+    /// The NaN screen, with the count saved with `collector`'s state when it was resumed
+    /// (and that saved count, which the saver keeps until its first save).
+    fn nonfinite_guard(
+        &self,
+        collector: &Collector,
+    ) -> Result<(NonFiniteGuard, Option<SavedCount>)> {
+        let sequences_seen = collector.sequences_seen();
+        let saved = if self.out.state().exists() {
+            let saved = saved_count(self.out.root(), sequences_seen)?;
+            Some(saved.unwrap_or(SavedCount {
+                sequences_seen,
+                tokens_skipped: 0,
+            }))
+        } else {
+            None
+        };
+        let skipped = saved.map_or(0, |s| s.tokens_skipped);
+        Ok((
+            NonFiniteGuard::new(self.config.allow_nonfinite, skipped),
+            saved,
+        ))
+    }
+
     fn saver(
         &mut self,
         tokenizer: &Path,
         source: CollectionSource,
         tokens: u64,
+        saved: Option<SavedCount>,
     ) -> Result<FolderSaver> {
         let saver = FolderSaver::new(
             self.out.clone(),
@@ -331,6 +382,7 @@ impl Stage<'_> {
             self.config.save.clone(),
             source,
             self.config.save_every_tokens,
+            saved,
         );
         (self.on_progress)(CollectEvent::Start { tokens });
         Ok(saver)
@@ -345,6 +397,7 @@ impl Stage<'_> {
         self,
         saver: FolderSaver,
         collector: &Collector,
+        guard: &NonFiniteGuard,
         times: StageTimes,
     ) -> Result<CollectSummary> {
         if collector.sequences_seen() == 0 {
@@ -357,13 +410,22 @@ impl Stage<'_> {
                 "shard {shard} holds no sequences (the corpus ends before it)"
             )));
         }
-        saver.save(collector)?;
+        saver.save(collector, guard)?;
+        if guard.skipped() > 0 {
+            (self.on_progress)(CollectEvent::Note(format!(
+                "skipped {} tokens whose activations were NaN or infinite (--allow-nonfinite); \
+                 the count is in {}",
+                guard.skipped(),
+                self.out.summary().display()
+            )));
+        }
         Ok(CollectSummary {
             tokens: saver.tokens(),
             elapsed: saver.elapsed(),
             features_with_samples: collector.features_by_max_activation().len(),
             d_sae: collector.d_sae(),
             special_tokens_excluded: collector.special_tokens_excluded(),
+            nonfinite_tokens_skipped: guard.skipped(),
             times,
         })
     }

@@ -1,12 +1,15 @@
 //! A collection's samples folder, saved every `save_every_tokens` and at the end: the
-//! collector's state first (what a resume trusts), then the readable folder rewritten from it.
+//! collector's state first (what a resume trusts; the count of tokens skipped for NaN just
+//! before it, [`super::nonfinite`]), then the readable folder rewritten from it.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use super::collector::Collector;
-use super::folder_write::write_samples_folder;
+use super::folder_write::write_samples_folder_with;
+use super::nonfinite::{record_before_save, NonFiniteGuard, SavedCount};
 use super::run::CollectEvent;
 use crate::data::TokenizerDecoder;
 use crate::samples::{CollectionSource, SamplesDir, SaveConfig};
@@ -21,6 +24,9 @@ pub(super) struct FolderSaver {
     since_save: u64,
     tokens: u64,
     started: Instant,
+    /// The skipped-token count of the state file on disk (what a crash during the next save
+    /// falls back to).
+    last_saved: Cell<Option<SavedCount>>,
 }
 
 impl FolderSaver {
@@ -30,6 +36,7 @@ impl FolderSaver {
         save: SaveConfig,
         source: CollectionSource,
         every: u64,
+        last_saved: Option<SavedCount>,
     ) -> Self {
         Self {
             folder,
@@ -40,6 +47,7 @@ impl FolderSaver {
             since_save: 0,
             tokens: 0,
             started: Instant::now(),
+            last_saved: Cell::new(last_saved),
         }
     }
 
@@ -53,6 +61,7 @@ impl FolderSaver {
         &mut self,
         tokens: u64,
         collector: &Collector,
+        guard: &NonFiniteGuard,
         on_progress: &mut dyn FnMut(CollectEvent),
     ) -> Result<()> {
         on_progress(CollectEvent::Batch { tokens });
@@ -60,21 +69,28 @@ impl FolderSaver {
         self.since_save += tokens;
         if self.since_save >= self.every {
             self.since_save = 0;
-            self.save(collector)?;
+            self.save(collector, guard)?;
         }
         Ok(())
     }
 
     /// State first: it is what a resume trusts; the folder is rewritten from it.
-    pub(super) fn save(&self, collector: &Collector) -> Result<()> {
+    pub(super) fn save(&self, collector: &Collector, guard: &NonFiniteGuard) -> Result<()> {
         self.folder.create()?;
+        let current = SavedCount {
+            sequences_seen: collector.sequences_seen(),
+            tokens_skipped: guard.skipped(),
+        };
+        record_before_save(self.folder.root(), current, self.last_saved.get())?;
         collector.save_state(&self.folder.state())?;
-        write_samples_folder(
+        self.last_saved.set(Some(current));
+        write_samples_folder_with(
             &self.folder,
             collector,
             &self.decoder,
             &self.save,
             self.source.clone(),
+            guard.counts(),
         )?;
         Ok(())
     }

@@ -15,6 +15,7 @@ use candle_core::Tensor;
 
 use super::batch::{FeatureActivations, TokenBatch};
 use super::collector::Collector;
+use super::nonfinite::NonFiniteGuard;
 use crate::cache::ActivationCache;
 use crate::data::{Document, TokenWindows};
 use crate::model::{Gemma2, HookPoint};
@@ -50,7 +51,8 @@ impl StageTimes {
     }
 }
 
-/// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to `collector`.
+/// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to
+/// `collector`; a NaN or infinite activation is an error.
 pub fn collect_batch(
     sae: &Sae,
     collector: &mut Collector,
@@ -64,17 +66,20 @@ pub fn collect_batch(
         tokens,
         activations,
         first_sequence,
+        &mut NonFiniteGuard::strict(),
         &mut StageTimes::default(),
     )
 }
 
-/// [`collect_batch`], adding its encode and collector time to `times`.
+/// [`collect_batch`], screened by `guard` (which may skip and count NaN and ±∞ instead of
+/// stopping), adding its encode and collector time to `times`.
 pub fn collect_batch_timed(
     sae: &Sae,
     collector: &mut Collector,
     tokens: &[u32],
     activations: &Tensor,
     first_sequence: u64,
+    guard: &mut NonFiniteGuard,
     times: &mut StageTimes,
 ) -> Result<()> {
     let started = Instant::now();
@@ -91,7 +96,7 @@ pub fn collect_batch_timed(
         .to_device(device)?
         .to_dtype(sae.weights().w_enc.dtype())?
         .reshape((rows * seq_len, d_in))?;
-    let acts = sae.encode_sparse(&xs)?;
+    let acts = guard.screen(&xs, sae.encode_sparse(&xs)?, first_sequence, seq_len)?;
     let encoded = Instant::now();
     times.encode += encoded - started;
     let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
@@ -101,15 +106,16 @@ pub fn collect_batch_timed(
 }
 
 /// Sweeps sequences `sequences` of an activation cache (global indices: a shard, or what is
-/// left of one), `rows_per_batch` at a time; `on_batch(tokens, collector)` runs after each
-/// batch (progress, periodic saves).
+/// left of one), `rows_per_batch` at a time, screened by `guard`; `on_batch(tokens,
+/// collector, guard)` runs after each batch (progress, periodic saves).
 pub fn sweep_cache(
     cache: &ActivationCache,
     sae: &Sae,
     collector: &mut Collector,
+    guard: &mut NonFiniteGuard,
     rows_per_batch: usize,
     sequences: Range<u64>,
-    mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
+    mut on_batch: impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
 ) -> Result<StageTimes> {
     let mut times = StageTimes::default();
     let spec = &cache.index().spec;
@@ -138,12 +144,20 @@ pub fn sweep_cache(
             let activations = chunk.activations.narrow(0, row, stop - row)?;
             let tokens = &chunk.tokens[row * spec.seq_len..stop * spec.seq_len];
             let first = chunk.first_sequence + row as u64;
-            collect_batch_timed(sae, collector, tokens, &activations, first, &mut times)
-                .with_context(|| {
-                    let dir = cache.dir().display();
-                    format!("collecting shard {} of {dir}", chunk.shard)
-                })?;
-            on_batch(((stop - row) * spec.seq_len) as u64, collector)?;
+            collect_batch_timed(
+                sae,
+                collector,
+                tokens,
+                &activations,
+                first,
+                guard,
+                &mut times,
+            )
+            .with_context(|| {
+                let dir = cache.dir().display();
+                format!("collecting shard {} of {dir}", chunk.shard)
+            })?;
+            on_batch(((stop - row) * spec.seq_len) as u64, collector, guard)?;
             row = stop;
         }
     }
@@ -151,15 +165,17 @@ pub fn sweep_cache(
 }
 
 /// Sweeps text live: `model` to `hook` over `windows` (which must start at sequence `start`:
-/// where a shard begins, or where `collector` stopped), encode, collect.
+/// where a shard begins, or where `collector` stopped), encode, screen with `guard`, collect.
+#[allow(clippy::too_many_arguments)] // the sweep's inputs; a struct would only rename them
 pub fn sweep_model<D>(
     model: &Gemma2,
     hook: &HookPoint,
     windows: &mut TokenWindows<D>,
     sae: &Sae,
     collector: &mut Collector,
+    guard: &mut NonFiniteGuard,
     start: u64,
-    mut on_batch: impl FnMut(u64, &Collector) -> Result<()>,
+    mut on_batch: impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
 ) -> Result<StageTimes>
 where
     D: Iterator<Item = Result<Document>>,
@@ -176,9 +192,10 @@ where
             &batch.tokens,
             activations,
             batch.first_sequence,
+            guard,
             &mut times,
         )?;
-        on_batch((batch.rows * batch.seq_len) as u64, collector)?;
+        on_batch((batch.rows * batch.seq_len) as u64, collector, guard)?;
         since = Instant::now();
         Ok(())
     })?;

@@ -41,8 +41,13 @@ pub(crate) struct ParquetReader {
 impl ParquetReader {
     pub fn open(path: &Path, file: Arc<str>, text_field: Arc<str>) -> Result<Self> {
         let handle = File::open(path).with_context(|| format!("failed to open {file}"))?;
+        let length = handle
+            .metadata()
+            .with_context(|| format!("failed to read {file}"))?
+            .len();
         let reader = SerializedFileReader::new(handle)
             .with_context(|| format!("failed to read {file} as a parquet file"))?;
+        check_column_chunks(&reader, &file, length)?;
         let (column, nullable) = find_text_column(&reader, &file, &text_field)?;
         Ok(Self {
             reader,
@@ -181,6 +186,31 @@ fn find_text_column(
         );
     }
     Ok((index, column.max_def_level() > 0))
+}
+
+/// Every column chunk the footer names lies inside the file. The parquet crate asserts it
+/// (a panic) on a negative offset or length, and would seek past the end on a large one.
+fn check_column_chunks(reader: &SerializedFileReader<File>, file: &str, length: u64) -> Result<()> {
+    for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
+        for (index, column) in row_group.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let size = column.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(start, size)| start.checked_add(size))
+                .is_some_and(|end| end <= length);
+            if !inside {
+                bail!(
+                    "{file} is damaged: column {index} of row group {group} lies outside the file \
+                     (offset {start}, {size} bytes; the file has {length})"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Iterator for ParquetReader {

@@ -21,7 +21,12 @@ use tokenizers::Tokenizer;
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("failed to load tokenizer {}", path.display()))?;
-    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+    // The tokenizers crate panics (`expect("Helper")` in its decoder deserializer) on some
+    // malformed JSON, and skipping a value with `IgnoredAny` validates neither its UTF-8 nor
+    // every escape: check the text first, then the JSON.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|err| anyhow!("tokenizer {} is not UTF-8 text: {err}", path.display()))?;
+    if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         bail!("tokenizer {} is not valid JSON: {err}", path.display());
     }
     Tokenizer::from_bytes(&bytes)

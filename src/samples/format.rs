@@ -253,6 +253,18 @@ pub struct CollectionSummary {
     /// Provenance (model, hook point, checkpoint, dataset) set by the producer.
     #[serde(default)]
     pub source: CollectionSource,
+    /// Tokens skipped for NaN or infinite activations, present when the collection ran with
+    /// `--allow-nonfinite` (without it, such a token stops the collection: none were skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite: Option<NonFiniteCounts>,
+}
+
+/// What a collection skipped for NaN or infinite activations (`--allow-nonfinite`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonFiniteCounts {
+    /// Tokens whose model activations or SAE feature activations held a NaN or ±∞: they
+    /// entered the collection as tokens on which no feature fires.
+    pub tokens_skipped: u64,
 }
 
 impl CollectionSummary {

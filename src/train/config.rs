@@ -279,8 +279,14 @@ impl TrainConfig {
                 self.lr
             );
         }
-        if self.aux_penalty < 0.0 || self.l1_coeff < 0.0 {
-            bail!("aux_penalty and l1_coeff must not be negative");
+        // `!(x >= 0)` also catches NaN; ∞ would turn the loss into NaN at the first step.
+        let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
+        if !finite_non_negative(self.aux_penalty) || !finite_non_negative(self.l1_coeff) {
+            bail!(
+                "aux_penalty ({}) and l1_coeff ({}) must be finite and not negative",
+                self.aux_penalty,
+                self.l1_coeff
+            );
         }
         self.validate_jumprelu()
     }

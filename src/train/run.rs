@@ -135,7 +135,11 @@ pub fn resume(
     remove_stale_temporaries(&lock)?;
     let mut cfg = TrainConfig::from_json_file(&run.config())?;
     let Some(latest) = run.latest_checkpoint()? else {
-        bail!("{} has no checkpoint to resume from", run_dir.display());
+        bail!(
+            "{} has no checkpoint to resume from (the run stopped before its first); run the \
+             command that started it again to start over",
+            run_dir.display()
+        );
     };
     let (mut trainer, tokens, _) = checkpoint::load(&latest, cfg.clone(), device)?;
     let data = load_data_state(&latest)?;

@@ -1,6 +1,7 @@
-//! Small pieces shared by every stage: atomic file writes, the output folder's run lock, a
-//! seeded random generator.
+//! Small pieces shared by every stage: atomic file writes, the output folder's run lock, where
+//! an output may go relative to the inputs, a seeded random generator.
 
 pub mod atomic;
 pub mod lock;
+pub mod paths;
 pub mod rng;

@@ -11,11 +11,13 @@
 
 mod analyze_report;
 mod architecture;
+mod bad_input;
 mod basics;
 mod cache;
 mod collect;
 mod dashboard;
 mod demo;
+mod disk_full;
 mod docs;
 mod golden;
 mod logit_effects;
@@ -23,9 +25,11 @@ mod logit_effects;
 mod logit_reference;
 mod merge;
 mod model;
+mod nonfinite;
 mod original;
 mod probe;
 mod reliability;
+mod small_fs;
 mod steer_demo;
 mod train;
 mod train_jumprelu;

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use saectl::cache::ActivationCache;
-use saectl::collect::{sweep_cache, Collector};
+use saectl::collect::{sweep_cache, Collector, NonFiniteGuard};
 use saectl::sae::import::load_any;
 use saectl::samples::CollectorConfig;
+use saectl::util::lock::LOCK_FILE_NAME;
 
 use super::util::{
     assert_ok, assert_one_line_error, cache, collect, fixture, live_args, path_str, stderr, strs,
@@ -25,11 +26,14 @@ fn merge(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
         .run()
 }
 
-/// Every file of a folder by name, contents as bytes (all of it: JSON, state, logit effects).
+/// Every file of a folder by name, contents as bytes (all of it: JSON, state, logit effects),
+/// but the run lock's file: `collect` leaves it (unlocked, naming its last holder), a merge
+/// writes none.
 fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != LOCK_FILE_NAME)
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
@@ -100,7 +104,17 @@ fn cache_shards_merge_into_the_single_run_and_a_resumed_shard_is_unchanged() {
     };
     let specials = opened.index().spec.special_token_ids.clone();
     let mut collector = Collector::new(config, D_SAE, &specials).unwrap();
-    sweep_cache(&opened, &sae, &mut collector, 3, 6..8, |_, _| Ok(())).unwrap();
+    let mut guard = NonFiniteGuard::strict();
+    sweep_cache(
+        &opened,
+        &sae,
+        &mut collector,
+        &mut guard,
+        3,
+        6..8,
+        |_, _, _| Ok(()),
+    )
+    .unwrap();
     collector
         .save_state(&partial.join("collector_state.safetensors"))
         .unwrap();
@@ -239,7 +253,11 @@ fn bad_merges_fail_in_one_line() {
     assert_one_line_error(&merge(&[&first, &second], &out, &[]), "not empty");
     assert_one_line_error(
         &merge(&[&first, &second], &first, &[]),
-        "is one of the inputs",
+        "is the input folder itself",
+    );
+    assert_one_line_error(
+        &merge(&[&first, &second], &first.join("merged"), &[]),
+        "is inside the input folder",
     );
     assert!(!dir.path().read_dir().unwrap().any(|e| e
         .unwrap()

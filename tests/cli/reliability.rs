@@ -23,7 +23,7 @@ fn saectl_with_umask_027(args: &[&str]) -> Output {
 
 /// A tiny TopK training run on `cache_dir`: 4 steps of 16 tokens, checkpoints at 2 and 4,
 /// samples collected every step.
-fn train_args(cache_dir: &Path, out: &Path) -> Vec<String> {
+pub(super) fn train_args(cache_dir: &Path, out: &Path) -> Vec<String> {
     [
         "train",
         "--activations",
@@ -62,7 +62,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 }
 
 /// Every path under `dir` (itself excluded), sorted.
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -75,7 +75,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
-fn temporaries(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn temporaries(dir: &Path) -> Vec<PathBuf> {
     walk(dir)
         .into_iter()
         .filter(|p| {
@@ -313,7 +313,49 @@ fn readers_skip_temporaries() {
         );
     }
     assert_eq!(temporaries(&merged), Vec::<PathBuf>::new());
+    // A killed merge's staging folder goes with the next merge beside it; one whose lock is
+    // held (a merge still writing) stays.
+    let stale = dir.path().join(".saectl-tmp-merge-killed");
+    let live = dir.path().join(".saectl-tmp-merge-running");
+    for folder in [&stale, &live] {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::write(folder.join("feature_00001_samples.json"), b"{").unwrap();
+    }
+    let held = RunLock::acquire(&live).unwrap();
+    let again = dir.path().join("again");
+    assert_ok(&saectl(&[
+        "merge",
+        &s(&shards[0]),
+        &s(&shards[1]),
+        "--out",
+        &s(&again),
+    ]));
+    assert!(!stale.exists() && live.exists());
+    drop(held);
     assert_ok(&saectl(&["analyze", &s(&shards[0])]));
     let report = dir.path().join("report.md");
     assert_ok(&saectl(&["report", &s(&shards[1]), "--out", &s(&report)]));
+}
+
+/// Found by the kill trials: a collection killed between its first state save and the
+/// summary beside it was refused as "made from another source". It resumes.
+#[test]
+fn a_collection_cut_between_its_state_and_its_summary_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, sae) = (dir.path().join("cache"), dir.path().join("sae"));
+    assert_ok(&cache(&cache_dir, 64, &[]));
+    write_sae(&sae, 64);
+    let source = ["--activations", cache_dir.to_str().unwrap()];
+    let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
+    assert_ok(&collect(&sae, &whole, &source));
+    assert_ok(&collect(&sae, &cut, &source));
+    std::fs::remove_file(cut.join("collection_summary.json")).unwrap();
+    assert_ok(&collect(&sae, &cut, &source));
+    for name in ["collection_summary.json", "collector_state.safetensors"] {
+        assert_eq!(
+            std::fs::read(cut.join(name)).unwrap(),
+            std::fs::read(whole.join(name)).unwrap(),
+            "{name}"
+        );
+    }
 }

@@ -84,6 +84,7 @@ fn config(max_samples: usize) -> CollectConfig {
         save_every_tokens: 40,
         shard: None,
         logit_effects: true,
+        allow_nonfinite: false,
     }
 }
 

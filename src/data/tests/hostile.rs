@@ -27,3 +27,75 @@ fn a_tokenizer_that_is_not_json_is_an_error_not_a_panic() {
     );
     assert!(err.contains("is not valid JSON"), "{err}");
 }
+
+/// Fuzzing (tokenizer target, after 3 k executions): an invalid UTF-8 byte inside the
+/// decoder's type name passed the JSON check (`IgnoredAny` skips a string's bytes unchecked)
+/// and the tokenizers crate panicked on it ("invalid unicode code point").
+#[test]
+fn a_tokenizer_that_is_not_utf8_is_an_error_not_a_panic() {
+    let text = std::fs::read_to_string(fixture("tokenizer/tokenizer.json")).unwrap();
+    let decoder = text.find("\"decoder\"").unwrap();
+    let at = decoder + text[decoder..].find("\"Metaspace\"").unwrap() + "\"Metas".len();
+    let mut bytes = text.into_bytes();
+    bytes[at] = 0xff;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, bytes).unwrap();
+    let err = format!("{:#}", load_tokenizer(&path).unwrap_err());
+    assert!(err.contains("tokenizer.json is not UTF-8 text"), "{err}");
+}
+
+/// Fuzzing (parquet target, after 195 k executions): a footer naming a column chunk at a
+/// negative offset made the parquet crate panic ("column start and length should not be
+/// negative"). Every chunk is now checked against the file's length first.
+#[test]
+fn a_parquet_column_chunk_outside_the_file_is_an_error_not_a_panic() {
+    use parquet::file::metadata::ParquetMetaDataWriter;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let path = fixture("corpus/tiny.parquet");
+    let bytes = std::fs::read(&path).unwrap();
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    let data_end = bytes.len() - 8 - footer as usize;
+    for (offset, size) in [(-4, None), (0, Some(1 << 40))] {
+        let mut builder = reader.metadata().clone().into_builder();
+        let row_groups = builder
+            .take_row_groups()
+            .into_iter()
+            .map(|group| {
+                let columns = group
+                    .columns()
+                    .iter()
+                    .map(|column| {
+                        let column = column
+                            .clone()
+                            .into_builder()
+                            .set_dictionary_page_offset(None)
+                            .set_data_page_offset(offset);
+                        match size {
+                            Some(size) => column.set_total_compressed_size(size),
+                            None => column,
+                        }
+                        .build()
+                        .unwrap()
+                    })
+                    .collect();
+                group
+                    .into_builder()
+                    .set_column_metadata(columns)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let metadata = builder.set_row_groups(row_groups).build();
+        let mut damaged = bytes[..data_end].to_vec();
+        ParquetMetaDataWriter::new(&mut damaged, &metadata)
+            .finish()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "damaged.parquet", &damaged);
+        let err = error_text(read_all(&file, &SourceOptions::default()));
+        assert!(err.contains("lies outside the file"), "{err}");
+    }
+}
