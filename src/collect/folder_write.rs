@@ -147,6 +147,7 @@ fn decode_sample(
         context_position: stored.context_position,
         context_prefix: decoder.decode(&context[..context_position]),
         context_suffix: decoder.decode(&context[context_position + 1..]),
+        context_activations: Some(stored.context_activations.clone()),
     }
 }
 

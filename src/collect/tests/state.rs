@@ -273,25 +273,85 @@ fn overlapping_collectors_do_not_merge() {
     assert_same(&a, &before);
 }
 
-#[test]
-fn states_without_ranges_started_at_sequence_zero() {
+/// `path`'s state file with its header edited by `edit`.
+fn rewrite_header(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     use safetensors::SafeTensors;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(STATE_FILE_NAME);
-    let collector = random_collector(4, 0, CollectorConfig::default());
-    collector.save_state(&path).unwrap();
-    // Rewrite the header as a build without shards wrote it: no `sequence_ranges`.
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut metadata = metadata.metadata().clone().unwrap();
     let mut header: serde_json::Value =
         serde_json::from_str(&metadata["saectl_collector"]).unwrap();
-    header.as_object_mut().unwrap().remove("sequence_ranges");
+    edit(&mut header);
     metadata.insert("saectl_collector".into(), header.to_string());
-    let old = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
-    std::fs::write(&path, old).unwrap();
-    let loaded = Collector::load_state(&path).unwrap();
-    assert_eq!(loaded.sequence_ranges().to_string(), "0..24");
-    assert_same(&loaded, &collector);
+    let edited = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
+    std::fs::write(path, edited).unwrap();
+}
+
+#[test]
+fn older_formats_are_refused_naming_their_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    random_collector(4, 0, CollectorConfig::default())
+        .save_state(&path)
+        .unwrap();
+    rewrite_header(&path, |header| header["format_version"] = 2.into());
+    let err = format!("{:#}", Collector::load_state(&path).unwrap_err());
+    assert!(
+        err.contains("collector state format 2 is not supported")
+            && err.contains("reads format 3")
+            && err.contains(STATE_FILE_NAME),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_thread_count_changes_nothing_saved() {
+    let collect = |threads: usize| {
+        let mut collector = Collector::new(CollectorConfig::default(), 12, &[2]).unwrap();
+        collector.set_threads(threads);
+        (0..9).for_each(|b| stream_batch(&mut collector, b));
+        collector
+    };
+    let one = collect(1);
+    for threads in [2, 5] {
+        let many = collect(threads);
+        // 12 features: blocks of 6, or of 3 (the last thread gets none).
+        assert_eq!(many.threads(), 12 / 12usize.div_ceil(threads));
+        assert_same(&many, &one);
+        assert_eq!(many.state_bytes().unwrap(), one.state_bytes().unwrap());
+    }
+    // Loaded back, a collector splits anew.
+    let mut loaded = Collector::from_state_bytes(&collect(3).state_bytes().unwrap()).unwrap();
+    assert_eq!(loaded.threads(), 1);
+    loaded.set_threads(4);
+    assert_same(&loaded, &one);
+}
+
+#[test]
+fn a_damaged_state_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    random_collector(6, 0, CollectorConfig::default())
+        .save_state(&path)
+        .unwrap();
+    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 4] = [
+        ("d_sae", Box::new(|h| h["d_sae"] = 13.into())),
+        ("tokens_seen", Box::new(|h| h["tokens_seen"] = 3.into())),
+        (
+            "special token",
+            Box::new(|h| h["special_tokens"] = vec![u32::MAX].into()),
+        ),
+        (
+            "samples of feature",
+            Box::new(|h| h["max_samples_per_feature"] = 1.into()),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let damaged = dir.path().join("damaged");
+        std::fs::copy(&path, &damaged).unwrap();
+        rewrite_header(&damaged, edit);
+        let err = format!("{:#}", Collector::load_state(&damaged).unwrap_err());
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
 }
