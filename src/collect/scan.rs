@@ -268,9 +268,9 @@ impl FeatureBlock {
             state.moments.record(value);
             state.positions[position_bin(at.position)] += 1;
             let priority_hi = (priority(at.row_key, at.position, self.base + feature) >> 32) as u32;
-            let mut pending = kinds::TOP * u8::from(value >= state.admit_floor)
-                | kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi)
-                | kinds::MAX * u8::from(new_max);
+            let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
+                | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
+                | (kinds::MAX * u8::from(new_max));
             let index = f * ACTIVATION_BINS + activation_bin(value);
             let cell = &mut self.cells[index];
             cell.count = cell.count.wrapping_add(1);

@@ -192,7 +192,7 @@ impl TopSamples {
     /// The kept entries, best first.
     pub fn sorted(&self) -> Vec<TopEntry> {
         let mut entries = self.heap.clone();
-        entries.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+        entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.key));
         entries
     }
 

@@ -335,7 +335,8 @@ fn a_damaged_state_is_an_error_not_a_panic() {
     random_collector(6, 0, CollectorConfig::default())
         .save_state(&path)
         .unwrap();
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 4] = [
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit); 4] = [
         ("d_sae", Box::new(|h| h["d_sae"] = 13.into())),
         ("tokens_seen", Box::new(|h| h["tokens_seen"] = 3.into())),
         (
