@@ -16,6 +16,7 @@ pub mod analyze;
 pub mod cache;
 pub mod cli;
 pub mod collect;
+pub mod dashboard;
 pub mod data;
 pub mod demo;
 pub mod hub;

@@ -3,7 +3,7 @@
 //!
 //! It writes two synthetic corpora with planted concepts, then runs the very commands a user
 //! would — `train` live from the model (BatchTopK, with sample collection and the
-//! loss-recovered evaluation), `collect` on held-out text, `analyze` and `report` — printing each command line before it runs, so the demo doubles as
+//! loss-recovered evaluation), `collect` on held-out text, `analyze`, `dashboard` and `report` — printing each command line before it runs, so the demo doubles as
 //! a tour of the CLI. No `--model` is passed: the embedded model is every command's default.
 //! At the end it prints how well the report's features match the planted concepts.
 
@@ -108,6 +108,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "--model-batch-size", MODEL_BATCH, "--device", &device, "--out", &out("samples"),
         ]),
         strings(&["analyze", &out("samples"), "--top", "10"]),
+        strings(&["dashboard", &out("samples"), "-o", &out("dashboard.html")]),
         strings(&["report", &out("samples"), "--out", &out("report.md")]),
     ];
     for step in steps {
@@ -121,9 +122,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     print_purity(&args.out.join("samples"))?;
     print_stdout(&format!(
-        "\nDone in {:.0} s. The report is {}; the training run (metrics, checkpoints, samples \
-         collected while training) is {}.\n",
+        "\nDone in {:.0} s. Open {} in a browser to explore every feature (search, filters, \
+         labels; it works offline). The report is {}; the training run (metrics, checkpoints, \
+         samples collected while training) is {}.\n",
         started.elapsed().as_secs_f64(),
+        out("dashboard.html"),
         out("report.md"),
         out("run")
     ))?;

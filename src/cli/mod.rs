@@ -14,6 +14,7 @@ pub mod analyze;
 pub mod cache;
 pub mod collect;
 pub mod collector_args;
+pub mod dashboard;
 pub mod data_args;
 pub mod demo;
 pub mod embedded_default;
@@ -59,6 +60,8 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write the Markdown interpretability report of a samples folder.
     Report(report::ReportArgs),
+    /// Every feature in one HTML file that opens offline: search, filters, labels, compare.
+    Dashboard(dashboard::DashboardArgs),
     /// Run the model to a hook point over a corpus and store the activations for reuse.
     Cache(cache::CacheArgs),
     /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Cache(mut args) => {
             embedded_default::apply(&mut args.model, &mut args.data)?;
             cache::run(args)

@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::analyze::ensure_has_samples;
+use crate::dashboard::DASHBOARD_FILE_NAME;
 use crate::report::{render_report, ReportOptions};
 use crate::samples::{SamplesDir, SamplesFolder};
 use crate::util::atomic::write_atomic;
@@ -17,6 +18,9 @@ const EXAMPLES: &str = "\
 Examples:
   saectl report runs/samples                          # runs/samples/interpretability_report.md
   saectl report runs/samples --out report.md --top-k-features 10 --examples-per-feature 5
+  saectl report runs/samples --labels labels.json     # labels exported from the dashboard
+
+Each feature links to its page in a dashboard.html beside the report, when there is one.
 
 The same folder always gives the same bytes (no dates, no absolute paths).";
 
@@ -41,6 +45,10 @@ pub struct ReportArgs {
     /// Uniform samples shown per activation interval (0: leave the intervals out).
     #[arg(long, value_name = "N", default_value_t = ReportOptions::default().interval_examples)]
     pub interval_examples: usize,
+
+    /// Labels exported from the dashboard (its "Export labels" button), shown per feature.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
 }
 
 /// A validated `report` invocation.
@@ -62,6 +70,13 @@ impl ReportArgs {
         let out = self
             .out
             .unwrap_or_else(|| SamplesDir::new(&self.dir).report());
+        let labels = match &self.labels {
+            Some(path) => crate::dashboard::read_labels(path)?,
+            None => Default::default(),
+        };
+        // Relative to the report, so the pair can be moved together.
+        let dashboard_link =
+            crate::dashboard::beside(&out).map(|_| DASHBOARD_FILE_NAME.to_string());
         Ok(ReportConfig {
             dir: self.dir,
             out,
@@ -69,6 +84,8 @@ impl ReportArgs {
                 top_k_features: self.top_k_features,
                 examples_per_feature: self.examples_per_feature,
                 interval_examples: self.interval_examples,
+                labels,
+                dashboard_link,
             },
         })
     }
@@ -79,6 +96,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let folder = SamplesFolder::load(&config.dir)?;
     ensure_has_samples(&folder)?;
     let report = render_report(&folder, &config.options);
+    // No folder sync: a report lost to a power cut is written again from the folder in a second.
     write_atomic(&config.out, report.as_bytes())?;
     eprintln!("wrote {}", config.out.display());
     Ok(())

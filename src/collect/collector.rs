@@ -18,6 +18,9 @@ use super::ranges::SequenceRanges;
 use super::scan::NonFinite;
 use crate::samples::CollectorConfig;
 
+/// Token ids are below this: 16.7 M, sixty times the largest vocabularies (Gemma's 256 k).
+pub const MAX_TOKEN_ID: u32 = 1 << 24;
+
 /// Blocks of at least this many features hold a multiple of it (the dense scan reads 64
 /// values at a time).
 const BLOCK_ALIGN: usize = 64;
@@ -84,6 +87,12 @@ impl Collector {
             bail!("d_sae {d_sae} is too large");
         }
         let mut is_special = Vec::new();
+        if let Some(&token) = special_tokens.iter().find(|&&t| t >= MAX_TOKEN_ID) {
+            // The lookup table below is dense: an id from a damaged file must not size it.
+            bail!(
+                "special token id {token} is beyond any vocabulary (ids are below {MAX_TOKEN_ID})"
+            );
+        }
         for &token in special_tokens {
             let token = token as usize;
             if token >= is_special.len() {

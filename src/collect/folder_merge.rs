@@ -18,15 +18,12 @@ use anyhow::{bail, Context, Result};
 use super::collector::Collector;
 use super::folder_write::write_samples_folder;
 use super::ranges::SequenceRanges;
-use crate::cache::ActivationCache;
 use crate::data::TokenDecoder;
-use crate::hub::HubSettings;
-use crate::model::locate;
 use crate::samples::{
     CollectionSettings, CollectionSource, LogitEffects, SamplesDir, SaveConfig,
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
 };
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, umask_mode, write_atomic, TEMP_PREFIX};
 
 /// One input folder, loaded.
 struct ShardFolder {
@@ -87,28 +84,10 @@ pub fn merge_folders(dirs: &[PathBuf]) -> Result<MergedFolders> {
 }
 
 impl MergedFolders {
-    /// The tokenizer the collection used, from its recorded source: the `--tokenizer` given
-    /// to collect, the cache's copy, or the model's own.
+    /// The tokenizer the collection used, from its recorded source
+    /// ([`super::recorded_tokenizer`]).
     pub fn recorded_tokenizer(&self) -> Result<PathBuf> {
-        let source = &self.source;
-        if let Some(path) = &source.tokenizer {
-            return Ok(PathBuf::from(path));
-        }
-        if let Some(dir) = &source.activations {
-            let cache = ActivationCache::open(Path::new(dir))
-                .with_context(|| format!("cannot find the tokenizer of the cache {dir}"))?;
-            return cache.tokenizer_path().with_context(|| {
-                format!("the cache {dir} has no tokenizer.json; give one with --tokenizer")
-            });
-        }
-        if let Some(model) = source.model.as_ref().filter(|m| !m.is_empty()) {
-            let files = locate(&model.parse()?, Some(1), &HubSettings::from_env())
-                .with_context(|| format!("cannot find the tokenizer of {model}"))?;
-            return files.tokenizer.with_context(|| {
-                format!("{model} has no tokenizer.json; give one with --tokenizer")
-            });
-        }
-        bail!("the folders record no tokenizer, cache or model; give one with --tokenizer")
+        super::recorded_tokenizer(&self.source)
     }
 }
 
@@ -164,7 +143,8 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create {}", parent.display()))?;
     let staging = tempfile::Builder::new()
-        .prefix(".saectl-merge-")
+        .prefix(&format!("{TEMP_PREFIX}merge-"))
+        .permissions(umask_mode(true))
         .tempdir_in(parent)
         .with_context(|| {
             format!(
@@ -193,7 +173,9 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
             "failed to move the merged folder into place at {}",
             out.display()
         )
-    })
+    })?;
+    // The files were synced in the staging folder; the folder's new name needs its parent's.
+    sync_parent(out)
 }
 
 fn check_out(out: &Path) -> Result<()> {

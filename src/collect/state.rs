@@ -32,7 +32,7 @@ use super::state_columns::ColumnWriter;
 use super::state_pieces::{Pieces, Span};
 use super::state_restore::restore;
 use crate::samples::CollectorConfig;
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, write_atomic};
 
 /// 3: compact columns, context pieces, context activations. 2: the feature view joined the
 /// state. 1: samples and statistics only.
@@ -70,7 +70,9 @@ impl Collector {
                 path.display()
             )
         })?;
-        write_atomic(path, &file)
+        write_atomic(path, &file)?;
+        // The state is what a resume trusts: its rename must survive a power loss too.
+        sync_parent(path)
     }
 
     /// The bytes of the state file.

@@ -20,10 +20,6 @@ use super::token_sample::TOKEN_SAMPLE_SIZE;
 use super::top_samples::StoredSample;
 use crate::samples::format::ExactSum;
 
-/// Special token ids above this are refused: no vocabulary is that large, and the collector
-/// keeps a flag per id up to the largest.
-const MAX_SPECIAL_TOKEN: u32 = 1 << 24;
-
 /// The collector a state file describes.
 pub(super) fn restore(header: StateHeader, bytes: &[u8]) -> Result<Collector> {
     let columns = ColumnReader::new(bytes)?;
@@ -33,13 +29,6 @@ pub(super) fn restore(header: StateHeader, bytes: &[u8]) -> Result<Collector> {
     let counts_shape = columns.shape("counts")?;
     if counts_shape != [d, 2] {
         bail!("the header says d_sae {d} but tensor counts is {counts_shape:?}");
-    }
-    if let Some(bad) = header
-        .special_tokens
-        .iter()
-        .find(|&&t| t > MAX_SPECIAL_TOKEN)
-    {
-        bail!("special token id {bad} is implausibly large");
     }
     let mut collector = Collector::new(header.config, d, &header.special_tokens)?;
     collector.tokens_seen = header.tokens_seen;

@@ -11,6 +11,8 @@
 mod markdown;
 mod sections;
 
+use std::collections::BTreeMap;
+
 use crate::analyze::{overview, FolderInfo};
 use crate::samples::SamplesFolder;
 
@@ -23,6 +25,11 @@ pub struct ReportOptions {
     pub examples_per_feature: usize,
     /// Samples shown per activation interval (0: no interval section).
     pub interval_examples: usize,
+    /// Labels a reader wrote in the dashboard (`saectl report --labels`), shown per feature.
+    pub labels: BTreeMap<u32, String>,
+    /// Link to a dashboard beside the report (`dashboard.html`): each feature links to its
+    /// page there.
+    pub dashboard_link: Option<String>,
 }
 
 impl Default for ReportOptions {
@@ -31,6 +38,8 @@ impl Default for ReportOptions {
             top_k_features: 50,
             examples_per_feature: 10,
             interval_examples: 3,
+            labels: BTreeMap::new(),
+            dashboard_link: None,
         }
     }
 }
@@ -49,7 +58,7 @@ pub fn render_report(folder: &SamplesFolder, options: &ReportOptions) -> String 
             .logit_effects
             .as_ref()
             .and_then(|l| l.feature(row.stats.feature));
-        out += &sections::feature(&row.stats, file, options, logits);
+        out += &sections::feature(folder, &row.stats, file, options, logits);
     }
     // Exactly one newline at the end of the file, whatever the last section left.
     let end = out.trim_end().len();

@@ -5,8 +5,10 @@
 //! mode ([`Sae::encode`], or [`Sae::encode_sparse`] for the collector's CSR input); top-k never
 //! sorts a full row on the device ([`topk`]), and the sparse selections never copy the dense
 //! `[n, d_sae]` matrix off it ([`extract`], [`topk_sparse`]). [`checkpoint`] reads and writes
-//! saectl's own folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders
-//! and Gemma Scope `params.npz`. The exact math and formats are in `docs/sae.md`.
+//! saectl's own folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders,
+//! Gemma Scope `params.npz` (through [`npz`], which checks every size a file claims before it
+//! allocates) and the Python original's torch checkpoints ([`original`]). The exact math and
+//! formats are in `docs/sae.md`.
 
 pub mod checkpoint;
 mod config;
@@ -14,6 +16,8 @@ mod encode;
 pub(crate) mod extract;
 pub mod hub_path;
 pub mod import;
+pub mod npz;
+pub mod original;
 mod sparse;
 pub mod topk;
 pub mod topk_sparse;

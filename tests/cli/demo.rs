@@ -13,6 +13,7 @@ use saectl::demo::purity::{random_purity, report_purity};
 use saectl::demo::{lm::token_stream, CorpusGenerator};
 use saectl::samples::SamplesFolder;
 
+use super::dashboard::browser;
 use super::util::{assert_one_line_error, stderr, stdout, Saectl};
 
 fn demo(out: &Path, home: &Path) -> std::process::Output {
@@ -40,8 +41,11 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
     assert!(stdout.contains("against the planted concepts"), "{stdout}");
     let stderr = stderr(&output);
     assert!(stderr.contains("no --model given"), "{stderr}");
+    assert!(stdout.contains("Open"), "{stdout}");
+    assert!(stdout.contains("dashboard.html in a browser"), "{stdout}");
     for path in [
         "report.md",
+        "dashboard.html",
         "run/train_config.json",
         "run/latest_checkpoint",
         "run/activation_samples",
@@ -51,6 +55,25 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
     }
 
     let folder = SamplesFolder::load(&out.join("samples")).unwrap();
+    // The word-level tokenizer's decoder puts the spaces between words: the marked token
+    // keeps them (`and **jack** found`, not `and**jack**found`).
+    for sample in folder.features.values().flat_map(|f| &f.top_samples) {
+        let joined = format!(
+            "{}{}{}",
+            sample.context_prefix, sample.text, sample.context_suffix
+        );
+        assert_eq!(joined, sample.context_text);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // No bold marker between two letters (`and**jack**found`): the demo has no subwords.
+    let chars: Vec<char> = report.chars().collect();
+    let glued = chars
+        .windows(4)
+        .any(|w| w[0].is_alphanumeric() && w[1] == '*' && w[2] == '*' && w[3].is_alphanumeric());
+    assert!(
+        !glued,
+        "a marked token glued to its neighbours in report.md"
+    );
     let purity = report_purity(&folder, 50);
     assert!(
         purity.len() >= 30,
@@ -88,6 +111,7 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
         .filter_map(|p| p.concept)
         .collect();
     assert!(concepts.len() >= 6, "pure features cover only {concepts:?}");
+    check_dashboard(&out, &purity);
     // Every reported feature has one explanation for most of its samples: a concept, or a
     // single word.
     for p in &purity {
@@ -97,6 +121,39 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
             p.feature
         );
     }
+}
+
+/// The dashboard finds the report's pure features by the words of their concept, and the
+/// report links to it.
+fn check_dashboard(out: &Path, purity: &[saectl::demo::purity::FeaturePurity]) {
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("](dashboard.html#f="),
+        "the report does not link the dashboard"
+    );
+    let html = out.join("dashboard.html");
+    let mut checked = 0;
+    for p in purity.iter().filter(|p| p.purity >= 0.9).take(3) {
+        let (token, _) = p.top_token.expect("a pure feature has a top token");
+        let word = saectl::demo::vocab::vocabulary()[token as usize];
+        let summary = browser::selftest(&html, &format!("f={}&q=tok:{word}", p.feature));
+        let results: Vec<u64> = summary["search"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(
+            results.contains(&u64::from(p.feature)),
+            "tok:{word} does not find feature {} ({results:?})",
+            p.feature
+        );
+        let view = &summary["view"][0];
+        assert_eq!(view["feature"], p.feature);
+        assert!(view["groups"][0].as_u64().unwrap() >= 10, "{view}");
+        checked += 1;
+    }
+    assert!(checked > 0);
 }
 
 #[test]

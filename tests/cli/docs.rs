@@ -5,8 +5,17 @@
 
 use super::util::{Saectl, UPDATE};
 
-const COMMANDS: [&str; 9] = [
-    "demo", "train", "collect", "analyze", "report", "cache", "merge", "inspect", "steer",
+const COMMANDS: [&str; 10] = [
+    "demo",
+    "train",
+    "collect",
+    "analyze",
+    "report",
+    "dashboard",
+    "cache",
+    "merge",
+    "inspect",
+    "steer",
 ];
 
 fn help(args: &[&str]) -> String {
@@ -20,7 +29,8 @@ fn expected() -> String {
         "# Command-line reference\n\n\
          Every command's `--help`, as the binary prints it (generated; a test keeps it in \
          sync: `UPDATE_DOCS=1 cargo test --test cli docs` rewrites it). The guides are the \
-         other files of docs/: demo.md, train.md, collect.md, analysis.md, cache.md, probe.md.\n\n\
+         other files of docs/: demo.md, train.md, collect.md, analysis.md, dashboard.md, cache.md, \
+         probe.md.\n\n\
          ## saectl\n\n```text\n",
     );
     doc.push_str(&help(&[]));

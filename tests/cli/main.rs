@@ -6,6 +6,7 @@
 //! version, usage errors), `cache`,
 //! `collect`, `golden` (what `collect` writes, byte for byte), `merge`, `logit_effects`,
 //! `train`, `train_jumprelu`, `analyze_report`, `demo`, `docs` (docs/cli.md is `--help`),
+//! `original` (the Python original's configs and checkpoints),
 //! `model`.
 
 mod analyze_report;
@@ -13,6 +14,7 @@ mod architecture;
 mod basics;
 mod cache;
 mod collect;
+mod dashboard;
 mod demo;
 mod docs;
 mod golden;
@@ -21,7 +23,9 @@ mod logit_effects;
 mod logit_reference;
 mod merge;
 mod model;
+mod original;
 mod probe;
+mod reliability;
 mod steer_demo;
 mod train;
 mod train_jumprelu;

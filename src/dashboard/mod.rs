@@ -1,0 +1,188 @@
+//! `saectl dashboard`: every feature of an SAE in one offline HTML file.
+//!
+//! The stages, each in its own file: [`input`] loads the samples folder and its collector
+//! state (all features, not only those saved as JSON); [`tokenizer`] finds the tokenizer that
+//! turns ids back into text; [`model`] reads each feature's page out of the collector;
+//! [`similar`] precomputes neighbours; [`encode`] packs everything into an index (`index.rs`)
+//! and compressed shards; [`html`] writes the page with its hand-written script and style
+//! (`assets/dashboard/`). The page needs no server and no network; docs/dashboard.md
+//! describes what it shows and the file's format. [`synthetic`] makes the large test folder.
+
+pub mod bytes;
+pub mod encode;
+pub mod html;
+mod index;
+pub mod input;
+pub mod model;
+pub mod similar;
+pub mod synthetic;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::analyze::decoder::DecoderDirections;
+use encode::{Neighbours, Provenance};
+pub use html::SplitMode;
+use input::FolderInput;
+use model::{attach_context_activations, DashboardModel, ExampleCounts};
+use tokenizer::{token_texts, TokenizerSource};
+
+/// The file name `saectl dashboard DIR` writes into DIR, and `report` looks for.
+pub const DASHBOARD_FILE_NAME: &str = "dashboard.html";
+
+/// A validated `dashboard` invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DashboardConfig {
+    pub samples: PathBuf,
+    pub out: PathBuf,
+    /// The SAE, for decoder-cosine neighbours.
+    pub checkpoint: Option<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
+    pub counts: ExampleCounts,
+    pub split: SplitMode,
+}
+
+/// What `run` wrote, for the command to report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DashboardOutcome {
+    pub files: html::WrittenFiles,
+    pub features: usize,
+    pub examples: usize,
+    pub shards: usize,
+    pub tokenizer: TokenizerSource,
+    /// Examples that came with per-token activations.
+    pub token_activations: usize,
+    pub seconds: f64,
+}
+
+/// Builds and writes the dashboard; `stage` hears what is being done (for a progress line).
+pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<DashboardOutcome> {
+    let started = Instant::now();
+    stage("reading the samples folder");
+    let input = FolderInput::load(&config.samples)?;
+    let tokenizer_source = TokenizerSource::resolve(config.tokenizer.as_deref(), &input.summary)?;
+    let tokenizer = tokenizer_source.load()?;
+    let directions = match &config.checkpoint {
+        Some(path) => {
+            stage("reading the decoder");
+            let directions = DecoderDirections::load(path)?;
+            directions.check_width(Some(input.summary.d_sae), path)?;
+            Some(directions)
+        }
+        None => None,
+    };
+    stage("reading out every feature");
+    let mut model = DashboardModel::from_collector(
+        &input.collector,
+        &input.flag_config(),
+        config.counts,
+        input.logit_effects.as_ref().map(|l| l.features.as_slice()),
+    );
+    let token_activations = attach_context_activations(&mut model, &input.context_activations);
+    stage("finding similar features");
+    let neighbours = Neighbours {
+        tokens: similar::token_overlap(&model),
+        contexts: similar::context_overlap(&model, config_block(&model)),
+        decoder: directions
+            .as_ref()
+            .map(|d| similar::decoder_cosine(d, d.row(0).map_or(0, <[f32]>::len)))
+            .transpose()?,
+    };
+    stage("encoding");
+    let provenance = provenance(&input);
+    let encoded = encode::encode(&model, &neighbours, &provenance, |ids| {
+        token_texts(&tokenizer, ids)
+    });
+    stage("writing");
+    if let Some(parent) = config.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!(
+                "cannot write {}: folder {} does not exist",
+                config.out.display(),
+                parent.display()
+            );
+        }
+    }
+    let files = html::write(&config.out, &provenance.title, &encoded, config.split)?;
+    Ok(DashboardOutcome {
+        files,
+        features: model.features.len(),
+        examples: model.example_count(),
+        shards: encoded.shards.len(),
+        tokenizer: tokenizer_source,
+        token_activations,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The block of the context-overlap measure: one context window.
+fn config_block(model: &DashboardModel) -> u32 {
+    model.facts.context_size as u32 + 1
+}
+
+fn provenance(input: &FolderInput) -> Provenance {
+    let source = input.summary.source.to_map();
+    let text = |key: &str| source.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let name = folder_name(&input.dir);
+    let what = text("checkpoint")
+        .or_else(|| text("model"))
+        .unwrap_or_else(|| "samples".to_string());
+    Provenance {
+        title: format!("{name} · {} features", input.summary.d_sae),
+        label_key: format!(
+            "{}#{}",
+            text("checkpoint").unwrap_or_else(|| what.clone()),
+            input.summary.d_sae
+        ),
+        source,
+    }
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// The dashboard beside a report at `report`, if one was written there.
+pub fn beside(report: &Path) -> Option<PathBuf> {
+    let path = report.parent().map_or_else(
+        || PathBuf::from(DASHBOARD_FILE_NAME),
+        |p| p.join(DASHBOARD_FILE_NAME),
+    );
+    path.is_file().then_some(path)
+}
+
+/// Reads a labels file exported by the page: `{"labels": {"12": "text", …}}`.
+pub fn read_labels(path: &Path) -> Result<std::collections::BTreeMap<u32, String>> {
+    #[derive(serde::Deserialize)]
+    struct LabelsFile {
+        labels: std::collections::BTreeMap<String, String>,
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read labels {}", path.display()))?;
+    let file: LabelsFile = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a labels file exported by the dashboard (expected {{\"labels\": {{\"12\": \"…\"}}}})",
+            path.display()
+        )
+    })?;
+    file.labels
+        .into_iter()
+        .filter(|(_, label)| !label.trim().is_empty())
+        .map(|(key, label)| {
+            let feature = key.parse::<u32>().with_context(|| {
+                format!(
+                    "{}: label key `{key}` is not a feature index",
+                    path.display()
+                )
+            })?;
+            Ok((feature, label))
+        })
+        .collect()
+}
