@@ -11,7 +11,15 @@
 //! tokens, the stores are full and only hits above each feature's floor are kept — the state
 //! a collection spends nearly all its time in.
 //!
+//! A second table measures a whole **cold fill**: a fresh collector ingesting a 1M-token
+//! collection batch by batch (`FILL_TOKENS`), input generated fresh per batch and not timed,
+//! for TopK k = 32 (sparse), a JumpReLU-like sparse input (each token's L0 uniform in 40..=120,
+//! mean 80, values above a threshold) and the same in dense `[tokens, d_sae]` form.
+//!
 //! Run with `cargo bench --bench collector` (or `just bench`); results go in docs/benchmarks.md.
+//! `COLLECTOR_BENCH=fill-k32|fill-l80|fill-l80-dense` runs one cold fill only, and
+//! `COLLECTOR_BENCH_TOKENS=N` sets its length (for callgrind: a short fill counts the same
+//! instructions per hit).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -20,12 +28,18 @@ use saectl::collect::{fixed_k_offsets, Collector, FeatureActivations, TokenBatch
 use saectl::samples::CollectorConfig;
 use saectl::util::rng::SplitMix64;
 
+/// The allocator the `saectl` binary uses (src/main.rs), so stores allocate as they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOKENS: usize = 4096;
 const SEQ_LEN: usize = 128;
 const D_SAE: usize = 16384;
 const DENSE_L0: usize = 64;
 const REPEATS: usize = 5;
 const WARMUP_BATCHES: usize = 2000;
+/// Tokens of the cold-fill measurement: a 1M-token collection.
+const FILL_TOKENS: usize = 1 << 20;
 
 /// A positive activation with a long tail, like SAE latents.
 fn activation(rng: &mut SplitMix64) -> f32 {
@@ -126,11 +140,152 @@ fn gib_per_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / (1u64 << 30) as f64
 }
 
+/// The inputs of a cold fill.
+#[derive(Clone, Copy, PartialEq)]
+enum FillInput {
+    /// TopK, k = 32.
+    TopK32,
+    /// JumpReLU-like, sparse CSR: L0 40..=120 per token.
+    JumpRelu80,
+    /// The same activations as a dense `[tokens, d_sae]` batch.
+    JumpRelu80Dense,
+}
+
+impl FillInput {
+    fn name(self) -> &'static str {
+        match self {
+            Self::TopK32 => "sparse TopK k=32",
+            Self::JumpRelu80 => "sparse JumpReLU-like, L0≈80",
+            Self::JumpRelu80Dense => "dense f32 JumpReLU-like, L0≈80",
+        }
+    }
+}
+
+/// One token's distinct features and values (`n` of them), appended to `indices`/`values`.
+fn token_activations(
+    rng: &mut SplitMix64,
+    n: usize,
+    threshold: f32,
+    indices: &mut Vec<u32>,
+    values: &mut Vec<f32>,
+) {
+    let start = indices.len();
+    while indices.len() - start < n {
+        let feature = (rng.next_u64() % D_SAE as u64) as u32;
+        if !indices[start..].contains(&feature) {
+            indices.push(feature);
+            values.push(threshold + activation(rng));
+        }
+    }
+}
+
+/// A fresh collector fed `tokens` tokens of `input`; returns the time spent in `ingest`.
+fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
+    let mut rng = SplitMix64(7);
+    let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
+    let mut dense = vec![
+        0.0f32;
+        if input == FillInput::JumpRelu80Dense {
+            TOKENS * D_SAE
+        } else {
+            0
+        }
+    ];
+    let (mut offsets, mut indices, mut values) = (vec![0usize], Vec::new(), Vec::new());
+    let mut spent = Duration::ZERO;
+    for round in 0..tokens.div_ceil(TOKENS) {
+        offsets.truncate(1);
+        indices.clear();
+        values.clear();
+        for _ in 0..TOKENS {
+            let (n, threshold) = match input {
+                FillInput::TopK32 => (32, 0.0),
+                _ => (40 + (rng.next_u64() % 81) as usize, 0.2),
+            };
+            token_activations(&mut rng, n, threshold, &mut indices, &mut values);
+            offsets.push(indices.len());
+        }
+        let batch = TokenBatch::new(
+            token_ids,
+            TOKENS / SEQ_LEN,
+            SEQ_LEN,
+            (round * TOKENS / SEQ_LEN) as u64,
+        )
+        .unwrap();
+        let start = if input == FillInput::JumpRelu80Dense {
+            dense.fill(0.0);
+            for token in 0..TOKENS {
+                for i in offsets[token]..offsets[token + 1] {
+                    dense[token * D_SAE + indices[i] as usize] = values[i];
+                }
+            }
+            let activations = FeatureActivations::Dense {
+                values: &dense,
+                d_sae: D_SAE,
+            };
+            let start = Instant::now();
+            collector.ingest(&batch, &activations).unwrap();
+            start
+        } else {
+            let activations = FeatureActivations::Sparse {
+                offsets: &offsets,
+                indices: &indices,
+                values: &values,
+                d_sae: D_SAE,
+            };
+            let start = Instant::now();
+            collector.ingest(&batch, &activations).unwrap();
+            start
+        };
+        spent += start.elapsed();
+    }
+    black_box(&collector);
+    spent
+}
+
+/// The cold-fill table (or one row of it, for a profiler).
+fn cold_fill_table(token_ids: &[u32], only: Option<&str>, tokens: usize) {
+    let inputs = [
+        ("fill-k32", FillInput::TopK32),
+        ("fill-l80", FillInput::JumpRelu80),
+        ("fill-l80-dense", FillInput::JumpRelu80Dense),
+    ];
+    println!(
+        "\ncold fill: a fresh collector fed {tokens} tokens in batches of {TOKENS}, d_sae {D_SAE}, \
+         defaults (context 20, 100 samples), 1 thread\n"
+    );
+    println!("| input | time (s) | tokens/s | ns / token |");
+    println!("|---|---:|---:|---:|");
+    for (key, input) in inputs {
+        if only.is_some_and(|only| only != key) {
+            continue;
+        }
+        let t = cold_fill(input, tokens, token_ids);
+        println!(
+            "| {} | {:.2} | {:.0} | {:.0} |",
+            input.name(),
+            t.as_secs_f64(),
+            tokens as f64 / t.as_secs_f64(),
+            t.as_nanos() as f64 / tokens as f64
+        );
+    }
+}
+
 fn main() {
     let mut rng = SplitMix64(49);
+    let only = std::env::var("COLLECTOR_BENCH").ok();
+    let fill_tokens = std::env::var("COLLECTOR_BENCH_TOKENS")
+        .ok()
+        .map_or(FILL_TOKENS, |n| {
+            n.parse().expect("COLLECTOR_BENCH_TOKENS is a number")
+        });
     let tokens: Vec<u32> = (0..TOKENS)
         .map(|_| (rng.next_u64() % 50_000) as u32 + 3)
         .collect();
+    if let Some(only) = only.as_deref() {
+        cold_fill_table(&tokens, Some(only), fill_tokens);
+        return;
+    }
     let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let warm = warm_collector(&mut rng, &tokens);
     // Sequences after the warm-up's, as in a continuing run.
@@ -228,4 +383,5 @@ fn main() {
             values.len(),
         );
     }
+    cold_fill_table(&tokens, None, fill_tokens);
 }

@@ -21,6 +21,7 @@ pub(crate) fn sample(prefix: &str, text: &str, suffix: &str) -> ActivationSample
         context_position: 0,
         context_prefix: prefix.to_string(),
         context_suffix: suffix.to_string(),
+        context_activations: None,
     }
 }
 

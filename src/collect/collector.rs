@@ -1,91 +1,59 @@
 //! The collector: ingest batches, keep exact per-feature top samples, statistics and the
-//! feature view (activation and position histograms, interval samples, a token sample).
+//! feature view (activation and position histograms, interval samples, a token sample), with
+//! each kept sample's context and the feature's activations on it.
 //!
-//! This file holds the state and walks a batch sequence by sequence: each token is scanned
-//! ([`super::scan`], the hot path: O(1) work per activation above the threshold), then the
-//! sequence's candidates are deduplicated and offered to the stores ([`super::offers`]). A
-//! candidate below a store's cached floor is dropped in the scan before it costs anything.
-//! Merging lives in [`super::collector_merge`], read-out in [`super::readout`].
-
-use std::collections::BTreeMap;
+//! The features are split into blocks ([`super::block`]) that ingest each batch independently —
+//! one after the other, or each on its own thread ([`Collector::set_threads`]); a feature's
+//! state depends only on its own activations, so the result is the same for any number of
+//! blocks. This file holds the settings, the token counters shared by all features and the
+//! dispatch; the scan is [`super::scan`], the offers [`super::offers`], merging
+//! [`super::collector_merge`], read-out [`super::readout`].
 
 use anyhow::{bail, Result};
 
 use super::batch::{FeatureActivations, TokenBatch};
-use super::bins::{position_bin, row_key, ACTIVATION_BINS, POSITION_BINS};
-use super::exact_sum::FeatureMoments;
-use super::interval_samples::{IntervalSamples, IntervalShape};
+use super::bins::{position_bin, POSITION_BINS};
+use super::block::{FeatureBlock, Params};
 use super::ranges::SequenceRanges;
-use super::scan::{Candidate, IntervalCandidate};
-use super::token_sample::TokenSample;
-use super::top_samples::TopSamples;
+use super::scan::NonFinite;
 use crate::samples::CollectorConfig;
 
 /// Token ids are below this: 16.7 M, sixty times the largest vocabularies (Gemma's 256 k).
 pub const MAX_TOKEN_ID: u32 = 1 << 24;
 
-/// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
-/// statistics of 16k features do not stay in L2 while activations stream past).
-#[derive(Clone, Debug)]
-#[repr(C, align(64))]
-pub(super) struct FeatureState {
-    pub(super) moments: FeatureMoments,
-    /// `top[f].floor()` cached: candidates below it cannot enter the store.
-    pub(super) admit_floor: f32,
-    /// Top 32 bits of `token_samples[f].floor()`: priorities above cannot enter.
-    pub(super) token_floor_hi: u32,
-    /// Activations above the threshold per position bin (second cache line).
-    pub(super) positions: [u64; POSITION_BINS],
+/// Blocks of at least this many features hold a multiple of it (the dense scan reads 64
+/// values at a time).
+const BLOCK_ALIGN: usize = 64;
+/// A thread is worth its start-up only with this many features to scan.
+const MIN_FEATURES_PER_THREAD: usize = 2048;
+/// More threads than this add little (the scan is bound by memory).
+const MAX_THREADS: usize = 16;
+
+/// One batch as every block reads it.
+pub(super) struct BatchView<'a> {
+    pub(super) tokens: &'a TokenBatch<'a>,
+    pub(super) activations: &'a FeatureActivations<'a>,
+    is_special: &'a [bool],
 }
 
-// Two cache lines exactly: the scan prefetches both.
-const _: () = assert!(std::mem::size_of::<FeatureState>() == 128);
-
-impl Default for FeatureState {
-    fn default() -> Self {
-        Self {
-            moments: FeatureMoments::default(),
-            admit_floor: f32::NEG_INFINITY,
-            token_floor_hi: u32::MAX,
-            positions: [0; POSITION_BINS],
-        }
+impl BatchView<'_> {
+    #[inline]
+    pub(super) fn is_special(&self, token: u32) -> bool {
+        self.is_special.get(token as usize) == Some(&true)
     }
-}
-
-/// One (feature, activation bin): its count and the cached floor of its interval stratum.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(super) struct BinCell {
-    /// Low 32 bits of the count; `Collector::histogram_high` holds the rest.
-    pub(super) count: u32,
-    /// Top 32 bits of the stratum's floor: priorities above cannot enter (0: sampling off).
-    pub(super) floor_hi: u32,
-}
-
-/// One token's activations, dense or sparse.
-#[derive(Clone, Copy)]
-enum TokenActivations<'a> {
-    Dense(&'a [f32]),
-    Sparse(&'a [u32], &'a [f32]),
 }
 
 /// Exact per-feature top-k samples and streaming statistics. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Collector {
     pub(super) config: CollectorConfig,
+    pub(super) params: Params,
     pub(super) d_sae: usize,
     /// `is_special[token]` for token ids up to the largest special id.
     pub(super) is_special: Vec<bool>,
-    /// Per feature: statistics, admission floors and position counts, two cache lines each.
-    pub(super) state: Vec<FeatureState>,
-    pub(super) top: Vec<TopSamples>,
-    /// `[d_sae, ACTIVATION_BINS]`: histogram counts and interval floors.
-    pub(super) cells: Vec<BinCell>,
-    /// Cell index → count / 2^32, for the (astronomically rare) counts past `u32::MAX`.
-    pub(super) histogram_high: BTreeMap<usize, u64>,
-    pub(super) intervals: Vec<IntervalSamples>,
-    pub(super) token_samples: Vec<TokenSample>,
-    /// Per feature, activations above the threshold on special tokens.
-    pub(super) special_activations: Vec<u64>,
+    /// The features, in blocks of `block_size` (the last may be shorter).
+    pub(super) blocks: Vec<FeatureBlock>,
+    pub(super) block_size: usize,
     /// Counted tokens per position bin.
     pub(super) position_tokens: [u64; POSITION_BINS],
     pub(super) tokens_seen: u64,
@@ -95,18 +63,21 @@ pub struct Collector {
     pub(super) sequences: SequenceRanges,
     /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
     pub(super) poisoned: Option<String>,
-    pub(super) candidates: Vec<Candidate>,
-    pub(super) interval_candidates: Vec<IntervalCandidate>,
-    /// Scratch: one token's interesting `(feature, value)` pairs.
-    pub(super) hits: Vec<(u32, f32)>,
-    /// The sequence being scanned ([`row_key`]) and the token being scanned.
-    pub(super) row_key: u64,
-    pub(super) current_token: u32,
+}
+
+/// The number of threads [`Collector::set_threads`] should get on this host for an SAE of
+/// width `d_sae`: one per core, at most one per 2048 features, at most 16.
+pub fn default_threads(d_sae: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores
+        .min(d_sae / MIN_FEATURES_PER_THREAD)
+        .clamp(1, MAX_THREADS)
 }
 
 impl Collector {
     /// A collector for an SAE of width `d_sae`. `special_tokens` are the tokenizer's BOS,
-    /// EOS, PAD… ids, skipped when `config.exclude_special_tokens` is on.
+    /// EOS, PAD… ids, skipped when `config.exclude_special_tokens` is on. It ingests on the
+    /// calling thread until [`set_threads`](Self::set_threads) says otherwise.
     pub fn new(config: CollectorConfig, d_sae: usize, special_tokens: &[u32]) -> Result<Self> {
         config.validate()?;
         if d_sae == 0 {
@@ -129,54 +100,58 @@ impl Collector {
             }
             is_special[token] = true;
         }
-        let capacity = config.max_samples_per_feature;
-        let max_context = 2 * config.context_half_width() + 1;
-        let mut collector = Self {
+        let params = Params::of(&config);
+        Ok(Self {
             d_sae,
             is_special,
-            state: vec![FeatureState::default(); d_sae],
-            top: vec![TopSamples::new(capacity, max_context); d_sae],
-            cells: Vec::new(),
-            histogram_high: BTreeMap::new(),
-            intervals: vec![IntervalSamples::default(); d_sae],
-            token_samples: vec![TokenSample::default(); d_sae],
-            special_activations: vec![0; d_sae],
+            blocks: vec![FeatureBlock::new(0, d_sae, &params)],
+            block_size: d_sae,
             position_tokens: [0; POSITION_BINS],
             tokens_seen: 0,
             sequences_seen: 0,
             special_tokens_excluded: 0,
             sequences: SequenceRanges::default(),
             poisoned: None,
-            candidates: Vec::new(),
-            interval_candidates: Vec::new(),
-            hits: Vec::new(),
-            row_key: 0,
-            current_token: 0,
+            params,
             config,
-        };
-        collector.reset_cells();
-        Ok(collector)
+        })
     }
 
-    /// Empty histograms, and every interval floor open (or shut when sampling is off).
-    pub(super) fn reset_cells(&mut self) {
-        let floor_hi = if self.interval_shape().enabled() {
-            u32::MAX
-        } else {
-            0
-        };
-        let cell = BinCell { count: 0, floor_hi };
-        self.cells = vec![cell; self.d_sae * ACTIVATION_BINS];
-        self.histogram_high.clear();
-    }
-
-    /// The interval stores' dimensions, from the settings.
-    pub(super) fn interval_shape(&self) -> IntervalShape {
-        IntervalShape {
-            intervals: self.config.interval_count,
-            capacity: self.config.samples_per_interval,
-            max_context: 2 * self.config.context_half_width() + 1,
+    /// Ingests every batch on `threads` threads (1: the calling thread), each scanning a
+    /// block of the features. Results do not depend on it.
+    pub fn set_threads(&mut self, threads: usize) {
+        let threads = threads.clamp(1, self.d_sae);
+        let mut size = self.d_sae.div_ceil(threads);
+        if size >= BLOCK_ALIGN {
+            size = size.next_multiple_of(BLOCK_ALIGN).min(self.d_sae);
         }
+        if size == self.block_size {
+            return;
+        }
+        let old = std::mem::take(&mut self.blocks);
+        let old_size = self.block_size;
+        for start in (0..self.d_sae).step_by(size) {
+            let mut block = FeatureBlock::with_no_features(start as u32);
+            for f in start..(start + size).min(self.d_sae) {
+                block.push_feature_from(&old[f / old_size], f % old_size);
+            }
+            self.blocks.push(block);
+        }
+        self.block_size = size;
+    }
+
+    /// Threads (blocks of features) each batch is ingested on.
+    pub fn threads(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The block holding feature `f` and `f`'s index in it.
+    pub(super) fn block(&self, f: usize) -> (&FeatureBlock, usize) {
+        (&self.blocks[f / self.block_size], f % self.block_size)
+    }
+
+    pub(super) fn block_mut(&mut self, f: usize) -> (&mut FeatureBlock, usize) {
+        (&mut self.blocks[f / self.block_size], f % self.block_size)
     }
 
     pub fn config(&self) -> &CollectorConfig {
@@ -223,49 +198,32 @@ impl Collector {
             bail!("the collector is unusable after an earlier error: {reason}");
         }
         activations.check(tokens.num_tokens(), self.d_sae)?;
+        if tokens.num_tokens() > u32::MAX as usize {
+            bail!(
+                "a batch of {} tokens is too large (at most {})",
+                tokens.num_tokens(),
+                u32::MAX
+            );
+        }
         if matches!(activations, FeatureActivations::Sparse { .. })
             && self.config.sample_activation_threshold < 0.0
         {
             bail!("a negative --sample-activation-threshold needs dense activations (sparse input leaves zeros implicit)");
         }
-        let result = self.ingest_checked(tokens, activations);
-        if let Err(err) = &result {
-            self.poisoned = Some(format!("{err:#}"));
-        }
-        result
-    }
-
-    fn ingest_checked(
-        &mut self,
-        tokens: &TokenBatch<'_>,
-        activations: &FeatureActivations<'_>,
-    ) -> Result<()> {
-        match *activations {
-            FeatureActivations::Dense { values, d_sae } => {
-                // Row-major, one token's full row at a time: the scan streams through memory.
-                // (Blocking by features to keep their statistics in cache was measured 4x
-                // slower: partial rows at a 64 KiB stride defeat the hardware prefetcher.)
-                for row in 0..tokens.batch {
-                    self.ingest_row(tokens, row, |token_index| {
-                        TokenActivations::Dense(
-                            &values[token_index * d_sae..(token_index + 1) * d_sae],
-                        )
-                    })?;
-                }
-            }
-            FeatureActivations::Sparse {
-                offsets,
-                indices,
-                values,
-                ..
-            } => {
-                for row in 0..tokens.batch {
-                    self.ingest_row(tokens, row, |token_index| {
-                        let span = offsets[token_index]..offsets[token_index + 1];
-                        TokenActivations::Sparse(&indices[span.clone()], &values[span])
-                    })?;
-                }
-            }
+        let batch = BatchView {
+            tokens,
+            activations,
+            is_special: &self.is_special,
+        };
+        if let Some(at) = ingest_blocks(&mut self.blocks, &self.params, &batch) {
+            let (row, position) = (at.token / tokens.seq_len, at.token % tokens.seq_len);
+            let reason = format!(
+                "activation of feature {} is NaN or infinite at sequence {}, position {position}",
+                at.feature,
+                tokens.first_sequence + row as u64
+            );
+            self.poisoned = Some(reason.clone());
+            bail!(reason);
         }
         self.count_tokens(tokens);
         Ok(())
@@ -293,61 +251,36 @@ impl Collector {
     fn is_special(&self, token: u32) -> bool {
         self.is_special.get(token as usize) == Some(&true)
     }
+}
 
-    /// Scans one sequence, `acts(token_index)` giving each token's activations, then offers
-    /// its candidates.
-    fn ingest_row<'a, F>(&mut self, tokens: &TokenBatch<'_>, row: usize, acts: F) -> Result<()>
-    where
-        F: Fn(usize) -> TokenActivations<'a>,
-    {
-        let sequence_idx = tokens.first_sequence + row as u64;
-        let row_tokens = tokens.row(row);
-        self.candidates.clear();
-        self.interval_candidates.clear();
-        self.row_key = row_key(sequence_idx);
-        for (position, &token) in row_tokens.iter().enumerate() {
-            let token_acts = acts(row * tokens.seq_len + position);
-            if self.is_special(token) {
-                self.count_special(token_acts);
-                if self.config.exclude_special_tokens {
-                    continue;
-                }
-            }
-            self.current_token = token;
-            let scanned = match token_acts {
-                TokenActivations::Dense(values) => self.scan_dense(values, position as u32),
-                TokenActivations::Sparse(indices, values) => {
-                    self.scan_sparse(indices, values, position as u32)
-                }
-            };
-            if let Err(feature) = scanned {
-                bail!("activation of feature {feature} is NaN or infinite at sequence {sequence_idx}, position {position}");
+/// Every block ingests the batch (scan, then offers), the first on this thread and each other
+/// on its own. Returns the first non-finite activation in token order, if any.
+fn ingest_blocks(
+    blocks: &mut [FeatureBlock],
+    params: &Params,
+    batch: &BatchView<'_>,
+) -> Option<NonFinite> {
+    let ingest = |block: &mut FeatureBlock| {
+        block.scan(params, batch)?;
+        block.offer_pending(params, batch);
+        Ok::<(), NonFinite>(())
+    };
+    let (first, rest) = blocks.split_first_mut()?;
+    if rest.is_empty() {
+        return ingest(first).err();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rest
+            .iter_mut()
+            .map(|block| scope.spawn(move || ingest(block)))
+            .collect();
+        let mut failures: Vec<NonFinite> = ingest(first).err().into_iter().collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(result) => failures.extend(result.err()),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        self.offer_candidates(row_tokens, sequence_idx);
-        self.offer_interval_candidates(row_tokens, sequence_idx);
-        Ok(())
-    }
-
-    /// Counts a special token's activations above the threshold (BOS-dominated features),
-    /// whether or not the token is otherwise excluded. One special token per sequence or so:
-    /// a plain loop is enough.
-    fn count_special(&mut self, acts: TokenActivations<'_>) {
-        let threshold = self.config.sample_activation_threshold;
-        let counts = &mut self.special_activations;
-        match acts {
-            TokenActivations::Dense(values) => {
-                for (count, &v) in counts.iter_mut().zip(values) {
-                    *count += u64::from(v > threshold && v.is_finite());
-                }
-            }
-            TokenActivations::Sparse(indices, values) => {
-                for (&feature, &v) in indices.iter().zip(values) {
-                    if v > threshold && v > 0.0 && v.is_finite() {
-                        counts[feature as usize] += 1;
-                    }
-                }
-            }
-        }
-    }
+        failures.into_iter().min()
+    })
 }

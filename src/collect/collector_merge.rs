@@ -3,16 +3,16 @@
 //! Statistics and histograms add, top-k stores keep the best of both, bottom-k samples (the
 //! interval strata and the token sample) keep the lowest priorities of both, and the interval
 //! strata are re-folded for the merged max. Each of these is what one collector fed the union
-//! of the two streams holds, so a merge of shards equals the single run (property-tested).
+//! of the two streams holds, so a merge of shards equals the single run (property-tested). A
+//! sample moves with its record (context and context activations); the two collectors may
+//! split their features into different blocks.
 
 use anyhow::{bail, Result};
 
 use super::bins::ACTIVATION_BINS;
-use super::collector::{Collector, FeatureState};
-use super::interval_samples::IntervalSamples;
+use super::block::FeatureBlock;
+use super::collector::Collector;
 use super::ranges::SequenceRanges;
-use super::token_sample::TokenSample;
-use super::top_samples::TopSamples;
 
 impl Collector {
     /// Adds everything `other` saw. Exact when the two saw disjoint sequence ranges, and an
@@ -48,26 +48,15 @@ impl Collector {
                 theirs.end
             );
         }
-        let shape = self.interval_shape();
-        for f in 0..self.d_sae {
-            let (mine, theirs) = (&mut self.state[f], &other.state[f]);
-            mine.moments.merge(&theirs.moments);
-            for (a, b) in mine.positions.iter_mut().zip(&theirs.positions) {
-                *a += b;
-            }
-            self.top[f].merge(&other.top[f]);
-            mine.admit_floor = self.top[f].floor();
-            self.token_samples[f].merge(&other.token_samples[f]);
-            mine.token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
-            let max = mine.moments.max;
-            self.intervals[f].merge(&shape, &other.intervals[f], max);
-            self.refresh_floors(f, 0..ACTIVATION_BINS);
-            self.special_activations[f] += other.special_activations[f];
+        for feature in 0..self.d_sae {
+            let (theirs, g) = other.block(feature);
+            let params = self.params;
+            let (mine, f) = self.block_mut(feature);
+            mine.merge_feature(&params, f, theirs, g);
         }
-        for index in 0..self.cells.len() {
-            let theirs = other.bin_count(index);
-            if theirs > 0 {
-                self.set_bin_count(index, self.bin_count(index) + theirs);
+        for block in &mut self.blocks {
+            if block.records.wants_compaction() {
+                block.compact();
             }
         }
         for (a, b) in self.position_tokens.iter_mut().zip(&other.position_tokens) {
@@ -80,36 +69,64 @@ impl Collector {
         Ok(())
     }
 
-    /// Forgets everything seen (settings stay).
+    /// Forgets everything seen (settings and threads stay).
     pub fn clear(&mut self) {
-        self.state
+        let params = self.params;
+        self.blocks
             .iter_mut()
-            .for_each(|s| *s = FeatureState::default());
-        self.top.iter_mut().for_each(TopSamples::clear);
-        self.intervals.iter_mut().for_each(IntervalSamples::clear);
-        self.token_samples.iter_mut().for_each(TokenSample::clear);
-        self.special_activations.iter_mut().for_each(|c| *c = 0);
+            .for_each(|block| block.clear(&params));
         self.position_tokens = Default::default();
-        self.reset_cells();
         self.tokens_seen = 0;
         self.sequences_seen = 0;
         self.special_tokens_excluded = 0;
         self.sequences = SequenceRanges::default();
         self.poisoned = None;
     }
+}
 
-    /// The full count of histogram cell `index` (feature · bins + bin).
-    pub(super) fn bin_count(&self, index: usize) -> u64 {
-        let high = self.histogram_high.get(&index).copied().unwrap_or(0);
-        (high << 32) | u64::from(self.cells[index].count)
-    }
-
-    pub(super) fn set_bin_count(&mut self, index: usize, count: u64) {
-        self.cells[index].count = count as u32;
-        if count >> 32 == 0 {
-            self.histogram_high.remove(&index);
-        } else {
-            self.histogram_high.insert(index, count >> 32);
+impl FeatureBlock {
+    /// Adds feature `g` of `other` into local feature `f`.
+    fn merge_feature(
+        &mut self,
+        params: &super::block::Params,
+        f: usize,
+        other: &FeatureBlock,
+        g: usize,
+    ) {
+        let (mine, theirs) = (&mut self.state[f], &other.state[g]);
+        mine.moments.merge(&theirs.moments);
+        for (a, b) in mine.positions.iter_mut().zip(&theirs.positions) {
+            *a += b;
         }
+        for entry in other.top[g].entries() {
+            if self.top[f].admits(params.capacity, entry.key) {
+                let mut entry = *entry;
+                entry.record = self.records.copy_from(&other.records, entry.record);
+                if let Some(displaced) = self.top[f].insert(params.capacity, entry) {
+                    self.records.release(displaced);
+                }
+            }
+        }
+        self.token_samples[f].merge(&other.token_samples[g]);
+        let max = self.state[f].moments.max;
+        if self.state[f].moments.count > 0 {
+            self.intervals[f].set_max(&params.shape, max, &mut self.records);
+        }
+        for entry in other.intervals[g].all() {
+            if self.intervals[f].admits(&params.shape, &entry) {
+                let mut entry = entry;
+                entry.record = self.records.copy_from(&other.records, entry.record);
+                self.intervals[f].insert(&params.shape, entry, &mut self.records);
+            }
+        }
+        self.special_activations[f] += other.special_activations[g];
+        for bin in 0..ACTIVATION_BINS {
+            let theirs = other.bin_count(g * ACTIVATION_BINS + bin);
+            if theirs > 0 {
+                let index = f * ACTIVATION_BINS + bin;
+                self.set_bin_count(index, self.bin_count(index) + theirs);
+            }
+        }
+        self.refresh_all_floors(params, f);
     }
 }

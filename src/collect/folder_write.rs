@@ -166,6 +166,7 @@ fn decode_sample(
         context_position: stored.context_position,
         context_prefix: marked.prefix,
         context_suffix: marked.suffix,
+        context_activations: Some(stored.context_activations.clone()),
     }
 }
 

@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 use std::ops::Range;
 
 use super::bins::{activation_bin, bin_lower, bin_mid, ACTIVATION_BINS};
-use super::top_samples::StoredSample;
+use super::records::{Record, Records};
 
 /// What an interval store is sized by (the collector's settings).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,8 +31,6 @@ pub struct IntervalShape {
     pub intervals: usize,
     /// Samples kept per stratum, and shown per interval (0 turns it off).
     pub capacity: usize,
-    /// Tokens a context holds at most.
-    pub max_context: usize,
 }
 
 impl IntervalShape {
@@ -67,21 +65,18 @@ impl IntervalShape {
     }
 }
 
-/// A kept activation: its sampling key `(priority, sequence_idx, position)` and what a
-/// [`StoredSample`] shows. Its context lives in the stratum's slab at its index.
+/// A kept activation: its sampling key `(priority, sequence_idx, position)`, its value and its
+/// record in the block's arena.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Entry {
-    priority: u64,
-    sequence_idx: u64,
-    activation: f32,
-    position: u32,
-    /// `u32::MAX` at position 0.
-    previous_token: u32,
-    context_len: u32,
-    context_position: u32,
+pub struct IntervalEntry {
+    pub priority: u64,
+    pub sequence_idx: u64,
+    pub activation: f32,
+    pub position: u32,
+    pub record: Record,
 }
 
-impl Entry {
+impl IntervalEntry {
     /// `Less` when `self` has the lower (better) sampling key.
     fn key_cmp(&self, other: &Self) -> Ordering {
         (self.priority, self.sequence_idx, self.position).cmp(&(
@@ -92,13 +87,25 @@ impl Entry {
     }
 }
 
+/// What offering an entry to a stratum did.
+enum Offer {
+    /// Kept; the record of the entry it displaced, if any.
+    Kept(Option<Record>),
+    /// Not among the lowest keys.
+    Rejected,
+}
+
 /// One stratum's bottom-k: at most `capacity` entries (a handful, so a linear scan finds the
-/// worst), contexts in a slab of `capacity × max_context` tokens indexed like the entries.
+/// worst after a replacement), with the worst one's index kept.
 #[derive(Clone, Debug, Default)]
 struct Stratum {
-    entries: Vec<Entry>,
-    contexts: Vec<u32>,
+    entries: Vec<IntervalEntry>,
+    worst: u32,
 }
+
+/// Entries reserved per stratum at its first admission (a hostile state file naming a huge
+/// capacity grows it sample by sample instead).
+const FIRST_RESERVE: usize = 64;
 
 impl Stratum {
     /// Priorities above this cannot enter (`u64::MAX` while not full).
@@ -106,58 +113,57 @@ impl Stratum {
         if self.entries.len() < shape.capacity {
             return u64::MAX;
         }
-        self.entries.iter().map(|e| e.priority).max().unwrap_or(0)
+        self.entries
+            .get(self.worst as usize)
+            .map_or(0, |e| e.priority)
     }
 
-    fn worst(&self) -> Option<usize> {
-        (0..self.entries.len()).max_by(|&a, &b| self.entries[a].key_cmp(&self.entries[b]))
+    /// Whether an entry with this key would be kept.
+    fn admits(&self, shape: &IntervalShape, key: &IntervalEntry) -> bool {
+        self.entries.len() < shape.capacity
+            || self
+                .entries
+                .get(self.worst as usize)
+                .is_some_and(|worst| key.key_cmp(worst) == Ordering::Less)
     }
 
-    /// Keeps `entry` if it is among the `capacity` lowest keys. True when it was kept.
-    fn offer(&mut self, shape: &IntervalShape, entry: Entry, context: &[u32]) -> bool {
-        let slot = if self.entries.len() < shape.capacity {
-            if self.entries.is_empty() {
-                // One allocation each for the stratum's life.
-                self.entries.reserve_exact(shape.capacity);
-                self.contexts
-                    .reserve_exact(shape.capacity * shape.max_context);
+    /// Keeps `entry` if it is among the `capacity` lowest keys.
+    fn offer(&mut self, shape: &IntervalShape, entry: IntervalEntry) -> Offer {
+        if self.entries.len() < shape.capacity {
+            if self.entries.capacity() == 0 {
+                self.entries
+                    .reserve_exact(shape.capacity.min(FIRST_RESERVE));
             }
+            let worse = self
+                .entries
+                .get(self.worst as usize)
+                .is_none_or(|worst| entry.key_cmp(worst) == Ordering::Greater);
             self.entries.push(entry);
-            self.contexts
-                .resize(self.entries.len() * shape.max_context, 0);
-            self.entries.len() - 1
-        } else {
-            match self.worst() {
-                Some(worst) if entry.key_cmp(&self.entries[worst]) == Ordering::Less => {
-                    self.entries[worst] = entry;
-                    worst
-                }
-                _ => return false,
+            if worse {
+                self.worst = (self.entries.len() - 1) as u32;
             }
-        };
-        let start = slot * shape.max_context;
-        self.contexts[start..start + context.len()].copy_from_slice(context);
-        true
+            return Offer::Kept(None);
+        }
+        if !self.admits(shape, &entry) {
+            return Offer::Rejected;
+        }
+        let displaced = std::mem::replace(&mut self.entries[self.worst as usize], entry).record;
+        self.worst = (0..self.entries.len())
+            .max_by(|&a, &b| self.entries[a].key_cmp(&self.entries[b]))
+            .unwrap_or(0) as u32;
+        Offer::Kept(Some(displaced))
     }
 
-    fn context(&self, shape: &IntervalShape, slot: usize) -> &[u32] {
-        let start = slot * shape.max_context;
-        &self.contexts[start..start + self.entries[slot].context_len as usize]
-    }
-
-    /// Offers every entry of `other` (with its context) to `self`.
-    fn absorb(&mut self, shape: &IntervalShape, other: &Stratum) {
-        for slot in 0..other.entries.len() {
-            self.offer(shape, other.entries[slot], other.context(shape, slot));
+    /// Offers every entry of `other` to `self`; the records of the entries that lost go to
+    /// `released`.
+    fn absorb(&mut self, shape: &IntervalShape, other: Stratum, released: &mut Records) {
+        for entry in other.entries {
+            match self.offer(shape, entry) {
+                Offer::Kept(displaced) => displaced.into_iter().for_each(|r| released.release(r)),
+                Offer::Rejected => released.release(entry.record),
+            }
         }
     }
-}
-
-/// An interval sample read out of a store, with its sampling priority.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PrioritizedSample {
-    pub priority: u64,
-    pub sample: StoredSample,
 }
 
 /// One feature's interval strata. See the module docs.
@@ -172,8 +178,14 @@ pub struct IntervalSamples {
 
 impl IntervalSamples {
     /// Folds the strata of bins that can no longer leave the first interval into the low
-    /// stratum. Returns the bins whose floor changed.
-    pub fn set_max(&mut self, shape: &IntervalShape, max: f32) -> Range<usize> {
+    /// stratum (the records of samples that lose go back to `records`). Returns the bins whose
+    /// floor changed.
+    pub fn set_max(
+        &mut self,
+        shape: &IntervalShape,
+        max: f32,
+        records: &mut Records,
+    ) -> Range<usize> {
         if !shape.enabled() {
             return 0..0;
         }
@@ -184,8 +196,9 @@ impl IntervalSamples {
         }
         let old_floor = self.low.floor(shape);
         let folded = (new_low - old_low).min(self.bins.len());
-        for stratum in self.bins.drain(..folded) {
-            self.low.absorb(shape, &stratum);
+        let strata: Vec<Stratum> = self.bins.drain(..folded).collect();
+        for stratum in strata {
+            self.low.absorb(shape, stratum, records);
         }
         self.low_bin = new_low as u16;
         if self.low.floor(shape) == old_floor {
@@ -195,49 +208,58 @@ impl IntervalSamples {
         }
     }
 
-    /// Offers one activation of bin `activation_bin(sample.activation)`. Returns the bins
-    /// whose floor changed.
-    pub fn offer(
-        &mut self,
-        shape: &IntervalShape,
-        priority: u64,
-        sample: &SampleParts<'_>,
-    ) -> Range<usize> {
-        if !shape.enabled() {
-            return 0..0;
-        }
-        let entry = Entry {
-            priority,
-            sequence_idx: sample.sequence_idx,
-            activation: sample.activation,
-            position: sample.position,
-            previous_token: sample.previous_token.unwrap_or(u32::MAX),
-            context_len: sample.context.len() as u32,
-            context_position: sample.context_position as u32,
-        };
-        let bin = activation_bin(sample.activation);
+    /// The stratum that holds bin `bin`, if it exists yet.
+    fn stratum(&self, bin: usize) -> Option<&Stratum> {
         let low_bin = self.low_bin as usize;
         if bin < low_bin {
-            let old_floor = self.low.floor(shape);
-            let kept = self.low.offer(shape, entry, sample.context);
-            return if kept && self.low.floor(shape) != old_floor {
-                0..low_bin
-            } else {
-                0..0
-            };
+            Some(&self.low)
+        } else {
+            self.bins.get(bin - low_bin)
         }
-        let index = bin - low_bin;
-        if index >= self.bins.len() {
-            if self.bins.is_empty() {
-                // Strata from max/n up to the max: ~8·log2(n) + 2 of them.
-                self.bins.reserve(8 * shape.intervals.ilog2() as usize + 4);
+    }
+
+    /// Whether an activation with this key (of bin `activation_bin(key.activation)`) would be
+    /// kept.
+    pub fn admits(&self, shape: &IntervalShape, key: &IntervalEntry) -> bool {
+        shape.enabled()
+            && self
+                .stratum(activation_bin(key.activation))
+                .is_none_or(|stratum| stratum.admits(shape, key))
+    }
+
+    /// Keeps `entry` (which [`admits`](Self::admits) accepted) in its bin's stratum; the record
+    /// it displaces goes back to `records`. Returns the bins whose floor changed.
+    pub fn insert(
+        &mut self,
+        shape: &IntervalShape,
+        entry: IntervalEntry,
+        records: &mut Records,
+    ) -> Range<usize> {
+        let bin = activation_bin(entry.activation);
+        let low_bin = self.low_bin as usize;
+        let (stratum, changed) = if bin < low_bin {
+            (&mut self.low, 0..low_bin)
+        } else {
+            let index = bin - low_bin;
+            if index >= self.bins.len() {
+                if self.bins.is_empty() {
+                    // Strata from max/n up to the max: ~8·log2(n) + 2 of them.
+                    self.bins.reserve(8 * shape.intervals.ilog2() as usize + 4);
+                }
+                self.bins.resize_with(index + 1, Stratum::default);
             }
-            self.bins.resize_with(index + 1, Stratum::default);
+            (&mut self.bins[index], bin..bin + 1)
+        };
+        let old_floor = stratum.floor(shape);
+        match stratum.offer(shape, entry) {
+            Offer::Kept(displaced) => displaced.into_iter().for_each(|r| records.release(r)),
+            Offer::Rejected => {
+                debug_assert!(false, "insert without admits");
+                records.release(entry.record);
+            }
         }
-        let old_floor = self.bins[index].floor(shape);
-        let kept = self.bins[index].offer(shape, entry, sample.context);
-        if kept && self.bins[index].floor(shape) != old_floor {
-            bin..bin + 1
+        if stratum.floor(shape) != old_floor {
+            changed
         } else {
             0..0
         }
@@ -253,55 +275,52 @@ impl IntervalSamples {
         if !shape.enabled() {
             return 0;
         }
-        let low_bin = self.low_bin as usize;
-        if b < low_bin {
-            return self.low.floor(shape);
-        }
-        self.bins
-            .get(b - low_bin)
+        self.stratum(b)
             .map_or(u64::MAX, |stratum| stratum.floor(shape))
     }
 
-    /// Adds everything `other` kept; `max` is the merged feature's max.
-    pub fn merge(&mut self, shape: &IntervalShape, other: &IntervalSamples, max: f32) {
-        self.set_max(shape, max);
-        for sample in other.all(shape) {
-            self.offer(shape, sample.priority, &SampleParts::of(&sample.sample));
-        }
-    }
-
-    /// Every kept sample, in key order (priority, then sequence, then position): the
-    /// canonical listing the state file stores.
-    pub fn all(&self, shape: &IntervalShape) -> Vec<PrioritizedSample> {
-        let mut out = Vec::new();
-        for stratum in std::iter::once(&self.low).chain(&self.bins) {
-            collect_stratum(shape, stratum, &mut out);
-        }
-        sort_by_key(&mut out);
+    /// Every kept entry, in key order (priority, then sequence, then position): the canonical
+    /// listing the state file stores.
+    pub fn all(&self) -> Vec<IntervalEntry> {
+        let mut out: Vec<IntervalEntry> = std::iter::once(&self.low)
+            .chain(&self.bins)
+            .flat_map(|stratum| stratum.entries.iter().copied())
+            .collect();
+        out.sort_by(IntervalEntry::key_cmp);
         out
     }
 
-    /// The samples of interval `interval` (bottom-k of its bins' strata), strongest first.
-    pub fn interval(&self, shape: &IntervalShape, interval: usize, max: f32) -> Vec<StoredSample> {
-        let mut out = Vec::new();
+    /// The entries of interval `interval` (bottom-k of its bins' strata), strongest first.
+    pub fn interval(&self, shape: &IntervalShape, interval: usize, max: f32) -> Vec<IntervalEntry> {
         let low_bin = self.low_bin as usize;
+        let mut out: Vec<IntervalEntry> = Vec::new();
         if interval == 0 {
-            collect_stratum(shape, &self.low, &mut out);
+            out.extend(&self.low.entries);
         }
         for (index, stratum) in self.bins.iter().enumerate() {
             if shape.interval_of_bin(low_bin + index, max) == interval {
-                collect_stratum(shape, stratum, &mut out);
+                out.extend(&stratum.entries);
             }
         }
-        sort_by_key(&mut out);
+        out.sort_by(IntervalEntry::key_cmp);
         out.truncate(shape.capacity);
-        let mut samples: Vec<StoredSample> = out.into_iter().map(|p| p.sample).collect();
-        samples.sort_by(|a, b| b.rank_cmp(a));
-        samples
+        out.sort_by(|a, b| {
+            super::top_samples::rank_cmp(
+                b.activation,
+                b.sequence_idx,
+                b.position,
+                a.activation,
+                a.sequence_idx,
+                a.position,
+            )
+        });
+        out
     }
 
-    pub fn clear(&mut self) {
-        *self = Self::default();
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut Record> {
+        std::iter::once(&mut self.low)
+            .chain(&mut self.bins)
+            .flat_map(|stratum| stratum.entries.iter_mut().map(|e| &mut e.record))
     }
 }
 
@@ -321,56 +340,6 @@ pub fn interval_lower(bins: &Range<usize>, threshold: f32) -> f64 {
     bin_lower(bins.start).max(f64::from(threshold))
 }
 
-/// Borrowed parts of a sample being offered (a rejected one costs no copy).
-#[derive(Clone, Copy, Debug)]
-pub struct SampleParts<'a> {
-    pub activation: f32,
-    pub sequence_idx: u64,
-    pub position: u32,
-    pub previous_token: Option<u32>,
-    pub context: &'a [u32],
-    pub context_position: usize,
-}
-
-impl<'a> SampleParts<'a> {
-    pub fn of(sample: &'a StoredSample) -> Self {
-        Self {
-            activation: sample.activation,
-            sequence_idx: sample.sequence_idx,
-            position: sample.position,
-            previous_token: sample.previous_token,
-            context: &sample.context_tokens,
-            context_position: sample.context_position as usize,
-        }
-    }
-}
-
-fn collect_stratum(shape: &IntervalShape, stratum: &Stratum, out: &mut Vec<PrioritizedSample>) {
-    for (slot, entry) in stratum.entries.iter().enumerate() {
-        out.push(PrioritizedSample {
-            priority: entry.priority,
-            sample: StoredSample {
-                activation: entry.activation,
-                sequence_idx: entry.sequence_idx,
-                position: entry.position,
-                previous_token: (entry.previous_token != u32::MAX).then_some(entry.previous_token),
-                context_tokens: stratum.context(shape, slot).to_vec(),
-                context_position: entry.context_position,
-            },
-        });
-    }
-}
-
-fn sort_by_key(samples: &mut [PrioritizedSample]) {
-    samples.sort_by(|a, b| {
-        (a.priority, a.sample.sequence_idx, a.sample.position).cmp(&(
-            b.priority,
-            b.sample.sequence_idx,
-            b.sample.position,
-        ))
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,22 +347,26 @@ mod tests {
     const SHAPE: IntervalShape = IntervalShape {
         intervals: 5,
         capacity: 2,
-        max_context: 1,
     };
 
-    fn offer(store: &mut IntervalSamples, priority: u64, activation: f32, sequence: u64) {
-        store.offer(
-            &SHAPE,
+    fn offer(
+        store: &mut IntervalSamples,
+        records: &mut Records,
+        priority: u64,
+        activation: f32,
+        sequence: u64,
+    ) {
+        let mut entry = IntervalEntry {
             priority,
-            &SampleParts {
-                activation,
-                sequence_idx: sequence,
-                position: 0,
-                previous_token: None,
-                context: &[7],
-                context_position: 0,
-            },
-        );
+            sequence_idx: sequence,
+            activation,
+            position: 0,
+            record: Record::default(),
+        };
+        if store.admits(&SHAPE, &entry) {
+            entry.record = records.push(None, &[7], std::iter::empty());
+            store.insert(&SHAPE, entry, records);
+        }
     }
 
     #[test]
@@ -411,22 +384,22 @@ mod tests {
 
     #[test]
     fn folding_into_the_low_stratum_keeps_the_lowest_priorities() {
-        let mut store = IntervalSamples::default();
-        store.set_max(&SHAPE, 1.0);
+        let (mut store, mut records) = (IntervalSamples::default(), Records::default());
+        store.set_max(&SHAPE, 1.0, &mut records);
         // Two bins above max/5, two samples each, then the max grows so both fold into low.
-        offer(&mut store, 40, 0.5, 0);
-        offer(&mut store, 10, 0.5, 1);
-        offer(&mut store, 30, 0.3, 2);
-        offer(&mut store, 20, 0.3, 3);
-        assert_eq!(store.all(&SHAPE).len(), 4);
-        let changed = store.set_max(&SHAPE, 100.0);
+        offer(&mut store, &mut records, 40, 0.5, 0);
+        offer(&mut store, &mut records, 10, 0.5, 1);
+        offer(&mut store, &mut records, 30, 0.3, 2);
+        offer(&mut store, &mut records, 20, 0.3, 3);
+        assert_eq!(store.all().len(), 4);
+        let changed = store.set_max(&SHAPE, 100.0, &mut records);
         assert!(changed.end > activation_bin(0.5));
-        let kept: Vec<u64> = store.all(&SHAPE).iter().map(|s| s.priority).collect();
+        let kept: Vec<u64> = store.all().iter().map(|s| s.priority).collect();
         assert_eq!(kept, vec![10, 20]);
         assert_eq!(store.floor_of_bin(&SHAPE, activation_bin(0.5)), 20);
         // A later activation in the folded range competes with the low stratum.
-        offer(&mut store, 15, 0.4, 4);
-        let kept: Vec<u64> = store.all(&SHAPE).iter().map(|s| s.priority).collect();
+        offer(&mut store, &mut records, 15, 0.4, 4);
+        let kept: Vec<u64> = store.all().iter().map(|s| s.priority).collect();
         assert_eq!(kept, vec![10, 15]);
         let first = store.interval(&SHAPE, 0, 100.0);
         assert_eq!(first.len(), 2);
@@ -435,10 +408,10 @@ mod tests {
 
     #[test]
     fn intervals_take_the_bottom_k_of_their_bins() {
-        let mut store = IntervalSamples::default();
-        store.set_max(&SHAPE, 1.0);
+        let (mut store, mut records) = (IntervalSamples::default(), Records::default());
+        store.set_max(&SHAPE, 1.0, &mut records);
         for (priority, activation) in [(5, 0.95), (3, 0.85), (9, 0.9), (1, 0.45), (2, 1.0)] {
-            offer(&mut store, priority, activation, priority);
+            offer(&mut store, &mut records, priority, activation, priority);
         }
         let top: Vec<f32> = store
             .interval(&SHAPE, 4, 1.0)

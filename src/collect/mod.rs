@@ -1,5 +1,5 @@
-//! The shared collector: per-feature top-k samples, streaming statistics and the full
-//! feature view.
+//! The shared collector: per-feature top-k samples with their context activations, streaming
+//! statistics and the full feature view.
 //!
 //! Both `train` (every `sample_collection_freq` steps) and `collect` push batches of feature
 //! activations, with the tokens they were computed on, into one [`Collector`]. It keeps, for
@@ -13,13 +13,16 @@
 //!
 //! The stage `saectl collect` is [`run`] (opening, resuming, logit effects, periodic saves); the
 //! sweeps ([`sweep_cache`], [`sweep_model`]) push batches into the collector; the collector's
-//! interior is `collector`, `scan`, `offers` and the stores (`top_samples`, `interval_samples`,
-//! `token_sample`, `exact_sum`); `folder_write` turns it into a samples folder
-//! ([`crate::samples`]), `state` into the state file that resumes and merges it, and
-//! `folder_merge` merges the folders of `saectl merge`.
+//! interior is `collector` (blocks of features, threads), `block`, `scan`, `offers`,
+//! `window_acts` and the stores (`top_samples`, `interval_samples`, `token_sample`,
+//! `exact_sum`, with their samples' `records`); `folder_write` turns it into a samples folder
+//! ([`crate::samples`]), `state` (`state_columns`, `state_pieces`, `state_restore`) into the
+//! state file that resumes and merges it, and `folder_merge` merges the folders of
+//! `saectl merge`.
 
 mod batch;
 pub mod bins;
+mod block;
 mod collector;
 mod collector_merge;
 mod exact_sum;
@@ -33,25 +36,29 @@ mod offers;
 mod ranges;
 mod readout;
 mod recorded_tokenizer;
+mod records;
 mod resume;
 mod run;
 mod saver;
 mod scan;
 mod shard;
 mod state;
+mod state_columns;
+mod state_pieces;
+mod state_restore;
 mod sweep;
 mod token_sample;
 mod top_samples;
+mod window_acts;
 
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
-pub use collector::Collector;
+pub use collector::{default_threads, Collector};
 pub use folder_merge::{merge_folders, write_merged, MergedFolders};
 pub use folder_write::{write_samples_folder, write_samples_folder_with};
-pub use interval_samples::PrioritizedSample;
 pub use logit_compute::compute_logit_effects;
 pub use nonfinite::{NonFiniteGuard, NONFINITE_FILE_NAME};
 pub use ranges::SequenceRanges;
-pub use readout::{FeatureSummary, IntervalView};
+pub use readout::{FeatureSummary, IntervalView, PrioritizedSample};
 pub use recorded_tokenizer::recorded_tokenizer;
 pub use run::{run, Activations, CollectConfig, CollectEvent, CollectSource, CollectSummary};
 pub use shard::{resume_point, Shard};

@@ -1,100 +1,247 @@
-//! Offering a sequence's candidates to the stores, once the sequence is scanned: top-k
-//! candidates deduplicated per context window, interval candidates as they are.
+//! Offering a scanned batch's pending hits to the stores, feature by feature.
+//!
+//! The pending hits are grouped by feature with a counting sort (O(hits + features), where the
+//! per-sequence sort it replaces was O(n log n) per sequence), their context activations are
+//! gathered ([`super::window_acts`]), and each feature with pending hits is then visited once:
+//! its interval strata fold for the batch's max, the token sample takes its offers, top
+//! candidates are deduplicated per context window and offered best first, interval candidates
+//! offered as they are. A feature's stores are fetched once per batch rather than once per hit.
+//! The result is what offering every hit in stream order gives: each store keeps a function of
+//! the set of samples offered to it (top-k, bottom-k), and deduplication is decided within one
+//! sequence, best first, among candidates above a floor that can only be too low.
 
-use super::collector::Collector;
-use super::interval_samples::SampleParts;
-use super::top_samples::rank_cmp;
+use super::batch::TokenBatch;
+use super::bins::{priority, row_key};
+use super::block::{kinds, FeatureBlock, Params, Pending};
+use super::collector::BatchView;
+use super::interval_samples::IntervalEntry;
+use super::records::Record;
+use super::top_samples::{rank_cmp, rank_key, TopEntry};
 
-impl Collector {
-    /// Deduplicates the sequence's candidates and offers the survivors to their stores.
-    pub(super) fn offer_candidates(&mut self, row_tokens: &[u32], sequence_idx: u64) {
-        if self.candidates.is_empty() {
-            return;
-        }
-        let mut candidates = std::mem::take(&mut self.candidates);
-        if self.config.dedup_context_windows {
-            // Per feature, best first; then a greedy pass keeps a candidate only if no kept one
-            // of the same feature lies within the half-width (its token would be in the other's
-            // context window).
-            candidates.sort_unstable_by(|a, b| {
-                a.feature.cmp(&b.feature).then_with(|| {
-                    rank_cmp(
-                        b.value,
-                        sequence_idx,
-                        b.position,
-                        a.value,
-                        sequence_idx,
-                        a.position,
-                    )
-                })
-            });
-            let half = self.config.context_half_width() as u32;
-            let mut group_start = 0;
-            let mut kept: Vec<u32> = Vec::new();
-            for i in 0..candidates.len() {
-                if candidates[i].feature != candidates[group_start].feature {
-                    group_start = i;
-                    kept.clear();
+impl FeatureBlock {
+    /// Offers the pending hits of the batch just scanned, then compacts the arena if garbage
+    /// outweighs the live records.
+    pub(super) fn offer_pending(&mut self, params: &Params, batch: &BatchView<'_>) {
+        if !self.scratch.pending.is_empty() {
+            self.group_pending();
+            self.gather_context_acts(params, batch);
+            for f in 0..self.len() {
+                let group =
+                    self.scratch.group_start[f] as usize..self.scratch.group_start[f + 1] as usize;
+                if !group.is_empty() {
+                    self.offer_feature(params, batch.tokens, f, group);
                 }
-                let candidate = candidates[i];
-                if kept.iter().any(|&p| p.abs_diff(candidate.position) <= half) {
-                    continue;
-                }
-                kept.push(candidate.position);
-                self.offer(candidate, row_tokens, sequence_idx);
-            }
-        } else {
-            for &candidate in &candidates {
-                self.offer(candidate, row_tokens, sequence_idx);
             }
         }
-        candidates.clear();
-        self.candidates = candidates;
+        if self.records.wants_compaction() {
+            self.compact();
+        }
     }
 
-    fn offer(&mut self, candidate: super::scan::Candidate, row_tokens: &[u32], sequence_idx: u64) {
-        let f = candidate.feature as usize;
-        let position = candidate.position as usize;
-        let half = self.config.context_half_width();
-        let start = position.saturating_sub(half);
-        let end = (position + half + 1).min(row_tokens.len());
-        self.top[f].push_parts(
-            candidate.value,
+    /// Counting sort of `pending` by feature into `grouped` (stable: token order within a
+    /// feature), with `group_start`.
+    fn group_pending(&mut self) {
+        let n = self.len();
+        let scratch = &mut self.scratch;
+        scratch.group_start.clear();
+        scratch.group_start.resize(n + 1, 0);
+        for p in &scratch.pending {
+            scratch.group_start[p.feature as usize + 1] += 1;
+        }
+        for f in 0..n {
+            scratch.group_start[f + 1] += scratch.group_start[f];
+        }
+        scratch.cursor.clear();
+        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
+        scratch.grouped.clear();
+        scratch.grouped.resize(
+            scratch.pending.len(),
+            Pending {
+                feature: 0,
+                token: 0,
+                value: 0.0,
+                kinds: 0,
+            },
+        );
+        for p in &scratch.pending {
+            let slot = &mut scratch.cursor[p.feature as usize];
+            scratch.grouped[*slot as usize] = *p;
+            *slot += 1;
+        }
+    }
+
+    /// Offers local feature `f`'s pending hits (`grouped[group]`).
+    fn offer_feature(
+        &mut self,
+        params: &Params,
+        tokens: &TokenBatch<'_>,
+        f: usize,
+        group: std::ops::Range<usize>,
+    ) {
+        let all_kinds = self.scratch.grouped[group.clone()]
+            .iter()
+            .fold(0, |all, p| all | p.kinds);
+        let any = |kind: u8| all_kinds & kind != 0;
+        // Bins whose interval floor changed, re-cached once at the end.
+        let mut dirty = 0..0;
+        if any(kinds::MAX) {
+            let max = self.state[f].moments.max;
+            dirty = self.intervals[f].set_max(&params.shape, max, &mut self.records);
+        }
+        if any(kinds::TOKEN) {
+            for j in group.clone() {
+                let p = self.scratch.grouped[j];
+                if p.kinds & kinds::TOKEN != 0 {
+                    let (sequence, position) = place(tokens, p.token);
+                    let key = priority(row_key(sequence), position, self.base + p.feature);
+                    self.token_samples[f].offer(key, tokens.tokens[p.token as usize]);
+                }
+            }
+            self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
+        }
+        if any(kinds::TOP) {
+            self.offer_top(params, tokens, f, group.clone());
+            self.state[f].admit_floor = self.top[f].floor(params.capacity);
+        }
+        if any(kinds::INTERVAL) {
+            for j in group {
+                if self.scratch.grouped[j].kinds & kinds::INTERVAL != 0 {
+                    let changed = self.offer_interval(params, tokens, f, j);
+                    dirty = union(dirty, changed);
+                }
+            }
+        }
+        self.refresh_floors(params, f, dirty);
+    }
+
+    /// The top candidates of feature `f`, deduplicated per sequence: runs of one row are taken
+    /// best first and a candidate is dropped when a kept one lies within the half-width (its
+    /// token would show in the other's context).
+    fn offer_top(
+        &mut self,
+        params: &Params,
+        tokens: &TokenBatch<'_>,
+        f: usize,
+        group: std::ops::Range<usize>,
+    ) {
+        let mut run = std::mem::take(&mut self.scratch.run);
+        let mut kept = std::mem::take(&mut self.scratch.kept_positions);
+        let seq_len = tokens.seq_len as u32;
+        let mut j = group.start;
+        while j < group.end {
+            // One row's candidates (the group is in token order).
+            let row = self.scratch.grouped[j].token / seq_len;
+            run.clear();
+            while j < group.end && self.scratch.grouped[j].token / seq_len == row {
+                if self.scratch.grouped[j].kinds & kinds::TOP != 0 {
+                    run.push(j as u32);
+                }
+                j += 1;
+            }
+            if run.len() > 1 && params.dedup {
+                let grouped = &self.scratch.grouped;
+                run.sort_unstable_by(|&a, &b| {
+                    let (a, b) = (grouped[a as usize], grouped[b as usize]);
+                    rank_cmp(b.value, 0, b.token, a.value, 0, a.token)
+                });
+                kept.clear();
+                for &candidate in &run {
+                    let position = self.scratch.grouped[candidate as usize].token % seq_len;
+                    if kept
+                        .iter()
+                        .any(|&p| p.abs_diff(position) <= params.half as u32)
+                    {
+                        continue;
+                    }
+                    kept.push(position);
+                    self.offer_top_candidate(params, tokens, f, candidate as usize);
+                }
+            } else {
+                for &candidate in &run {
+                    self.offer_top_candidate(params, tokens, f, candidate as usize);
+                }
+            }
+        }
+        self.scratch.run = run;
+        self.scratch.kept_positions = kept;
+    }
+
+    fn offer_top_candidate(
+        &mut self,
+        params: &Params,
+        tokens: &TokenBatch<'_>,
+        f: usize,
+        j: usize,
+    ) {
+        let p = self.scratch.grouped[j];
+        let (sequence_idx, position) = place(tokens, p.token);
+        let key = rank_key(p.value, sequence_idx, position);
+        if !self.top[f].admits(params.capacity, key) {
+            return;
+        }
+        let record = self.write_record(params, tokens, j);
+        if let Some(displaced) = self.top[f].insert(params.capacity, TopEntry { key, record }) {
+            self.records.release(displaced);
+        }
+    }
+
+    /// Offers group entry `j` to its interval stratum; returns the bins whose floor changed.
+    fn offer_interval(
+        &mut self,
+        params: &Params,
+        tokens: &TokenBatch<'_>,
+        f: usize,
+        j: usize,
+    ) -> std::ops::Range<usize> {
+        let p = self.scratch.grouped[j];
+        let (sequence_idx, position) = place(tokens, p.token);
+        let mut entry = IntervalEntry {
+            priority: priority(row_key(sequence_idx), position, self.base + p.feature),
             sequence_idx,
-            candidate.position,
+            activation: p.value,
+            position,
+            record: Record::default(),
+        };
+        if !self.intervals[f].admits(&params.shape, &entry) {
+            return 0..0;
+        }
+        entry.record = self.write_record(params, tokens, j);
+        self.intervals[f].insert(&params.shape, entry, &mut self.records)
+    }
+
+    /// Appends the record of group entry `j`: previous token, context window, activations.
+    fn write_record(&mut self, params: &Params, tokens: &TokenBatch<'_>, j: usize) -> Record {
+        let p = self.scratch.grouped[j];
+        let seq_len = tokens.seq_len;
+        let (row, position) = (p.token as usize / seq_len, p.token as usize % seq_len);
+        let row_tokens = tokens.row(row);
+        let start = position.saturating_sub(params.half);
+        let end = (position + params.half + 1).min(seq_len);
+        let acts = &self.scratch.acts
+            [self.scratch.acts_start[j] as usize..self.scratch.acts_start[j + 1] as usize];
+        self.records.push(
             position.checked_sub(1).map(|p| row_tokens[p]),
             &row_tokens[start..end],
-            position - start,
-        );
-        self.state[f].admit_floor = self.top[f].floor();
+            acts.iter().copied(),
+        )
     }
+}
 
-    /// Offers the sequence's interval candidates to their strata (no deduplication: interval
-    /// samples are a uniform draw over every activation).
-    pub(super) fn offer_interval_candidates(&mut self, row_tokens: &[u32], sequence_idx: u64) {
-        if self.interval_candidates.is_empty() {
-            return;
-        }
-        let candidates = std::mem::take(&mut self.interval_candidates);
-        let shape = self.interval_shape();
-        let half = self.config.context_half_width();
-        for candidate in &candidates {
-            let f = candidate.feature as usize;
-            let position = candidate.position as usize;
-            let start = position.saturating_sub(half);
-            let end = (position + half + 1).min(row_tokens.len());
-            let parts = SampleParts {
-                activation: candidate.value,
-                sequence_idx,
-                position: candidate.position,
-                previous_token: position.checked_sub(1).map(|p| row_tokens[p]),
-                context: &row_tokens[start..end],
-                context_position: position - start,
-            };
-            let changed = self.intervals[f].offer(&shape, candidate.priority, &parts);
-            self.refresh_floors(f, changed);
-        }
-        self.interval_candidates = candidates;
-        self.interval_candidates.clear();
+/// The `(sequence_idx, position)` of a token of the batch.
+#[inline]
+pub(super) fn place(tokens: &TokenBatch<'_>, token: u32) -> (u64, u32) {
+    let seq_len = tokens.seq_len as u32;
+    (
+        tokens.first_sequence + u64::from(token / seq_len),
+        token % seq_len,
+    )
+}
+
+/// The smallest range holding both (an empty one holds nothing).
+fn union(a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.start.min(b.start)..a.end.max(b.end),
     }
 }

@@ -6,11 +6,18 @@ use std::cmp::Ordering;
 use super::bins::{bin_lower, ACTIVATION_BINS, POSITION_BINS};
 use super::collector::Collector;
 use super::flags::{feature_flags, FlagInputs};
-use super::interval_samples::{interval_bins, interval_lower, PrioritizedSample};
+use super::interval_samples::{interval_bins, interval_lower};
 use super::token_sample::TopToken;
-use super::top_samples::{StoredSample, TopSamples};
+use super::top_samples::StoredSample;
 use crate::samples::format::{FeatureFlags, FeatureStatistics, FlaggedFeatures};
 use crate::samples::FlagConfig;
+
+/// An interval sample read out of a collector, with its sampling priority.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrioritizedSample {
+    pub priority: u64,
+    pub sample: StoredSample,
+}
 
 /// A feature's statistics and samples, read out of a collector.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,21 +41,34 @@ pub struct IntervalView {
 }
 
 impl Collector {
-    /// Number of samples kept for `feature` (0 for an unknown feature).
-    pub fn num_samples(&self, feature: u32) -> usize {
-        self.top.get(feature as usize).map_or(0, TopSamples::len)
+    /// The block of `feature` and its index there, `None` for an unknown feature.
+    fn find(&self, feature: u32) -> Option<(&super::block::FeatureBlock, usize)> {
+        ((feature as usize) < self.d_sae).then(|| self.block(feature as usize))
     }
 
-    /// The feature's kept samples, best first (empty for an unknown feature).
+    /// Number of samples kept for `feature` (0 for an unknown feature).
+    pub fn num_samples(&self, feature: u32) -> usize {
+        self.find(feature)
+            .map_or(0, |(block, f)| block.top[f].len())
+    }
+
+    /// The feature's kept samples, best first (empty for an unknown feature), each with its
+    /// context and the feature's activation on every token of it where it fires
+    /// ([`StoredSample::context_activations`]) — what a dashboard colours a window by.
     pub fn top_samples(&self, feature: u32) -> Vec<StoredSample> {
-        self.top
-            .get(feature as usize)
-            .map_or_else(Vec::new, TopSamples::sorted)
+        self.find(feature).map_or_else(Vec::new, |(block, f)| {
+            block.top[f]
+                .sorted()
+                .iter()
+                .map(|entry| block.stored_top(&self.params, entry))
+                .collect()
+        })
     }
 
     /// Statistics of one feature; `None` when `feature >= d_sae`.
     pub fn statistics(&self, feature: u32) -> Option<FeatureStatistics> {
-        let moments = &self.state.get(feature as usize)?.moments;
+        let (block, f) = self.find(feature)?;
+        let moments = &block.state[f].moments;
         let density = if self.tokens_seen == 0 {
             0.0
         } else {
@@ -63,7 +83,7 @@ impl Collector {
             feature_idx: feature,
             max_activation: f64::from(max),
             mean_activation: moments.mean(),
-            num_samples: self.top[feature as usize].len() as u64,
+            num_samples: block.top[f].len() as u64,
             activation_count: moments.count,
             all_time_max: Some(f64::from(max)),
             min_activation: Some(f64::from(min)),
@@ -83,27 +103,33 @@ impl Collector {
         })
     }
 
+    /// Every feature's state, in feature order.
+    fn states(&self) -> impl Iterator<Item = &super::block::FeatureState> {
+        self.blocks.iter().flat_map(|block| &block.state)
+    }
+
     /// Per feature, tokens where it fired.
     pub fn firing_counts(&self) -> Vec<u64> {
-        self.state.iter().map(|s| s.moments.firing).collect()
+        self.states().map(|s| s.moments.firing).collect()
     }
 
     /// Activations above the threshold over all features (the original's `total_samples_seen`).
     pub fn total_activations(&self) -> u64 {
-        self.state.iter().map(|s| s.moments.count).sum()
+        self.states().map(|s| s.moments.count).sum()
     }
 
     /// Features with at least one sample, the largest max activation first (ties: lower
     /// index first) — the order in which the original chose `top_features_to_save`.
     pub fn features_by_max_activation(&self) -> Vec<u32> {
+        let max = |f: u32| {
+            let (block, f) = self.block(f as usize);
+            block.state[f].moments.max
+        };
         let mut features: Vec<u32> = (0..self.d_sae as u32)
-            .filter(|&f| !self.top[f as usize].is_empty())
+            .filter(|&f| self.num_samples(f) > 0)
             .collect();
         features.sort_by(|&a, &b| {
-            let (ma, mb) = (
-                self.state[a as usize].moments.max,
-                self.state[b as usize].moments.max,
-            );
+            let (ma, mb) = (max(a), max(b));
             mb.partial_cmp(&ma)
                 .unwrap_or(Ordering::Equal)
                 .then(a.cmp(&b))
@@ -114,18 +140,17 @@ impl Collector {
     /// The feature's activation histogram over all [`ACTIVATION_BINS`] fixed bins (empty for
     /// an unknown feature).
     pub fn activation_histogram(&self, feature: u32) -> Vec<u64> {
-        let f = feature as usize;
-        if f >= self.d_sae {
-            return Vec::new();
-        }
-        (0..ACTIVATION_BINS)
-            .map(|b| self.bin_count(f * ACTIVATION_BINS + b))
-            .collect()
+        self.find(feature).map_or_else(Vec::new, |(block, f)| {
+            (0..ACTIVATION_BINS)
+                .map(|b| block.bin_count(f * ACTIVATION_BINS + b))
+                .collect()
+        })
     }
 
     /// The feature's activations above the threshold per position bin.
     pub fn position_histogram(&self, feature: u32) -> Option<[u64; POSITION_BINS]> {
-        Some(self.state.get(feature as usize)?.positions)
+        let (block, f) = self.find(feature)?;
+        Some(block.state[f].positions)
     }
 
     /// Counted tokens per position bin.
@@ -135,41 +160,48 @@ impl Collector {
 
     /// Activations above the threshold on special tokens, per feature.
     pub fn special_activations(&self, feature: u32) -> u64 {
-        self.special_activations
-            .get(feature as usize)
-            .copied()
-            .unwrap_or(0)
+        self.find(feature)
+            .map_or(0, |(block, f)| block.special_activations[f])
     }
 
     /// The most frequent token of the feature's uniform token sample.
     pub fn sampled_top_token(&self, feature: u32) -> Option<TopToken> {
-        self.token_samples.get(feature as usize)?.top_token()
+        let (block, f) = self.find(feature)?;
+        block.token_samples[f].top_token()
     }
 
     /// The feature's sampled `(priority, token)` pairs, lowest priority first.
     pub fn token_sample(&self, feature: u32) -> Vec<(u64, u32)> {
-        self.token_samples
-            .get(feature as usize)
-            .map_or_else(Vec::new, |s| s.sorted())
+        self.find(feature)
+            .map_or_else(Vec::new, |(block, f)| block.token_samples[f].sorted())
     }
 
     /// Every interval sample the feature keeps (all strata), lowest priority first.
     pub fn interval_store(&self, feature: u32) -> Vec<PrioritizedSample> {
-        let shape = self.interval_shape();
-        self.intervals
-            .get(feature as usize)
-            .map_or_else(Vec::new, |i| i.all(&shape))
+        self.find(feature).map_or_else(Vec::new, |(block, f)| {
+            block.intervals[f]
+                .all()
+                .iter()
+                .map(|entry| PrioritizedSample {
+                    priority: entry.priority,
+                    sample: block.stored_interval(&self.params, entry),
+                })
+                .collect()
+        })
     }
 
     /// The feature's `interval_count` intervals with their samples (empty when interval
-    /// sampling is off, the feature is unknown or never passed the threshold).
+    /// sampling is off, the feature is unknown or never passed the threshold). Samples carry
+    /// their context activations, as [`top_samples`](Self::top_samples)' do.
     pub fn intervals(&self, feature: u32) -> Vec<IntervalView> {
-        let shape = self.interval_shape();
-        let f = feature as usize;
-        if !shape.enabled() || f >= self.d_sae || self.state[f].moments.count == 0 {
+        let shape = self.params.shape;
+        let Some((block, f)) = self.find(feature) else {
+            return Vec::new();
+        };
+        let moments = &block.state[f].moments;
+        if !shape.enabled() || moments.count == 0 {
             return Vec::new();
         }
-        let moments = &self.state[f].moments;
         let histogram = self.activation_histogram(feature);
         let n = shape.intervals;
         (0..n)
@@ -197,7 +229,11 @@ impl Collector {
                     lower,
                     upper,
                     activation_count: histogram[bins].iter().sum(),
-                    samples: self.intervals[f].interval(&shape, i, moments.max),
+                    samples: block.intervals[f]
+                        .interval(&shape, i, moments.max)
+                        .iter()
+                        .map(|entry| block.stored_interval(&self.params, entry))
+                        .collect(),
                 }
             })
             .collect()
@@ -205,12 +241,13 @@ impl Collector {
 
     /// The feature's flags under `config` (`None` for an unknown feature).
     pub fn flags(&self, feature: u32, config: &FlagConfig) -> Option<FeatureFlags> {
-        let state = self.state.get(feature as usize)?;
+        let (block, f) = self.find(feature)?;
+        let state = &block.state[f];
         let inputs = FlagInputs {
             firing_count: state.moments.firing,
             tokens_seen: self.tokens_seen,
             activation_count: state.moments.count,
-            special_activations: self.special_activations[feature as usize],
+            special_activations: block.special_activations[f],
             special_excluded: self.config.exclude_special_tokens,
             top_token: self.sampled_top_token(feature),
             positions: &state.positions,

@@ -42,10 +42,14 @@ impl Stage<'_> {
     ) -> Result<Collector> {
         let (config, d_sae) = (&self.config.collector, self.sae.config().d_sae);
         let state = self.out.state();
+        // Sharded by feature across the spare cores; the output does not depend on it.
+        let threads = super::default_threads(d_sae);
         if !state.exists() {
-            return Collector::new(config.clone(), d_sae, specials);
+            let mut collector = Collector::new(config.clone(), d_sae, specials)?;
+            collector.set_threads(threads);
+            return Ok(collector);
         }
-        let collector = Collector::load_state(&state)?;
+        let mut collector = Collector::load_state(&state)?;
         // No summary beside the state: the first save was cut short between the two (the
         // state goes first); the settings and the sequence ranges are still checked.
         let earlier = self.out.read_summary().ok().flatten().map(|s| s.source);
@@ -58,6 +62,7 @@ impl Stage<'_> {
                 self.out.root().display()
             );
         }
+        collector.set_threads(threads);
         Ok(collector)
     }
 

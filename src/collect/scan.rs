@@ -1,19 +1,30 @@
-//! The hot path: scanning one token's activations and observing each hit.
+//! The hot path: scanning a batch's activations for one block of features.
 //!
 //! A real SAE's activation matrix is almost all zeros, so the dense scan tests 16 values at a
 //! time with one branch-free comparison (it vectorises) and only looks closer at blocks holding
 //! something non-zero or above the threshold. Each hit updates its feature's statistics and
 //! feature view in O(1) — the histogram bin from the value's bits, a position count, one hash
-//! and two compares against cached floors — and becomes a candidate only when it may enter a
-//! store; candidates are offered once the whole sequence is scanned ([`super::offers`]).
+//! and three compares against cached floors — and is noted as [`Pending`] only when it may
+//! enter a store (or raised the max); pending hits are offered once the whole batch is scanned
+//! ([`super::offers`]). The floors are those of the batch's start: within a batch they can only
+//! be lower than the stores' true floors, so a pending hit may still be refused, never missed.
 
-use super::bins::{activation_bin, position_bin, priority, ACTIVATION_BINS};
-use super::collector::Collector;
+use super::batch::FeatureActivations;
+use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
+use super::block::{kinds, FeatureBlock, Params, Pending};
+use super::collector::BatchView;
 
 /// Values tested together for "anything interesting?" in the dense path.
 const CHUNK: usize = 64;
 /// Values per lane mask inside a chunk that has something (CHUNK is a multiple of it).
 const BLOCK: usize = 16;
+
+/// A NaN or infinite activation: where it is (token index in the batch, global feature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct NonFinite {
+    pub(super) token: usize,
+    pub(super) feature: u32,
+}
 
 /// `v > floor`, or `v` is NaN: one compare that lets the scan see NaN without a second test
 /// (NaN fails every comparison, so the negated `<=` is true for it).
@@ -37,35 +48,114 @@ fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
-/// One activation of one sequence that may become a sample.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Candidate {
-    pub(super) feature: u32,
-    pub(super) position: u32,
-    pub(super) value: f32,
+/// Where the scan is: the row's sampling key and the token being scanned.
+#[derive(Clone, Copy)]
+struct At {
+    row_key: u64,
+    token: u32,
+    position: u32,
 }
 
-/// One activation of one sequence that passed its interval stratum's floor.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct IntervalCandidate {
-    pub(super) priority: u64,
-    pub(super) feature: u32,
-    pub(super) position: u32,
-    pub(super) value: f32,
-}
+impl FeatureBlock {
+    /// Scans every token of the batch for this block's features.
+    pub(super) fn scan(&mut self, params: &Params, batch: &BatchView<'_>) -> Result<(), NonFinite> {
+        self.scratch.pending.clear();
+        let dense = matches!(batch.activations, FeatureActivations::Dense { .. });
+        if dense {
+            self.scratch.dense_offsets.clear();
+            self.scratch.dense_offsets.push(0);
+            self.scratch.dense_features.clear();
+            self.scratch.dense_values.clear();
+        }
+        let tokens = batch.tokens;
+        for row in 0..tokens.batch {
+            let row_key = row_key(tokens.first_sequence + row as u64);
+            for (position, &token_id) in tokens.row(row).iter().enumerate() {
+                let token = row * tokens.seq_len + position;
+                let at = At {
+                    row_key,
+                    token: token as u32,
+                    position: position as u32,
+                };
+                let special = batch.is_special(token_id);
+                if special {
+                    self.count_special(params, batch, token);
+                }
+                let scanned = if special && params.exclude_special {
+                    Ok(())
+                } else {
+                    match *batch.activations {
+                        FeatureActivations::Dense { values, d_sae } => {
+                            let start = token * d_sae + self.base as usize;
+                            self.scan_dense(params, &values[start..start + self.len()], at)
+                        }
+                        FeatureActivations::Sparse {
+                            offsets,
+                            indices,
+                            values,
+                            ..
+                        } => {
+                            let span = offsets[token]..offsets[token + 1];
+                            self.scan_sparse(params, &indices[span.clone()], &values[span], at)
+                        }
+                    }
+                };
+                scanned.map_err(|feature| NonFinite { token, feature })?;
+                if dense {
+                    let scratch = &mut self.scratch;
+                    scratch.dense_offsets.push(scratch.dense_features.len());
+                }
+            }
+        }
+        Ok(())
+    }
 
-impl Collector {
-    /// Scans one token's dense activations. `Err(feature)` on a non-finite value.
+    /// Counts a special token's activations above the threshold (BOS-dominated features),
+    /// whether or not the token is otherwise excluded, and keeps an excluded token's firing
+    /// values for the context activations. One special token per sequence or so: a plain loop.
+    fn count_special(&mut self, params: &Params, batch: &BatchView<'_>, token: usize) {
+        let threshold = params.threshold;
+        let (base, len) = (self.base, self.len() as u32);
+        let excluded_dense = params.exclude_special;
+        let scratch = &mut self.scratch;
+        match *batch.activations {
+            FeatureActivations::Dense { values, d_sae } => {
+                let start = token * d_sae + base as usize;
+                let values = &values[start..start + len as usize];
+                for (f, (count, &v)) in self.special_activations.iter_mut().zip(values).enumerate()
+                {
+                    *count += u64::from(v > threshold && v.is_finite());
+                    if excluded_dense && v > 0.0 && v.is_finite() {
+                        scratch.dense_features.push(base + f as u32);
+                        scratch.dense_values.push(v);
+                    }
+                }
+            }
+            FeatureActivations::Sparse {
+                offsets,
+                indices,
+                values,
+                ..
+            } => {
+                let span = offsets[token]..offsets[token + 1];
+                for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
+                    let local = feature.wrapping_sub(base);
+                    if local < len && v > threshold && v > 0.0 && v.is_finite() {
+                        self.special_activations[local as usize] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scans one token's dense activations (this block's slice). `Err(feature)` on a
+    /// non-finite value.
     #[inline]
-    pub(super) fn scan_dense(
-        &mut self,
-        acts: &[f32],
-        position: u32,
-    ) -> std::result::Result<(), u32> {
+    fn scan_dense(&mut self, params: &Params, acts: &[f32], at: At) -> Result<(), u32> {
         // "Interesting": firing (> 0), above the threshold, or NaN. `!(v <= floor)` is true
         // for all three and compiles to one vector compare per block.
-        let floor = self.config.sample_activation_threshold.min(0.0);
-        let mut hits = std::mem::take(&mut self.hits);
+        let floor = params.threshold.min(0.0);
+        let mut hits = std::mem::take(&mut self.scratch.hits);
         hits.clear();
         let mut chunks = acts.chunks_exact(CHUNK);
         for (chunk_index, chunk) in chunks.by_ref().enumerate() {
@@ -97,25 +187,39 @@ impl Collector {
                 hits.push(((tail_start + i) as u32, v));
             }
         }
-        let result = self.observe_all(&hits, position);
-        self.hits = hits;
-        result
+        let result = self.observe_all(params, &hits, at);
+        // The token's firing values, for the context activations of the samples around it.
+        let scratch = &mut self.scratch;
+        for &(f, v) in &hits {
+            if v > 0.0 {
+                scratch.dense_features.push(self.base + f);
+                scratch.dense_values.push(v);
+            }
+        }
+        self.scratch.hits = hits;
+        result.map_err(|f| self.base + f)
     }
 
     #[inline]
-    pub(super) fn scan_sparse(
+    fn scan_sparse(
         &mut self,
+        params: &Params,
         indices: &[u32],
         values: &[f32],
-        position: u32,
-    ) -> std::result::Result<(), u32> {
+        at: At,
+    ) -> Result<(), u32> {
+        let (base, len) = (self.base, self.len() as u32);
         for (&feature, &value) in indices.iter().zip(values) {
-            self.prefetch_feature(feature, value);
+            let local = feature.wrapping_sub(base);
+            if local < len {
+                self.prefetch_feature(local, value);
+            }
         }
         for (&feature, &v) in indices.iter().zip(values) {
+            let local = feature.wrapping_sub(base);
             // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
-            if above_or_nan(v, 0.0) {
-                self.observe(feature, v, position)?;
+            if local < len && above_or_nan(v, 0.0) {
+                self.observe(params, local, v, at).map_err(|f| base + f)?;
             }
         }
         Ok(())
@@ -126,12 +230,12 @@ impl Collector {
     /// the other (the state of 16k features does not stay in cache while activations stream
     /// past).
     #[inline]
-    fn observe_all(&mut self, hits: &[(u32, f32)], position: u32) -> std::result::Result<(), u32> {
+    fn observe_all(&mut self, params: &Params, hits: &[(u32, f32)], at: At) -> Result<(), u32> {
         for &(feature, value) in hits {
             self.prefetch_feature(feature, value);
         }
         for &(feature, value) in hits {
-            self.observe(feature, value, position)?;
+            self.observe(params, feature, value, at)?;
         }
         Ok(())
     }
@@ -147,8 +251,10 @@ impl Collector {
         }
     }
 
+    /// One hit of local feature `feature`: statistics, histogram, and a pending note when it
+    /// may enter a store.
     #[inline]
-    fn observe(&mut self, feature: u32, value: f32, position: u32) -> std::result::Result<(), u32> {
+    fn observe(&mut self, params: &Params, feature: u32, value: f32, at: At) -> Result<(), u32> {
         if !value.is_finite() {
             return Err(feature);
         }
@@ -157,75 +263,30 @@ impl Collector {
         if value > 0.0 {
             state.moments.firing += 1;
         }
-        if value > self.config.sample_activation_threshold {
+        if value > params.threshold {
             let new_max = state.moments.count == 0 || value > state.moments.max;
             state.moments.record(value);
-            state.positions[position_bin(position)] += 1;
-            let priority = priority(self.row_key, position, feature);
-            let priority_hi = (priority >> 32) as u32;
-            let token_candidate = priority_hi <= state.token_floor_hi;
-            if value >= state.admit_floor {
-                self.candidates.push(Candidate {
-                    feature,
-                    position,
-                    value,
-                });
-            }
+            state.positions[position_bin(at.position)] += 1;
+            let priority_hi = (priority(at.row_key, at.position, self.base + feature) >> 32) as u32;
+            let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
+                | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
+                | (kinds::MAX * u8::from(new_max));
             let index = f * ACTIVATION_BINS + activation_bin(value);
             let cell = &mut self.cells[index];
             cell.count = cell.count.wrapping_add(1);
-            let (wrapped, interval_candidate) = (cell.count == 0, priority_hi <= cell.floor_hi);
-            if interval_candidate {
-                self.interval_candidates.push(IntervalCandidate {
-                    priority,
-                    feature,
-                    position,
-                    value,
-                });
-            }
-            if wrapped {
+            pending |= kinds::INTERVAL * u8::from(priority_hi <= cell.floor_hi);
+            if cell.count == 0 {
                 *self.histogram_high.entry(index).or_insert(0) += 1;
             }
-            if token_candidate {
-                self.offer_token(f, priority);
-            }
-            if new_max {
-                self.on_new_max(f);
+            if pending != 0 {
+                self.scratch.pending.push(Pending {
+                    feature,
+                    token: at.token,
+                    value,
+                    kinds: pending,
+                });
             }
         }
         Ok(())
-    }
-
-    /// Offers the current token to the feature's token sample (rare after warm-up).
-    #[cold]
-    fn offer_token(&mut self, f: usize, priority: u64) {
-        let sample = &mut self.token_samples[f];
-        sample.offer(priority, self.current_token);
-        self.state[f].token_floor_hi = (sample.floor() >> 32) as u32;
-    }
-
-    /// A new max may move bins into the first interval: fold their strata.
-    #[cold]
-    fn on_new_max(&mut self, f: usize) {
-        let shape = self.interval_shape();
-        let changed = self.intervals[f].set_max(&shape, self.state[f].moments.max);
-        self.refresh_floors(f, changed);
-    }
-
-    /// Re-caches the interval floors of feature `f`'s bins in `bins`.
-    pub(super) fn refresh_floors(&mut self, f: usize, bins: std::ops::Range<usize>) {
-        let shape = self.interval_shape();
-        let intervals = &self.intervals[f];
-        let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
-        // The low stratum's bins share one floor: look it up once.
-        let low_bin = intervals.low_bin();
-        let low_floor = (intervals.floor_of_bin(&shape, 0) >> 32) as u32;
-        for b in bins {
-            cells[b].floor_hi = if b < low_bin {
-                low_floor
-            } else {
-                (intervals.floor_of_bin(&shape, b) >> 32) as u32
-            };
-        }
     }
 }

@@ -10,20 +10,17 @@
 //!
 //! An entry is one `u64`: the priority's top 32 bits, then the token id. Ranking by that key
 //! (ties between equal keys are indistinguishable) keeps the result a function of the set of
-//! activations. Admissions land in cold memory, so what they cost is cache misses: the keys
-//! sit unsorted in 512 bytes with the worst one's index cached, so an admission overwrites
-//! the worst and rescans eight cache lines whose loads overlap — a heap's sift-down would
-//! chase six dependent misses.
+//! activations. The keys form a binary max-heap, so an admission replaces the worst key and
+//! sifts it down in six steps; the collector offers a feature's tokens together once per batch,
+//! so the heap's 512 bytes are fetched once for all of them.
 
 /// Activations sampled per feature.
 pub const TOKEN_SAMPLE_SIZE: usize = 64;
 
-/// The sampled keys (`priority >> 32`, token) of one feature, unsorted; `worst` indexes the
-/// largest once the sample is full.
+/// The sampled keys (`priority >> 32`, token) of one feature, as a max-heap: the worst first.
 #[derive(Clone, Debug, Default)]
 pub struct TokenSample {
     keys: Vec<u64>,
-    worst: usize,
 }
 
 /// The sampling key of an activation: its priority's top 32 bits, then its token.
@@ -48,7 +45,7 @@ impl TokenSample {
         if self.keys.len() < TOKEN_SAMPLE_SIZE {
             u64::MAX
         } else {
-            self.keys[self.worst]
+            self.keys[0]
         }
     }
 
@@ -60,15 +57,43 @@ impl TokenSample {
                 self.keys.reserve_exact(TOKEN_SAMPLE_SIZE);
             }
             self.keys.push(key);
-        } else if key < self.keys[self.worst] {
-            self.keys[self.worst] = key;
-        } else {
-            return;
+            self.sift_up(self.keys.len() - 1);
+        } else if key < self.keys[0] {
+            self.keys[0] = key;
+            self.sift_down();
         }
-        if self.keys.len() == TOKEN_SAMPLE_SIZE {
-            self.worst = (0..TOKEN_SAMPLE_SIZE)
-                .max_by_key(|&i| self.keys[i])
-                .unwrap_or(0);
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.keys[i] <= self.keys[parent] {
+                break;
+            }
+            self.keys.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    /// Moves a smaller root down below its larger children.
+    fn sift_down(&mut self) {
+        let (keys, mut i) = (&mut self.keys, 0);
+        loop {
+            let left = 2 * i + 1;
+            if left >= keys.len() {
+                break;
+            }
+            let right = left + 1;
+            let larger = if right < keys.len() && keys[right] > keys[left] {
+                right
+            } else {
+                left
+            };
+            if keys[larger] <= keys[i] {
+                break;
+            }
+            keys.swap(i, larger);
+            i = larger;
         }
     }
 
@@ -100,11 +125,6 @@ impl TokenSample {
             count,
             sample_size: tokens.len(),
         })
-    }
-
-    pub fn clear(&mut self) {
-        self.keys.clear();
-        self.worst = 0;
     }
 }
 

@@ -1,15 +1,19 @@
 //! The bounded store of one feature's best samples.
 //!
-//! A binary heap whose top is the *worst* kept sample, so a better newcomer replaces it in
-//! O(log n). "Better" is a total order: larger activation first, then the earlier token
-//! (smaller sequence index, then smaller position) — the deterministic tie-break that makes
-//! the result equal to a brute-force sort, and merges of shards equal to a single run.
+//! A binary heap whose root is the *worst* kept sample, so a better newcomer replaces it in
+//! O(log n). "Better" is a total order: larger activation first (as `f32::total_cmp` orders
+//! them), then the earlier token (smaller sequence index, then smaller position) — the
+//! deterministic tie-break that makes the result equal to a brute-force sort, and merges of
+//! shards equal to a single run. The order is one integer, [`rank_key`], so comparing two
+//! samples is one compare. Entries are 32 bytes; what a sample shows lives in its block's
+//! arena ([`super::records`]).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
-/// A kept sample: its rank key and the tokens needed to show it. Text is decoded later, and
-/// only for the samples that are written.
+use super::records::Record;
+
+/// A kept sample read out of a collector: its rank key, the tokens needed to show it and the
+/// feature's activation on them. Text is decoded later, and only for the samples written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSample {
     pub activation: f32,
@@ -21,6 +25,12 @@ pub struct StoredSample {
     pub context_tokens: Vec<u32>,
     /// Index of the activating token inside `context_tokens`.
     pub context_position: u32,
+    /// The feature's activation on every token of `context_tokens` where it fires (> 0), as
+    /// `(index into context_tokens, value)` by index — the marked token included when it
+    /// fires; special tokens (BOS…) included, whether or not they are excluded from samples.
+    /// A dashboard colours the window by it; the samples folder writes it as
+    /// `context_activations`.
+    pub context_activations: Vec<(u32, f32)>,
 }
 
 impl StoredSample {
@@ -42,7 +52,6 @@ impl StoredSample {
 }
 
 /// Rank order of two samples given by their keys: `Greater` when the first is better.
-/// Activations are never NaN here (the collector rejects NaN before ranking).
 #[inline]
 pub fn rank_cmp(
     a_act: f32,
@@ -52,196 +61,148 @@ pub fn rank_cmp(
     b_seq: u64,
     b_pos: u32,
 ) -> Ordering {
-    a_act
-        .partial_cmp(&b_act)
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| (b_seq, b_pos).cmp(&(a_seq, a_pos)))
+    rank_key(a_act, a_seq, a_pos).cmp(&rank_key(b_act, b_seq, b_pos))
 }
 
-/// A kept sample's rank key and where its context lives in the feature's slab.
+/// A sample's rank as one integer: larger is better. The activation's bits mapped so that
+/// integer order is `f32::total_cmp`'s (NaN never gets here), then the sequence index and the
+/// position, complemented so that the earlier token ranks higher.
+#[inline]
+pub fn rank_key(activation: f32, sequence_idx: u64, position: u32) -> u128 {
+    let bits = activation.to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    u128::from(ordered) << 96 | u128::from(!sequence_idx) << 32 | u128::from(!position)
+}
+
+/// A kept sample: its rank key ([`rank_key`]) and its record.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Entry {
-    activation: f32,
-    sequence_idx: u64,
-    position: u32,
-    /// `u32::MAX` at position 0 (no previous token).
-    previous_token: u32,
-    context_len: u32,
-    context_position: u32,
-    /// Index of this sample's context in `TopSamples::contexts` (stride `max_context`).
-    slot: u32,
+pub struct TopEntry {
+    pub key: u128,
+    pub record: Record,
 }
 
-impl Entry {
-    fn rank_cmp(&self, other: &Self) -> Ordering {
-        rank_cmp(
-            self.activation,
-            self.sequence_idx,
-            self.position,
-            other.activation,
-            other.sequence_idx,
-            other.position,
-        )
+impl TopEntry {
+    pub fn activation(&self) -> f32 {
+        let ordered = (self.key >> 96) as u32;
+        f32::from_bits(if ordered >> 31 == 1 {
+            ordered & 0x7FFF_FFFF
+        } else {
+            !ordered
+        })
+    }
+
+    pub fn sequence_idx(&self) -> u64 {
+        !((self.key >> 32) as u64)
+    }
+
+    pub fn position(&self) -> u32 {
+        !(self.key as u32)
     }
 }
 
-/// Heap entry ordered so that the heap's maximum is the worst sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct WorstFirst(Entry);
-
-impl Eq for WorstFirst {}
-
-impl PartialOrd for WorstFirst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for WorstFirst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.rank_cmp(&self.0)
-    }
-}
-
-/// The best `capacity` samples of one feature seen so far.
-///
-/// Contexts live in one slab per feature (`capacity` slots of `max_context` tokens) and a
-/// replaced sample's slot is reused: after warm-up, keeping a sample allocates nothing.
-#[derive(Clone, Debug)]
+/// The best `capacity` samples of one feature seen so far (the capacity is the collector's
+/// `max_samples_per_feature`, passed in rather than stored 16k times).
+#[derive(Clone, Debug, Default)]
 pub struct TopSamples {
-    capacity: usize,
-    max_context: usize,
-    heap: BinaryHeap<WorstFirst>,
-    contexts: Vec<u32>,
+    /// A binary heap: every entry is worse than (or ties with) neither of its children
+    /// being worse, i.e. the root is the worst.
+    heap: Vec<TopEntry>,
 }
+
+/// Entries reserved at the first admission: the whole store for the usual capacities, in one
+/// allocation (a hostile state file naming a huge capacity grows it sample by sample instead).
+const FIRST_RESERVE: usize = 1024;
 
 impl TopSamples {
-    /// A store of `capacity` samples whose contexts hold at most `max_context` tokens.
-    pub fn new(capacity: usize, max_context: usize) -> Self {
-        Self {
-            capacity,
-            max_context,
-            heap: BinaryHeap::new(),
-            contexts: Vec::new(),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
     /// Activations below this can never enter (−∞ while the store is not full).
-    pub fn floor(&self) -> f32 {
-        match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.capacity => worst.0.activation,
+    pub fn floor(&self, capacity: usize) -> f32 {
+        match self.heap.first() {
+            Some(worst) if self.heap.len() >= capacity => worst.activation(),
             _ => f32::NEG_INFINITY,
         }
     }
 
-    /// Whether a sample with this key would be kept.
-    pub fn admits(&self, activation: f32, sequence_idx: u64, position: u32) -> bool {
-        match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.capacity => {
-                let w = &worst.0;
-                rank_cmp(
-                    activation,
-                    sequence_idx,
-                    position,
-                    w.activation,
-                    w.sequence_idx,
-                    w.position,
-                ) == Ordering::Greater
-            }
+    /// Whether a sample with this rank key would be kept.
+    #[inline]
+    pub fn admits(&self, capacity: usize, key: u128) -> bool {
+        match self.heap.first() {
+            Some(worst) if self.heap.len() >= capacity => key > worst.key,
             _ => true,
         }
     }
 
-    /// Keeps `sample` if it is among the best `capacity`.
-    pub fn push(&mut self, sample: &StoredSample) {
-        let context_position = sample.context_position as usize;
-        self.push_parts(
-            sample.activation,
-            sample.sequence_idx,
-            sample.position,
-            sample.previous_token,
-            &sample.context_tokens,
-            context_position,
-        );
-    }
-
-    /// [`push`](Self::push) from borrowed parts, so a rejected sample costs no copy.
-    pub fn push_parts(
-        &mut self,
-        activation: f32,
-        sequence_idx: u64,
-        position: u32,
-        previous_token: Option<u32>,
-        context: &[u32],
-        context_position: usize,
-    ) {
-        debug_assert!(context.len() <= self.max_context && context_position < context.len());
-        if !self.admits(activation, sequence_idx, position) {
-            return;
-        }
-        let mut entry = Entry {
-            activation,
-            sequence_idx,
-            position,
-            previous_token: previous_token.unwrap_or(u32::MAX),
-            context_len: context.len() as u32,
-            context_position: context_position as u32,
-            slot: self.heap.len() as u32,
-        };
-        if self.heap.len() < self.capacity {
-            self.contexts
-                .resize((self.heap.len() + 1) * self.max_context, 0);
-            self.write_context(entry.slot, context);
-            self.heap.push(WorstFirst(entry));
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            entry.slot = worst.0.slot;
-            let start = entry.slot as usize * self.max_context;
-            self.contexts[start..start + context.len()].copy_from_slice(context);
-            *worst = WorstFirst(entry);
+    /// Keeps `entry`, which [`admits`](Self::admits) accepted; returns the record of the
+    /// sample it displaced.
+    pub fn insert(&mut self, capacity: usize, entry: TopEntry) -> Option<Record> {
+        if self.heap.len() < capacity {
+            if self.heap.capacity() == 0 {
+                self.heap.reserve_exact(capacity.min(FIRST_RESERVE));
+            }
+            self.heap.push(entry);
+            self.sift_up(self.heap.len() - 1);
+            None
+        } else {
+            let displaced = std::mem::replace(&mut self.heap[0], entry).record;
+            self.sift_down(0);
+            Some(displaced)
         }
     }
 
-    fn write_context(&mut self, slot: u32, context: &[u32]) {
-        let start = slot as usize * self.max_context;
-        self.contexts[start..start + context.len()].copy_from_slice(context);
-    }
-
-    pub fn merge(&mut self, other: &TopSamples) {
-        for sample in other.sorted() {
-            self.push(&sample);
+    /// Moves a worse entry up towards the root.
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[i].key >= self.heap[parent].key {
+                break;
+            }
+            self.heap.swap(i, parent);
+            i = parent;
         }
     }
 
-    /// The kept samples, best first.
-    pub fn sorted(&self) -> Vec<StoredSample> {
-        let mut entries: Vec<Entry> = self.heap.iter().map(|e| e.0).collect();
-        entries.sort_by(|a, b| b.rank_cmp(a));
-        entries.iter().map(|e| self.stored(e)).collect()
-    }
-
-    fn stored(&self, entry: &Entry) -> StoredSample {
-        let start = entry.slot as usize * self.max_context;
-        StoredSample {
-            activation: entry.activation,
-            sequence_idx: entry.sequence_idx,
-            position: entry.position,
-            previous_token: (entry.previous_token != u32::MAX).then_some(entry.previous_token),
-            context_tokens: self.contexts[start..start + entry.context_len as usize].to_vec(),
-            context_position: entry.context_position,
+    /// Moves a better entry down, below its worse child.
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (left, right) = (2 * i + 1, 2 * i + 2);
+            if left >= n {
+                break;
+            }
+            let worse = if right < n && self.heap[right].key < self.heap[left].key {
+                right
+            } else {
+                left
+            };
+            if self.heap[worse].key >= self.heap[i].key {
+                break;
+            }
+            self.heap.swap(i, worse);
+            i = worse;
         }
     }
 
-    pub fn clear(&mut self) {
-        self.heap.clear();
-        self.contexts.clear();
+    /// The kept entries, best first.
+    pub fn sorted(&self) -> Vec<TopEntry> {
+        let mut entries = self.heap.clone();
+        entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.key));
+        entries
+    }
+
+    /// Every entry, in heap order (for merging and compaction, where order does not matter).
+    pub fn entries(&self) -> &[TopEntry] {
+        &self.heap
+    }
+
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut Record> {
+        self.heap.iter_mut().map(|entry| &mut entry.record)
     }
 }
 
@@ -249,32 +210,90 @@ impl TopSamples {
 mod tests {
     use super::*;
 
-    fn sample(activation: f32, sequence_idx: u64, position: u32) -> StoredSample {
-        StoredSample {
-            activation,
-            sequence_idx,
-            position,
-            previous_token: None,
-            context_tokens: vec![7],
-            context_position: 0,
+    fn entry(activation: f32, sequence_idx: u64) -> TopEntry {
+        TopEntry {
+            key: rank_key(activation, sequence_idx, 0),
+            record: Record::default(),
         }
     }
 
     #[test]
     fn keeps_the_best_and_breaks_ties_towards_the_earlier_token() {
-        let mut top = TopSamples::new(3, 1);
+        let mut top = TopSamples::default();
         for (i, act) in [0.3f32, 0.8, 0.5, 0.9, 0.2, 0.8].into_iter().enumerate() {
-            top.push(&sample(act, i as u64, 0));
+            if top.admits(3, rank_key(act, i as u64, 0)) {
+                top.insert(3, entry(act, i as u64));
+            }
         }
         let kept: Vec<(f32, u64)> = top
             .sorted()
             .iter()
-            .map(|s| (s.activation, s.sequence_idx))
+            .map(|s| (s.activation(), s.sequence_idx()))
             .collect();
         assert_eq!(kept, vec![(0.9, 3), (0.8, 1), (0.8, 5)]);
         // A later 0.8 does not displace the earlier ones; an earlier one would.
-        assert!(!top.admits(0.8, 6, 0));
-        assert!(top.admits(0.8, 0, 0));
-        assert_eq!(top.floor(), 0.8);
+        assert!(!top.admits(3, rank_key(0.8, 6, 0)));
+        assert!(top.admits(3, rank_key(0.8, 0, 0)));
+        assert_eq!(top.floor(3), 0.8);
+    }
+
+    #[test]
+    fn the_heap_agrees_with_a_sort_on_random_keys() {
+        let mut rng = crate::util::rng::SplitMix64(3);
+        let mut top = TopSamples::default();
+        let mut all = Vec::new();
+        for i in 0..2000u64 {
+            let act = rng.below(50) as f32;
+            all.push(entry(act, i % 37));
+            if top.admits(25, rank_key(act, i % 37, 0)) {
+                top.insert(25, entry(act, i % 37));
+            }
+        }
+        all.sort_by(|a, b| {
+            b.activation()
+                .total_cmp(&a.activation())
+                .then(a.sequence_idx().cmp(&b.sequence_idx()))
+        });
+        all.truncate(25);
+        let keys = |v: &[TopEntry]| -> Vec<(f32, u64)> {
+            v.iter()
+                .map(|e| (e.activation(), e.sequence_idx()))
+                .collect()
+        };
+        assert_eq!(keys(&top.sorted()), keys(&all));
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn the_rank_key_orders_like_total_cmp_then_the_earlier_token() {
+        let values = [
+            -3.5f32,
+            -0.0,
+            0.0,
+            1e-30,
+            0.1,
+            0.5,
+            2.0,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        for &a in &values {
+            for &b in &values {
+                let by_key = rank_key(a, 5, 2).cmp(&rank_key(b, 5, 2));
+                assert_eq!(by_key, a.total_cmp(&b), "{a} vs {b}");
+            }
+            let entry = TopEntry {
+                key: rank_key(a, 123, 45),
+                record: Record::default(),
+            };
+            assert_eq!(entry.activation().to_bits(), a.to_bits());
+            assert_eq!((entry.sequence_idx(), entry.position()), (123, 45));
+        }
+        assert!(rank_key(1.0, 3, 9) > rank_key(1.0, 4, 0));
+        assert!(rank_key(1.0, 3, 1) > rank_key(1.0, 3, 2));
     }
 }

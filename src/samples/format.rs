@@ -43,6 +43,12 @@ pub struct ActivationSample {
     /// `context_tokens[context_position + 1..]` decoded.
     #[serde(default)]
     pub context_suffix: String,
+    /// The feature's activation on each token of `context_tokens` where it fires (> 0), as
+    /// `[index into context_tokens, value]` pairs by index — the marked token included when
+    /// it fires, special tokens too. Tokens not listed have activation 0. Absent in folders of
+    /// the original and of older saectl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_activations: Option<Vec<(u32, f32)>>,
 }
 
 /// A sum kept as an unevaluated pair `hi + lo` of f64 (double-double), so that sums over

@@ -119,6 +119,7 @@ mod tests {
             context_position: 0,
             context_prefix: String::new(),
             context_suffix: String::new(),
+            context_activations: None,
         }
     }
 

@@ -47,6 +47,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// streams it into the temporary file, which is then synced and renamed. If `write` fails, the
 /// temporary is removed and `path` is untouched.
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    // A device or a pipe (`--plot-out /dev/null`, `/dev/stdout`, a FIFO) is written in place:
+    // renaming a file over it would replace the device itself — as root, /dev/null becomes a
+    // regular file for every program on the machine.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        return write(&mut file).with_context(|| format!("failed to write {}", path.display()));
+    }
     let dir = parent_of(path);
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
@@ -139,6 +149,17 @@ fn remove_temporaries_under(dir: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writing to /dev/null must leave it the device it is (a rename would replace it).
+    #[test]
+    fn a_device_is_written_in_place_never_replaced() {
+        let null = Path::new("/dev/null");
+        write_atomic(null, b"discarded").unwrap();
+        let meta = std::fs::metadata(null).unwrap();
+        assert!(!meta.is_file(), "/dev/null was replaced by a regular file");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(meta.file_type().is_char_device());
+    }
     use std::os::unix::fs::MetadataExt;
 
     fn names(dir: &Path) -> Vec<String> {

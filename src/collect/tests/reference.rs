@@ -7,9 +7,10 @@
 //! view is recomputed from the same list: histograms by searching the bin edges, interval
 //! samples by assigning every activation to its interval for the final max and keeping the
 //! `samples_per_interval` lowest priorities of each, the token sample as the 64 lowest
-//! `(priority, token)` pairs. The streaming collector must give exactly the same samples —
-//! dense or sparse input, in one batch or many, in one collector or merged from shards — and
-//! the same statistics.
+//! `(priority, token)` pairs; every sample's context activations by reading the feature's
+//! value on each token of its window. The streaming collector must give exactly the same
+//! samples — dense or sparse input, in one batch or many, on one thread or several, in one
+//! collector or merged from shards — and the same statistics.
 
 use proptest::prelude::*;
 
@@ -140,8 +141,34 @@ fn reference_interval(value: f32, max: f32, n: usize) -> usize {
     }
 }
 
-/// Per interval: (activation count, samples as (activation, sequence, position, context)).
-type IntervalRef = (u64, Vec<(f32, u64, u32, Vec<u32>)>);
+/// A sample as the reference sees it: activation, sequence, position, context tokens, and the
+/// feature's firing values on the context (`(index, value)`).
+type SampleRef = (f32, u64, u32, Vec<u32>, Vec<(u32, f32)>);
+
+/// Per interval: (activation count, samples).
+type IntervalRef = (u64, Vec<SampleRef>);
+
+/// The window of the token at (`row`, `position`) and the feature's firing values on it —
+/// every token of the window, special tokens included.
+fn window(
+    stream: &Stream,
+    half: usize,
+    feature: usize,
+    row: usize,
+    position: usize,
+) -> (Vec<u32>, Vec<(u32, f32)>) {
+    let range = position.saturating_sub(half)..(position + half + 1).min(stream.seq);
+    let row_start = row * stream.seq;
+    let context = stream.tokens[row_start + range.start..row_start + range.end].to_vec();
+    let acts = range
+        .clone()
+        .filter_map(|p| {
+            let v = stream.values[(row_start + p) * stream.d_sae + feature];
+            (v > 0.0).then_some(((p - range.start) as u32, v))
+        })
+        .collect();
+    (context, acts)
+}
 
 fn reference_intervals(
     stream: &Stream,
@@ -168,14 +195,11 @@ fn reference_intervals(
             let count = members.len() as u64;
             members.sort_by_key(|&(key, a)| (key, a.row, a.position));
             members.truncate(config.samples_per_interval);
-            let mut samples: Vec<(f32, u64, u32, Vec<u32>)> = members
+            let mut samples: Vec<SampleRef> = members
                 .iter()
                 .map(|(_, a)| {
-                    let row = &stream.tokens[a.row * stream.seq..(a.row + 1) * stream.seq];
-                    let context = row
-                        [a.position.saturating_sub(half)..(a.position + half + 1).min(stream.seq)]
-                        .to_vec();
-                    (a.value, a.row as u64, a.position as u32, context)
+                    let (context, acts) = window(stream, half, feature, a.row, a.position);
+                    (a.value, a.row as u64, a.position as u32, context, acts)
                 })
                 .collect();
             samples.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
@@ -206,11 +230,7 @@ fn collected_intervals(collector: &Collector, feature: usize) -> Vec<IntervalRef
         .intervals(feature as u32)
         .into_iter()
         .map(|view| {
-            let samples = view
-                .samples
-                .into_iter()
-                .map(|s| (s.activation, s.sequence_idx, s.position, s.context_tokens))
-                .collect();
+            let samples = view.samples.into_iter().map(sample_ref).collect();
             (view.activation_count, samples)
         })
         .collect()
@@ -253,12 +273,18 @@ fn assert_view_matches_reference(collector: &Collector, stream: &Stream, config:
     }
 }
 
-/// (activation, sequence, position, context) of the reference's top samples of `feature`.
-fn reference_top(
-    stream: &Stream,
-    config: &CollectorConfig,
-    feature: usize,
-) -> Vec<(f32, u64, u32, Vec<u32>)> {
+fn sample_ref(s: crate::collect::StoredSample) -> SampleRef {
+    (
+        s.activation,
+        s.sequence_idx,
+        s.position,
+        s.context_tokens,
+        s.context_activations,
+    )
+}
+
+/// The reference's top samples of `feature`.
+fn reference_top(stream: &Stream, config: &CollectorConfig, feature: usize) -> Vec<SampleRef> {
     let half = config.context_half_width();
     let mut kept = Vec::new();
     for (row, row_tokens) in stream.tokens.chunks(stream.seq).enumerate() {
@@ -279,9 +305,8 @@ fn reference_top(
                 continue;
             }
             accepted.push(p);
-            let context =
-                row_tokens[p.saturating_sub(half)..(p + half + 1).min(stream.seq)].to_vec();
-            kept.push((v, row as u64, p as u32, context));
+            let (context, acts) = window(stream, half, feature, row, p);
+            kept.push((v, row as u64, p as u32, context, acts));
         }
     }
     kept.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
@@ -289,11 +314,11 @@ fn reference_top(
     kept
 }
 
-fn collected_top(collector: &Collector, feature: usize) -> Vec<(f32, u64, u32, Vec<u32>)> {
+fn collected_top(collector: &Collector, feature: usize) -> Vec<SampleRef> {
     collector
         .top_samples(feature as u32)
         .into_iter()
-        .map(|s| (s.activation, s.sequence_idx, s.position, s.context_tokens))
+        .map(sample_ref)
         .collect()
 }
 
@@ -386,8 +411,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn streaming_equals_brute_force(stream in stream(), config in config(), rows_per_batch in 1usize..4, sparse in any::<bool>(), backwards in any::<bool>()) {
+    fn streaming_equals_brute_force(stream in stream(), config in config(), rows_per_batch in 1usize..4, sparse in any::<bool>(), backwards in any::<bool>(), threads in 1usize..4) {
         let mut collector = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        collector.set_threads(threads);
         let rows = stream.tokens.len() / stream.seq;
         if backwards {
             // Batches arriving out of order (shards fed to one collector): ties must still go
@@ -409,6 +435,8 @@ proptest! {
         feed(&mut whole, &stream, 0, rows, 2, false);
         let mut left = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
         let mut right = left.clone();
+        // Shards on different thread counts: a merge must not care.
+        right.set_threads(3);
         feed(&mut left, &stream, 0, split, 1, false);
         feed(&mut right, &stream, split, rows, 3, true);
         // Merge in the "wrong" order: the result must not depend on it.

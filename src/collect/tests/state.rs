@@ -2,6 +2,7 @@
 //! bit, every kept sample, the feature view — and keeps ingesting and merging exactly as the
 //! original would; shards merged through state files write the single run's bytes.
 
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::path::Path;
 
 use super::support::{dense, ingest_dense, SplitMix, WordDecoder};
@@ -273,37 +274,96 @@ fn overlapping_collectors_do_not_merge() {
     assert_same(&a, &before);
 }
 
-#[test]
-fn states_without_ranges_started_at_sequence_zero() {
-    use safetensors::SafeTensors;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(STATE_FILE_NAME);
-    let collector = random_collector(4, 0, CollectorConfig::default());
-    collector.save_state(&path).unwrap();
-    // Rewrite the header as a build without shards wrote it: no `sequence_ranges`.
-    let bytes = std::fs::read(&path).unwrap();
+/// `path`'s state file with its header edited by `edit`.
+fn rewrite_header(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut metadata = metadata.metadata().clone().unwrap();
     let mut header: serde_json::Value =
         serde_json::from_str(&metadata["saectl_collector"]).unwrap();
-    header.as_object_mut().unwrap().remove("sequence_ranges");
+    edit(&mut header);
     metadata.insert("saectl_collector".into(), header.to_string());
-    let old = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
-    std::fs::write(&path, old).unwrap();
-    let loaded = Collector::load_state(&path).unwrap();
-    assert_eq!(loaded.sequence_ranges().to_string(), "0..24");
-    assert_same(&loaded, &collector);
+    let edited = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
+    std::fs::write(path, edited).unwrap();
 }
 
-/// A state file with its header edited and, optionally, one tensor's bytes replaced (same
-/// dtype and shape).
+#[test]
+fn older_formats_are_refused_naming_their_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    random_collector(4, 0, CollectorConfig::default())
+        .save_state(&path)
+        .unwrap();
+    rewrite_header(&path, |header| header["format_version"] = 2.into());
+    let err = format!("{:#}", Collector::load_state(&path).unwrap_err());
+    assert!(
+        err.contains("collector state format 2 is not supported")
+            && err.contains("reads format 3")
+            && err.contains(STATE_FILE_NAME),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_thread_count_changes_nothing_saved() {
+    let collect = |threads: usize| {
+        let mut collector = Collector::new(CollectorConfig::default(), 12, &[2]).unwrap();
+        collector.set_threads(threads);
+        (0..9).for_each(|b| stream_batch(&mut collector, b));
+        collector
+    };
+    let one = collect(1);
+    for threads in [2, 5] {
+        let many = collect(threads);
+        // 12 features: blocks of 6, or of 3 (the last thread gets none).
+        assert_eq!(many.threads(), 12 / 12usize.div_ceil(threads));
+        assert_same(&many, &one);
+        assert_eq!(many.state_bytes().unwrap(), one.state_bytes().unwrap());
+    }
+    // Loaded back, a collector splits anew.
+    let mut loaded = Collector::from_state_bytes(&collect(3).state_bytes().unwrap()).unwrap();
+    assert_eq!(loaded.threads(), 1);
+    loaded.set_threads(4);
+    assert_same(&loaded, &one);
+}
+
+#[test]
+fn a_damaged_state_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    random_collector(6, 0, CollectorConfig::default())
+        .save_state(&path)
+        .unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit); 4] = [
+        ("d_sae", Box::new(|h| h["d_sae"] = 13.into())),
+        ("tokens_seen", Box::new(|h| h["tokens_seen"] = 3.into())),
+        (
+            "special token",
+            Box::new(|h| h["special_tokens"] = vec![u32::MAX].into()),
+        ),
+        (
+            "samples of feature",
+            Box::new(|h| h["max_samples_per_feature"] = 1.into()),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let damaged = dir.path().join("damaged");
+        std::fs::copy(&path, &damaged).unwrap();
+        rewrite_header(&damaged, edit);
+        let err = format!("{:#}", Collector::load_state(&damaged).unwrap_err());
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}
+
+/// A state file with its header edited and, optionally, one tensor replaced (same shape, the
+/// given dtype: integer columns are stored in their narrowest type).
 fn rewritten(
     bytes: &[u8],
     edit: impl FnOnce(&mut serde_json::Value),
-    tensor: Option<(&str, Vec<u8>)>,
+    tensor: Option<(&str, Dtype, Vec<u8>)>,
 ) -> Vec<u8> {
-    use safetensors::tensor::{SafeTensors, TensorView};
     let (_, metadata) = SafeTensors::read_metadata(bytes).unwrap();
     let key = "saectl_collector";
     let text = &metadata.metadata().as_ref().unwrap()[key];
@@ -314,8 +374,8 @@ fn rewritten(
         .tensors()
         .into_iter()
         .map(|(name, view)| match &tensor {
-            Some((target, data)) if *target == name => {
-                let view = TensorView::new(view.dtype(), view.shape().to_vec(), data).unwrap();
+            Some((target, dtype, data)) if *target == name => {
+                let view = TensorView::new(*dtype, view.shape().to_vec(), data).unwrap();
                 (name, view)
             }
             _ => (name, view),
@@ -347,12 +407,19 @@ fn hostile_states_are_clear_errors() {
     );
     assert!(error(&special).contains("special token id 4000000000 is beyond any vocabulary"));
     // Histogram counts near 2^64: their sum overflowed in the interval readout (fuzzing).
-    let d = collector.d_sae();
-    let histogram: Vec<u8> = (0..d * crate::collect::bins::ACTIVATION_BINS)
-        .flat_map(|_| (u64::MAX / 3).to_le_bytes())
-        .collect();
-    let overflowing = rewritten(&bytes, |_| {}, Some(("histogram", histogram)));
-    assert!(error(&overflowing).contains("the counts of feature 0 do not agree"));
+    let stored = SafeTensors::deserialize(&bytes).unwrap();
+    let h = stored.tensor("histogram_counts").unwrap().shape()[0];
+    let histogram: Vec<u8> = (0..h).flat_map(|_| (u64::MAX / 3).to_le_bytes()).collect();
+    let overflowing = rewritten(
+        &bytes,
+        |_| {},
+        Some(("histogram_counts", Dtype::U64, histogram)),
+    );
+    assert!(
+        error(&overflowing).contains("do not agree"),
+        "{}",
+        error(&overflowing)
+    );
     // Tokens seen that the position counts do not account for.
     let tokens = rewritten(&bytes, |h| h["tokens_seen"] = 7.into(), None);
     assert!(error(&tokens).contains("position_tokens do not add up to tokens_seen 7"));

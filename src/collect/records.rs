@@ -1,0 +1,206 @@
+//! Where kept samples keep what they show: one append-only arena of records per feature block.
+//!
+//! A record is a sample's previous token, its context tokens and the feature's activation on
+//! each token of that context where it fires (sparse: `(index into the context, value)`). Stores
+//! (top samples, interval strata) keep only small fixed-size entries that point at their record,
+//! so moving a sample between strata moves 40 bytes, and admitting one appends to the end of the
+//! arena — sequential writes, where copying into per-feature slots wrote two cold cache lines
+//! per admission (that copy dominated the cold fill). A replaced sample's record becomes
+//! garbage; when garbage outweighs live data the block compacts its arena (every live record
+//! copied once, in feature order), so memory stays within twice the live records and the work
+//! per admission stays constant on average.
+
+/// A sample's record: where it starts in the arena and how long its parts are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Chunk index (high 32 bits) and word index in the chunk (low 32 bits).
+    pub offset: u64,
+    pub context_len: u32,
+    pub acts_len: u32,
+}
+
+/// Marks "no previous token" (position 0).
+pub const NO_TOKEN: u32 = u32::MAX;
+
+/// Words per chunk of a grown arena (4 MiB): chunks are never reallocated, so a growing arena
+/// never copies what it holds (a single doubling `Vec` spent more copying than writing).
+const CHUNK_WORDS: usize = 1 << 20;
+
+impl Record {
+    /// Words it occupies: the previous token, the context, two per activation.
+    pub fn words(&self) -> usize {
+        1 + self.context_len as usize + 2 * self.acts_len as usize
+    }
+
+    fn chunk(&self) -> usize {
+        (self.offset >> 32) as usize
+    }
+
+    fn start(&self) -> usize {
+        self.offset as u32 as usize
+    }
+}
+
+/// The arena: records back to back in chunks of `u32` words (an activation's value as its
+/// bits); a record never straddles two chunks.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    chunks: Vec<Vec<u32>>,
+    /// Words written, live or not.
+    used: usize,
+    /// Words of records still referenced by a store.
+    live: usize,
+}
+
+/// A record read back.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    pub previous: Option<u32>,
+    pub context: &'a [u32],
+    /// `[index, value bits]` pairs.
+    acts: &'a [u32],
+}
+
+impl RecordView<'_> {
+    /// The context activations, `(index into the context, value)`, by index.
+    pub fn acts(&self) -> impl ExactSizeIterator<Item = (u32, f32)> + '_ {
+        self.acts
+            .chunks_exact(2)
+            .map(|pair| (pair[0], f32::from_bits(pair[1])))
+    }
+
+    pub fn acts_vec(&self) -> Vec<(u32, f32)> {
+        self.acts().collect()
+    }
+}
+
+impl Records {
+    /// The chunk a record of `words` words goes to (a new one when the last is full).
+    fn chunk_for(&mut self, words: usize) -> usize {
+        let room = self
+            .chunks
+            .last()
+            .is_some_and(|chunk| chunk.capacity() - chunk.len() >= words);
+        if !room {
+            // Small arenas stay small: chunks double from 4 KiB up to the full size.
+            let last = self.chunks.last().map_or(0, Vec::capacity);
+            let size = (2 * last).clamp(1 << 10, CHUNK_WORDS).max(words);
+            self.chunks.push(Vec::with_capacity(size));
+        }
+        self.chunks.len() - 1
+    }
+
+    /// Appends a record: `acts` are `(index into context, value)` pairs.
+    pub fn push(
+        &mut self,
+        previous: Option<u32>,
+        context: &[u32],
+        acts: impl ExactSizeIterator<Item = (u32, f32)>,
+    ) -> Record {
+        let (context_len, acts_len) = (context.len() as u32, acts.len() as u32);
+        let words = 1 + context.len() + 2 * acts.len();
+        let index = self.chunk_for(words);
+        let chunk = &mut self.chunks[index];
+        let record = Record {
+            offset: (index as u64) << 32 | chunk.len() as u64,
+            context_len,
+            acts_len,
+        };
+        chunk.push(previous.unwrap_or(NO_TOKEN));
+        chunk.extend_from_slice(context);
+        for (position, value) in acts {
+            chunk.extend([position, value.to_bits()]);
+        }
+        self.used += words;
+        self.live += words;
+        record
+    }
+
+    /// Copies a record of another arena here.
+    pub fn copy_from(&mut self, other: &Records, record: Record) -> Record {
+        let view = other.view(record);
+        self.push(view.previous, view.context, view.acts())
+    }
+
+    /// A store let go of `record`: its words are garbage until the next compaction.
+    pub fn release(&mut self, record: Record) {
+        self.live -= record.words();
+    }
+
+    pub fn view(&self, record: Record) -> RecordView<'_> {
+        let words = &self.chunks[record.chunk()][record.start()..record.start() + record.words()];
+        let (previous, rest) = (words[0], &words[1..]);
+        let (context, acts) = rest.split_at(record.context_len as usize);
+        RecordView {
+            previous: (previous != NO_TOKEN).then_some(previous),
+            context,
+            acts,
+        }
+    }
+
+    /// Whether garbage outweighs the live records (and is worth a pass).
+    pub fn wants_compaction(&self) -> bool {
+        self.used > 2 * self.live + CHUNK_WORDS
+    }
+
+    /// Starts a compaction: the live records are copied into a fresh arena one by one with
+    /// [`Compaction::keep`], then [`Compaction::finish`] drops the old one.
+    pub fn compaction(&mut self) -> Compaction<'_> {
+        let old = std::mem::take(&mut self.chunks);
+        self.used = 0;
+        Compaction { old, arena: self }
+    }
+}
+
+/// A compaction in progress (see [`Records::compaction`]).
+pub struct Compaction<'a> {
+    old: Vec<Vec<u32>>,
+    arena: &'a mut Records,
+}
+
+impl Compaction<'_> {
+    /// Moves one live record into the new arena and points `record` at its new place.
+    pub fn keep(&mut self, record: &mut Record) {
+        let words = &self.old[record.chunk()][record.start()..record.start() + record.words()];
+        let index = self.arena.chunk_for(words.len());
+        let chunk = &mut self.arena.chunks[index];
+        record.offset = (index as u64) << 32 | chunk.len() as u64;
+        chunk.extend_from_slice(words);
+        self.arena.used += words.len();
+    }
+
+    pub fn finish(self) {
+        debug_assert_eq!(self.arena.used, self.arena.live);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_release_and_compaction() {
+        let mut arena = Records::default();
+        let a = arena.push(None, &[1, 2, 3], [(1, 0.5f32)].into_iter());
+        let b = arena.push(Some(9), &[4], std::iter::empty());
+        let mut c = arena.push(Some(7), &[5, 6], [(0, 1.0f32), (1, 2.5)].into_iter());
+        arena.release(a);
+        let mut b = b;
+        let mut compaction = arena.compaction();
+        compaction.keep(&mut c);
+        compaction.keep(&mut b);
+        compaction.finish();
+        let view = arena.view(c);
+        assert_eq!(view.previous, Some(7));
+        assert_eq!(view.context, &[5, 6]);
+        assert_eq!(view.acts_vec(), vec![(0, 1.0), (1, 2.5)]);
+        assert_eq!(c.offset, 0);
+        // A record larger than a chunk gets a chunk of its own.
+        let big = arena.push(None, &vec![5; CHUNK_WORDS + 3], std::iter::empty());
+        assert_eq!(arena.view(big).context.len(), CHUNK_WORDS + 3);
+        assert_eq!(arena.view(c).context, &[5, 6]);
+        let view = arena.view(b);
+        assert_eq!((view.previous, view.context), (Some(9), &[4][..]));
+        assert!(view.acts_vec().is_empty());
+    }
+}
