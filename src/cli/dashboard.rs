@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::dashboard::model::ExampleCounts;
 use crate::dashboard::{run as build, DashboardConfig, SplitMode, DASHBOARD_FILE_NAME};
+use crate::features::model::ExampleCounts;
 
 const EXAMPLES: &str = "\
 Examples:

@@ -15,9 +15,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::model::{ContextActivations, DashboardModel};
 use crate::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
 use crate::data::TokenDecoder;
+use crate::features::model::{ContextActivations, FeatureSet};
 use crate::samples::{
     CollectionSource, CollectorConfig, FeatureLogitEffects, LogitEffects, LogitEffectsHeader,
     SamplesDir, SaveConfig, TokenEffect, STATE_FILE_NAME,
@@ -98,7 +98,7 @@ impl SyntheticRule {
     }
 
     /// The per-token activations of every example of `model`.
-    pub fn context_activations(&self, model: &DashboardModel) -> ContextActivations {
+    pub fn context_activations(&self, model: &FeatureSet) -> ContextActivations {
         let mut out = ContextActivations::new();
         for (f, feature) in model.features.iter().enumerate() {
             for e in feature.groups.iter().flat_map(|g| &g.examples) {
@@ -331,7 +331,7 @@ impl ZipfTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::model::ExampleCounts;
+    use crate::features::model::ExampleCounts;
 
     #[test]
     fn recomputed_window_activations_agree_with_the_collector() {
@@ -344,7 +344,7 @@ mod tests {
             seed: 3,
         };
         let collector = write_synthetic_folder(dir.path(), spec).unwrap();
-        let model = DashboardModel::from_collector(
+        let model = FeatureSet::from_collector(
             &collector,
             &Default::default(),
             ExampleCounts { top: 20 },

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["collect", "analyze"],
     &["train", "report", "probe"],
     &["demo"],
+    &["features"],
     &["dashboard"],
     &["cli"],
 ];
