@@ -288,13 +288,15 @@ fn synthetic_logits(rule: &SyntheticRule, words: &Words, spec: SyntheticSpec) ->
                 feature_idx: f as u32,
                 top,
                 bottom,
+                vocab_mean: Some(0.0),
             }
         })
         .collect();
     LogitEffects {
         header: LogitEffectsHeader {
-            format_version: 1,
+            format_version: crate::samples::LOGIT_EFFECTS_FORMAT,
             formula: "synthetic: each feature promotes its trigger tokens".into(),
+            convention: crate::samples::LogitConvention::Uncentred,
             model: "synthetic".into(),
             checkpoint: "synthetic".into(),
             d_sae: spec.d_sae as u64,
