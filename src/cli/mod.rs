@@ -93,6 +93,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             train::run(*args)
         }
         Command::Collect(mut args) => {
+            if args.list_releases {
+                return collect::list_releases();
+            }
             if args.activations.is_none() {
                 embedded_default::apply(&mut args.model, &mut args.data)?;
             }

@@ -6,7 +6,9 @@
 //! sorts a full row on the device ([`topk`]), and the sparse selections never copy the dense
 //! `[n, d_sae]` matrix off it ([`extract`], [`topk_sparse`]). [`checkpoint`] reads and writes
 //! saectl's own folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders
-//! and Gemma Scope `params.npz`. The exact math and formats are in `docs/sae.md`.
+//! and Gemma Scope `params.npz`; [`hub_path`] fetches a `--checkpoint` from the Hub, named by
+//! its repo path or, through [`releases`], by its SAELens release and id. The exact math and
+//! formats are in `docs/sae.md`.
 
 pub mod checkpoint;
 mod config;
@@ -14,6 +16,7 @@ mod encode;
 pub(crate) mod extract;
 pub mod hub_path;
 pub mod import;
+pub mod releases;
 mod sparse;
 pub mod topk;
 pub mod topk_sparse;
