@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["train", "report", "probe"],
     &["demo"],
     &["features"],
-    &["dashboard"],
+    &["dashboard", "export"],
     &["cli"],
 ];
 
