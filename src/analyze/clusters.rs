@@ -125,7 +125,7 @@ fn considered_features(folder: &SamplesFolder) -> Vec<u32> {
 fn shared_tokens(folder: &SamplesFolder, members: &[u32]) -> Vec<ClusterToken> {
     let mut by_token: BTreeMap<u32, ClusterToken> = BTreeMap::new();
     for feature in members {
-        for share in token_shares(&folder.features[feature]) {
+        for share in token_shares(folder, &folder.features[feature]) {
             let entry = by_token.entry(share.token).or_insert_with(|| ClusterToken {
                 token: share.token,
                 text: share.text.clone(),

@@ -59,12 +59,12 @@ pub fn compare(
         first: side(folder, a, examples),
         second: side(folder, b, examples),
         similarity,
-        shared_tokens: shared_tokens(&token_shares(a), &token_shares(b)),
+        shared_tokens: shared_tokens(&token_shares(folder, a), &token_shares(folder, b)),
     })
 }
 
 fn side(folder: &SamplesFolder, file: &FeatureFile, examples: usize) -> Side {
-    let mut top_tokens = token_shares(file);
+    let mut top_tokens = token_shares(folder, file);
     top_tokens.truncate(TOP_TOKENS_SHOWN);
     Side {
         stats: FeatureStats::new(file, folder.summary.as_ref()),

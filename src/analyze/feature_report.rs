@@ -52,7 +52,7 @@ pub fn feature_report(
     examples: usize,
 ) -> Result<FeatureReport> {
     let file = folder.feature(feature)?;
-    let mut top_tokens = token_shares(file);
+    let mut top_tokens = token_shares(folder, file);
     top_tokens.truncate(TOP_TOKENS_SHOWN);
     Ok(FeatureReport {
         folder: FolderInfo::new(folder),
@@ -161,9 +161,21 @@ pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
     };
     [
         format!("Max activation: {:.4}", s.max_activation),
-        format!("Mean activation: {:.4}", s.mean_activation),
-        format!("Std activation: {}", fmt_opt(s.std_activation, 4)),
-        format!("Min activation: {}", fmt_opt(s.min_activation, 4)),
+        format!(
+            "Mean activation: {:.4}{}",
+            s.mean_activation,
+            s.scope_note()
+        ),
+        format!(
+            "Std activation: {}{}",
+            fmt_opt(s.std_activation, 4),
+            s.scope_note()
+        ),
+        format!(
+            "Min activation: {}{}",
+            fmt_opt(s.min_activation, 4),
+            s.scope_note()
+        ),
         format!("Total activations seen: {}", s.activation_count),
         format!("Firing tokens: {firing}"),
         format!(

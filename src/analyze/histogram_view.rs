@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::feature_view::{activation_histogram, DEFAULT_MAX_BARS};
 use super::histogram::{sturges_bins, Histogram};
-use super::stats::{feature_with_samples, FeatureStats};
-use super::svg::{histogram_svg, Marker, PlotText};
+use super::stats::{feature_with_samples, FeatureStats, StatsScope};
+use super::svg::{histogram_svg, Marker, PlotText, XScale};
 use crate::samples::SamplesFolder;
 
 /// What a feature histogram bins.
@@ -88,29 +88,52 @@ impl FeatureHistogram {
             HistogramSource::StoredSamples => "the top of its distribution, not all of it",
         };
         format!(
-            "{} ({note})\n  mean over all {} activations: {:.4}, max: {:.4}\n{}",
+            "{} ({note})\n  {}: {:.4}, max: {:.4}\n{}",
             self.title(),
-            self.stats.activation_count,
+            self.mean_label(),
             self.stats.mean_activation,
             self.stats.max_activation,
             self.histogram.render_bars()
         )
     }
 
-    /// The SVG picture, with the mean over all activations and the max as marker lines.
+    /// What the folder's mean is over: every activation (saectl), or the stored samples (the
+    /// original's statistics).
+    fn mean_label(&self) -> String {
+        match self.stats.scope {
+            StatsScope::AllActivations => {
+                format!("mean over all {} activations", self.stats.activation_count)
+            }
+            StatsScope::StoredSamples => {
+                format!("mean of the {} stored samples", self.stats.samples_stored)
+            }
+        }
+    }
+
+    /// The SVG picture, with the mean and the max as marker lines. The collector's bins are
+    /// log-spaced: they are drawn on a log axis as activations per octave, so that a wide bin
+    /// does not look tall for being wide; stored samples are binned equally and drawn as counts.
     pub fn to_svg(&self) -> String {
-        let y_label = match self.source {
-            HistogramSource::AllActivations => "activations per bin",
-            HistogramSource::StoredSamples => "stored samples",
+        let positive = self.histogram.edges[0] > 0.0 && self.stats.mean_activation > 0.0;
+        let (x_scale, x_label, y_label) = match self.source {
+            HistogramSource::AllActivations if positive => (
+                XScale::Log,
+                "activation (log scale)",
+                "activations per octave (bar area = count)",
+            ),
+            HistogramSource::AllActivations => {
+                (XScale::Linear, "activation", "activations per bin")
+            }
+            HistogramSource::StoredSamples => (XScale::Linear, "activation", "stored samples"),
         };
         let text = PlotText {
             title: self.title(),
-            x_label: "activation".to_string(),
+            x_label: x_label.to_string(),
             y_label: y_label.to_string(),
         };
         let markers = [
             Marker {
-                label: format!("mean of all activations {:.4}", self.stats.mean_activation),
+                label: format!("{} {:.4}", self.mean_label(), self.stats.mean_activation),
                 value: self.stats.mean_activation,
                 color: "#dd8452",
                 dashed: true,
@@ -122,7 +145,7 @@ impl FeatureHistogram {
                 dashed: false,
             },
         ];
-        histogram_svg(&self.histogram, &text, &markers)
+        histogram_svg(&self.histogram, &text, &markers, x_scale)
     }
 }
 
@@ -167,7 +190,7 @@ mod tests {
         assert!(view
             .render_text()
             .contains("all 10 activations above the threshold"));
-        assert!(view.to_svg().contains("activations per bin"));
+        assert!(view.to_svg().contains("activations per octave"));
         // At most 2 bars: bins merge in aligned pairs, (65, 66) and (67, 68).
         let view = feature_histogram(&folder, 3, Some(2)).unwrap();
         assert_eq!(view.histogram.counts, vec![4, 6]);

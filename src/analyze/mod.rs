@@ -38,7 +38,7 @@ pub use histogram_view::{feature_histogram, FeatureHistogram};
 pub use overview::{overview, Overview};
 pub use similar::{similar, SimilarFeatures};
 pub use similarity::{ContextIdf, FeatureProfile, Similarity};
-pub use stats::{ensure_has_samples, ranked_features, FeatureStats, FolderInfo};
+pub use stats::{ensure_has_samples, ranked_features, FeatureStats, FolderInfo, StatsScope};
 
 /// The rule drawn under a terminal report's title, as wide as the original's.
 pub(crate) const RULE_WIDTH: usize = 80;

@@ -42,7 +42,7 @@ pub fn overview(folder: &SamplesFolder, top: usize) -> Overview {
             OverviewRow {
                 rank: i + 1,
                 stats: FeatureStats::new(file, summary),
-                top_token: top_token(file),
+                top_token: top_token(folder, file),
                 flags: flag_names(file.flags.as_ref()),
             }
         })

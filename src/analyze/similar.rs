@@ -56,7 +56,7 @@ pub fn similar(
             rank: i + 1,
             feature: other,
             similarity,
-            top_token: top_token(&folder.features[&other]),
+            top_token: top_token(folder, &folder.features[&other]),
         })
         .collect();
     Ok(SimilarFeatures {

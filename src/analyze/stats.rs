@@ -1,9 +1,11 @@
 //! A feature's statistics and the folder's totals, as every view shows them.
 //!
-//! The folder's JSON keeps saectl's additions (min, std, density, tokens seen) with serde
-//! defaults of zero, so a folder written by the Python original reads back with zeros where
-//! it recorded nothing. A zero standard deviation would then be a lie: these views turn the
-//! additions into `None` ("not recorded") unless the summary says saectl wrote the folder.
+//! The folder's JSON keeps saectl's additions (density, tokens seen) with serde defaults of
+//! zero, so a folder written by the Python original reads back with zeros where it recorded
+//! nothing. A zero would then be a lie: these views turn the additions into `None` ("not
+//! recorded") unless the summary says saectl wrote the folder. The original did record a
+//! mean, std and min, over the samples it stored rather than over every activation:
+//! [`StatsScope`] says which, and the views say so next to the numbers.
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -14,16 +16,28 @@ use serde::Serialize;
 use crate::samples::format::{CollectionSummary, FeatureFile, FlaggedFeatures};
 use crate::samples::SamplesFolder;
 
-/// One feature's statistics over every activation above the collection threshold.
+/// What a folder's mean, std and min are taken over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsScope {
+    /// Every activation above the threshold (saectl).
+    AllActivations,
+    /// The samples the collector stored (the Python original).
+    StoredSamples,
+}
+
+/// One feature's statistics over every activation above the collection threshold (or, in
+/// folders of the original, its stored samples: `scope`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FeatureStats {
     pub feature: u32,
     pub max_activation: f64,
-    /// Over every activation above the threshold (the original: over the stored samples).
+    /// Over `scope`.
     pub mean_activation: f64,
-    /// `None` when the folder did not record it (written by the Python original).
+    /// Over `scope`; `None` when the folder did not record it.
     pub std_activation: Option<f64>,
     pub min_activation: Option<f64>,
+    pub scope: StatsScope,
     /// Activations above the collection threshold.
     pub activation_count: u64,
     /// Tokens on which the feature fired (> 0), threshold or not.
@@ -45,13 +59,29 @@ impl FeatureStats {
             feature: s.feature_idx,
             max_activation: s.max_activation,
             mean_activation: s.mean_activation,
-            std_activation: recorded.then_some(s.std_activation),
-            min_activation: recorded.then_some(s.min_activation),
+            std_activation: s.std_activation,
+            min_activation: s.min_activation,
+            scope: match recorded {
+                true => StatsScope::AllActivations,
+                false => StatsScope::StoredSamples,
+            },
             activation_count: s.activation_count,
             firing_count: recorded.then_some(s.firing_count),
             density: density_known.then_some(s.density),
             samples_stored: s.num_samples,
             samples_in_folder: file.top_samples.len(),
+        }
+    }
+}
+
+impl FeatureStats {
+    /// `""`, or ` (of its N stored samples)` after a mean, std or min of the original's.
+    pub fn scope_note(&self) -> String {
+        match self.scope {
+            StatsScope::AllActivations => String::new(),
+            StatsScope::StoredSamples => {
+                format!(" (of its {} stored samples)", self.samples_stored)
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::samples::format::{ActivationSample, FeatureFile, FeatureStatistics};
+use crate::samples::token_names::token_names;
 use crate::samples::SamplesFolder;
 
 /// A sample with the given activating text and context split (token ids all zero).
@@ -47,8 +48,9 @@ pub(crate) fn feature_file(feature: u32, samples: &[(u32, &str, f32, &[u32])]) -
             mean_activation: mean,
             num_samples: samples.len() as u64,
             activation_count: samples.len() as u64,
-            min_activation: 0.0,
-            std_activation: 0.0,
+            all_time_max: None,
+            min_activation: None,
+            std_activation: None,
             firing_count: 0,
             density: 0.0,
             activation_sum: Default::default(),
@@ -73,7 +75,8 @@ pub(crate) fn file_with(feature: u32, samples: &[(u32, &str, f32)]) -> FeatureFi
     feature_file(feature, &full)
 }
 
-/// A folder (no summary, as the Python original might leave) holding `files`.
+/// A folder (no summary, as the Python original might leave) holding `files`, whose `text` is
+/// the activating token (as saectl writes it).
 pub(crate) fn folder_with(files: Vec<FeatureFile>) -> SamplesFolder {
     let features: BTreeMap<u32, FeatureFile> = files
         .into_iter()
@@ -82,6 +85,7 @@ pub(crate) fn folder_with(files: Vec<FeatureFile>) -> SamplesFolder {
     SamplesFolder {
         dir: PathBuf::from("samples"),
         summary: None,
+        token_names: token_names(features.values(), true),
         features,
         logit_effects: None,
     }

@@ -1,8 +1,10 @@
 //! The activating tokens of a feature's stored samples, counted: which tokens it fires on.
 //!
 //! A sample's activating token is the last of its `tokens` (the original stored the previous
-//! and the activating token). Its decoded text is the sample's `text`, so tokens can be named
-//! without a tokenizer.
+//! and the activating token). Tokens are named by the folder's [`SamplesFolder::token_text`]:
+//! saectl's `text` is the activating token alone, but the original's is both tokens decoded
+//! together, so it cannot label a token (`␣the␣cat` for `cat`); a token the folder cannot name
+//! shows as its id, `⟨3797⟩`.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use super::text::visible_token;
 use crate::samples::format::{ActivationSample, FeatureFile};
+use crate::samples::SamplesFolder;
 
 /// The id of the token a sample fired on (`None` for a malformed sample with no tokens).
 pub fn activating_token(sample: &ActivationSample) -> Option<u32> {
@@ -34,9 +37,17 @@ pub struct TokenShare {
     pub activation_sum: f64,
 }
 
+/// The name of `token` in `folder`, or its id when the folder cannot tell its text.
+pub fn token_label(folder: &SamplesFolder, token: u32) -> String {
+    match folder.token_text(token) {
+        Some(text) => text.to_string(),
+        None => format!("⟨{token}⟩"),
+    }
+}
+
 /// The feature's activating tokens, most frequent first (then larger activation sum, then
 /// lower id).
-pub fn token_shares(file: &FeatureFile) -> Vec<TokenShare> {
+pub fn token_shares(folder: &SamplesFolder, file: &FeatureFile) -> Vec<TokenShare> {
     let mut by_token: BTreeMap<u32, TokenShare> = BTreeMap::new();
     for sample in &file.top_samples {
         let Some(token) = activating_token(sample) else {
@@ -44,7 +55,7 @@ pub fn token_shares(file: &FeatureFile) -> Vec<TokenShare> {
         };
         let share = by_token.entry(token).or_insert_with(|| TokenShare {
             token,
-            text: sample.text.clone(),
+            text: token_label(folder, token),
             count: 0,
             activation_sum: 0.0,
         });
@@ -62,8 +73,8 @@ pub fn token_shares(file: &FeatureFile) -> Vec<TokenShare> {
 }
 
 /// The feature's most frequent activating token, if it has samples.
-pub fn top_token(file: &FeatureFile) -> Option<TokenShare> {
-    token_shares(file).into_iter().next()
+pub fn top_token(folder: &SamplesFolder, file: &FeatureFile) -> Option<TokenShare> {
+    token_shares(folder, file).into_iter().next()
 }
 
 /// `␣cat ×5, ␣dog ×2`, or `(none)`.
@@ -81,7 +92,7 @@ pub(crate) fn render_tokens(tokens: &[TokenShare]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::test_support::file_with;
+    use crate::analyze::test_support::{file_with, folder_with};
 
     #[test]
     fn counts_then_activation_then_id() {
@@ -94,7 +105,7 @@ mod tests {
                 (9, " owl", 3.0),
             ],
         );
-        let shares = token_shares(&file);
+        let shares = token_shares(&folder_with(vec![file.clone()]), &file);
         let order: Vec<(u32, usize)> = shares.iter().map(|s| (s.token, s.count)).collect();
         assert_eq!(order, vec![(5, 2), (7, 1), (9, 1)]);
         assert_eq!(shares[0].activation_sum, 1.5);

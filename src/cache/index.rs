@@ -113,12 +113,26 @@ impl CacheIndex {
                 index.format_version
             );
         }
-        let counted: usize = index.shards.iter().map(|s| s.num_sequences).sum();
-        if counted != index.num_sequences {
+        let counted = index
+            .shards
+            .iter()
+            .try_fold(0usize, |total, s| total.checked_add(s.num_sequences));
+        if counted != Some(index.num_sequences) {
             bail!(
-                "{}: shards hold {counted} sequences but the index says {}",
+                "{}: the shards' sequences do not add up to the index's {}",
                 path.display(),
                 index.num_sequences
+            );
+        }
+        let names = index.shards.iter().map(|s| s.file.as_str());
+        if let Some(name) = names
+            .chain(index.tokenizer_file.as_deref())
+            .find(|name| !is_plain_file_name(name))
+        {
+            // A path would make the cache read files outside its folder (`/dev/zero`, say).
+            bail!(
+                "{}: {name:?} is not a file name inside the cache folder",
+                path.display()
             );
         }
         Ok(index)
@@ -127,4 +141,13 @@ impl CacheIndex {
     pub fn save(&self, dir: &Path) -> Result<()> {
         write_json_atomic(&dir.join(CACHE_INDEX_FILE), self)
     }
+}
+
+/// One ordinary name: no folder separator, not `.` or `..`, not empty.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !name.contains('/')
 }

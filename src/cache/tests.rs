@@ -110,6 +110,29 @@ fn round_trip_in_every_dtype() {
     }
 }
 
+/// The streamed shard writer gives the safetensors crate's own bytes, in every dtype.
+#[test]
+fn shards_are_the_bytes_safetensors_serializes() {
+    for dtype in [CacheDtype::F32, CacheDtype::Bf16, CacheDtype::F16] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = CacheWriter::create_or_resume(dir.path(), spec(dtype), 2, None).unwrap();
+        let (tokens, acts) = batch(0);
+        writer.push(&tokens, &acts).unwrap();
+        writer.finish(true).unwrap();
+        let shard = dir.path().join("shard_00000.safetensors");
+        let stored = candle_core::safetensors::load(&shard, &Device::Cpu).unwrap();
+        let expected = safetensors::serialize(
+            [
+                ("tokens", &stored["tokens"]),
+                ("activations", &stored["activations"]),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&shard).unwrap(), expected, "{dtype:?}");
+    }
+}
+
 #[test]
 fn an_interrupted_cache_resumes_after_its_last_shard() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,4 +193,51 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert!(ActivationCache::open(&dir.path().join("missing")).is_err());
     std::fs::write(dir.path().join("junk"), b"x").unwrap();
     assert!(CacheWriter::create_or_resume(dir.path(), spec(CacheDtype::F32), 4, None).is_err());
+}
+
+/// Damaged or hostile indexes (found by fuzzing, `fuzz/` activation_cache, or by reading the
+/// loader): counts that overflow, and shard or tokenizer names that point outside the folder.
+#[test]
+fn hostile_indexes_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache");
+    let mut writer = CacheWriter::create_or_resume(&path, spec(CacheDtype::F32), 2, None).unwrap();
+    let (tokens, acts) = batch(0);
+    writer.push(&tokens, &acts).unwrap();
+    writer.finish(true).unwrap();
+    let index_path = path.join(CACHE_INDEX_FILE);
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let error = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut index = good.clone();
+        edit(&mut index);
+        std::fs::write(&index_path, index.to_string()).unwrap();
+        format!("{:#}", ActivationCache::open(&path).unwrap_err())
+    };
+    let overflow = error(&|i| {
+        i["shards"] = serde_json::json!([
+            {"file": "shard_00000.safetensors", "num_sequences": usize::MAX},
+            {"file": "shard_00000.safetensors", "num_sequences": 3},
+        ]);
+        i["num_sequences"] = 2.into();
+    });
+    assert!(
+        overflow.contains("do not add up to the index's 2"),
+        "{overflow}"
+    );
+    for name in [
+        "/dev/zero",
+        "../cache/shard_00000.safetensors",
+        "..",
+        "",
+        "a/b",
+    ] {
+        let err = error(&|i| i["shards"][0]["file"] = name.into());
+        assert!(
+            err.contains("is not a file name inside the cache folder"),
+            "{name}: {err}"
+        );
+    }
+    let err = error(&|i| i["tokenizer_file"] = "/etc/passwd".into());
+    assert!(err.contains("\"/etc/passwd\" is not a file name"), "{err}");
 }

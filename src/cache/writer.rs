@@ -1,17 +1,24 @@
 //! Writing an activation cache shard by shard, resumable after an interruption.
 
-use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Metadata, TensorInfo, View};
 
 use super::index::{CacheIndex, CacheSpec, ShardEntry, CACHE_INDEX_FILE, CACHE_TOKENIZER_FILE};
+use crate::util::atomic::{
+    is_temporary, remove_stale_temporaries, sync_dir, write_atomic, write_atomic_with,
+};
+use crate::util::lock::{RunLock, LOCK_FILE_NAME};
 
 /// Appends `[n_seq, seq_len, d_in]` activation batches and writes a shard every
 /// `sequences_per_shard` sequences. Only whole shards count: after a crash the cache resumes
 /// after the last shard the index names.
 pub struct CacheWriter {
+    /// The folder's run lock, held while the writer lives.
+    _lock: RunLock,
     dir: PathBuf,
     index: CacheIndex,
     sequences_per_shard: usize,
@@ -33,13 +40,22 @@ impl CacheWriter {
         if sequences_per_shard == 0 {
             bail!("sequences per shard must be at least 1");
         }
+        if !dir.join(CACHE_INDEX_FILE).exists() {
+            refuse_foreign_folder(dir)?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+        }
+        let lock = RunLock::acquire(dir)?;
+        // Decided under the lock: another run may have created the index meanwhile.
         let index = if dir.join(CACHE_INDEX_FILE).exists() {
             resume_index(dir, spec)?
         } else {
             create_index(dir, spec, tokenizer)?
         };
         remove_partial_files(dir)?;
+        remove_stale_temporaries(&lock)?;
         Ok(Self {
+            _lock: lock,
             dir: dir.to_path_buf(),
             index,
             sequences_per_shard,
@@ -116,16 +132,10 @@ impl CacheWriter {
             (n_seq, self.index.spec.seq_len),
             &Device::Cpu,
         )?;
-        let tensors = HashMap::from([
-            ("activations".to_string(), activations),
-            ("tokens".to_string(), tokens),
-        ]);
-        let temp = self.dir.join(format!(".{file}.partial"));
-        candle_core::safetensors::save(&tensors, &temp)
-            .with_context(|| format!("failed to write {}", temp.display()))?;
         let path = self.dir.join(&file);
-        std::fs::rename(&temp, &path)
-            .with_context(|| format!("failed to move {} into place", path.display()))?;
+        write_atomic_with(&path, |file| {
+            write_safetensors(file, &[("activations", &activations), ("tokens", &tokens)])
+        })?;
         self.index.shards.push(ShardEntry {
             file,
             num_sequences: n_seq,
@@ -133,6 +143,8 @@ impl CacheWriter {
         self.index.num_sequences += n_seq;
         self.index.num_tokens += (n_seq * self.index.spec.seq_len) as u64;
         self.index.save(&self.dir)?;
+        // The shard and the index that names it must survive a power loss together.
+        sync_dir(&self.dir)?;
         self.pending_activations.clear();
         self.pending_sequences = 0;
         Ok(())
@@ -144,8 +156,43 @@ impl CacheWriter {
         self.flush()?;
         self.index.complete = complete;
         self.index.save(&self.dir)?;
+        sync_dir(&self.dir)?;
         Ok(self.index)
     }
+}
+
+/// Streams `tensors` in the safetensors format into `out`, the same bytes as
+/// `safetensors::serialize` (tensors by descending dtype, then name; header padded with spaces
+/// to 8 bytes), without holding the shard twice in memory. candle's `save` cannot be used: it
+/// writes its own temporary file, private (0600) and not named as ours.
+fn write_safetensors(out: &mut std::fs::File, tensors: &[(&str, &Tensor)]) -> Result<()> {
+    let mut sorted = tensors.to_vec();
+    sorted.sort_by(|(a_name, a), (b_name, b)| {
+        View::dtype(*b)
+            .cmp(&View::dtype(*a))
+            .then(a_name.cmp(b_name))
+    });
+    let mut offset = 0;
+    let mut infos = Vec::with_capacity(sorted.len());
+    for (name, tensor) in &sorted {
+        let info = TensorInfo {
+            dtype: View::dtype(*tensor),
+            shape: tensor.dims().to_vec(),
+            data_offsets: (offset, offset + View::data_len(*tensor)),
+        };
+        offset = info.data_offsets.1;
+        infos.push((name.to_string(), info));
+    }
+    let mut header = serde_json::to_vec(&Metadata::new(None, infos)?)?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, out);
+    writer.write_all(&(header.len() as u64).to_le_bytes())?;
+    writer.write_all(&header)?;
+    for (_, tensor) in &sorted {
+        writer.write_all(&View::data(*tensor))?;
+    }
+    writer.flush()?;
+    Ok(())
 }
 
 fn count_non_finite(activations: &Tensor) -> Result<u64> {
@@ -159,25 +206,27 @@ fn count_non_finite(activations: &Tensor) -> Result<u64> {
         .to_scalar::<u32>()? as u64)
 }
 
-fn create_index(dir: &Path, spec: CacheSpec, tokenizer: Option<&Path>) -> Result<CacheIndex> {
+/// A folder without an index must be new or empty: the cache never writes among a user's files.
+/// A lock file or temporaries left by a run killed before its first index count as empty.
+fn refuse_foreign_folder(dir: &Path) -> Result<()> {
     if dir.exists() {
-        let mut entries =
+        let entries =
             std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?;
-        if entries.next().is_some() {
+        let mut names = entries.filter_map(|entry| entry.ok().map(|e| e.file_name()));
+        if names.any(|name| !is_temporary(&name) && name != LOCK_FILE_NAME) {
             bail!("{} exists and is not an activation cache (no {CACHE_INDEX_FILE}); choose an empty or new folder", dir.display());
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    Ok(())
+}
+
+fn create_index(dir: &Path, spec: CacheSpec, tokenizer: Option<&Path>) -> Result<CacheIndex> {
     let mut index = CacheIndex::new(spec);
     if let Some(tokenizer) = tokenizer {
-        let target = dir.join(CACHE_TOKENIZER_FILE);
-        std::fs::copy(tokenizer, &target).with_context(|| {
-            format!(
-                "failed to copy the tokenizer {} into {}",
-                tokenizer.display(),
-                dir.display()
-            )
-        })?;
+        // Read and written, not `fs::copy`d: a copy keeps the source's mode, not the umask.
+        let bytes = std::fs::read(tokenizer)
+            .with_context(|| format!("failed to read the tokenizer {}", tokenizer.display()))?;
+        write_atomic(&dir.join(CACHE_TOKENIZER_FILE), &bytes)?;
         index.tokenizer_file = Some(CACHE_TOKENIZER_FILE.to_string());
     }
     index.save(dir)?;
@@ -228,7 +277,8 @@ fn spec_differences(cache: &CacheSpec, asked: &CacheSpec) -> Vec<String> {
         .collect()
 }
 
-/// Removes shards a crash left half-written (they never reached their final name).
+/// Removes shards a crash left half-written by earlier builds of saectl (they never reached
+/// their final name); newer temporaries are `.saectl-tmp-…`, removed under the lock.
 fn remove_partial_files(dir: &Path) -> Result<()> {
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?

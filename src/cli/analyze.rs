@@ -265,6 +265,7 @@ fn run_histogram(
     json: bool,
 ) -> Result<()> {
     let view = analyze::feature_histogram(folder, feature, bins)?;
+    // No folder sync: the plot is redrawn from the samples folder at will.
     write_atomic(plot_out, view.to_svg().as_bytes())?;
     eprintln!("wrote {}", plot_out.display());
     #[derive(Serialize)]

@@ -17,7 +17,7 @@ use super::model_args::ModelArgs;
 use super::progress::token_bar;
 use crate::collect::{self, Activations, CollectConfig, CollectEvent, CollectSource, Shard};
 use crate::model::resolve_device;
-use crate::samples::CollectionSettings;
+use crate::samples::{CollectionSettings, SamplesDir};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -93,10 +93,8 @@ impl CollectArgs {
         let Some(path) = &self.config else {
             return self.collector.settings(CollectionSettings::default());
         };
-        let (cfg, note) = TrainConfig::from_user_file(path)?;
-        if let Some(note) = note {
-            eprintln!("note: {note}");
-        }
+        let (cfg, notes) = TrainConfig::from_user_file(path)?;
+        notes.iter().for_each(|note| eprintln!("note: {note}"));
         self.collector
             .settings(cfg.collection_settings())
             .with_context(|| format!("in {}", path.display()))
@@ -189,7 +187,18 @@ pub fn run(args: CollectArgs) -> Result<()> {
         out.display()
     );
     eprintln!("time: {}", summary.times.shares());
+    if summary.features_with_samples == 0 {
+        note_why_empty(out);
+    }
     Ok(())
+}
+
+/// Says why the folder `dir` got no samples (the threshold above every activation, …).
+pub(super) fn note_why_empty(dir: &Path) {
+    let summary = SamplesDir::new(dir).read_summary().ok().flatten();
+    if let Some(why) = summary.and_then(|s| s.why_empty()) {
+        eprintln!("note: {why}");
+    }
 }
 
 /// Shows one event of the collection: the token bar, or a line on stderr.

@@ -90,6 +90,8 @@ fn the_training_flags_show_the_training_defaults() {
         "lr",
         "num_tokens",
         "input_unit_norm",
+        "save_activation_samples",
+        "sample_collection_freq",
     ] {
         assert!(checked.iter().any(|k| k == key), "{key} not checked");
     }

@@ -96,6 +96,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let folder = SamplesFolder::load(&config.dir)?;
     ensure_has_samples(&folder)?;
     let report = render_report(&folder, &config.options);
+    // No folder sync: a report lost to a power cut is written again from the folder in a second.
     write_atomic(&config.out, report.as_bytes())?;
     eprintln!("wrote {}", config.out.display());
     Ok(())

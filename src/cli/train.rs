@@ -138,6 +138,11 @@ pub struct TrainKeys {
     /// Steps between checkpoints [default: 10000].
     #[arg(long, value_name = "STEPS")]
     pub checkpoint_freq: Option<u64>,
+    /// Keep only the N newest checkpoints, deleting older ones as new ones are written; 0
+    /// keeps every checkpoint's SAE [default: 0]. The sample collector's state is kept in the
+    /// newest checkpoint only, whatever N.
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
     /// Steps between metrics lines in metrics.jsonl [default: 100].
     #[arg(long, value_name = "STEPS")]
     pub log_freq: Option<u64>,
@@ -164,10 +169,11 @@ pub struct TrainKeys {
     /// evaluation [default: 64].
     #[arg(long, value_name = "N")]
     pub eval_sequences: Option<usize>,
-    /// Collect top-activating samples while training, into RUN/activation_samples/.
+    /// Collect top-activating samples while training, into RUN/activation_samples/
+    /// [default: false].
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub save_activation_samples: Option<bool>,
-    /// Collect samples every N training steps (step 0 included).
+    /// Collect samples every N training steps (step 0 included) [default: 1000].
     #[arg(long, value_name = "STEPS")]
     pub sample_collection_freq: Option<u64>,
 }
@@ -197,7 +203,7 @@ impl TrainKeys {
             sae_type, dict_size, top_k, top_k_aux, aux_penalty, lr, beta1, beta2, batch_size,
             num_tokens, seed, l1_coeff, l0_coefficient, l0_warm_up_steps, jumprelu_bandwidth,
             jumprelu_init_threshold, n_batches_to_dead, max_grad_norm, scheduler_type,
-            warmup_steps, checkpoint_freq, log_freq, input_unit_norm, group_sizes, seq_len,
+            warmup_steps, checkpoint_freq, keep_checkpoints, log_freq, input_unit_norm, group_sizes, seq_len,
             model_batch_size, num_batches_in_buffer, perf_log_freq, eval_sequences,
             save_activation_samples, sample_collection_freq;
             min_lr
@@ -212,18 +218,26 @@ impl TrainArgs {
     pub fn train_config(&self) -> Result<TrainConfig> {
         let mut cfg = match &self.config {
             Some(path) => {
-                let (cfg, note) = TrainConfig::from_user_file(path)?;
-                if let Some(note) = note {
-                    eprintln!("note: {note}");
-                }
+                let (cfg, notes) = TrainConfig::from_user_file(path)?;
+                notes.iter().for_each(|note| eprintln!("note: {note}"));
                 cfg
             }
             None => TrainConfig::default(),
         };
         self.keys.apply(&mut cfg);
         let mut settings = cfg.collection_settings();
-        self.collector.overlay(&mut settings);
+        let mut collection_flags = self.collector.overlay(&mut settings);
         cfg.set_collection_settings(settings);
+        if self.keys.sample_collection_freq.is_some() {
+            collection_flags.insert(0, "--sample-collection-freq".to_string());
+        }
+        if !cfg.save_activation_samples && !collection_flags.is_empty() {
+            // Given on the command line, they would otherwise be ignored without a word.
+            bail!(
+                "{} only apply with --save-activation-samples true (sample collection is off)",
+                collection_flags.join(", ")
+            );
+        }
         Ok(cfg)
     }
 
@@ -272,6 +286,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         with_progress(&cfg, |progress| train::resume(run_dir, &device, progress))?
     } else {
         let cfg = args.train_config()?;
+        if let Some(note) = cfg.collection_schedule_note() {
+            eprintln!("note: {note}");
+        }
         let Some(out) = &args.out else {
             bail!("--out is required (or --resume RUN)");
         };
@@ -299,6 +316,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             spent.as_secs_f64(),
             folder.display()
         );
+        super::collect::note_why_empty(folder);
     }
     Ok(())
 }
@@ -434,7 +452,7 @@ mod tests {
         let file = dir.path().join("cfg.json");
         std::fs::write(
             &file,
-            r#"{"interval_count": 3, "ultra_rare_density": 1e-4}"#,
+            r#"{"interval_count": 3, "ultra_rare_density": 1e-4, "save_activation_samples": true}"#,
         )
         .unwrap();
         let args = parse(&[

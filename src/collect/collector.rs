@@ -21,6 +21,9 @@ use super::token_sample::TokenSample;
 use super::top_samples::TopSamples;
 use crate::samples::CollectorConfig;
 
+/// Token ids are below this: 16.7 M, sixty times the largest vocabularies (Gemma's 256 k).
+pub const MAX_TOKEN_ID: u32 = 1 << 24;
+
 /// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
 /// statistics of 16k features do not stay in L2 while activations stream past).
 #[derive(Clone, Debug)]
@@ -113,6 +116,12 @@ impl Collector {
             bail!("d_sae {d_sae} is too large");
         }
         let mut is_special = Vec::new();
+        if let Some(&token) = special_tokens.iter().find(|&&t| t >= MAX_TOKEN_ID) {
+            // The lookup table below is dense: an id from a damaged file must not size it.
+            bail!(
+                "special token id {token} is beyond any vocabulary (ids are below {MAX_TOKEN_ID})"
+            );
+        }
         for &token in special_tokens {
             let token = token as usize;
             if token >= is_special.len() {

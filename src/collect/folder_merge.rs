@@ -23,7 +23,7 @@ use crate::samples::{
     CollectionSettings, CollectionSource, LogitEffects, SamplesDir, SaveConfig,
     LOGIT_EFFECTS_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,
 };
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, umask_mode, write_atomic, TEMP_PREFIX};
 
 /// One input folder, loaded.
 struct ShardFolder {
@@ -143,7 +143,8 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create {}", parent.display()))?;
     let staging = tempfile::Builder::new()
-        .prefix(".saectl-merge-")
+        .prefix(&format!("{TEMP_PREFIX}merge-"))
+        .permissions(umask_mode(true))
         .tempdir_in(parent)
         .with_context(|| {
             format!(
@@ -172,7 +173,9 @@ pub fn write_merged(out: &Path, merged: &MergedFolders, decoder: &dyn TokenDecod
             "failed to move the merged folder into place at {}",
             out.display()
         )
-    })
+    })?;
+    // The files were synced in the staging folder; the folder's new name needs its parent's.
+    sync_parent(out)
 }
 
 fn check_out(out: &Path) -> Result<()> {

@@ -11,12 +11,13 @@ use anyhow::Result;
 use super::bins::{bin_lower, bin_upper, ACTIVATION_BINS, POSITION_BIN_STARTS};
 use super::collector::Collector;
 use super::top_samples::StoredSample;
-use crate::data::TokenDecoder;
+use crate::data::{decode_marked, TokenDecoder};
 use crate::samples::format::{
     ActivationHistogram, ActivationInterval, ActivationSample, CollectionSummary, FeatureFile,
     FeatureStatistics, PositionHistogram, TopFeatureEntry, SAMPLES_FORMAT_VERSION,
 };
 use crate::samples::{CollectionSettings, CollectionSource, SamplesDir, SaveConfig};
+use crate::util::atomic::sync_dir;
 
 /// Number of rows in the summary's `top_features_by_activation`, as in the original.
 const SUMMARY_TOP_FEATURES: usize = 50;
@@ -44,6 +45,8 @@ pub fn write_samples_folder(
     let summary = summary(collector, &ranked, &saved, save, source);
     dir.write_summary(&summary)?;
     dir.remove_features_except(&saved)?;
+    // One sync for every rename above: the folder is what a user reads after a crash.
+    sync_dir(dir.root())?;
     Ok(summary)
 }
 
@@ -110,7 +113,7 @@ fn activation_histogram(counts: &[u64], statistics: &FeatureStatistics) -> Activ
     edges.push(bin_upper(last));
     if first == 0 {
         // Below 2^-8 (a value in bin 0 makes the min smaller than bin 1's edge).
-        edges[0] = statistics.min_activation;
+        edges[0] = statistics.min_activation.unwrap_or(0.0);
     }
     if last == ACTIVATION_BINS - 1 {
         let lower = bin_lower(last);
@@ -133,20 +136,22 @@ fn decode_sample(
     decoder: &dyn TokenDecoder,
 ) -> ActivationSample {
     let token = stored.token();
-    let context_position = stored.context_position as usize;
     let context = &stored.context_tokens;
+    // One decoding of the context, the token located in it (the spaces a decoder puts
+    // between tokens stay in the prefix and suffix).
+    let marked = decode_marked(decoder, context, stored.context_position as usize);
     ActivationSample {
         feature_idx: feature,
         activation_value: stored.activation,
         tokens: stored.previous_token.into_iter().chain([token]).collect(),
-        text: decoder.decode(&[token]),
+        text: marked.token,
         position: stored.position,
         context_tokens: context.clone(),
-        context_text: decoder.decode(context),
+        context_text: marked.text,
         sequence_idx: stored.sequence_idx,
         context_position: stored.context_position,
-        context_prefix: decoder.decode(&context[..context_position]),
-        context_suffix: decoder.decode(&context[context_position + 1..]),
+        context_prefix: marked.prefix,
+        context_suffix: marked.suffix,
     }
 }
 

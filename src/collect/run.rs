@@ -28,6 +28,8 @@ use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
 use crate::samples::{CollectionSource, CollectorConfig, SamplesDir, SaveConfig};
+use crate::util::atomic::remove_stale_temporaries;
+use crate::util::lock::{RunLock, LOCK_FILE_NAME};
 
 /// Where the activations come from.
 #[derive(Clone, Debug)]
@@ -116,17 +118,44 @@ pub fn run(
     let checkpoint = resolve_checkpoint(&source.checkpoint, &HubSettings::from_env())?;
     let sae = load_any(&checkpoint, device)
         .with_context(|| format!("failed to load the SAE {}", source.checkpoint))?;
-    let stage = Stage {
-        source,
-        out: SamplesDir::new(out),
-        config,
-        sae,
-        device,
-        on_progress,
+    // One collection per folder at a time, for the run's whole life (docs/reliability.md).
+    let created = !out.exists();
+    std::fs::create_dir_all(out).with_context(|| format!("failed to create {}", out.display()))?;
+    let result = RunLock::acquire(out).and_then(|lock| {
+        remove_stale_temporaries(&lock)?;
+        let stage = Stage {
+            source,
+            out: SamplesDir::new(out),
+            config,
+            sae,
+            device,
+            on_progress,
+        };
+        let summary = match &source.activations {
+            Activations::Cache { dir, .. } => stage.cached(dir),
+            Activations::Live { .. } => stage.live(),
+        };
+        drop(lock);
+        summary
+    });
+    if result.is_err() && created {
+        // A collection that failed before writing anything leaves no folder behind.
+        remove_if_only_lock(out);
+    }
+    result
+}
+
+/// Removes `dir` when it holds nothing but the run lock's file.
+fn remove_if_only_lock(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
     };
-    match &source.activations {
-        Activations::Cache { dir, .. } => stage.cached(dir),
-        Activations::Live { .. } => stage.live(),
+    let names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    if names.iter().all(|name| name == LOCK_FILE_NAME) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -24,7 +24,7 @@ use super::ranges::SequenceRanges;
 use super::top_samples::StoredSample;
 use crate::samples::format::ExactSum;
 use crate::samples::CollectorConfig;
-use crate::util::atomic::write_atomic;
+use crate::util::atomic::{sync_parent, write_atomic};
 
 /// 2: the feature view (histograms, interval and token samples) joined the state.
 const STATE_FORMAT_VERSION: u32 = 2;
@@ -217,15 +217,23 @@ impl Collector {
                 path.display()
             )
         })?;
-        write_atomic(path, &file)
+        write_atomic(path, &file)?;
+        // The state is what a resume trusts: its rename must survive a power loss too.
+        sync_parent(path)
     }
 
     /// Reads a state written by [`save_state`](Self::save_state).
     pub fn load_state(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("failed to read collector state {}", path.display()))?;
-        load_from_bytes(&bytes)
+        Self::from_state_bytes(&bytes)
             .with_context(|| format!("{} is not a valid collector state", path.display()))
+    }
+
+    /// A collector from the bytes of a state file: the one loader [`load_state`](Self::load_state)
+    /// and the fuzz target share.
+    pub fn from_state_bytes(bytes: &[u8]) -> Result<Self> {
+        load_from_bytes(bytes)
     }
 
     fn header(&self) -> StateHeader {
@@ -313,6 +321,19 @@ fn load_from_bytes(bytes: &[u8]) -> Result<Collector> {
         );
     }
     let tensors = SafeTensors::deserialize(bytes)?;
+    // The header's d_sae sizes every per-feature array made below; `counts` holds 16 bytes per
+    // feature of this very file, so a d_sae it matches is one the file can back.
+    let counts_shape = tensors
+        .tensor("counts")
+        .context("tensor counts is missing")?
+        .shape()
+        .to_vec();
+    if counts_shape != [header.d_sae, 2] {
+        bail!(
+            "the header says d_sae {} but tensor counts is {counts_shape:?}",
+            header.d_sae
+        );
+    }
     let mut collector = Collector::new(header.config, header.d_sae, &header.special_tokens)?;
     restore_statistics(&mut collector, &tensors)?;
     restore_feature_view(&mut collector, &tensors)?;
@@ -327,7 +348,37 @@ fn load_from_bytes(bytes: &[u8]) -> Result<Collector> {
         )?,
     };
     collector.position_tokens = header.position_tokens;
+    check_counts(&collector)?;
     Ok(collector)
+}
+
+/// The counters a collector keeps agree with each other; a state whose counters do not is
+/// damaged, and its numbers would overflow the sums of readouts and merges. Every per-feature
+/// count is at most the tokens seen, and the histograms account for exactly the activations
+/// above the threshold.
+fn check_counts(collector: &Collector) -> Result<()> {
+    let tokens = collector.tokens_seen;
+    if checked_sum(collector.position_tokens.iter().copied()) != Some(tokens) {
+        bail!("position_tokens do not add up to tokens_seen {tokens}");
+    }
+    let all_tokens = tokens.checked_add(collector.special_tokens_excluded);
+    for (f, state) in collector.state.iter().enumerate() {
+        let m = &state.moments;
+        let bins = f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS;
+        if m.count > tokens
+            || m.firing > tokens
+            || all_tokens.is_none_or(|all| collector.special_activations[f] > all)
+            || checked_sum(state.positions.iter().copied()) != Some(m.count)
+            || checked_sum(bins.map(|i| collector.bin_count(i))) != Some(m.count)
+        {
+            bail!(
+                "the counts of feature {f} do not agree (activations {}, firing {}, tokens seen {tokens})",
+                m.count,
+                m.firing
+            );
+        }
+    }
+    Ok(())
 }
 
 fn restore_statistics(collector: &mut Collector, tensors: &SafeTensors<'_>) -> Result<()> {
@@ -410,6 +461,13 @@ fn restore_samples(collector: &mut Collector, tensors: &SafeTensors<'_>) -> Resu
         collector.refresh_floors(f, 0..ACTIVATION_BINS);
     }
     Ok(())
+}
+
+/// The sum, or `None` when it overflows.
+fn checked_sum(values: impl Iterator<Item = u64>) -> Option<u64> {
+    values
+        .into_iter()
+        .try_fold(0u64, |total, v| total.checked_add(v))
 }
 
 /// Plain numbers that travel as little-endian bytes.

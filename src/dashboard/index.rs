@@ -103,8 +103,8 @@ pub(super) fn index<'a>(
             .collect(),
         max: column(&|f| f.statistics.max_activation as f32),
         mean: column(&|f| f.statistics.mean_activation as f32),
-        std: column(&|f| f.statistics.std_activation as f32),
-        min: column(&|f| f.statistics.min_activation as f32),
+        std: column(&|f| f.statistics.std_activation.map_or(f32::NAN, |v| v as f32)),
+        min: column(&|f| f.statistics.min_activation.map_or(f32::NAN, |v| v as f32)),
         flags: features.iter().map(flag_bits).collect(),
         top_token: features
             .iter()

@@ -26,12 +26,12 @@ mod windows;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{IdDecoder, TokenDecoder, TokenizerDecoder};
+pub use decode::{decode_marked, IdDecoder, MarkedText, TokenDecoder, TokenizerDecoder};
 pub use document::{Document, DocumentOrigin, Locator};
 pub use files::{list_folder, FolderListing, Format, SUPPORTED_EXTENSIONS};
 pub use pack::{BatchEnd, PackConfig, PackCounts, WindowBatch, WindowOrigin};
 pub use source::{DataSource, DocumentStream, SourceFile, SourceOptions, SourceSummary, TextSpec};
 pub use split::{glob_match, select_shards, ShardSelection};
-pub use tokenize::{Bos, DocumentTokenizer};
+pub use tokenize::{load_tokenizer, Bos, DocumentTokenizer};
 pub use txt::TxtDocuments;
 pub use windows::TokenWindows;

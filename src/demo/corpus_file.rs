@@ -20,6 +20,7 @@ pub fn write_corpus(path: &Path, seed: u64, documents: usize) -> Result<()> {
         text.push_str(&serde_json::json!({ "text": doc }).to_string());
         text.push('\n');
     }
+    // No folder sync: the corpus is regenerated from its seed.
     write_atomic(path, text.as_bytes())
 }
 

@@ -48,6 +48,7 @@ pub fn demo_model_dir() -> Result<PathBuf> {
         .with_context(|| format!("cannot create {} for the demo model", parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".demo-model-")
+        .permissions(crate::util::atomic::umask_mode(true)) // not tempfile's private 0700
         .tempdir_in(parent)
         .with_context(|| format!("cannot write the demo model into {}", parent.display()))?;
     for (name, bytes) in FILES {

@@ -219,10 +219,11 @@ fn alignment(input: &FeatureInputs<'_>) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
 }
 
 /// The collector's histogram as bars: each bin's centre (its open ends closed by the feature's
-/// min and max activation) and its count.
+/// min and max activation) and its count. A folder without the minimum (the original's)
+/// closes the lowest bin at 0, below which the collector's threshold lets nothing in.
 fn histogram_bars(data: &FeatureData) -> (Vec<f64>, Vec<f64>) {
     let (low, high) = (
-        data.statistics.min_activation,
+        data.statistics.min_activation.unwrap_or(0.0),
         data.statistics.max_activation,
     );
     data.histogram
@@ -261,8 +262,9 @@ mod tests {
             mean_activation: 2.0,
             num_samples: 3,
             activation_count: 40,
-            min_activation: 0.5,
-            std_activation: 1.0,
+            all_time_max: None,
+            min_activation: Some(0.5),
+            std_activation: Some(1.0),
             firing_count: 50,
             density: 0.125,
             activation_sum: Default::default(),

@@ -99,10 +99,11 @@ impl FeatureContext {
             label: self.labels.get(&feature).cloned(),
             ..FeatureInfo::default()
         };
-        if let Some(file) = self.samples.as_ref().and_then(|s| s.features.get(&feature)) {
+        let samples = self.samples.as_ref();
+        if let Some((samples, file)) = samples.and_then(|s| Some((s, s.features.get(&feature)?))) {
             info.max_activation = Some(file.statistics.max_activation);
             info.density = Some(file.statistics.density);
-            info.top_tokens = token_shares(file)
+            info.top_tokens = token_shares(samples, file)
                 .into_iter()
                 .take(self.tokens_per_feature)
                 .map(|share| TokenCount {

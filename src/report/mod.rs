@@ -58,7 +58,7 @@ pub fn render_report(folder: &SamplesFolder, options: &ReportOptions) -> String 
             .logit_effects
             .as_ref()
             .and_then(|l| l.feature(row.stats.feature));
-        out += &sections::feature(&row.stats, file, options, logits);
+        out += &sections::feature(folder, &row.stats, file, options, logits);
     }
     // Exactly one newline at the end of the file, whatever the last section left.
     let end = out.trim_end().len();

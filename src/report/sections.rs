@@ -12,7 +12,7 @@ use crate::analyze::text::{fmt_density, fmt_opt};
 use crate::analyze::tokens::{token_shares, TokenShare};
 use crate::analyze::{FeatureStats, FolderInfo};
 use crate::samples::format::{ActivationSample, CollectionSummary, FeatureFile};
-use crate::samples::FeatureLogitEffects;
+use crate::samples::{FeatureLogitEffects, SamplesFolder};
 
 use super::{markdown, ReportOptions};
 
@@ -138,6 +138,7 @@ fn token_count(share: &TokenShare) -> String {
 /// `### Feature F`: statistics (and logit effects, when known), the top examples, the feature
 /// view, then a rule.
 pub fn feature(
+    folder: &SamplesFolder,
     stats: &FeatureStats,
     file: &FeatureFile,
     options: &ReportOptions,
@@ -146,7 +147,7 @@ pub fn feature(
     let mut out = format!("### Feature {}\n\n", stats.feature);
     out += &feature_links(stats.feature, options);
     out += "**Statistics:**\n\n";
-    for line in stat_lines(stats, file) {
+    for line in stat_lines(folder, stats, file) {
         out += &format!("- {line}\n");
     }
     if let Some(logits) = logits {
@@ -187,21 +188,33 @@ fn feature_links(feature: u32, options: &ReportOptions) -> String {
     out
 }
 
-fn stat_lines(s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
+fn stat_lines(folder: &SamplesFolder, s: &FeatureStats, file: &FeatureFile) -> Vec<String> {
     let firing = match s.firing_count {
         Some(count) => format!("{count} (density {})", fmt_density(s.density)),
         None => "n/a".to_string(),
     };
-    let tokens: Vec<String> = token_shares(file)
+    let tokens: Vec<String> = token_shares(folder, file)
         .iter()
         .take(TOP_TOKENS_SHOWN)
         .map(token_count)
         .collect();
     let mut lines = vec![
         format!("Max activation: {:.4}", s.max_activation),
-        format!("Mean activation: {:.4}", s.mean_activation),
-        format!("Std activation: {}", fmt_opt(s.std_activation, 4)),
-        format!("Min activation: {}", fmt_opt(s.min_activation, 4)),
+        format!(
+            "Mean activation: {:.4}{}",
+            s.mean_activation,
+            s.scope_note()
+        ),
+        format!(
+            "Std activation: {}{}",
+            fmt_opt(s.std_activation, 4),
+            s.scope_note()
+        ),
+        format!(
+            "Min activation: {}{}",
+            fmt_opt(s.min_activation, 4),
+            s.scope_note()
+        ),
         format!("Total activations: {}", s.activation_count),
         format!("Firing tokens: {firing}"),
         format!(

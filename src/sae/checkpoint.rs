@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use super::config::{dtype_name, SaeConfig, SaeKind};
 use super::encode::Sae;
 use super::weights::SaeWeights;
-use crate::util::atomic::{write_atomic, write_json_atomic};
+use crate::util::atomic::{sync_dir, sync_parent, write_atomic, write_json_atomic};
 
 pub const CFG_FILE: &str = "cfg.json";
 pub const WEIGHTS_FILE: &str = "sae_weights.safetensors";
@@ -81,7 +81,11 @@ pub fn save(dir: &Path, sae: &Sae, meta: &CheckpointMeta) -> Result<()> {
     write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
     write_json_atomic(&dir.join(CFG_FILE), &sae_lens_cfg(&meta))?;
     // saectl.json last: its presence marks a complete checkpoint.
-    write_json_atomic(&dir.join(SAECTL_FILE), &meta)
+    write_json_atomic(&dir.join(SAECTL_FILE), &meta)?;
+    // A checkpoint reported as written must survive a power loss: sync its renames (and the
+    // files a training checkpoint put there before), and its entry in a parent just made.
+    sync_dir(dir)?;
+    sync_parent(dir)
 }
 
 /// Reads a checkpoint written by [`save`], converting the weights to `dtype` on `device`.

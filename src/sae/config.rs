@@ -66,15 +66,21 @@ impl FromStr for SaeKind {
 
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
-            "batchtopk" => Self::BatchTopK,
+            // The original's type names: `batch-topk` (its BatchTopKSAE), `vanilla` (the
+            // L1-penalised ReLU SAE), and its Matryoshka SAE and transcoders (one global
+            // BatchTopK over nested groups; a transcoder's hooks are flags here).
+            "batchtopk" | "batch-topk" => Self::BatchTopK,
             "topk" => Self::TopK,
-            // The original calls the L1-penalised ReLU SAE "vanilla".
             "relu" | "vanilla" => Self::Relu,
             "jumprelu" => Self::JumpRelu,
-            "matryoshka" => Self::Matryoshka,
+            "matryoshka"
+            | "global-matryoshka-topk"
+            | "matryoshka-transcoder"
+            | "matryoshka-cross-layer-transcoder" => Self::Matryoshka,
             other => bail!(
-                "unknown SAE type {other:?}: expected one of batchtopk, topk, relu (or vanilla), \
-                 jumprelu, matryoshka"
+                "unknown SAE type {other:?}: expected one of batchtopk (or batch-topk), topk, \
+                 relu (or vanilla), jumprelu, matryoshka (or global-matryoshka-topk, \
+                 matryoshka-transcoder)"
             ),
         })
     }

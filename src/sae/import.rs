@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::checkpoint::{self, convert, read_safetensors, take_weights, CFG_FILE, WEIGHTS_FILE};
 use super::config::{Normalization, SaeConfig, SaeKind};
 use super::encode::Sae;
+use super::original::{is_original, load_original};
 use super::weights::SaeWeights;
 
 pub const GEMMA_SCOPE_FILE: &str = "params.npz";
@@ -31,12 +32,17 @@ pub enum SaeFormat {
     Saectl,
     SaeLens,
     GemmaScope,
+    /// The Python original's torch state dict and config (`super::original`).
+    Original,
 }
 
 /// Which format `path` holds (a folder, or a `.npz` file).
 pub fn detect(path: &Path) -> Result<SaeFormat> {
     if path.is_file() && path.extension().is_some_and(|e| e == "npz") {
         return Ok(SaeFormat::GemmaScope);
+    }
+    if path.is_file() && is_original(path) {
+        return Ok(SaeFormat::Original);
     }
     if !path.is_dir() {
         bail!("SAE checkpoint {} does not exist", path.display());
@@ -47,10 +53,12 @@ pub fn detect(path: &Path) -> Result<SaeFormat> {
         Ok(SaeFormat::SaeLens)
     } else if path.join(GEMMA_SCOPE_FILE).is_file() {
         Ok(SaeFormat::GemmaScope)
+    } else if is_original(path) {
+        Ok(SaeFormat::Original)
     } else {
         bail!(
-            "{} is not an SAE checkpoint: expected saectl.json, cfg.json (SAELens) or \
-             params.npz (Gemma Scope)",
+            "{} is not an SAE checkpoint: expected saectl.json, cfg.json (SAELens), \
+             params.npz (Gemma Scope) or sae.pt (the Python original)",
             path.display()
         )
     }
@@ -63,6 +71,7 @@ pub fn load_any(path: &Path, device: &Device) -> Result<Sae> {
         SaeFormat::Saectl => Ok(checkpoint::load(path, dtype, device)?.0),
         SaeFormat::SaeLens => load_sae_lens(path, dtype, device),
         SaeFormat::GemmaScope => load_gemma_scope(path, dtype, device),
+        SaeFormat::Original => load_original(path, dtype, device),
     }
 }
 
@@ -186,7 +195,7 @@ pub fn load_gemma_scope(path: &Path, dtype: DType, device: &Device) -> Result<Sa
     } else {
         path.to_path_buf()
     };
-    let entries = Tensor::read_npz(&file)
+    let entries = super::npz::read_npz(&file)
         .with_context(|| format!("failed to read Gemma Scope weights {}", file.display()))?;
     let mut tensors: std::collections::HashMap<String, Tensor> = entries
         .into_iter()

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::format::{CollectionSummary, FeatureFile};
 use super::logit_effects::LogitEffects;
-use crate::util::atomic::{write_atomic, write_json_atomic};
+use crate::util::atomic::{is_temporary, write_atomic, write_json_atomic};
 
 /// The collector's state beside a samples folder (also inside a training checkpoint, where
 /// the run's collection resumes from). The names are public for messages; paths come from
@@ -71,7 +71,11 @@ impl SamplesDir {
         let mut indices = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("failed to list {}", self.root.display()))?;
-            if let Some(index) = entry.file_name().to_str().and_then(parse_feature_file_name) {
+            let name = entry.file_name();
+            if is_temporary(&name) {
+                continue; // a write in progress, or one a killed run left: never data
+            }
+            if let Some(index) = name.to_str().and_then(parse_feature_file_name) {
                 indices.push(index);
             }
         }

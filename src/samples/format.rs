@@ -66,13 +66,19 @@ pub struct FeatureStatistics {
     pub num_samples: u64,
     /// Number of activations strictly above the threshold.
     pub activation_count: u64,
+    /// The largest activation ever seen (the original's key; saectl's `max_activation` is
+    /// already that). Absent in the original's documentation example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_time_max: Option<f64>,
+    /// Smallest activation above the threshold (0 when none). The original wrote it too, over
+    /// its stored samples; absent in its documentation example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_activation: Option<f64>,
+    /// Population standard deviation over the activations above the threshold (the
+    /// original: over its stored samples, `np.std`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_activation: Option<f64>,
     // ---- saectl additions ----
-    /// Smallest activation above the threshold (0 when none).
-    #[serde(default)]
-    pub min_activation: f64,
-    /// Population standard deviation over the activations above the threshold.
-    #[serde(default)]
-    pub std_activation: f64,
     /// Tokens on which the feature is non-zero (> 0), threshold or not.
     #[serde(default)]
     pub firing_count: u64,
@@ -249,9 +255,78 @@ pub struct CollectionSummary {
     pub source: CollectionSource,
 }
 
+impl CollectionSummary {
+    /// Why a collection saved no samples, in one sentence with what to change, or `None` when
+    /// it has samples (or the folder does not record enough to tell: the original's).
+    pub fn why_empty(&self) -> Option<String> {
+        if self.num_features_tracked > 0 || self.format_version == 0 {
+            return None;
+        }
+        let fired = self
+            .firing_counts
+            .iter()
+            .filter(|&&count| count > 0)
+            .count();
+        let tokens = self.tokens_seen;
+        let threshold = self
+            .settings
+            .as_ref()
+            .map(|s| s.collector.sample_activation_threshold);
+        Some(match threshold {
+            _ if tokens == 0 => format!(
+                "no token was collected ({} special tokens skipped): give more text, or \
+                 --include-special-tokens",
+                self.special_tokens_excluded
+            ),
+            _ if fired == 0 => {
+                format!("no feature fired on the {tokens} tokens collected (a dead SAE?)")
+            }
+            Some(threshold) => format!(
+                "no activation above the threshold {threshold} ({fired} of {} features fired \
+                 on {tokens} tokens): lower --sample-activation-threshold",
+                self.d_sae
+            ),
+            None => format!("no activation above the threshold ({fired} features fired)"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_collection_says_why() {
+        let mut summary: CollectionSummary = serde_json::from_str(
+            r#"{"total_samples_seen": 0, "total_samples_stored": 0, "num_features_tracked": 0,
+                "avg_samples_per_feature": 0.0, "features_with_samples": [],
+                "top_features_by_activation": [], "format_version": 1, "d_sae": 4,
+                "tokens_seen": 300, "firing_counts": [3, 0, 9, 1]}"#,
+        )
+        .unwrap();
+        summary.settings = Some(CollectionSettings::default());
+        summary
+            .settings
+            .as_mut()
+            .unwrap()
+            .collector
+            .sample_activation_threshold = 1000.0;
+        let why = summary.why_empty().unwrap();
+        assert!(
+            why.contains("threshold 1000 (3 of 4 features fired on 300 tokens)"),
+            "{why}"
+        );
+        assert!(why.contains("lower --sample-activation-threshold"), "{why}");
+        summary.firing_counts = vec![0; 4];
+        assert!(summary.why_empty().unwrap().contains("no feature fired"));
+        summary.tokens_seen = 0;
+        assert!(summary
+            .why_empty()
+            .unwrap()
+            .contains("no token was collected"));
+        summary.num_features_tracked = 1;
+        assert_eq!(summary.why_empty(), None);
+    }
 
     #[test]
     fn seed_example_parses() {

@@ -23,6 +23,7 @@ mod logit_effects;
 mod read;
 pub mod settings;
 mod source;
+pub mod token_names;
 
 pub use dir::{
     SamplesDir, LOGIT_EFFECTS_FILE_NAME, REPORT_FILE_NAME, STATE_FILE_NAME, SUMMARY_FILE_NAME,

@@ -13,6 +13,7 @@ use super::bins::ACTIVATION_BINS;
 use super::dir::SamplesDir;
 use super::format::{CollectionSummary, FeatureFile};
 use super::logit_effects::LogitEffects;
+use super::token_names::{token_names, TokenNames};
 
 /// A loaded samples folder.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +25,8 @@ pub struct SamplesFolder {
     pub features: BTreeMap<u32, FeatureFile>,
     /// `logit_effects.json`, when the collection had the model at hand.
     pub logit_effects: Option<LogitEffects>,
+    /// The activating tokens' texts the folder tells ([`token_names`]).
+    pub token_names: TokenNames,
 }
 
 impl SamplesFolder {
@@ -57,17 +60,29 @@ impl SamplesFolder {
             features.insert(feature_idx, file);
         }
         if features.is_empty() {
-            bail!(
-                "samples folder {} holds no feature_XXXXX_samples.json files",
-                dir.display()
-            );
+            let why = summary.as_ref().and_then(|s| s.why_empty());
+            match why {
+                Some(why) => bail!("samples folder {} holds no samples: {why}", dir.display()),
+                None => bail!(
+                    "samples folder {} holds no feature_XXXXX_samples.json files",
+                    dir.display()
+                ),
+            }
         }
+        // saectl's `text` is the activating token alone; the original's is two tokens.
+        let text_is_token = summary.as_ref().is_some_and(|s| s.format_version >= 1);
         Ok(Self {
+            token_names: token_names(features.values(), text_is_token),
             dir: dir.to_path_buf(),
             summary,
             features,
             logit_effects: folder.read_logit_effects()?,
         })
+    }
+
+    /// The activating token's text, when the folder tells it (see [`token_names`]).
+    pub fn token_text(&self, token: u32) -> Option<&str> {
+        self.token_names.get(&token).map(String::as_str)
     }
 
     /// The feature's file, or an error listing what the folder does hold.

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     /// Floor of the decaying schedules; `None` is the original's `lr · 0.01`.
     pub min_lr: Option<f64>,
     pub checkpoint_freq: u64,
+    /// Checkpoints kept, the newest; older ones are deleted when a new one is complete. 0 keeps
+    /// all (saectl's key; the original kept all). The collector state, which only resuming
+    /// needs, is kept in the newest checkpoint alone either way.
+    pub keep_checkpoints: usize,
     /// Steps between loss-recovered evaluations (they need the model: live runs, or a cache
     /// run given `--model`); one more runs at the end.
     pub perf_log_freq: u64,
@@ -134,6 +138,7 @@ impl Default for TrainConfig {
             warmup_steps: 1000,
             min_lr: None,
             checkpoint_freq: 10_000,
+            keep_checkpoints: 0,
             perf_log_freq: 1000,
             log_freq: 100,
             input_unit_norm: true,
@@ -169,28 +174,6 @@ fn kind_in<'de, D: Deserializer<'de>>(d: D) -> Result<SaeKind, D::Error> {
     name.parse().map_err(serde::de::Error::custom)
 }
 
-/// Keys of the original's `get_default_cfg` / `post_init_cfg` (and its transcoder configs)
-/// that name things saectl takes from flags or from the model.
-const ORIGINAL_ONLY_KEYS: &[&str] = &[
-    "model_name",
-    "site",
-    "layer",
-    "act_size",
-    "hook_point",
-    "name",
-    "dtype",
-    "model_dtype",
-    "device",
-    "dataset_path",
-    "wandb_project",
-    "source_layer",
-    "target_layer",
-    "source_site",
-    "target_site",
-    "source_hook_point",
-    "target_hook_point",
-];
-
 impl TrainConfig {
     /// Reads a config file saectl wrote (a run's `train_config.json`).
     pub fn from_json_file(path: &Path) -> Result<Self> {
@@ -198,41 +181,47 @@ impl TrainConfig {
     }
 
     /// Reads a JSON config file a person gave (`--config`; snake_case keys, missing keys take
-    /// the defaults), with the note to show them, if any.
+    /// the defaults), with the notes to show them.
     ///
-    /// A config written for the Python original also loads: its keys that saectl takes
-    /// elsewhere (the model, hook and dataset are flags; dtypes and the device are chosen at run
-    /// time) are set aside — the note says which — and its `bandwidth` is `jumprelu_bandwidth`.
-    /// Any other unknown key is an error, so a typo never passes silently.
-    pub fn from_user_file(path: &Path) -> Result<(Self, Option<String>)> {
+    /// A config the Python original wrote also loads, as it wrote it
+    /// ([`super::original_config`]): its keys that saectl takes elsewhere or that have no
+    /// effect here are set aside — the notes say which —, its type names, integral floats and
+    /// `str()`-ed lists are read as it meant them. Any other unknown key is an error, so a
+    /// typo never passes silently.
+    pub fn from_user_file(path: &Path) -> Result<(Self, Vec<String>)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the config {}", path.display()))?;
-        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
             .with_context(|| format!("failed to parse the config {}", path.display()))?;
-        if let Some(bandwidth) = map.remove("bandwidth") {
-            map.entry("jumprelu_bandwidth").or_insert(bandwidth);
-        }
-        let set_aside: Vec<String> = ORIGINAL_ONLY_KEYS
-            .iter()
-            .filter(|key| map.remove(**key).is_some())
-            .map(|key| key.to_string())
-            .collect();
-        let note = (!set_aside.is_empty()).then(|| {
-            format!(
-                "{} sets {}, which saectl takes from flags (--model, --hook, --dataset, \
-                 --device, --dtype) or the model itself; ignored here",
-                path.display(),
-                set_aside.join(", ")
-            )
-        });
+        let (map, notes) = super::original_config::normalize(map);
         let config = serde_json::from_value(serde_json::Value::Object(map))
             .with_context(|| format!("failed to parse the config {}", path.display()))?;
-        Ok((config, note))
+        let notes = notes
+            .into_iter()
+            .map(|note| format!("{}: {note}", path.display()))
+            .collect();
+        Ok((config, notes))
     }
 
     /// Training steps: whole batches within `num_tokens` (the original's `num_batches`).
     pub fn total_steps(&self) -> u64 {
         self.num_tokens / self.batch_size.max(1) as u64
+    }
+
+    /// A warning when sample collection is on but its frequency leaves only step 0, the
+    /// untrained SAE (the original behaved the same, without a word).
+    pub fn collection_schedule_note(&self) -> Option<String> {
+        let steps = self.total_steps();
+        (self.save_activation_samples && steps > 0 && self.sample_collection_freq >= steps).then(
+            || {
+                format!(
+                    "sample_collection_freq {} is not below the run's {steps} steps: samples \
+                     are collected at step 0 only, from the untrained SAE; lower \
+                     --sample-collection-freq, or run `saectl collect` on the final checkpoint",
+                    self.sample_collection_freq
+                )
+            },
+        )
     }
 
     /// The floor of the decaying schedules.
@@ -427,9 +416,8 @@ mod tests {
             "save_activation_samples": true, "max_samples_per_feature": 50}"#,
         )
         .unwrap();
-        let (cfg, note) = TrainConfig::from_user_file(&path).unwrap();
-        let note = note.expect("the original's own keys are named");
-        assert!(note.contains("model_name, site, layer"), "{note}");
+        let (cfg, notes) = TrainConfig::from_user_file(&path).unwrap();
+        assert!(notes[0].contains("model_name, site, layer"), "{notes:?}");
         assert_eq!(
             (cfg.seed, cfg.top_k, cfg.max_samples_per_feature),
             (49, 32, 50)

@@ -91,6 +91,27 @@ impl WindowCursor {
         Ok(tokens)
     }
 
+    /// Training windows from `index` on, at most `count` and never one window twice: when the
+    /// corpus has fewer training windows than `count`, each of them once (a batch of sample
+    /// collection must not see one sentence several times). Returns the tokens, row-major,
+    /// and the number of windows.
+    pub fn distinct_rows(&mut self, index: u64, count: usize) -> Result<(Vec<u32>, usize)> {
+        let mut tokens = Vec::with_capacity(count * self.seq_len);
+        let mut rows = 0;
+        for j in index..index + count as u64 {
+            let row = self.training_row(j)?;
+            // Checked after reading: the read may be what taught the corpus's size.
+            if let Some(w) = self.corpus_windows {
+                if j - index >= w.saturating_sub(self.held_out) {
+                    break;
+                }
+            }
+            tokens.extend_from_slice(&row);
+            rows += 1;
+        }
+        Ok((tokens, rows))
+    }
+
     fn training_row(&mut self, j: u64) -> Result<Vec<u32>> {
         loop {
             let c = match self.corpus_windows {
@@ -212,6 +233,24 @@ mod tests {
         let mut fresh = self::cursor(3);
         assert_eq!(fresh.rows(2 * span as u64 + 1, 1).unwrap(), all[4]);
         assert_eq!(fresh.corpus_windows(), Some(w));
+    }
+
+    #[test]
+    fn distinct_rows_never_repeat_a_window() {
+        let all = all_windows();
+        let span = all.len() - 3;
+        // Far more than the corpus holds, from the middle: each training window once, in order.
+        let mut cursor = cursor(3);
+        let (rows, count) = cursor.distinct_rows(5, 10 * span).unwrap();
+        assert_eq!(count, span);
+        let expected: Vec<u32> = (5..5 + span)
+            .flat_map(|j| all[3 + j % span].clone())
+            .collect();
+        assert_eq!(rows, expected);
+        // From 0, learning the size on the way; and fewer than the corpus holds.
+        let (rows, count) = self::cursor(3).distinct_rows(0, span + 1).unwrap();
+        assert_eq!((count, rows), (span, all[3..].concat()));
+        assert_eq!(cursor.distinct_rows(2, 2).unwrap(), (all[5..7].concat(), 2));
     }
 
     #[test]

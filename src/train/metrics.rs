@@ -119,5 +119,6 @@ pub fn truncate_after(path: &Path, step: u64) -> Result<()> {
         text.push_str(&serde_json::to_string(&line)?);
         text.push('\n');
     }
+    // No folder sync: the metrics are a log; the checkpoint written next syncs the run folder.
     write_atomic(path, text.as_bytes())
 }

@@ -18,6 +18,7 @@ pub mod live;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;
+mod original_config;
 pub mod run;
 mod run_dir;
 pub mod samples;

@@ -24,7 +24,8 @@ use super::source::{self, Batches, Opened, Position};
 use super::spec::RunSource;
 use super::step::{NonFiniteLoss, StepStats, Trainer};
 use crate::sae::checkpoint::CheckpointMeta;
-use crate::util::atomic::write_json_atomic;
+use crate::util::atomic::{remove_stale_temporaries, write_json_atomic};
+use crate::util::lock::RunLock;
 
 /// What the progress callback sees after every step.
 pub struct StepReport<'a> {
@@ -76,17 +77,13 @@ pub fn train_from(
     progress: &mut dyn FnMut(&StepReport),
 ) -> Result<RunSummary> {
     let run = RunDir::new(run_dir);
-    // A folder with a config but no checkpoint is a run that died before its first
-    // checkpoint: nothing to resume, so it starts over.
-    if run.latest_checkpoint()?.is_some() {
-        bail!(
-            "{} already holds a training run; resume it with --resume, or choose another --out",
-            run_dir.display()
-        );
-    }
+    refuse_existing_run(&run)?;
     let mut opened = source::open(source, &mut cfg, device, Position::default())?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("failed to create {}", run_dir.display()))?;
+    // Held until the run ends; checked again under it, as another run may have begun.
+    let _lock = RunLock::acquire(run_dir)?;
+    refuse_existing_run(&run)?;
     let info = RunInfo {
         format_version: super::run_dir::RUN_FORMAT_VERSION,
         source: opened.resolved.clone(),
@@ -97,6 +94,8 @@ pub fn train_from(
         std::fs::remove_file(run.metrics())
             .with_context(|| format!("failed to remove {}", run.metrics().display()))?;
     }
+    // Synced with the first checkpoint's pointer (`RunDir::set_latest`): until then there is
+    // nothing to resume, and a run that lost them starts over.
     write_json_atomic(&run.info(), &info)?;
     write_json_atomic(&run.config(), &cfg)?;
     let sampler = sampler_for(&cfg, &mut opened, None)?;
@@ -112,6 +111,18 @@ pub fn train_from(
     run_loop(&run, trainer, opened, device, progress, sampler)
 }
 
+/// A folder with a config but no checkpoint is a run that died before its first checkpoint:
+/// nothing to resume, so it starts over; one with a checkpoint is refused.
+fn refuse_existing_run(run: &RunDir) -> Result<()> {
+    if run.latest_checkpoint()?.is_some() {
+        bail!(
+            "{} already holds a training run; resume it with --resume, or choose another --out",
+            run.root.display()
+        );
+    }
+    Ok(())
+}
+
 /// Continues the run in `run_dir` from its latest checkpoint, exactly where it stopped.
 pub fn resume(
     run_dir: &Path,
@@ -120,6 +131,8 @@ pub fn resume(
 ) -> Result<RunSummary> {
     let run = RunDir::new(run_dir);
     let info: RunInfo = read_json(&run.info())?;
+    let lock = RunLock::acquire(run_dir)?;
+    remove_stale_temporaries(&lock)?;
     let mut cfg = TrainConfig::from_json_file(&run.config())?;
     let Some(latest) = run.latest_checkpoint()? else {
         bail!("{} has no checkpoint to resume from", run_dir.display());
@@ -302,6 +315,9 @@ fn save(session: &Session, trainer: &Trainer, tokens: u64) -> Result<PathBuf> {
         sampler.save(&dir, run)?;
     }
     run.set_latest(&dir)?;
+    // Only once the new checkpoint is complete and named the latest: a crash before this
+    // leaves the previous one, collector state included, to resume from.
+    run.prune_checkpoints(&dir, trainer.cfg.keep_checkpoints)?;
     Ok(dir)
 }
 

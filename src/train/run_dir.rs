@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::spec::RunSource;
 use crate::data::SourceSummary;
 use crate::samples::STATE_FILE_NAME;
-use crate::util::atomic::{write_atomic, write_json_atomic};
+use crate::util::atomic::{sync_dir, write_atomic, write_json_atomic};
 
 pub(super) const RUN_FORMAT_VERSION: u32 = 1;
 
@@ -102,9 +102,64 @@ impl RunDir {
         Ok(Some(self.root.join(name.trim())))
     }
 
+    /// The checkpoint folders (`checkpoints/step_*`), oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.root.join("checkpoints");
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("failed to list {}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("failed to list {}", dir.display()))?
+                .path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("step_") && path.is_dir() {
+                found.push(path);
+            }
+        }
+        // Zero-padded step numbers: the names sort as the steps.
+        found.sort();
+        Ok(found)
+    }
+
+    /// After `latest` is complete: the checkpoints older than it lose their collector state
+    /// (only resuming needs it, and resuming reads the latest), and with `keep > 0` only the
+    /// `keep` newest checkpoints remain. Checkpoints newer than `latest` (left by a run that
+    /// died before naming them) are not touched: the resumed run rewrites them.
+    pub(super) fn prune_checkpoints(&self, latest: &Path, keep: usize) -> Result<()> {
+        let all = self.checkpoints()?;
+        let latest_name = latest.file_name();
+        let older: Vec<&PathBuf> = all
+            .iter()
+            .filter(|path| path.file_name() < latest_name)
+            .collect();
+        for checkpoint in &older {
+            let state = Self::collector_state(checkpoint);
+            if state.exists() {
+                std::fs::remove_file(&state)
+                    .with_context(|| format!("failed to remove {}", state.display()))?;
+            }
+        }
+        if keep > 0 {
+            // The latest counts as one of the `keep`.
+            let surplus = (older.len() + 1).saturating_sub(keep);
+            for checkpoint in older.into_iter().take(surplus) {
+                std::fs::remove_dir_all(checkpoint)
+                    .with_context(|| format!("failed to remove {}", checkpoint.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn set_latest(&self, checkpoint: &Path) -> Result<()> {
         let relative = checkpoint.strip_prefix(&self.root).unwrap_or(checkpoint);
-        write_atomic(&self.pointer(), relative.to_string_lossy().as_bytes())
+        write_atomic(&self.pointer(), relative.to_string_lossy().as_bytes())?;
+        // The pointer is what a resume reads first; also makes run.json, train_config.json and
+        // checkpoints/ (renamed or created in the root before it) durable.
+        sync_dir(&self.root)
     }
 }
 

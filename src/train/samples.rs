@@ -5,9 +5,12 @@
 //! (BatchTopK with its learned threshold; the original used training-mode batch top-k on
 //! `[batch, seq, d]`) — and the shared collector takes it. Sequences come from the activation
 //! cache in cache order, or, live, from the training text in corpus order (the held-out
-//! evaluation sequences excluded) through the model; either way they wrap around, and each
-//! collection's sequences get fresh indices, so a wrapped sequence is a new sample (seen by a
-//! later SAE), never a duplicate key. Special tokens are the cache's or the tokenizer's.
+//! evaluation sequences excluded) through the model. One collection never takes a sequence
+//! twice: a cache or corpus smaller than `model_batch_size` gives each collection all of its
+//! sequences once, so the counts are of distinct tokens and a top list is never one sentence
+//! many times. Successive collections continue where the last one stopped and wrap around;
+//! each collection's sequences get fresh indices, so a sequence seen again by a later SAE is a
+//! new sample, never a duplicate key. Special tokens are the cache's or the tokenizer's.
 //!
 //! The collector's state is saved inside every checkpoint, so a resumed run continues the
 //! collection exactly; the readable folder `<run>/activation_samples/` is rewritten with each
@@ -105,16 +108,19 @@ impl TrainingSampler {
         Ok(())
     }
 
-    /// The next `sequences_per_collection` sequences: tokens and activations
-    /// `[rows, seq_len, d_in]`.
+    /// The next `sequences_per_collection` sequences, or every sequence once when there are
+    /// fewer: tokens and activations `[rows, seq_len, d_in]`.
     fn next_sequences(&mut self) -> Result<(Vec<u32>, Tensor)> {
         let position = self.collector.sequences_seen();
         let count = self.sequences_per_collection;
         match &mut self.source {
-            SampleSource::Cache(cache) => cached_sequences(cache, position, count),
+            SampleSource::Cache(cache) => {
+                let total = cache.index().num_sequences;
+                cached_sequences(cache, position, count.min(total))
+            }
             SampleSource::Live(live) => {
-                let tokens = live.cursor.rows(position, count)?;
-                let shape = (count, live.cursor.seq_len());
+                let (tokens, rows) = live.cursor.distinct_rows(position, count)?;
+                let shape = (rows, live.cursor.seq_len());
                 let ids = Tensor::from_slice(&tokens, shape, live.model.device())?;
                 let activations = live
                     .model

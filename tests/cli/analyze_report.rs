@@ -394,7 +394,10 @@ fn folders_of_the_python_original_are_read_without_inventing_numbers() {
     let dir = temp.path().join("original");
     write_original_folder(&dir);
     let text = stdout(&saectl(&["analyze", path_str(&dir), "--feature", "42"]));
+    // The documentation's example records no std; its `text` is one word for two tokens, so
+    // the folder cannot name token 3797 alone: it shows as its id.
     assert!(text.contains("Std activation: n/a"), "{text}");
+    assert!(text.contains("⟨3797⟩ ×1"), "{text}");
     assert!(text.contains("Firing tokens: n/a"), "{text}");
     assert!(text.contains("Total activations seen: 1523"), "{text}");
     assert!(
@@ -411,7 +414,7 @@ fn folders_of_the_python_original_are_read_without_inventing_numbers() {
     );
     assert!(
         report.contains(
-            "| 1 | [42](#feature-42) | 0.8734 | 0.4521 | n/a | 1523 | n/a | 100 | ␣cat ×1 |"
+            "| 1 | [42](#feature-42) | 0.8734 | 0.4521 | n/a | 1523 | n/a | 100 | ⟨3797⟩ ×1 |"
         ),
         "{report}"
     );

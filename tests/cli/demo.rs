@@ -55,6 +55,25 @@ fn the_demo_runs_end_to_end_and_its_features_match_the_planted_concepts() {
     }
 
     let folder = SamplesFolder::load(&out.join("samples")).unwrap();
+    // The word-level tokenizer's decoder puts the spaces between words: the marked token
+    // keeps them (`and **jack** found`, not `and**jack**found`).
+    for sample in folder.features.values().flat_map(|f| &f.top_samples) {
+        let joined = format!(
+            "{}{}{}",
+            sample.context_prefix, sample.text, sample.context_suffix
+        );
+        assert_eq!(joined, sample.context_text);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // No bold marker between two letters (`and**jack**found`): the demo has no subwords.
+    let chars: Vec<char> = report.chars().collect();
+    let glued = chars
+        .windows(4)
+        .any(|w| w[0].is_alphanumeric() && w[1] == '*' && w[2] == '*' && w[3].is_alphanumeric());
+    assert!(
+        !glued,
+        "a marked token glued to its neighbours in report.md"
+    );
     let purity = report_purity(&folder, 50);
     assert!(
         purity.len() >= 30,

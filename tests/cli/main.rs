@@ -7,6 +7,7 @@
 //! `collect`, `golden` (what `collect` writes, byte for byte), `merge`, `logit_effects`,
 //! `export` (Neuronpedia's formats, loaded into a real PostgreSQL),
 //! `train`, `train_jumprelu`, `analyze_report`, `demo`, `docs` (docs/cli.md is `--help`),
+//! `original` (the Python original's configs and checkpoints),
 //! `model`.
 
 mod analyze_report;
@@ -24,7 +25,9 @@ mod logit_effects;
 mod logit_reference;
 mod merge;
 mod model;
+mod original;
 mod probe;
+mod reliability;
 mod steer_demo;
 mod train;
 mod train_jumprelu;

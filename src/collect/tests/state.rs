@@ -295,3 +295,67 @@ fn states_without_ranges_started_at_sequence_zero() {
     assert_eq!(loaded.sequence_ranges().to_string(), "0..24");
     assert_same(&loaded, &collector);
 }
+
+/// A state file with its header edited and, optionally, one tensor's bytes replaced (same
+/// dtype and shape).
+fn rewritten(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut serde_json::Value),
+    tensor: Option<(&str, Vec<u8>)>,
+) -> Vec<u8> {
+    use safetensors::tensor::{SafeTensors, TensorView};
+    let (_, metadata) = SafeTensors::read_metadata(bytes).unwrap();
+    let key = "saectl_collector";
+    let text = &metadata.metadata().as_ref().unwrap()[key];
+    let mut header: serde_json::Value = serde_json::from_str(text).unwrap();
+    edit(&mut header);
+    let tensors = SafeTensors::deserialize(bytes).unwrap();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| match &tensor {
+            Some((target, data)) if *target == name => {
+                let view = TensorView::new(view.dtype(), view.shape().to_vec(), data).unwrap();
+                (name, view)
+            }
+            _ => (name, view),
+        })
+        .collect();
+    let metadata = std::collections::HashMap::from([(key.to_string(), header.to_string())]);
+    safetensors::serialize(views, Some(metadata)).unwrap()
+}
+
+/// Found by fuzzing (`fuzz/` collector_state) or by reading the loader: header values that
+/// size allocations, and counters that overflow the sums of readouts, are refused with a
+/// sentence instead of an abort or a panic.
+#[test]
+fn hostile_states_are_clear_errors() {
+    let collector = random_collector(5, 0, CollectorConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STATE_FILE_NAME);
+    collector.save_state(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let error = |bytes: &[u8]| format!("{:#}", Collector::from_state_bytes(bytes).unwrap_err());
+    // A header asking for 10^12 features (hundreds of TB of per-feature state).
+    let huge = rewritten(&bytes, |h| h["d_sae"] = 1_000_000_000_000u64.into(), None);
+    assert!(error(&huge).contains("says d_sae 1000000000000 but tensor counts is [12, 2]"));
+    // A special token id of 4·10^9 (a 4 GB lookup table).
+    let special = rewritten(
+        &bytes,
+        |h| h["special_tokens"] = vec![4_000_000_000u32].into(),
+        None,
+    );
+    assert!(error(&special).contains("special token id 4000000000 is beyond any vocabulary"));
+    // Histogram counts near 2^64: their sum overflowed in the interval readout (fuzzing).
+    let d = collector.d_sae();
+    let histogram: Vec<u8> = (0..d * crate::collect::bins::ACTIVATION_BINS)
+        .flat_map(|_| (u64::MAX / 3).to_le_bytes())
+        .collect();
+    let overflowing = rewritten(&bytes, |_| {}, Some(("histogram", histogram)));
+    assert!(error(&overflowing).contains("the counts of feature 0 do not agree"));
+    // Tokens seen that the position counts do not account for.
+    let tokens = rewritten(&bytes, |h| h["tokens_seen"] = 7.into(), None);
+    assert!(error(&tokens).contains("position_tokens do not add up to tokens_seen 7"));
+    // The unedited bytes still load.
+    Collector::from_state_bytes(&rewritten(&bytes, |_| {}, None)).unwrap();
+}

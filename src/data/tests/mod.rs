@@ -7,6 +7,7 @@
 mod errors;
 mod fixtures;
 mod formats;
+mod hostile;
 mod hub;
 mod packer;
 mod split;

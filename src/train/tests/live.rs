@@ -87,18 +87,15 @@ fn resumed_live_run_equals_uninterrupted_run() {
     };
     let source = live_source(HOOK, None);
     let full = dir.path().join("full");
-    let summary = train_from(&source, &full, cfg, &Device::Cpu, &mut |_| {}).unwrap();
+    let summary = train_from(&source, &full, cfg.clone(), &Device::Cpu, &mut |_| {}).unwrap();
     assert_eq!((summary.steps, summary.tokens), (30, 1200));
     assert!(summary.eval.is_some());
     // Interrupt after step 10 (the corpus size is not known yet then) and resume.
     let cut = dir.path().join("cut");
-    copy_dir(&full, &cut);
+    interrupt_after(10, |progress| {
+        train_from(&source, &cut, cfg, &Device::Cpu, progress).unwrap();
+    });
     let run = RunDir::new(&cut);
-    for step in [20, 30] {
-        std::fs::remove_dir_all(run.checkpoint(step)).unwrap();
-    }
-    std::fs::remove_dir_all(cut.join("activation_samples")).unwrap();
-    std::fs::write(cut.join("latest_checkpoint"), "checkpoints/step_000000010").unwrap();
     let state = std::fs::read_to_string(run.checkpoint(10).join("data_state.json")).unwrap();
     assert!(state.contains("null"), "{state}");
     let resumed = resume(&cut, &Device::Cpu, &mut |_| {}).unwrap();

@@ -27,6 +27,20 @@ mod runs;
 
 pub(super) const SEQ_LEN: usize = 16;
 
+/// Runs `body` — a training run given the progress callback — and stops it as an
+/// interruption would once a step after `step` is reported: the run folder keeps what was
+/// written by then (a run cut from a finished one would not: older checkpoints lose their
+/// collector state when newer ones are written).
+pub(super) fn interrupt_after(step: u64, body: impl FnOnce(&mut dyn FnMut(&StepReport))) {
+    let mut stop = |report: &StepReport| {
+        if report.step > step {
+            std::panic::panic_any("interrupted by the test");
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut stop)));
+    assert!(outcome.is_err(), "the run ended before step {step}");
+}
+
 /// A synthetic cache of `n_seq · SEQ_LEN` tokens of width `d_in`, token `t` given by `make(t)`.
 pub(super) fn write_cache(
     dir: &Path,

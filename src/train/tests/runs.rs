@@ -224,7 +224,7 @@ fn samples_are_collected_while_training_and_resume_exactly() {
         ..TrainConfig::default()
     };
     let full = dir.path().join("full");
-    let summary = train(&cache, &full, cfg, &Device::Cpu, &mut |_| {}).unwrap();
+    let summary = train(&cache, &full, cfg.clone(), &Device::Cpu, &mut |_| {}).unwrap();
     let (folder, _) = summary.samples.clone().expect("samples were collected");
     let samples = crate::samples::SamplesFolder::load(&folder).unwrap();
     let summary_file = samples.summary.as_ref().unwrap();
@@ -234,11 +234,9 @@ fn samples_are_collected_while_training_and_resume_exactly() {
     assert!(!samples.features.is_empty());
     // Interrupted after the checkpoint at step 10, then resumed: the same samples folder.
     let cut = dir.path().join("cut");
-    copy_dir(&full, &cut);
-    for step in [20, 30] {
-        std::fs::remove_dir_all(RunDir::new(&cut).checkpoint(step)).unwrap();
-    }
-    std::fs::write(cut.join("latest_checkpoint"), "checkpoints/step_000000010").unwrap();
+    interrupt_after(10, |progress| {
+        train(&cache, &cut, cfg, &Device::Cpu, progress).unwrap();
+    });
     resume(&cut, &Device::Cpu, &mut |_| {}).unwrap();
     let files = |root: &Path| {
         let mut names: Vec<_> = std::fs::read_dir(RunDir::new(root).samples())
