@@ -88,7 +88,9 @@ pub struct ApiActivation {
     pub quantileMin: f64,
     pub quantileMax: f64,
     /// The interval's share of the feature's activations (none for the top examples: the
-    /// route takes only 0–1 here, and its `-1` convention is SAEDashboard's).
+    /// route takes only 0–1 here, and its `-1` convention is SAEDashboard's). Left out, not
+    /// `null`, when absent: the route's schema takes a number or nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quantileFraction: Option<f64>,
 }
 

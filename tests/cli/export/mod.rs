@@ -257,6 +257,9 @@ fn the_api_payloads_keep_the_upload_routes_limits() {
                 a["tokens"].as_array().unwrap().len(),
                 a["values"].as_array().unwrap().len()
             );
+            // A top example carries no fraction: the key is left out (the route takes no null).
+            let top = a["quantileMin"] == -1.0;
+            assert_eq!(a.get("quantileFraction").is_none(), top, "{a}");
         }
     }
     let labelled = features.iter().find(|f| f["index"] == 5).unwrap();
