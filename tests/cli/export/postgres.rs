@@ -116,17 +116,20 @@ impl Postgres {
         self.dir.path().join("data").display().to_string()
     }
 
-    /// `program` of the PostgreSQL bin folder, as the cluster's owner.
+    /// `program` of the PostgreSQL bin folder, as the cluster's owner, run from the cluster's
+    /// folder (as `nobody`, the checkout may be a folder it cannot enter).
     fn as_owner(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        match self.run_as {
+        let mut command = match self.run_as {
             Some(user) => {
                 let mut command = Command::new("runuser");
                 command.args(["-u", user, "--"]).arg(path);
                 command
             }
             None => Command::new(path),
-        }
+        };
+        command.current_dir(self.dir.path());
+        command
     }
 
     fn psql_path(&self) -> PathBuf {
