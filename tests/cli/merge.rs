@@ -25,11 +25,13 @@ fn merge(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
         .run()
 }
 
-/// Every file of a folder by name, contents as bytes (all of it: JSON, state, logit effects).
+/// Every file of a folder by name, contents as bytes (all of it: JSON, state, logit effects),
+/// but the run lock `collect` leaves behind (empty; `merge` takes none).
 fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != saectl::util::lock::LOCK_FILE_NAME)
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
