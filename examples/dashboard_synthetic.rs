@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         tokenizer: None,
         counts: ExampleCounts { top: 20 },
         split: SplitMode::Auto,
+        prompts: None,
     };
     let stages = Instant::now();
     let outcome = run(&config, &mut |stage| {

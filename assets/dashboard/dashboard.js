@@ -2,7 +2,7 @@
 //
 // Sections: 1 error accounting · 2 data blocks (base64 → gzip → bytes) · 3 shard decoding ·
 // 4 text helpers · 5 view state in the URL hash · 6 feature list · 7 search · 8 feature page ·
-// 9 histogram · 10 tooltip · 11 labels · 12 keys · 13 self-test · 14 start.
+// 9 histogram · 10 tooltip · 10b prompt view · 11 labels · 12 keys · 13 self-test · 14 start.
 //
 // Every token reaches the DOM through textContent, never innerHTML: a token such as
 // `<script>` shows as text. The Content-Security-Policy of the page blocks all network
@@ -286,8 +286,9 @@ const DENSE = 0.1;
 const isDense = (f) => INDEX.firing[f] > DENSE * INDEX.tokens_seen && INDEX.tokens_seen > 0;
 
 // ---- 5. View state in the URL hash ----------------------------------------------------------
-// #f=12&q=tok:cat&sort=max&filter=dead&w=5&cmp=40 — every view can be linked and reopened.
-const state = { f: null, q: '', sort: 'index', filter: 'all', w: 'full', cmp: null, log: false, selftest: false };
+// #f=12&q=tok:cat&sort=max&filter=dead&w=5&cmp=40 (or #prompts&pf=12) — every view can be
+// linked and reopened.
+const state = { f: null, q: '', sort: 'index', filter: 'all', w: 'full', cmp: null, log: false, selftest: false, prompts: false, pf: null };
 const WIDTHS = ['3', '8', 'full'];
 
 function readHash() {
@@ -301,12 +302,17 @@ function readHash() {
   state.w = WIDTHS.includes(params.get('w')) ? params.get('w') : 'full';
   state.log = params.get('log') === '1';
   state.selftest = params.has('selftest');
+  state.prompts = params.has('prompts');
+  state.pf = int_or_null(params.get('pf'));
 }
 
 function writeHash() {
   const params = new URLSearchParams();
   if (state.selftest) params.set('selftest', '');
-  if (state.f !== null) params.set('f', state.f);
+  if (state.prompts) {
+    params.set('prompts', '');
+    if (state.pf !== null) params.set('pf', state.pf);
+  } else if (state.f !== null) params.set('f', state.f);
   if (state.cmp !== null) params.set('cmp', state.cmp);
   if (state.q) params.set('q', state.q);
   if (state.sort !== 'index') params.set('sort', state.sort);
@@ -600,6 +606,7 @@ async function showFeature(f, options = {}) {
   if (f === null || f < 0 || f >= INDEX.d_sae) return;
   state.f = f;
   state.cmp = null;
+  state.prompts = false;
   const serial = ++renderSerial;
   const page = await featurePage(f);
   if (serial !== renderSerial) return;
@@ -613,6 +620,7 @@ async function showFeature(f, options = {}) {
 }
 
 async function showCompare(a, b) {
+  state.prompts = false;
   state.f = a;
   state.cmp = b;
   const serial = ++renderSerial;
@@ -954,6 +962,185 @@ function hideTooltip() {
   document.querySelectorAll('svg.hist').forEach((c) => c.moveMarker && c.moveMarker(null));
 }
 
+// ---- 10b. Prompt view ---------------------------------------------------------------------------
+// `saectl dashboard … --prompts FILE`: the texts the model and the SAE ran on, each coloured by
+// one feature (#prompts&pf=12, else each text's strongest), every token's features on hover
+// and, on click, as links into the feature pages.
+let PROMPTS = null;
+
+async function loadPrompts() {
+  const block = $('saectl-prompts');
+  if (!block) return;
+  PROMPTS = JSON.parse(new TextDecoder().decode(await inflate(base64Bytes(block.textContent))));
+  const button = el('button', null, 'Prompts');
+  button.id = 'prompts-open';
+  button.type = 'button';
+  button.title = 'The texts given with --prompts: which features fire on each token';
+  button.onclick = () => showPrompts(state.pf);
+  $('bar').insertBefore(button, $('labels-export'));
+}
+
+// What a feature is called beside its id: the reader's label, else its top token.
+function featureName(f) {
+  const top = f < INDEX.d_sae ? INDEX.top_token[f] : -1;
+  return labels.get(f) || (top >= 0 ? tokenAlone(top) : '');
+}
+
+function featureLink(f, text) {
+  const a = el('a', 'flink', text || '#' + f);
+  a.href = '#f=' + f;
+  a.title = 'open feature ' + f;
+  a.onclick = (ev) => { ev.preventDefault(); ev.stopPropagation(); hideTooltip(); showFeature(f); };
+  return a;
+}
+
+function showPrompts(pf) {
+  state.prompts = true;
+  state.cmp = null;
+  state.pf = pf === undefined || pf === null || pf >= INDEX.d_sae ? null : pf;
+  ++renderSerial;
+  hideTooltip();
+  const main = $('main');
+  main.textContent = '';
+  main.classList.remove('compare');
+  if (!PROMPTS) {
+    main.appendChild(el('p', 'empty', 'This dashboard has no prompt view: build it with `saectl dashboard DIR --checkpoint SAE --prompts FILE`.'));
+  } else main.appendChild(renderPrompts());
+  main.scrollTop = 0;
+  renderRows(true);
+  writeHash();
+}
+
+function renderPrompts() {
+  const root = el('article', 'prompts');
+  const head = el('div', 'head');
+  head.appendChild(el('h1', null, 'Prompts'));
+  head.appendChild(el('span', 'note', PROMPTS.texts.length + ' texts · ' + PROMPTS.hook + ' · ' + PROMPTS.model));
+  root.appendChild(head);
+  const hint = el('p', 'note');
+  if (state.pf === null) hint.textContent = 'Each text is coloured by its strongest feature. Click a feature row to colour every text by it; hover a token for its features, click it to list them.';
+  else {
+    hint.append('Every text coloured by ');
+    hint.appendChild(featureLink(state.pf, '#' + state.pf + ' ' + featureName(state.pf)));
+    hint.append(' (white: it does not fire) ');
+    const back = el('button', null, 'strongest per text');
+    back.type = 'button';
+    back.onclick = () => showPrompts(null);
+    hint.appendChild(back);
+  }
+  root.appendChild(hint);
+  PROMPTS.texts.forEach((p, i) => root.appendChild(promptSection(p, i)));
+  return root;
+}
+
+function promptSection(p, i) {
+  const section = el('section', 'prompt');
+  section.dataset.p = i;
+  const f = state.pf !== null ? state.pf : p.top.length ? p.top[0].f : null;
+  const values = new Map(); // position → activation of f
+  if (f !== null) p.acts.forEach((list, t) => { for (const [g, a] of list) if (g === f) values.set(t, a); });
+  section.dataset.f = f === null ? '' : f;
+  // The feature's max over the collection, so colours mean what they mean on its page.
+  const scale = f !== null && INDEX.max[f] > 0 ? INDEX.max[f] : Math.max(1e-9, ...values.values());
+  const h = el('h2', null, 'Text ' + (i + 1) + ' · ' + p.tokens.length + ' tokens');
+  if (f !== null && state.pf === null) {
+    h.append(' · coloured by ');
+    h.appendChild(featureLink(f, '#' + f + ' ' + featureName(f)));
+  }
+  section.appendChild(h);
+  const ctx = el('div', 'ctx');
+  const special = new Set(p.special);
+  p.tokens.forEach((token, t) => {
+    const label = visible(token);
+    const core = label.trimStart();
+    const span = el('span', 't', label.slice(0, label.length - core.length) || null);
+    const inner = el('span', 'c', core || label);
+    span.appendChild(inner);
+    const v = values.get(t);
+    if (v) {
+      inner.style.background = colour(v / scale);
+      if (v / scale > 0.6) inner.classList.add('dark');
+    }
+    if (special.has(t)) inner.classList.add('special');
+    span.dataset.t = t;
+    ctx.appendChild(span);
+  });
+  const pinned = el('div', 'token-features');
+  ctx.onmouseover = (ev) => { const span = ev.target.closest('.t'); if (span) showPromptTooltip(span, p, Number(span.dataset.t)); };
+  ctx.onmouseleave = hideTooltip;
+  ctx.onclick = (ev) => { const span = ev.target.closest('.t'); if (span) pinTokenFeatures(pinned, p, Number(span.dataset.t)); };
+  section.append(ctx, pinned);
+  section.appendChild(promptTable(p, f));
+  return section;
+}
+
+function promptTable(p, current) {
+  const table = el('table', 'prompt-top');
+  const head = el('tr');
+  for (const name of ['feature', '', 'sum', 'max', 'tokens', 'strongest on']) head.appendChild(el('th', null, name));
+  table.appendChild(head);
+  for (const g of p.top) {
+    const row = el('tr', g.f === current ? 'current' : null);
+    row.title = 'click: colour every text by feature ' + g.f;
+    row.onclick = () => showPrompts(g.f);
+    const id = el('td');
+    id.appendChild(featureLink(g.f));
+    row.append(id, el('td', 'tok-text', featureName(g.f)), el('td', 'num', num(g.sum, 3)), el('td', 'num', num(g.max, 3)),
+      el('td', 'num', String(g.tokens)), el('td', 'tok-text', visible(p.tokens[g.at] || '').replace(/ /g, '␣')));
+    table.appendChild(row);
+  }
+  if (!p.top.length) {
+    const row = el('tr');
+    const cell = el('td', 'empty', 'no feature fires on this text');
+    cell.colSpan = 6;
+    row.appendChild(cell);
+    table.appendChild(row);
+  }
+  return table;
+}
+
+const TIP_FEATURES = 8;
+function showPromptTooltip(span, p, t) {
+  const tip = $('tooltip');
+  tip.textContent = '';
+  const text = visible(p.tokens[t]).replace(/ /g, '␣');
+  tip.appendChild(el('div', 'tip-token', text.length > 200 ? text.slice(0, 200) + '…' : text));
+  const lines = ['position ' + t];
+  if (p.special.includes(t)) lines.push('special token: its activations are left out');
+  else if (!p.acts[t].length) lines.push('no feature fires');
+  else {
+    lines.push(p.acts[t].length + ' features fire' + (p.acts[t].length > TIP_FEATURES ? '; the strongest:' : ':'));
+    for (const [f, a] of p.acts[t].slice(0, TIP_FEATURES)) lines.push('#' + f + '  ' + num(a, 3) + '  ' + featureName(f));
+  }
+  for (const line of lines) tip.appendChild(el('div', null, line));
+  tip.hidden = false;
+  const box = span.getBoundingClientRect();
+  tip.style.left = Math.min(window.innerWidth - tip.offsetWidth - 8, Math.max(8, box.left)) + 'px';
+  tip.style.top = (box.bottom + 6 + tip.offsetHeight > window.innerHeight ? box.top - tip.offsetHeight - 6 : box.bottom + 6) + 'px';
+}
+
+function pinTokenFeatures(box, p, t) {
+  box.textContent = '';
+  box.appendChild(el('span', 'note', visible(p.tokens[t]).replace(/ /g, '␣') + ' (position ' + t + '): '));
+  if (!p.acts[t].length) box.appendChild(el('span', 'note', p.special.includes(t) ? 'special token' : 'no feature fires'));
+  for (const [f, a] of p.acts[t]) {
+    const link = featureLink(f, '#' + f + ' ' + num(a, 3));
+    link.title = featureName(f) + ' — open feature ' + f;
+    box.appendChild(link);
+  }
+}
+
+function describePrompts() {
+  const article = $('main').querySelector('article.prompts');
+  if (!article) return null;
+  return [...article.querySelectorAll('section.prompt')].map((section) => ({
+    coloured_by: section.dataset.f === '' ? null : Number(section.dataset.f),
+    tokens: section.querySelectorAll('.ctx .t').length,
+    coloured_tokens: [...section.querySelectorAll('.ctx .c')].filter((c) => c.style.background).length,
+    top: [...section.querySelectorAll('table.prompt-top .flink')].map((a) => Number(a.textContent.slice(1))),
+  }));
+}
+
 // ---- 11. Labels -------------------------------------------------------------------------------
 // Kept in localStorage under the SAE's identity; exported as {"labels": {"12": "…"}} for
 // `saectl report --labels FILE`.
@@ -1065,6 +1252,7 @@ function describeView() {
 async function selftest(scriptsAtStart) {
   const out = { d_sae: INDEX.d_sae, shards: Math.ceil(INDEX.d_sae / INDEX.shard_size), split: CONFIG.split };
   out.view = describeView();
+  out.prompts = describePrompts();
   out.search = { query: state.q, results: listed.slice(0, 100), result_count: listed.length, status: $('search-status').textContent };
   out.chips = Object.fromEntries([...$('chips').children].map((c) => [c.dataset.filter, Number(c.lastChild.textContent.replace(/,/g, ''))]));
   out.list_rows = [...$('list').querySelectorAll('.row')].filter((r) => !r.hidden).length;
@@ -1116,6 +1304,7 @@ async function selftest(scriptsAtStart) {
 async function applyState() {
   $('search').value = state.q;
   await runSearch(state.q);
+  if (state.prompts) return showPrompts(state.pf);
   if (state.f === null && listed.length) state.f = listed[0];
   if (state.cmp !== null && state.f !== null) await showCompare(state.f, state.cmp);
   else if (state.f !== null) await showFeature(state.f);
@@ -1137,6 +1326,7 @@ async function start() {
   $('facts').textContent = int(INDEX.tokens_seen) + ' tokens' + (src.model ? ' · ' + src.model : '') + (src.hook_point ? ' · ' + src.hook_point : '');
   $('facts').title = Object.entries(src).map(([k, v]) => k + ': ' + (typeof v === 'string' ? v : JSON.stringify(v))).join('\n');
   loadLabels();
+  await loadPrompts();
   readHash();
   renderChips();
   $('sort').onchange = () => { state.sort = $('sort').value; refreshList(); };

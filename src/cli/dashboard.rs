@@ -7,14 +7,18 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::dashboard::prompts::PromptsConfig;
 use crate::dashboard::{run as build, DashboardConfig, SplitMode, DASHBOARD_FILE_NAME};
 use crate::features::model::ExampleCounts;
+use crate::model::DeviceChoice;
+use crate::probe::read_texts;
 
 const EXAMPLES: &str = "\
 Examples:
   saectl dashboard runs/samples                       # runs/samples/dashboard.html
   saectl dashboard runs/samples --checkpoint runs/l12 -o l12.html
   saectl dashboard saectl-demo/samples -o saectl-demo/dashboard.html
+  saectl dashboard saectl-demo/samples --checkpoint saectl-demo/run --prompts texts.txt
 
 Open the file in a browser. Search: tok:Paris, logit:def, text:\"Eiffel Tower\", #123,
 density<1e-5, max>10. Labels written on the page export as JSON for `saectl report --labels`.";
@@ -45,6 +49,21 @@ pub struct DashboardArgs {
     /// above 64 MiB.
     #[arg(long)]
     pub split: bool,
+
+    /// Texts for the prompt view, one per line (`-`: standard input): the model and the SAE
+    /// (--checkpoint) run on each, as `saectl inspect` does, and the page shows which features
+    /// fire on every token.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+
+    /// The model for --prompts [default: the one the collection recorded]: a Hugging Face
+    /// repo id or a local folder.
+    #[arg(long, value_name = "REPO|DIR")]
+    pub model: Option<String>,
+
+    /// Device for --prompts: auto, cpu, cuda[:N], metal[:N].
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceChoice,
 }
 
 impl DashboardArgs {
@@ -58,6 +77,20 @@ impl DashboardArgs {
         if out.extension().is_none_or(|e| e != "html") {
             bail!("-o {} must name an .html file", out.display());
         }
+        if self.prompts.is_some() && self.checkpoint.is_none() {
+            bail!("--prompts runs the SAE on the texts: give it with --checkpoint");
+        }
+        if self.prompts.is_none() && self.model.is_some() {
+            bail!("--model is only read with --prompts (the samples need no model)");
+        }
+        let prompts = match &self.prompts {
+            Some(path) => Some(PromptsConfig {
+                texts: read_texts(path)?,
+                model: self.model,
+                device: self.device,
+            }),
+            None => None,
+        };
         Ok(DashboardConfig {
             samples: self.dir,
             out,
@@ -71,6 +104,7 @@ impl DashboardArgs {
             } else {
                 SplitMode::Auto
             },
+            prompts,
         })
     }
 }
@@ -89,6 +123,9 @@ pub fn run(args: DashboardArgs) -> Result<()> {
     let outcome = build(&config, &mut |stage| spinner.set_message(stage.to_string()));
     spinner.finish_and_clear();
     let outcome = outcome?;
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
     let files = &outcome.files;
     let split = if files.data_files.is_empty() {
         String::new()
@@ -105,6 +142,13 @@ pub fn run(args: DashboardArgs) -> Result<()> {
         outcome.seconds,
         outcome.tokenizer,
     );
+    if outcome.prompts > 0 {
+        eprintln!(
+            "the prompt view holds {} texts: file://{}#prompts",
+            outcome.prompts,
+            absolute(&files.html).display()
+        );
+    }
     eprintln!(
         "open it in a browser: file://{}",
         absolute(&files.html).display()

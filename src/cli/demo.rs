@@ -20,6 +20,7 @@ use crate::demo::embedded::DEMO_HOOK;
 use crate::demo::purity::report_purity;
 use crate::model::DeviceChoice;
 use crate::samples::SamplesFolder;
+use crate::util::atomic::write_atomic;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Example:\n  saectl demo --out saectl-demo")]
@@ -58,6 +59,8 @@ const SEQ_LEN: &str = "64";
 const MODEL_BATCH: &str = "64";
 /// Average tokens per generated document (measured: 35.6), to size the corpora.
 const TOKENS_PER_DOCUMENT: u64 = 35;
+/// Held-out texts in the dashboard's prompt view.
+const PROMPTS: usize = 4;
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let started = Instant::now();
@@ -77,6 +80,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &corpus.join("held-out.jsonl"),
         HELD_OUT_SEED,
         documents(args.collect_tokens),
+    )?;
+    write_prompts(
+        &corpus.join("held-out.jsonl"),
+        &args.out.join("prompts.txt"),
     )?;
     print_stdout(&format!(
         "saectl demo: planted-concept corpora written to {} (animals, colours, numbers, places, \
@@ -108,7 +115,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "--model-batch-size", MODEL_BATCH, "--device", &device, "--out", &out("samples"),
         ]),
         strings(&["analyze", &out("samples"), "--top", "10"]),
-        strings(&["dashboard", &out("samples"), "-o", &out("dashboard.html")]),
+        strings(&[
+            "dashboard", &out("samples"), "-o", &out("dashboard.html"), "--checkpoint", &out("run"),
+            "--prompts", &out("prompts.txt"), "--device", &device,
+        ]),
         strings(&["report", &out("samples"), "--out", &out("report.md")]),
     ];
     for step in steps {
@@ -123,7 +133,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     print_purity(&args.out.join("samples"))?;
     print_stdout(&format!(
         "\nDone in {:.0} s. Open {} in a browser to explore every feature (search, filters, \
-         labels; it works offline). The report is {}; the training run (metrics, checkpoints, \
+         labels, and the features of a few held-out texts under Prompts; it works offline). The report is {}; the training run (metrics, checkpoints, \
          samples collected while training) is {}.\n",
         started.elapsed().as_secs_f64(),
         out("dashboard.html"),
@@ -178,4 +188,25 @@ fn print_purity(samples: &Path) -> Result<()> {
         text += &format!("  feature {:>5}: {}\n", p.feature, p.describe(&examples));
     }
     print_stdout(&text)
+}
+
+/// Texts for the dashboard's prompt view: the first sentences of the held-out corpus's first
+/// documents, one per line.
+fn write_prompts(corpus: &Path, out: &Path) -> Result<()> {
+    let content = std::fs::read_to_string(corpus)
+        .with_context(|| format!("cannot read {}", corpus.display()))?;
+    let mut prompts = String::new();
+    for line in content.lines().take(PROMPTS) {
+        let document: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("internal error: a bad line in {}", corpus.display()))?;
+        let text = document["text"].as_str().unwrap_or_default();
+        // Two sentences: long enough to show several concepts, short enough to read at once.
+        let end = text
+            .match_indices(" .")
+            .nth(1)
+            .map_or(text.len(), |(i, _)| i + 2);
+        prompts += &text[..end];
+        prompts.push('\n');
+    }
+    write_atomic(out, prompts.as_bytes())
 }

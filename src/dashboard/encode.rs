@@ -50,6 +50,8 @@ pub struct Encoded {
     pub index: Vec<u8>,
     pub shards: Vec<Vec<u8>>,
     pub raw_bytes: usize,
+    /// The prompt view's block (`--prompts`), gzip-compressed JSON.
+    pub prompts: Option<Vec<u8>>,
 }
 
 /// Token ids ↔ dashboard codes, most frequent first. Token ids are dense (below the
@@ -119,7 +121,13 @@ pub fn encode(
         index: gzip(&index),
         shards: shards.into_iter().map(|(_, packed)| packed).collect(),
         raw_bytes,
+        prompts: None,
     }
+}
+
+/// The prompt view's block: its JSON, gzip-compressed like the index.
+pub fn prompts_block(prompts: &super::prompts::PromptsData) -> Vec<u8> {
+    gzip(&serde_json::to_vec(prompts).expect("the prompts always serialise"))
 }
 
 /// `(0..n).map(work)` on all cores, in order.

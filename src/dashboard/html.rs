@@ -59,6 +59,12 @@ pub fn write(out: &Path, title: &str, encoded: &Encoded, split: SplitMode) -> Re
         "<script type=\"application/octet-stream\" id=\"saectl-index\">{}</script>\n",
         base64(&encoded.index)
     );
+    if let Some(prompts) = &encoded.prompts {
+        blocks += &format!(
+            "<script type=\"application/octet-stream\" id=\"saectl-prompts\">{}</script>\n",
+            base64(prompts)
+        );
+    }
     if split {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;

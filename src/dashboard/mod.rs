@@ -2,8 +2,9 @@
 //!
 //! What the page shows is the per-feature view of the collection, [`crate::features`] (the
 //! folder and its collector state, every feature's examples, the tokenizer, the neighbours),
-//! which `saectl export` reads too. Here: [`encode`] packs it into an index (`index.rs`) and
-//! compressed shards; [`html`] writes the page with its hand-written script and style
+//! which `saectl export` reads too. Here: [`prompts`] runs the model on `--prompts` texts for
+//! the prompt view; [`encode`] packs everything into an index (`index.rs`) and compressed
+//! shards; [`html`] writes the page with its hand-written script and style
 //! (`assets/dashboard/`). The page needs no server and no network; docs/dashboard.md
 //! describes what it shows and the file's format. [`synthetic`] makes the large test folder.
 
@@ -11,6 +12,7 @@ pub mod bytes;
 pub mod encode;
 pub mod html;
 mod index;
+pub mod prompts;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use crate::features::similar;
 use crate::features::tokenizer::{token_texts, TokenizerSource};
 use encode::{Neighbours, Provenance};
 pub use html::SplitMode;
+use prompts::PromptsConfig;
 
 /// The file name `saectl dashboard DIR` writes into DIR, and `report` looks for.
 pub const DASHBOARD_FILE_NAME: &str = "dashboard.html";
@@ -39,6 +42,8 @@ pub struct DashboardConfig {
     pub tokenizer: Option<PathBuf>,
     pub counts: ExampleCounts,
     pub split: SplitMode,
+    /// Texts to precompute the prompt view for (needs `checkpoint`).
+    pub prompts: Option<PromptsConfig>,
 }
 
 /// What `run` wrote, for the command to report.
@@ -51,6 +56,10 @@ pub struct DashboardOutcome {
     pub tokenizer: TokenizerSource,
     /// Examples that came with per-token activations.
     pub token_activations: usize,
+    /// Texts in the prompt view.
+    pub prompts: usize,
+    /// What the user should read (the model the prompts ran on, a device fallback).
+    pub notes: Vec<String>,
     pub seconds: f64,
 }
 
@@ -69,6 +78,20 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
             Some(directions)
         }
         None => None,
+    };
+    let mut notes = Vec::new();
+    let prompts = match (&config.prompts, &config.checkpoint) {
+        (Some(prompts), Some(checkpoint)) => {
+            stage("running the model on the prompts");
+            let recorded = input.summary.source.model.as_deref();
+            let recorded_tokenizer = input.summary.source.tokenizer.as_deref().map(Path::new);
+            let tokenizer = config.tokenizer.as_deref().or(recorded_tokenizer);
+            Some(prompts::compute(
+                prompts, checkpoint, recorded, tokenizer, &mut notes,
+            )?)
+        }
+        (Some(_), None) => bail!("--prompts needs the SAE: give --checkpoint"),
+        (None, _) => None,
     };
     stage("reading out every feature");
     let mut model = FeatureSet::from_collector(
@@ -89,9 +112,10 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
     };
     stage("encoding");
     let provenance = provenance(&input);
-    let encoded = encode::encode(&model, &neighbours, &provenance, |ids| {
+    let mut encoded = encode::encode(&model, &neighbours, &provenance, |ids| {
         token_texts(&tokenizer, ids)
     });
+    encoded.prompts = prompts.as_ref().map(encode::prompts_block);
     stage("writing");
     if let Some(parent) = config.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
@@ -110,6 +134,8 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
         shards: encoded.shards.len(),
         tokenizer: tokenizer_source,
         token_activations,
+        prompts: prompts.map_or(0, |p| p.texts.len()),
+        notes,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

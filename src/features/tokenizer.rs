@@ -15,7 +15,7 @@ use crate::collect::recorded_tokenizer;
 use crate::samples::CollectionSummary;
 
 /// Prefix of the folder the embedded demo model is unpacked to (`demo-model-<hash>`).
-const DEMO_MODEL_DIR_PREFIX: &str = "demo-model-";
+pub const DEMO_MODEL_DIR_PREFIX: &str = "demo-model-";
 
 /// Where the tokenizer comes from.
 #[derive(Clone, Debug, PartialEq)]

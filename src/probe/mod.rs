@@ -1,7 +1,7 @@
 //! Probing features live, on a model and an SAE at its hook: which features fire on a given
 //! text ([`inspect`]) and what a feature does when pushed ([`steer`]).
 //!
-//! Both run on a [`Probe`]: the model (to the hook for `inspect`; whole, with its head, for
+//! Both run on a [`Probe`] ([`open::open`] loads one): the model (to the hook for `inspect`; whole, with its head, for
 //! `steer`), the SAE and the tokenizer. The results are plain serde data, rendered to text
 //! here ([`InspectResult::render_text`], [`SteerResult::render_text`]) or written as JSON by the
 //! CLI; the dashboard's prompt view calls [`inspect()`] for its precomputed texts.
@@ -11,11 +11,15 @@
 
 mod feature_context;
 pub mod inspect;
+pub mod open;
 mod render;
 pub mod steer;
 mod windows;
 
-use anyhow::{bail, Result};
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 
 pub use feature_context::{read_labels, FeatureContext, FeatureInfo, TokenCount};
 pub use inspect::{
@@ -93,6 +97,29 @@ impl Probe {
             .decode(&[id], false)
             .unwrap_or_else(|err| format!("<decode error: {err}>"))
     }
+}
+
+/// Texts, one per line of `path` (empty lines skipped); `-` reads standard input.
+pub fn read_texts(path: &Path) -> Result<Vec<String>> {
+    let content = if path.as_os_str() == "-" {
+        let mut content = String::new();
+        std::io::stdin()
+            .read_to_string(&mut content)
+            .context("failed to read texts from standard input")?;
+        content
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read texts from {}", path.display()))?
+    };
+    let texts: Vec<String> = content
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    if texts.is_empty() {
+        bail!("{} holds no text (one per line)", path.display());
+    }
+    Ok(texts)
 }
 
 #[cfg(test)]

@@ -297,3 +297,95 @@ fn a_collected_folder_with_its_checkpoint_lists_decoder_neighbours() {
         "features but the samples folder",
     );
 }
+
+/// `--prompts`: the page's prompt view holds what `saectl inspect` computes on the same texts —
+/// the same strongest features per text, and, coloured by one feature, exactly the tokens it
+/// fires on; the model is the one the collection recorded.
+#[test]
+fn the_prompt_view_shows_what_inspect_computes() {
+    use super::util::{collect, fixture, live_args, write_sae};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("sae");
+    write_sae(&checkpoint, 64);
+    let samples = dir.path().join("samples");
+    let args = live_args(200);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&collect(&checkpoint, &samples, &args));
+    let texts = [
+        "The river ran low in the late summer.",
+        "Stones showed white <b>&amp;</b> the water was clear.",
+    ];
+    let prompts = dir.path().join("prompts.txt");
+    std::fs::write(&prompts, texts.join("\n\n") + "\n").unwrap();
+    let output = dashboard(&[
+        s(&samples),
+        "--checkpoint",
+        s(&checkpoint),
+        "--prompts",
+        s(&prompts),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the model the collection recorded") && stderr.contains("#prompts"),
+        "{stderr}"
+    );
+
+    let inspected = Saectl::new(["inspect", "--checkpoint", s(&checkpoint)])
+        .args(["--model", &fixture("tiny-gemma2")])
+        .args(["--tokenizer", &fixture("tokenizer/tokenizer.json")])
+        .args(["--device", "cpu", "--file", s(&prompts), "--json"])
+        .args(["--top-per-token", "1000", "--top-features", "20"])
+        .run();
+    assert_ok(&inspected);
+    let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let page = samples.join("dashboard.html");
+    let summary = browser::selftest(&page, "prompts");
+    let shown = summary["prompts"]
+        .as_array()
+        .expect("the prompt view is shown");
+    assert_eq!(shown.len(), texts.len());
+    for (view, report) in shown.iter().zip(inspected["texts"].as_array().unwrap()) {
+        let top: Vec<u64> = (report["top_features"].as_array().unwrap().iter())
+            .map(|f| f["feature"].as_u64().unwrap())
+            .collect();
+        let listed: Vec<u64> = (view["top"].as_array().unwrap().iter())
+            .map(|f| f.as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, top);
+        assert_eq!(view["tokens"], report["tokens"].as_array().unwrap().len());
+        assert_eq!(view["coloured_by"], top[0]);
+    }
+
+    // Coloured by one feature: exactly the tokens it fires on, in every text.
+    let feature = inspected["texts"][1]["top_features"][0]["feature"]
+        .as_u64()
+        .unwrap();
+    let summary = browser::selftest(&page, &format!("prompts&pf={feature}"));
+    for (view, report) in summary["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(inspected["texts"].as_array().unwrap())
+    {
+        let fires = (report["tokens"].as_array().unwrap().iter())
+            .filter(|t| {
+                (t["features"].as_array().unwrap().iter())
+                    .any(|a| a["feature"] == feature && a["activation"].as_f64().unwrap() > 0.0)
+            })
+            .count();
+        assert_eq!(view["coloured_by"], feature);
+        assert_eq!(view["coloured_tokens"], fires);
+    }
+
+    // A feature page of the same page still works, and the prompt view needs the SAE.
+    let summary = browser::selftest(&page, &format!("f={feature}"));
+    assert_eq!(summary["view"][0]["feature"], feature);
+    assert!(summary["prompts"].is_null());
+    assert_one_line_error(
+        &Saectl::new(["dashboard", s(&samples), "--prompts", s(&prompts)]).run(),
+        "--checkpoint",
+    );
+}
