@@ -20,11 +20,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use saectl::dashboard::encode::{encode, Neighbours};
-use saectl::dashboard::input::FolderInput;
-use saectl::dashboard::model::{attach_context_activations, DashboardModel, ExampleCounts};
 use saectl::dashboard::synthetic::{write_synthetic_folder, SyntheticRule, SyntheticSpec};
-use saectl::dashboard::tokenizer::{token_texts, TokenizerSource};
-use saectl::dashboard::{html, run, similar, DashboardConfig, SplitMode};
+use saectl::dashboard::{html, run, DashboardConfig, SplitMode};
+use saectl::features::input::FolderInput;
+use saectl::features::model::{attach_context_activations, ExampleCounts, FeatureSet};
+use saectl::features::similar;
+use saectl::features::tokenizer::{token_texts, TokenizerSource};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -72,7 +73,7 @@ fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let input = FolderInput::load(&samples)?;
-    let mut model = DashboardModel::from_collector(
+    let mut model = FeatureSet::from_collector(
         &input.collector,
         &input.flag_config(),
         ExampleCounts { top: 20 },

@@ -3,8 +3,10 @@
 //! The stages communicate through folders on disk (DESIGN.md §3): `cache` writes activations,
 //! `train` writes an SAE checkpoint, `collect` (and `train`, while it trains) writes a samples
 //! folder through the shared [`collect`] module, and [`analyze`] and [`report`] read that
-//! folder back through [`samples`]. Each stage has a library entry (`cache::run`,
-//! `train::train_from`, `collect::run`, `report::render_report`, the `analyze` views); the
+//! folder back through [`samples`]; [`dashboard`] and [`export`] (Neuronpedia) draw and write
+//! out the per-feature view [`features`] reads from it. Each stage has a library entry
+//! (`cache::run`, `train::train_from`, `collect::run`, `report::render_report`, the `analyze`
+//! views, `dashboard::run`, `export::run`); the
 //! command-line layer in [`cli`] only parses, validates and shows progress, so tests drive the
 //! same code. docs/architecture.md draws the layers.
 
@@ -19,6 +21,8 @@ pub mod collect;
 pub mod dashboard;
 pub mod data;
 pub mod demo;
+pub mod export;
+pub mod features;
 pub mod hub;
 pub mod model;
 pub mod probe;

@@ -27,10 +27,17 @@ use crate::util::paths::check_apart;
 )]
 pub struct CollectArgs {
     /// The SAE: a saectl checkpoint folder, a SAELens folder (cfg.json + sae_weights.safetensors)
-    /// or a Gemma Scope params.npz — on disk, or on the Hugging Face Hub as org/name/path, e.g.
-    /// google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz.
-    #[arg(long, value_name = "PATH")]
-    pub checkpoint: PathBuf,
+    /// or a Gemma Scope params.npz — on disk; on the Hugging Face Hub as org/name/path, e.g.
+    /// google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz; or by its
+    /// SAELens name RELEASE/SAE_ID, e.g. gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical
+    /// (--list-releases shows the releases).
+    #[arg(long, value_name = "PATH", required_unless_present = "list_releases")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// List the SAE releases --checkpoint RELEASE/SAE_ID knows (Gemma Scope and other Gemma-2
+    /// releases, by SAELens's names) and exit.
+    #[arg(long, exclusive = true)]
+    pub list_releases: bool,
 
     /// Read activations from this cache (`saectl cache`) instead of running the model.
     /// With --model too, the model is used only for the logit effects (its final norm and
@@ -49,8 +56,8 @@ pub struct CollectArgs {
     pub data: DataArgs,
 
     /// The samples folder to write (an earlier collection there is resumed).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "list_releases")]
+    pub out: Option<PathBuf>,
 
     /// Sequences encoded per batch when reading a cache.
     #[arg(long, default_value_t = 32, value_name = "N")]
@@ -125,7 +132,12 @@ impl CollectArgs {
             }
         };
         Ok(CollectSource {
-            checkpoint: self.checkpoint.to_string_lossy().into_owned(),
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .context("--checkpoint is required")?
+                .to_string_lossy()
+                .into_owned(),
             activations,
             hook: self.hook.clone(),
         })
@@ -146,6 +158,12 @@ impl CollectArgs {
     }
 }
 
+/// `--list-releases`: the release table, on stdout.
+pub fn list_releases() -> Result<()> {
+    print!("{}", crate::sae::releases::describe());
+    Ok(())
+}
+
 pub fn run(args: CollectArgs) -> Result<()> {
     let config = args.collect_config()?;
     let device = resolve_device(args.model.device)?;
@@ -153,7 +171,7 @@ pub fn run(args: CollectArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
     let source = args.collect_source()?;
-    let out = &args.out;
+    let out = args.out.as_ref().context("--out is required")?;
     if let Some(cache) = &args.activations {
         check_apart(out, "--out", cache, "--activations")?;
     }

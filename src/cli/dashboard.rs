@@ -7,9 +7,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::dashboard::model::ExampleCounts;
 use crate::dashboard::prompts::PromptsConfig;
 use crate::dashboard::{run as build, DashboardConfig, SplitMode, DASHBOARD_FILE_NAME};
+use crate::features::model::ExampleCounts;
 use crate::model::DeviceChoice;
 use crate::probe::read_texts;
 

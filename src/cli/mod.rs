@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod data_args;
 pub mod demo;
 pub mod embedded_default;
+pub mod export;
 pub mod inspect;
 pub mod merge;
 pub mod model_args;
@@ -62,6 +63,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Every feature in one HTML file that opens offline: search, filters, labels, compare.
     Dashboard(dashboard::DashboardArgs),
+    /// Every feature for Neuronpedia: its bulk import layout or its upload API's payloads.
+    Export(export::ExportArgs),
     /// Run the model to a hook point over a corpus and store the activations for reuse.
     Cache(cache::CacheArgs),
     /// Merge samples folders collected on disjoint shards (`collect --shard`) into one.
@@ -93,6 +96,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             train::run(*args)
         }
         Command::Collect(mut args) => {
+            if args.list_releases {
+                return collect::list_releases();
+            }
             if args.activations.is_none() {
                 embedded_default::apply(&mut args.model, &mut args.data)?;
             }
@@ -101,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analyze::run(args),
         Command::Report(args) => report::run(args),
         Command::Dashboard(args) => dashboard::run(args),
+        Command::Export(args) => export::run(args),
         Command::Cache(mut args) => {
             embedded_default::apply(&mut args.model, &mut args.data)?;
             cache::run(args)

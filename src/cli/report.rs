@@ -71,7 +71,7 @@ impl ReportArgs {
             .out
             .unwrap_or_else(|| SamplesDir::new(&self.dir).report());
         let labels = match &self.labels {
-            Some(path) => crate::dashboard::read_labels(path)?,
+            Some(path) => crate::features::read_labels(path)?,
             None => Default::default(),
         };
         // Relative to the report, so the pair can be moved together.

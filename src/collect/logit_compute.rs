@@ -11,8 +11,8 @@ use crate::data::TokenDecoder;
 use crate::model::{DirectionLogits, HookPoint, HookSite, ModelSpec, OpenedModel, Unembedding};
 use crate::sae::Sae;
 use crate::samples::{
-    FeatureLogitEffects, LogitEffects, LogitEffectsHeader, TokenEffect, LOGIT_EFFECTS_FORMAT,
-    LOGIT_EFFECTS_FORMULA, LOGIT_TOKENS,
+    FeatureLogitEffects, LogitConvention, LogitEffects, LogitEffectsHeader, TokenEffect,
+    LOGIT_EFFECTS_FORMAT, LOGIT_EFFECTS_FORMULA, LOGIT_TOKENS,
 };
 
 /// The effects of every decoder row of `sae` (chunked, on the unembedding's device), tokens
@@ -41,16 +41,20 @@ pub fn compute_logit_effects(
     let features = logits
         .iter()
         .enumerate()
-        .map(|(f, DirectionLogits { top, bottom })| FeatureLogitEffects {
-            feature_idx: f as u32,
-            top: effects(top),
-            bottom: effects(bottom),
-        })
+        .map(
+            |(f, DirectionLogits { top, bottom, mean })| FeatureLogitEffects {
+                feature_idx: f as u32,
+                top: effects(top),
+                bottom: effects(bottom),
+                vocab_mean: Some(*mean),
+            },
+        )
         .collect();
     Ok(LogitEffects {
         header: LogitEffectsHeader {
             format_version: LOGIT_EFFECTS_FORMAT,
             formula: LOGIT_EFFECTS_FORMULA.to_string(),
+            convention: LogitConvention::Uncentred,
             model: model.to_string(),
             checkpoint: checkpoint.to_string(),
             d_sae: sae.config().d_sae as u64,

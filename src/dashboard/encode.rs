@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::bytes::{gzip, ByteWriter};
-use super::model::{DashboardModel, Example, FeatureData, GroupKind};
-use super::similar::NeighbourLists;
+use crate::features::model::{Example, FeatureData, FeatureSet, GroupKind};
+use crate::features::similar::NeighbourLists;
 
 /// Features per shard: a shard is inflated whole when one of its features is shown.
 pub const SHARD_SIZE: usize = 128;
@@ -63,7 +63,7 @@ pub(super) struct Vocabulary {
 }
 
 impl Vocabulary {
-    fn new(model: &DashboardModel) -> Self {
+    fn new(model: &FeatureSet) -> Self {
         let mut counts: Vec<u64> = Vec::new();
         let mut count = |t: u32| {
             let t = t as usize;
@@ -101,7 +101,7 @@ impl Vocabulary {
 
 /// Encodes `model`; `texts` decodes token ids one by one.
 pub fn encode(
-    model: &DashboardModel,
+    model: &FeatureSet,
     neighbours: &Neighbours,
     provenance: &Provenance,
     texts: impl Fn(&[u32]) -> Vec<String>,
@@ -350,7 +350,7 @@ fn token_activations(w: &mut ByteWriter, example: &Example, max: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::model::{CollectionFacts, ExampleGroup};
+    use crate::features::model::{CollectionFacts, ExampleGroup};
     use crate::samples::format::{FeatureFlags, FeatureStatistics};
     use crate::samples::FlagConfig;
 
@@ -408,7 +408,7 @@ mod tests {
                 example(6, 1, 0, &[99]),
             ]),
         ];
-        let model = DashboardModel {
+        let model = FeatureSet {
             facts: CollectionFacts {
                 d_sae: 2,
                 tokens_seen: 0,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::encode::{Provenance, Vocabulary, DATA_FORMAT_VERSION, SHARD_SIZE};
-use super::model::{DashboardModel, FeatureData, GroupKind};
+use crate::features::model::{FeatureData, FeatureSet, GroupKind};
 
 /// Flag bits of the index's `flags` column.
 const DEAD: u8 = 1;
@@ -53,7 +53,7 @@ pub(super) struct Index<'a> {
 }
 
 pub(super) fn index<'a>(
-    model: &'a DashboardModel,
+    model: &'a FeatureSet,
     provenance: &'a Provenance,
     vocab: &'a Vocabulary,
     texts: Vec<String>,

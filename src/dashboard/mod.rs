@@ -1,11 +1,10 @@
 //! `saectl dashboard`: every feature of an SAE in one offline HTML file.
 //!
-//! The stages, each in its own file: [`input`] loads the samples folder and its collector
-//! state (all features, not only those saved as JSON); [`tokenizer`] finds the tokenizer that
-//! turns ids back into text; [`model`] reads each feature's page out of the collector;
-//! [`similar`] precomputes neighbours; [`encode`] packs everything into an index (`index.rs`)
-//! and compressed shards; [`prompts`] runs the model on `--prompts` texts for the prompt
-//! view; [`html`] writes the page with its hand-written script and style
+//! What the page shows is the per-feature view of the collection, [`crate::features`] (the
+//! folder and its collector state, every feature's examples, the tokenizer, the neighbours),
+//! which `saectl export` reads too. Here: [`prompts`] runs the model on `--prompts` texts for
+//! the prompt view; [`encode`] packs everything into an index (`index.rs`) and compressed
+//! shards; [`html`] writes the page with its hand-written script and style
 //! (`assets/dashboard/`). The page needs no server and no network; docs/dashboard.md
 //! describes what it shows and the file's format. [`synthetic`] makes the large test folder.
 
@@ -13,25 +12,22 @@ pub mod bytes;
 pub mod encode;
 pub mod html;
 mod index;
-pub mod input;
-pub mod model;
 pub mod prompts;
-pub mod similar;
 pub mod synthetic;
-pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::analyze::decoder::DecoderDirections;
+use crate::features::input::FolderInput;
+use crate::features::model::{attach_context_activations, ExampleCounts, FeatureSet};
+use crate::features::similar;
+use crate::features::tokenizer::{token_texts, TokenizerSource};
 use encode::{Neighbours, Provenance};
 pub use html::SplitMode;
-use input::FolderInput;
-use model::{attach_context_activations, DashboardModel, ExampleCounts};
 use prompts::PromptsConfig;
-use tokenizer::{token_texts, TokenizerSource};
 
 /// The file name `saectl dashboard DIR` writes into DIR, and `report` looks for.
 pub const DASHBOARD_FILE_NAME: &str = "dashboard.html";
@@ -98,7 +94,7 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
         (None, _) => None,
     };
     stage("reading out every feature");
-    let mut model = DashboardModel::from_collector(
+    let mut model = FeatureSet::from_collector(
         &input.collector,
         &input.flag_config(),
         config.counts,
@@ -145,7 +141,7 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
 }
 
 /// The block of the context-overlap measure: one context window.
-fn config_block(model: &DashboardModel) -> u32 {
+fn config_block(model: &FeatureSet) -> u32 {
     model.facts.context_size as u32 + 1
 }
 
@@ -182,33 +178,4 @@ pub fn beside(report: &Path) -> Option<PathBuf> {
         |p| p.join(DASHBOARD_FILE_NAME),
     );
     path.is_file().then_some(path)
-}
-
-/// Reads a labels file exported by the page: `{"labels": {"12": "text", …}}`.
-pub fn read_labels(path: &Path) -> Result<std::collections::BTreeMap<u32, String>> {
-    #[derive(serde::Deserialize)]
-    struct LabelsFile {
-        labels: std::collections::BTreeMap<String, String>,
-    }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read labels {}", path.display()))?;
-    let file: LabelsFile = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "{} is not a labels file exported by the dashboard (expected {{\"labels\": {{\"12\": \"…\"}}}})",
-            path.display()
-        )
-    })?;
-    file.labels
-        .into_iter()
-        .filter(|(_, label)| !label.trim().is_empty())
-        .map(|(key, label)| {
-            let feature = key.parse::<u32>().with_context(|| {
-                format!(
-                    "{}: label key `{key}` is not a feature index",
-                    path.display()
-                )
-            })?;
-            Ok((feature, label))
-        })
-        .collect()
 }

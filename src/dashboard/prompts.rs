@@ -12,8 +12,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::tokenizer::{token_texts, DEMO_MODEL_DIR_PREFIX};
 use crate::demo::embedded::demo_model_dir;
+use crate::features::tokenizer::{token_texts, DEMO_MODEL_DIR_PREFIX};
 use crate::model::{DeviceChoice, ModelSpec};
 use crate::probe::inspect::{inspect, InspectConfig, InspectResult};
 use crate::probe::open::{open, ProbeSpec};

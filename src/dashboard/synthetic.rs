@@ -15,9 +15,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::model::{ContextActivations, DashboardModel};
 use crate::collect::{write_samples_folder, Collector, FeatureActivations, TokenBatch};
 use crate::data::TokenDecoder;
+use crate::features::model::{ContextActivations, FeatureSet};
 use crate::samples::{
     CollectionSource, CollectorConfig, FeatureLogitEffects, LogitEffects, LogitEffectsHeader,
     SamplesDir, SaveConfig, TokenEffect, STATE_FILE_NAME,
@@ -98,7 +98,7 @@ impl SyntheticRule {
     }
 
     /// The per-token activations of every example of `model`.
-    pub fn context_activations(&self, model: &DashboardModel) -> ContextActivations {
+    pub fn context_activations(&self, model: &FeatureSet) -> ContextActivations {
         let mut out = ContextActivations::new();
         for (f, feature) in model.features.iter().enumerate() {
             for e in feature.groups.iter().flat_map(|g| &g.examples) {
@@ -288,13 +288,15 @@ fn synthetic_logits(rule: &SyntheticRule, words: &Words, spec: SyntheticSpec) ->
                 feature_idx: f as u32,
                 top,
                 bottom,
+                vocab_mean: Some(0.0),
             }
         })
         .collect();
     LogitEffects {
         header: LogitEffectsHeader {
-            format_version: 1,
+            format_version: crate::samples::LOGIT_EFFECTS_FORMAT,
             formula: "synthetic: each feature promotes its trigger tokens".into(),
+            convention: crate::samples::LogitConvention::Uncentred,
             model: "synthetic".into(),
             checkpoint: "synthetic".into(),
             d_sae: spec.d_sae as u64,
@@ -331,7 +333,7 @@ impl ZipfTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::model::ExampleCounts;
+    use crate::features::model::ExampleCounts;
 
     #[test]
     fn recomputed_window_activations_agree_with_the_collector() {
@@ -344,7 +346,7 @@ mod tests {
             seed: 3,
         };
         let collector = write_synthetic_folder(dir.path(), spec).unwrap();
-        let model = DashboardModel::from_collector(
+        let model = FeatureSet::from_collector(
             &collector,
             &Default::default(),
             ExampleCounts { top: 20 },

@@ -57,6 +57,17 @@ impl ModelSpec {
         }
     }
 
+    /// The model as records name it (`cfg.json`'s `model_name`): a Hub id as given, a local
+    /// folder as an absolute path, so that a record reads the same from any working directory
+    /// and before and after a resume.
+    pub fn stable_id(&self) -> String {
+        let path = std::path::Path::new(&self.model);
+        match path.is_dir().then(|| std::fs::canonicalize(path)) {
+            Some(Ok(absolute)) => absolute.display().to_string(),
+            _ => self.model.clone(),
+        }
+    }
+
     /// The `--dtype` asked for, if any.
     pub fn dtype_choice(&self) -> Result<Option<DTypeChoice>> {
         self.dtype.as_deref().map(str::parse).transpose()

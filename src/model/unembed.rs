@@ -4,18 +4,21 @@
 //! The logit effect of direction `d` on token `t` is
 //!
 //! ```text
-//! effect(d, t) = (d ⊙ (1 + w_norm)) · W_U[t]  −  mean over tokens u of (d ⊙ (1 + w_norm)) · W_U[u]
+//! effect(d, t) = (d ⊙ (1 + w_norm)) · W_U[t]
 //! ```
 //!
 //! with `w_norm` the final RMSNorm's weight (Gemma stores `w`, applies `1 + w`) and `W_U` the
 //! unembedding (`[vocab, d_model]`; Gemma-2 ties it to the token embedding). This is the
-//! direction times TransformerLens's `W_U` with the final norm folded in and the unembedding
-//! centred (`fold_ln`, `center_unembed`: its `from_pretrained` defaults), the matrix SAELens
-//! dashboards and Neuronpedia multiply decoder rows by. Why this and nothing more: RMSNorm of
-//! a lone direction divides it by its RMS, a positive scalar, so only the elementwise `1 + w`
-//! changes which tokens rank first; the final soft-cap is monotonic; centring subtracts one
-//! number per direction (softmax ignores it), so values mean "more or less likely than an
-//! average token". The values are per unit of the direction, not of any real activation.
+//! direction times TransformerLens's `W_U` with the final norm folded in (`fold_ln`), the
+//! matrix SAELens dashboards and Neuronpedia multiply decoder rows by. It is **not centred**
+//! over the vocabulary: TransformerLens turns `center_unembed` off for models with a final
+//! logit soft-cap (Gemma-2), so SAEDashboard and Neuronpedia show these values as they are.
+//! The vocabulary mean of each direction's effects comes along ([`DirectionLogits::mean`]):
+//! subtracting it gives the centred convention ("more or less likely than an average token"),
+//! with the same ranking. Why this and nothing more: RMSNorm of a lone direction divides it by
+//! its RMS, a positive scalar, so only the elementwise `1 + w` changes which tokens rank first;
+//! the final soft-cap is monotonic. The values are per unit of the direction, not of any real
+//! activation.
 //!
 //! The full `[directions, vocab]` matrix is never copied to the host or sorted: per chunk of
 //! directions, the vocabulary is cut into blocks, the `k` blocks with the largest maxima are
@@ -40,13 +43,15 @@ const MAX_BLOCKS: usize = 4096;
 /// Logits computed at once: `[chunk, vocab]` f32 stays under this many elements (256 MiB).
 const CHUNK_ELEMENTS: usize = 64 << 20;
 
-/// The tokens a direction moves most: `(token, effect)` pairs, strongest first.
+/// The tokens a direction moves most: `(token, effect)` pairs, strongest first, uncentred.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DirectionLogits {
     /// Largest effects, descending (ties: lower token id first).
     pub top: Vec<(u32, f32)>,
     /// Smallest (most negative) effects, ascending (ties: lower token id first).
     pub bottom: Vec<(u32, f32)>,
+    /// The direction's effect averaged over the whole vocabulary (the centring term).
+    pub mean: f32,
 }
 
 /// The final norm's scale and the unembedding, in f32 on the model's device.
@@ -55,7 +60,7 @@ pub struct Unembedding {
     norm_scale: Tensor,
     /// `[vocab, d_model]`.
     w_u: Tensor,
-    /// The mean row of `w_u`, `[d_model, 1]`: the centring term.
+    /// The mean row of `w_u`, `[d_model, 1]`: gives each direction's vocabulary mean.
     mean_row: Tensor,
 }
 
@@ -172,15 +177,14 @@ impl Unembedding {
             let top = largest(&logits, k, block)?;
             let bottom = largest(&logits.neg()?, k, block)?;
             for (row, (top, bottom)) in top.into_iter().zip(bottom).enumerate() {
-                let mean = means[row];
-                let feature = start + row;
-                let centre = |pairs: Vec<(u32, f32)>,
+                let (mean, feature) = (means[row], start + row);
+                let signed = |pairs: Vec<(u32, f32)>,
                               sign: f32|
                  -> anyhow::Result<Vec<(u32, f32)>> {
                     pairs
                         .into_iter()
                         .map(|(token, v)| {
-                            let value = sign * v - mean;
+                            let value = sign * v;
                             if !value.is_finite() {
                                 bail!("direction {feature} gives a non-finite logit for token {token}");
                             }
@@ -188,9 +192,13 @@ impl Unembedding {
                         })
                         .collect()
                 };
+                if !mean.is_finite() {
+                    bail!("direction {feature} gives a non-finite mean logit");
+                }
                 out.push(DirectionLogits {
-                    top: centre(top, 1.0)?,
-                    bottom: centre(bottom, -1.0)?,
+                    top: signed(top, 1.0)?,
+                    bottom: signed(bottom, -1.0)?,
+                    mean,
                 });
             }
         }
@@ -260,7 +268,7 @@ mod tests {
         Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
     }
 
-    /// Every logit in f64, centred, sorted: the definition, with no blocks and no device.
+    /// Every logit in f64, sorted, and their mean: the definition, with no blocks and no device.
     fn brute_force(dirs: &Tensor, norm_w: &Tensor, w_u: &Tensor, k: usize) -> Vec<DirectionLogits> {
         let (w, w_u) = (
             norm_w.to_vec1::<f32>().unwrap(),
@@ -272,10 +280,11 @@ mod tests {
             .unwrap()
             .iter()
             .map(|d| {
-                let (top, bottom) = logit_reference::ranked_logits(d, &w, &w_u, k);
+                let (top, bottom, mean) = logit_reference::ranked_logits(d, &w, &w_u, k);
                 DirectionLogits {
                     top: as_f32(top),
                     bottom: as_f32(bottom),
+                    mean: mean as f32,
                 }
             })
             .collect()
@@ -291,6 +300,7 @@ mod tests {
                     assert!((x.1 - y.1).abs() < 1e-4, "{} vs {}", x.1, y.1);
                 }
             }
+            assert!((g.mean - w.mean).abs() < 1e-4, "{} vs {}", g.mean, w.mean);
         }
     }
 
@@ -323,9 +333,10 @@ mod tests {
         let normed = Unembedding::new(&Tensor::new(&[-0.5f32, 1.0], &Device::Cpu).unwrap(), &w_u);
         assert_eq!(plain.unwrap().top_tokens(&dirs, 1).unwrap()[0].top[0].0, 0);
         let got = normed.unwrap().top_tokens(&dirs, 1).unwrap();
-        // Centred: logits (1, 3), mean 2.
-        assert_eq!(got[0].top, vec![(1, 1.0)]);
-        assert_eq!(got[0].bottom, vec![(0, -1.0)]);
+        // Logits (1, 3), as they are, and their mean 2 (the centred values would be ±1).
+        assert_eq!(got[0].top, vec![(1, 3.0)]);
+        assert_eq!(got[0].bottom, vec![(0, 1.0)]);
+        assert_eq!(got[0].mean, 2.0);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! every feature — SAELens's own inference form of a BatchTopK SAE — so SAELens encodes them
 //! exactly as saectl does; `saectl.json` keeps the real kind. Every file is written to a
 //! temporary name and renamed.
+//!
+//! `cfg.json` also says how the training text was packed, in the fields SAELens's
+//! `ActivationsStore` reads ([`packing_fields`]), so that a SAELens user regenerates the activations
+//! saectl trained on: one BOS before every document, documents concatenated across rows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -167,6 +171,27 @@ pub(crate) fn convert(
     Ok(tensor.to_dtype(dtype)?.to_device(device)?)
 }
 
+/// How saectl packs text (docs/data.md §3–4), in SAELens's `cfg.json` names: no BOS forced at
+/// the start of a row (`prepend_bos: false` — SAELens's `true` means a BOS opening every row),
+/// a BOS before every document (`sequence_separator_token: "bos"`), documents concatenated
+/// across rows, every position trained on (BOS included), and the model's residual stream as
+/// Hugging Face computes it (TransformerLens must not centre the writing weights).
+pub fn packing_fields() -> Map<String, Value> {
+    let fields = json!({
+        "prepend_bos": false,
+        "sequence_separator_token": "bos",
+        "disable_concat_sequences": false,
+        "exclude_special_tokens": false,
+        "seqpos_slice": [null],
+        "model_class_name": "HookedTransformer",
+        "model_from_pretrained_kwargs": { "center_writing_weights": false },
+    });
+    match fields {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
 /// `cfg.json` in SAELens's (pre-6.0, flat) layout.
 fn sae_lens_cfg(meta: &CheckpointMeta) -> Value {
     let cfg = &meta.sae;
@@ -196,9 +221,11 @@ fn sae_lens_cfg(meta: &CheckpointMeta) -> Value {
         "normalize_activations": cfg.normalization.sae_lens_name(),
         "context_size": meta.context_size,
         "dataset_path": meta.dataset_path,
-        "prepend_bos": true,
         "sae_lens_training_version": null,
     });
+    for (key, value) in packing_fields() {
+        out[key] = value;
+    }
     if let (SaeKind::TopK, Some(k)) = (cfg.kind, cfg.k) {
         out["k"] = json!(k);
     }

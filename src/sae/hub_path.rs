@@ -2,9 +2,11 @@
 //! `google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82/params.npz` (Gemma Scope) or
 //! `org/name/some/folder` holding a SAELens `cfg.json` + `sae_weights.safetensors`.
 //!
-//! A path that exists on disk always wins. Otherwise the first two parts name the repo and the
-//! rest the file or folder in it; files come from the local Hugging Face cache first and are
-//! downloaded only when missing (never with `HF_HUB_OFFLINE=1`).
+//! A path that exists on disk always wins. Next, `RELEASE/SAE_ID` names an SAE by its SAELens
+//! release (`gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical`), which the table
+//! of [`super::releases`] turns into a Hub path. Otherwise the first two parts name the repo
+//! and the rest the file or folder in it; files come from the local Hugging Face cache first
+//! and are downloaded only when missing (never with `HF_HUB_OFFLINE=1`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,15 @@ pub fn resolve_checkpoint(spec: &str, hub: &HubSettings) -> Result<PathBuf> {
     if local.exists() {
         return latest_of_run(local);
     }
+    if let Some(sae) = super::releases::lookup(spec)? {
+        return resolve_hub_path(&sae.hub_path, hub)
+            .with_context(|| format!("{spec} is {} in release {}", sae.hub_path, sae.release));
+    }
+    resolve_hub_path(spec, hub)
+}
+
+/// `org/name/path/in/repo`: a `.npz` file, or a SAELens folder.
+fn resolve_hub_path(spec: &str, hub: &HubSettings) -> Result<PathBuf> {
     let parts: Vec<&str> = spec.trim_matches('/').splitn(3, '/').collect();
     let [org, name, inner] = parts[..] else {
         bail!("SAE checkpoint {spec} does not exist (nor is it a Hub path org/name/path/in/repo)");
@@ -139,6 +150,63 @@ mod tests {
             resolve_checkpoint("runs/missing", &hub).unwrap_err()
         );
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    /// `RELEASE/SAE_ID` through the table, fetched from a stand-in Hub on loopback: the
+    /// request names the folder the table maps the canonical id to.
+    #[test]
+    fn a_release_name_resolves_through_the_table_and_downloads() {
+        use crate::hub::tests::{online_settings, response_bytes, serve_bytes};
+        let spec = "gemma-scope-2b-pt-res-canonical/layer_3/width_16k/canonical";
+        let sae = super::super::releases::lookup(spec).unwrap().unwrap();
+        let inner = sae
+            .hub_path
+            .strip_prefix("google/gemma-scope-2b-pt-res/")
+            .unwrap()
+            .to_string();
+        assert!(
+            inner.starts_with("layer_3/width_16k/average_l0_"),
+            "{inner}"
+        );
+        let npz = fixture("gemma_scope/params.npz");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let headers = format!(
+            "ETag: \"abc\"\r\nX-Repo-Commit: {commit}\r\nContent-Range: bytes 0-0/{}\r\n",
+            npz.len()
+        );
+        let (endpoint, server) = serve_bytes(vec![
+            response_bytes("206 Partial Content", &npz[..1], &headers),
+            response_bytes("200 OK", &npz, ""),
+        ]);
+        let cache = tempfile::tempdir().unwrap();
+        let path = resolve_checkpoint(spec, &online_settings(cache.path(), endpoint)).unwrap();
+        for head in server.join().unwrap() {
+            let request = format!("GET /google/gemma-scope-2b-pt-res/resolve/main/{inner} ");
+            assert!(head[0].starts_with(&request), "{head:?}");
+        }
+        let loaded = load_any(&path, &candle_core::Device::Cpu).unwrap();
+        assert_eq!(
+            loaded.config().hook_name.as_deref(),
+            Some(sae.hook.as_str())
+        );
+        assert_eq!(
+            loaded.config().model_name.as_deref(),
+            Some("google/gemma-2-2b")
+        );
+        // Offline now: the cache answers, and an id the release lacks fails before any request.
+        assert_eq!(
+            resolve_checkpoint(spec, &offline(cache.path())).unwrap(),
+            path
+        );
+        let err = format!(
+            "{:#}",
+            resolve_checkpoint(
+                "gemma-scope-2b-pt-res-canonical/layer_3/width_1m/canonical",
+                &offline(cache.path())
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("has no SAE") && !err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! `[n, d_sae]` matrix off it ([`extract`], [`topk_sparse`]). [`checkpoint`] reads and writes
 //! saectl's own folders (SAELens-readable), and [`import::load_any`] also reads SAELens folders,
 //! Gemma Scope `params.npz` (through [`npz`], which checks every size a file claims before it
-//! allocates) and the Python original's torch checkpoints ([`original`]). The exact math and
-//! formats are in `docs/sae.md`.
+//! allocates) and the Python original's torch checkpoints ([`original`]); [`hub_path`] fetches
+//! a `--checkpoint` from the Hub, named by its repo path or, through [`releases`], by its
+//! SAELens release and id. The exact math and formats are in `docs/sae.md`.
 
 pub mod checkpoint;
 mod config;
@@ -18,6 +19,7 @@ pub mod hub_path;
 pub mod import;
 pub mod npz;
 pub mod original;
+pub mod releases;
 mod sparse;
 pub mod topk;
 pub mod topk_sparse;

@@ -170,6 +170,45 @@ fn topk_keeps_k_per_token_and_matryoshka_is_batchtopk_at_inference() {
     );
 }
 
+/// Every field of `cfg.json` SAELens's loader and `ActivationsStore.from_sae` read, pinned:
+/// what a SAELens user gets must describe the SAE and how saectl packed its training text.
+#[test]
+fn cfg_json_pins_the_sae_lens_fields() {
+    let mut cfg = SaeConfig::new(SaeKind::TopK, 8, 32, Some(4));
+    cfg.hook_name = Some("blocks.3.hook_resid_post".into());
+    cfg.model_name = Some("google/gemma-2-2b".into());
+    let sae = Sae::new(
+        cfg.clone(),
+        SaeWeights::init(&cfg, 7, &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let mut meta = CheckpointMeta::new(cfg);
+    meta.context_size = Some(128);
+    meta.dataset_path = Some("/data/corpus.jsonl".into());
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint::save(dir.path(), &sae, &meta).unwrap();
+    let got: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cfg.json")).unwrap()).unwrap();
+    let want = serde_json::json!({
+        "architecture": "topk", "d_in": 8, "d_sae": 32, "k": 4,
+        "activation_fn_str": "topk", "activation_fn_kwargs": {"k": 4},
+        "dtype": "float32", "device": "cpu",
+        "model_name": "google/gemma-2-2b",
+        "hook_name": "blocks.3.hook_resid_post", "hook_layer": 3, "hook_head_index": null,
+        "apply_b_dec_to_input": true, "finetuning_scaling_factor": false,
+        "normalize_activations": "none",
+        "context_size": 128, "dataset_path": "/data/corpus.jsonl",
+        "sae_lens_training_version": null,
+        // How saectl packs text: a BOS before every document, none forced at a row's start.
+        "prepend_bos": false, "sequence_separator_token": "bos",
+        "disable_concat_sequences": false, "exclude_special_tokens": false,
+        "seqpos_slice": [null],
+        "model_class_name": "HookedTransformer",
+        "model_from_pretrained_kwargs": {"center_writing_weights": false},
+    });
+    assert_eq!(got, want);
+}
+
 #[test]
 fn checkpoint_round_trips_every_kind() {
     let x = &expected()["x"];

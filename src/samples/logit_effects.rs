@@ -7,18 +7,36 @@
 //! is a saectl addition to the samples folder (readers of the original's layout ignore it).
 //! It holds every feature, so it is written with one feature per line — the header keys
 //! pretty-printed as elsewhere — to stay small, greppable and diffable at d_sae 16k and more.
+//!
+//! The values follow the field's convention (TransformerLens, SAEDashboard, Neuronpedia):
+//! **not centred** over the vocabulary, with each feature's vocabulary mean beside them
+//! (`vocab_mean`) for whoever wants the centred ones. The header names the convention
+//! (`convention`); version 1 files, written before it existed, hold centred values and no
+//! means, and are still read.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// The file's format version.
-pub const LOGIT_EFFECTS_FORMAT: u32 = 1;
+/// The file's format version: 2 names its convention and keeps each feature's vocabulary mean;
+/// 1 (read, never written) held centred values.
+pub const LOGIT_EFFECTS_FORMAT: u32 = 2;
 /// Tokens listed per feature and direction.
 pub const LOGIT_TOKENS: usize = 10;
 /// What the values are, recorded in the file for readers.
 pub const LOGIT_EFFECTS_FORMULA: &str =
-    "(W_dec[f] * (1 + w_final_norm)) . W_U[t], minus its mean over all tokens t \
-                       (TransformerLens W_U with fold_ln and center_unembed; Gemma-2: W_U = W_E)";
+    "(W_dec[f] * (1 + w_final_norm)) . W_U[t], not centred (TransformerLens W_U with fold_ln; \
+     Gemma-2: W_U = W_E); vocab_mean: its mean over all tokens t";
+
+/// Whether the values have their vocabulary mean subtracted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogitConvention {
+    /// As TransformerLens, SAEDashboard and Neuronpedia show them (what saectl writes).
+    Uncentred,
+    /// Minus the feature's mean over the vocabulary (files of format version 1).
+    #[default]
+    Centred,
+}
 
 /// One token and the feature's effect on its logit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +53,9 @@ pub struct FeatureLogitEffects {
     pub feature_idx: u32,
     pub top: Vec<TokenEffect>,
     pub bottom: Vec<TokenEffect>,
+    /// The feature's effect averaged over the vocabulary (absent in version 1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_mean: Option<f32>,
 }
 
 /// The file's header: everything but the features.
@@ -42,6 +63,9 @@ pub struct FeatureLogitEffects {
 pub struct LogitEffectsHeader {
     pub format_version: u32,
     pub formula: String,
+    /// Centred or not (version 1 files, which lack the key, are centred).
+    #[serde(default)]
+    pub convention: LogitConvention,
     /// The model the unembedding came from, as given to `collect --model`.
     pub model: String,
     pub checkpoint: String,
@@ -85,15 +109,16 @@ impl LogitEffects {
         ))
     }
 
-    /// Parses the file's text (what [`to_json`](Self::to_json) writes), checking its version
-    /// and that the features are in index order.
+    /// Parses the file's text (what [`to_json`](Self::to_json) writes, or a version 1 file),
+    /// checking its version, its convention and that the features are in index order.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let effects: Self = serde_json::from_slice(bytes)?;
-        if effects.header.format_version != LOGIT_EFFECTS_FORMAT {
-            bail!(
-                "format version {} is not supported (this build reads {LOGIT_EFFECTS_FORMAT})",
-                effects.header.format_version
-            );
+        match (effects.header.format_version, effects.header.convention) {
+            (1, LogitConvention::Centred) | (LOGIT_EFFECTS_FORMAT, _) => {}
+            (1, _) => bail!("a format version 1 file can only hold centred values"),
+            (version, _) => bail!(
+                "format version {version} is not supported (this build reads 1 and {LOGIT_EFFECTS_FORMAT})"
+            ),
         }
         if !effects
             .features
@@ -103,6 +128,23 @@ impl LogitEffects {
             bail!("features are not in index order");
         }
         Ok(effects)
+    }
+
+    /// What to add to `feature`'s values to have them in `convention`: 0 when they already
+    /// are, ∓ its vocabulary mean otherwise; `None` when the file has no mean for it.
+    pub fn shift_to(
+        &self,
+        feature: &FeatureLogitEffects,
+        convention: LogitConvention,
+    ) -> Option<f32> {
+        match (self.header.convention, convention) {
+            (from, to) if from == to => Some(0.0),
+            (LogitConvention::Centred, LogitConvention::Uncentred) => feature.vocab_mean,
+            (LogitConvention::Uncentred, LogitConvention::Centred) => {
+                feature.vocab_mean.map(|m| -m)
+            }
+            _ => unreachable!("two conventions"),
+        }
     }
 
     /// Whether two shards' files describe the same SAE and model: equal headers, and per
@@ -127,7 +169,12 @@ impl LogitEffects {
             );
         }
         for (a, b) in self.features.iter().zip(&other.features) {
+            let means_agree = match (a.vocab_mean, b.vocab_mean) {
+                (Some(x), Some(y)) => close(x, y),
+                (x, y) => x.is_none() && y.is_none(),
+            };
             let same = a.feature_idx == b.feature_idx
+                && means_agree
                 && lists_agree(&a.top, &b.top)
                 && lists_agree(&a.bottom, &b.bottom);
             if !same {
@@ -138,9 +185,13 @@ impl LogitEffects {
     }
 }
 
+/// Equal within float noise (shards may run on different hardware).
+fn close(x: f32, y: f32) -> bool {
+    (x - y).abs() <= 1e-3 * x.abs().max(y.abs()).max(1.0)
+}
+
 /// Rank by rank: values within float noise, tokens equal unless the value ties a neighbour.
 fn lists_agree(a: &[TokenEffect], b: &[TokenEffect]) -> bool {
-    let close = |x: f32, y: f32| (x - y).abs() <= 1e-3 * x.abs().max(y.abs()).max(1.0);
     a.len() == b.len()
         && (0..a.len()).all(|i| {
             let tied = |list: &[TokenEffect]| {
@@ -169,6 +220,7 @@ mod tests {
             header: LogitEffectsHeader {
                 format_version: LOGIT_EFFECTS_FORMAT,
                 formula: LOGIT_EFFECTS_FORMULA.into(),
+                convention: LogitConvention::Uncentred,
                 model: "m".into(),
                 checkpoint: "c".into(),
                 d_sae: 2,
@@ -180,11 +232,13 @@ mod tests {
                     feature_idx: 0,
                     top: vec![effect(3, 2.0), effect(4, 1.0)],
                     bottom: vec![effect(5, -2.0), effect(6, -1.0)],
+                    vocab_mean: Some(0.25),
                 },
                 FeatureLogitEffects {
                     feature_idx: 1,
                     top: vec![effect(7, 1.5), effect(8, 1.5)],
                     bottom: vec![effect(1, -0.5), effect(2, -0.25)],
+                    vocab_mean: Some(-0.125),
                 },
             ],
         }
@@ -197,7 +251,8 @@ mod tests {
         let effects = sample();
         folder.write_logit_effects(&effects).unwrap();
         let text = std::fs::read_to_string(folder.logit_effects()).unwrap();
-        assert!(text.starts_with("{\n  \"format_version\": 1,\n"), "{text}");
+        assert!(text.starts_with("{\n  \"format_version\": 2,\n"), "{text}");
+        assert!(text.contains("\"convention\": \"uncentred\""), "{text}");
         assert_eq!(
             text.lines().filter(|l| l.contains("feature_idx")).count(),
             2
@@ -211,6 +266,31 @@ mod tests {
         unordered.features.swap(0, 1);
         let err = LogitEffects::from_json(unordered.to_json().unwrap().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("index order"), "{err}");
+    }
+
+    #[test]
+    fn version_1_files_read_as_centred_and_shift_by_their_mean() {
+        // A version 1 file as saectl wrote it: no convention, no means.
+        let v1 = r#"{"format_version": 1, "formula": "centred", "model": "m", "checkpoint": "c",
+            "d_sae": 1, "vocab_size": 9, "tokens_per_feature": 1,
+            "features": [{"feature_idx": 0, "top": [{"token_id": 3, "text": "t3", "value": 2.0}],
+                          "bottom": [{"token_id": 5, "text": "t5", "value": -2.0}]}]}"#;
+        let old = LogitEffects::from_json(v1.as_bytes()).unwrap();
+        assert_eq!(old.header.convention, LogitConvention::Centred);
+        let feature = &old.features[0];
+        assert_eq!(old.shift_to(feature, LogitConvention::Centred), Some(0.0));
+        assert_eq!(old.shift_to(feature, LogitConvention::Uncentred), None);
+        let v1_uncentred = v1.replace("\"formula\"", "\"convention\": \"uncentred\", \"formula\"");
+        assert!(LogitEffects::from_json(v1_uncentred.as_bytes()).is_err());
+        let v3 = v1.replace("\"format_version\": 1", "\"format_version\": 3");
+        let err = LogitEffects::from_json(v3.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version 3"), "{err}");
+        let new = sample();
+        let f = &new.features[0];
+        assert_eq!(new.shift_to(f, LogitConvention::Centred), Some(-0.25));
+        assert_eq!(new.shift_to(f, LogitConvention::Uncentred), Some(0.0));
     }
 
     #[test]
@@ -230,6 +310,9 @@ mod tests {
         let mut other_value = a.clone();
         other_value.features[0].bottom[1].value = -1.1;
         assert!(a.check_agrees(&other_value).is_err());
+        let mut other_mean = a.clone();
+        other_mean.features[1].vocab_mean = Some(0.5);
+        assert!(a.check_agrees(&other_mean).is_err());
         let mut other_model = a.clone();
         other_model.header.model = "n".into();
         assert!(a.check_agrees(&other_model).is_err());

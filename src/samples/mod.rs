@@ -30,8 +30,8 @@ pub use dir::{
 };
 pub use format::{CollectionSummary, FeatureFile};
 pub use logit_effects::{
-    FeatureLogitEffects, LogitEffects, LogitEffectsHeader, TokenEffect, LOGIT_EFFECTS_FORMAT,
-    LOGIT_EFFECTS_FORMULA, LOGIT_TOKENS,
+    FeatureLogitEffects, LogitConvention, LogitEffects, LogitEffectsHeader, TokenEffect,
+    LOGIT_EFFECTS_FORMAT, LOGIT_EFFECTS_FORMULA, LOGIT_TOKENS,
 };
 pub use read::SamplesFolder;
 pub use settings::{CollectionSettings, CollectorConfig, FlagConfig, SaveConfig, MAX_INTERVALS};

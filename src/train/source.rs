@@ -162,8 +162,9 @@ fn open_cache(
         d_in: spec.d_in,
         hook: spec.hook_point.clone(),
         hook_out: None,
-        model_name: spec.model.clone(),
-        dataset: cache.dir().display().to_string(),
+        // The stable forms (a Hub id, or an absolute path) cfg.json records.
+        model_name: ModelSpec::new(&spec.model).stable_id(),
+        dataset: absolute(dir)?.display().to_string(),
         eval,
         samples: cfg
             .save_activation_samples
@@ -258,7 +259,7 @@ fn open_live(
         d_in,
         hook: hook.to_string(),
         hook_out: hook_out.map(|h| h.to_string()),
-        model_name: model_spec.model.clone(),
+        model_name: model_spec.stable_id(),
         dataset: dataset.clone(),
         eval,
         samples,

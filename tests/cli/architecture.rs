@@ -14,7 +14,8 @@ const LAYERS: &[&[&str]] = &[
     &["collect", "analyze"],
     &["train", "report", "probe"],
     &["demo"],
-    &["dashboard"],
+    &["features"],
+    &["dashboard", "export"],
     &["cli"],
 ];
 

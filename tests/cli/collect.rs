@@ -12,7 +12,7 @@ use saectl::samples::{SamplesDir, SamplesFolder};
 
 use super::util::{
     assert_ok, assert_one_line_error, cache, collect, feature_files, live_args, path_str, stderr,
-    strs, write_sae, Saectl, D_SAE, MAX_SAMPLES, SEQ_LEN,
+    stdout, strs, write_sae, Saectl, D_SAE, MAX_SAMPLES, SEQ_LEN,
 };
 
 /// Per feature: (activation, sequence, position) of the best `MAX_SAMPLES` activations above 0
@@ -204,6 +204,12 @@ fn bad_input_fails_in_one_line() {
         &collect(&dir.path().join("missing"), &out, &from_cache),
         "missing",
     );
+    // A release the table knows, with an SAE id it lacks: refused before any download.
+    let unknown = Path::new("gemma-scope-2b-pt-res/layer_3/width_16k/average_l0_7");
+    assert_one_line_error(
+        &collect(unknown, &out, &from_cache),
+        "release gemma-scope-2b-pt-res has no SAE",
+    );
     let wide = dir.path().join("wide");
     write_sae(&wide, 64);
     let other_hook = [
@@ -232,6 +238,23 @@ fn bad_input_fails_in_one_line() {
         errors[0].contains("d_in 64") && errors[0].contains("d_model is 128"),
         "{stderr}"
     );
+}
+
+/// `--list-releases` prints the table `--checkpoint RELEASE/SAE_ID` resolves through, and
+/// takes no other flag.
+#[test]
+fn list_releases_shows_the_table() {
+    let text = stdout(&Saectl::new(["collect", "--list-releases"]).run());
+    for release in [
+        "gemma-scope-2b-pt-res-canonical",
+        "gemma-scope-9b-pt-mlp",
+        "gemma-2-2b-res-matryoshka-dc",
+    ] {
+        assert!(text.contains(release), "{release} missing:\n{text}");
+    }
+    assert!(text.contains("e.g. gemma-scope-2b-pt-res-canonical/layer_0/width_16k/canonical"));
+    let both = Saectl::new(["collect", "--list-releases", "--out", "x"]).run();
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
 }
 
 /// `--config` with the original's whole config file: read once (its note shown once), its

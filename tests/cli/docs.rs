@@ -5,13 +5,15 @@
 
 use super::util::{Saectl, UPDATE};
 
-const COMMANDS: [&str; 10] = [
+/// Each command's words (`export neuronpedia` is a subcommand's).
+const COMMANDS: [&str; 11] = [
     "demo",
     "train",
     "collect",
     "analyze",
     "report",
     "dashboard",
+    "export neuronpedia",
     "cache",
     "merge",
     "inspect",
@@ -29,15 +31,16 @@ fn expected() -> String {
         "# Command-line reference\n\n\
          Every command's `--help`, as the binary prints it (generated; a test keeps it in \
          sync: `UPDATE_DOCS=1 cargo test --test cli docs` rewrites it). The guides are the \
-         other files of docs/: demo.md, train.md, collect.md, analysis.md, dashboard.md, cache.md, \
-         probe.md.\n\n\
+         other files of docs/: demo.md, train.md, collect.md, analysis.md, dashboard.md, export.md, \
+         cache.md, probe.md.\n\n\
          ## saectl\n\n```text\n",
     );
     doc.push_str(&help(&[]));
     doc.push_str("```\n");
     for command in COMMANDS {
         doc.push_str(&format!("\n## saectl {command}\n\n```text\n"));
-        doc.push_str(&help(&[command]));
+        let words: Vec<&str> = command.split(' ').collect();
+        doc.push_str(&help(&words));
         doc.push_str("```\n");
     }
     doc

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use saectl::sae::Sae;
-use saectl::samples::{SamplesDir, LOGIT_EFFECTS_FILE_NAME};
+use saectl::samples::{LogitConvention, SamplesDir, LOGIT_EFFECTS_FILE_NAME};
 
 use super::logit_reference::{ranked_logits, Ranked};
 
@@ -16,8 +16,9 @@ use super::util::{
 };
 
 /// Per feature, the 10 largest and 10 smallest `(token, value)` of
-/// `(W_dec[f] ⊙ (1 + w_norm)) · W_E[t]`, centred over the vocabulary, in f64 from the files.
-fn brute_force(sae: &Sae) -> Vec<(Ranked, Ranked)> {
+/// `(W_dec[f] ⊙ (1 + w_norm)) · W_E[t]` (not centred) and their vocabulary mean, in f64 from
+/// the files.
+fn brute_force(sae: &Sae) -> Vec<(Ranked, Ranked, f64)> {
     let model = Path::new(&fixture("tiny-gemma2")).join("model.safetensors");
     let tensors = candle_core::safetensors::load(model, &Device::Cpu).unwrap();
     let embed: Vec<Vec<f32>> = tensors["model.embed_tokens.weight"]
@@ -47,9 +48,15 @@ fn live_collection_writes_the_brute_force_logit_effects_and_the_views_show_them(
     let expected = brute_force(&sae);
     assert_eq!(effects.features.len(), expected.len());
     assert_eq!(effects.header.vocab_size, 256);
+    assert_eq!(effects.header.convention, LogitConvention::Uncentred);
     let tokenizer = tokenizers::Tokenizer::from_file(fixture("tokenizer/tokenizer.json")).unwrap();
-    for (f, (got, (top, bottom))) in effects.features.iter().zip(&expected).enumerate() {
+    for (f, (got, (top, bottom, mean))) in effects.features.iter().zip(&expected).enumerate() {
         assert_eq!(got.feature_idx, f as u32);
+        let got_mean = f64::from(got.vocab_mean.expect("every feature has its mean"));
+        assert!(
+            (got_mean - mean).abs() < 1e-4,
+            "feature {f}: {got_mean} vs {mean}"
+        );
         for (list, want) in [(&got.top, top), (&got.bottom, bottom)] {
             let ids: Vec<u32> = list.iter().map(|e| e.token_id).collect();
             let want_ids: Vec<u32> = want.iter().map(|w| w.0).collect();

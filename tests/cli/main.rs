@@ -5,6 +5,7 @@
 //! One module per stage or concern: `architecture` (the layers hold), `basics` (help,
 //! version, usage errors), `cache`,
 //! `collect`, `golden` (what `collect` writes, byte for byte), `merge`, `logit_effects`,
+//! `export` (Neuronpedia's formats, loaded into a real PostgreSQL),
 //! `train`, `train_jumprelu`, `analyze_report`, `demo`, `docs` (docs/cli.md is `--help`),
 //! `original` (the Python original's configs and checkpoints),
 //! `model`.
@@ -19,6 +20,7 @@ mod dashboard;
 mod demo;
 mod disk_full;
 mod docs;
+mod export;
 mod golden;
 mod logit_effects;
 #[path = "../support/logit_reference.rs"]

@@ -409,7 +409,12 @@ fn folders_the_original_wrote_read_right() {
         text.contains("␣cat ×3") && !text.contains("␣the␣cat ×"),
         "{text}"
     );
-    let histogram = on_original_folder(&["analyze", "--histogram", "7", "--plot-out", "/dev/null"]);
+    // Not /dev/null: the plot is written atomically (a temporary renamed into place), which as
+    // root replaces the device with a regular file.
+    let plots = tempfile::tempdir().unwrap();
+    let plot = plots.path().join("histogram.png");
+    let histogram =
+        on_original_folder(&["analyze", "--histogram", "7", "--plot-out", path_str(&plot)]);
     assert!(
         histogram.contains("mean of the 3 stored samples: 2.1667"),
         "{histogram}"

@@ -71,7 +71,15 @@ fn json(path: &Path) -> Value {
 fn live_training_runs_end_to_end_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
-    let output = train(&live_args(&full, &[]));
+    // The model and the corpus as relative paths: cfg.json must record them absolute.
+    let relative = [
+        ("--model", "tiny-gemma2"),
+        ("--dataset", "corpus/tiny.jsonl"),
+    ];
+    let output = Saectl::new(["train"])
+        .args(live_args(&full, &relative))
+        .current_dir(Path::new(&fixture("")))
+        .run();
     assert_ok(&output);
     let stderr = stderr(&output);
     assert!(
@@ -98,6 +106,12 @@ fn live_training_runs_end_to_end_and_resumes_exactly() {
         .ends_with("tiny.jsonl"));
     let cfg = json(&full.join("checkpoints/step_000000030/cfg.json"));
     assert_eq!(cfg["hook_name"], HOOK);
+    let canonical = |p: &str| std::fs::canonicalize(fixture(p)).unwrap();
+    assert_eq!(cfg["model_name"], path_str(&canonical("tiny-gemma2")));
+    assert_eq!(
+        cfg["dataset_path"],
+        path_str(&canonical("corpus/tiny.jsonl"))
+    );
     // Cut after step 10, resumed from another working directory.
     let cut = dir.path().join("cut");
     std::fs::create_dir_all(cut.join("checkpoints")).unwrap();
@@ -124,6 +138,9 @@ fn live_training_runs_end_to_end_and_resumes_exactly() {
         assert!(bytes(&full, &name) == bytes(&cut, &name), "{name} differs");
     }
     assert_eq!(bytes(&full, "metrics.jsonl"), bytes(&cut, "metrics.jsonl"));
+    // The resumed run records the model and the corpus in the same form.
+    let cfg = format!("{last}/cfg.json");
+    assert_eq!(bytes(&full, &cfg), bytes(&cut, &cfg));
 }
 
 #[test]

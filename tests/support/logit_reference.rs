@@ -7,14 +7,14 @@
 pub type Ranked = Vec<(u32, f64)>;
 
 /// The `k` tokens whose logit `direction` raises most (descending) and lowers most
-/// (ascending): `(direction ⊙ (1 + norm)) · w_u[t]`, centred over the vocabulary; ties go to
-/// the lower token id.
+/// (ascending): `(direction ⊙ (1 + norm)) · w_u[t]`, not centred; ties go to the lower token
+/// id. Third: the mean of the logits over the vocabulary (the centring term).
 pub fn ranked_logits(
     direction: &[f32],
     norm: &[f32],
     w_u: &[Vec<f32>],
     k: usize,
-) -> (Ranked, Ranked) {
+) -> (Ranked, Ranked, f64) {
     let logits: Vec<f64> = w_u
         .iter()
         .map(|row| {
@@ -27,10 +27,10 @@ pub fn ranked_logits(
     let mut pairs: Ranked = logits
         .iter()
         .enumerate()
-        .map(|(t, l)| (t as u32, l - mean))
+        .map(|(t, &l)| (t as u32, l))
         .collect();
     pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let top = pairs[..k.min(pairs.len())].to_vec();
     pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    (top, pairs[..k.min(pairs.len())].to_vec())
+    (top, pairs[..k.min(pairs.len())].to_vec(), mean)
 }

@@ -60,9 +60,24 @@ pub(crate) fn response(status: &str, content_type: &str, body: &str, extra: &str
     )
 }
 
+/// An HTTP/1.1 response with a binary body that closes its connection.
+pub(crate) fn response_bytes(status: &str, body: &[u8], extra: &str) -> Vec<u8> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\
+         {extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body].concat()
+}
+
 /// Answers one request per entry of `responses`, in order; the handle yields each
 /// request's head lines.
 pub(crate) fn serve(responses: Vec<String>) -> (String, JoinHandle<Vec<Vec<String>>>) {
+    serve_bytes(responses.into_iter().map(String::into_bytes).collect())
+}
+
+/// [`serve`] with responses as bytes (binary bodies).
+pub(crate) fn serve_bytes(responses: Vec<Vec<u8>>) -> (String, JoinHandle<Vec<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
@@ -74,7 +89,7 @@ pub(crate) fn serve(responses: Vec<String>) -> (String, JoinHandle<Vec<Vec<Strin
                 .map(Result::unwrap)
                 .take_while(|line| !line.is_empty())
                 .collect();
-            stream.write_all(response.as_bytes()).unwrap();
+            stream.write_all(&response).unwrap();
             heads.push(head);
         }
         heads

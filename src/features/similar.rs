@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 
-use super::model::DashboardModel;
+use super::model::FeatureSet;
 use crate::analyze::decoder::DecoderDirections;
 
 /// Neighbours listed per feature and measure.
@@ -31,7 +31,7 @@ const MAX_POSTINGS: usize = 256;
 pub type NeighbourLists = Vec<Vec<(u32, f32)>>;
 
 /// Token overlap of every feature with every other (see the module docs).
-pub fn token_overlap(model: &DashboardModel) -> NeighbourLists {
+pub fn token_overlap(model: &FeatureSet) -> NeighbourLists {
     let mut weights: Vec<Vec<(u32, f32)>> = Vec::with_capacity(model.features.len());
     for feature in &model.features {
         let mut counts: HashMap<u32, u32> = HashMap::new();
@@ -50,7 +50,7 @@ pub fn token_overlap(model: &DashboardModel) -> NeighbourLists {
 }
 
 /// Context overlap of every feature with every other (see the module docs).
-pub fn context_overlap(model: &DashboardModel, block: u32) -> NeighbourLists {
+pub fn context_overlap(model: &FeatureSet, block: u32) -> NeighbourLists {
     let block = block.max(1);
     let mut keys_of: Vec<Vec<(u64, f32)>> = Vec::with_capacity(model.features.len());
     for feature in &model.features {

@@ -1,4 +1,4 @@
-//! What a dashboard is built from: a samples folder's summary, the collector state holding
+//! What the feature view is built from: a samples folder's summary, the collector state holding
 //! every feature, the logit effects when the folder has them, and the per-token activations
 //! that samples files may record.
 //!
@@ -93,12 +93,12 @@ fn state_path(dir: &Path, summary: &CollectionSummary) -> Result<PathBuf> {
     match recorded {
         Some(path) if path.is_file() => Ok(path),
         Some(path) => bail!(
-            "{} has no {STATE_FILE_NAME}, and the training checkpoint it names has none either ({}); the dashboard needs the collector's state to show every feature",
+            "{} has no {STATE_FILE_NAME}, and the training checkpoint it names has none either ({}); every feature of the SAE is read from the collector's state",
             dir.display(),
             path.display()
         ),
         None => bail!(
-            "{} has no {STATE_FILE_NAME}: the dashboard shows every feature of the SAE and needs the collector's state (folders written by `saectl collect` or `train` have it)",
+            "{} has no {STATE_FILE_NAME}: every feature of the SAE is read from the collector's state (folders written by `saectl collect` or `train` have it)",
             dir.display()
         ),
     }

@@ -1,8 +1,9 @@
-//! The dashboard's data model: every feature of the SAE with what its page shows, read out of
-//! the collector (not only the features that got a JSON file).
+//! The per-feature view: every feature of the SAE with its statistics, histogram, flags, logit
+//! effects and example groups, read out of the collector (not only the features that got a
+//! JSON file). The dashboard draws it, the Neuronpedia export writes it out.
 //!
-//! Token ids stay ids here; text is decoded once per distinct id when the file is encoded
-//! ([`super::encode`]). Each example may carry the feature's activation on every token of
+//! Token ids stay ids here; text is decoded once per distinct id by whoever writes it out
+//! (`dashboard::encode`, `export`). Each example may carry the feature's activation on every token of
 //! its window (sparse: position in the window and value). The collector does not record them
 //! yet; when a samples JSON file lists them (`context_activations`) they are attached by
 //! [`attach_context_activations`], and the page falls back to colouring only the marked token
@@ -102,9 +103,9 @@ pub struct CollectionFacts {
     pub flags: FlagConfig,
 }
 
-/// The whole dashboard before encoding.
+/// Every feature of a collection, as the dashboard shows it and the export writes it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DashboardModel {
+pub struct FeatureSet {
     pub facts: CollectionFacts,
     /// One entry per feature of the SAE, in index order.
     pub features: Vec<FeatureData>,
@@ -117,7 +118,7 @@ pub struct ExampleCounts {
     pub top: usize,
 }
 
-impl DashboardModel {
+impl FeatureSet {
     /// Every feature of `collector`, with the top `counts.top` examples and every interval.
     pub fn from_collector(
         collector: &Collector,
@@ -216,10 +217,7 @@ pub type ContextActivations = HashMap<(u32, u64, u32), Vec<(u32, f32)>>;
 
 /// Gives every example found in `recorded` its per-token activations; returns how many got
 /// them. Entries pointing outside their window are dropped (a stale or foreign file).
-pub fn attach_context_activations(
-    model: &mut DashboardModel,
-    recorded: &ContextActivations,
-) -> usize {
+pub fn attach_context_activations(model: &mut FeatureSet, recorded: &ContextActivations) -> usize {
     let mut attached = 0;
     for (f, feature) in model.features.iter_mut().enumerate() {
         for example in feature

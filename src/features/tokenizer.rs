@@ -1,6 +1,6 @@
 //! Which tokenizer turns the collection's token ids back into text, and each id's text.
 //!
-//! The collector keeps token ids only. The dashboard needs the tokenizer the collection used:
+//! The collector keeps token ids only. The dashboard and the export need the tokenizer the collection used:
 //! `--tokenizer`, else the one its summary records (`source.tokenizer`, the activation
 //! cache's copy, the model folder's or the Hub repo's `tokenizer.json`), else — for a
 //! collection made with the embedded demo model whose unpacked folder is gone — the demo's
@@ -15,7 +15,7 @@ use crate::collect::recorded_tokenizer;
 use crate::samples::CollectionSummary;
 
 /// Prefix of the folder the embedded demo model is unpacked to (`demo-model-<hash>`).
-pub(super) const DEMO_MODEL_DIR_PREFIX: &str = "demo-model-";
+pub const DEMO_MODEL_DIR_PREFIX: &str = "demo-model-";
 
 /// Where the tokenizer comes from.
 #[derive(Clone, Debug, PartialEq)]
