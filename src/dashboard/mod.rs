@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 
 use crate::analyze::decoder::DecoderDirections;
 use crate::features::input::FolderInput;
-use crate::features::model::{attach_context_activations, ExampleCounts, FeatureSet};
+use crate::features::model::{ExampleCounts, FeatureSet};
 use crate::features::similar;
 use crate::features::tokenizer::{token_texts, TokenizerSource};
 use encode::{Neighbours, Provenance};
@@ -94,13 +94,16 @@ pub fn run(config: &DashboardConfig, stage: &mut dyn FnMut(&str)) -> Result<Dash
         (None, _) => None,
     };
     stage("reading out every feature");
-    let mut model = FeatureSet::from_collector(
+    let model = FeatureSet::from_collector(
         &input.collector,
         &input.flag_config(),
         config.counts,
         input.logit_effects.as_ref().map(|l| l.features.as_slice()),
     );
-    let token_activations = attach_context_activations(&mut model, &input.context_activations);
+    let token_activations = (model.features.iter())
+        .flat_map(|f| f.groups.iter().flat_map(|g| &g.examples))
+        .filter(|e| e.token_activations.is_some())
+        .count();
     stage("finding similar features");
     let neighbours = Neighbours {
         tokens: similar::token_overlap(&model),

@@ -16,7 +16,7 @@ use super::rows::{ModelRow, SourceRow, SourceSetRow};
 use super::{ExportConfig, Target};
 use crate::analyze::decoder::DecoderDirections;
 use crate::features::input::FolderInput;
-use crate::features::model::{attach_context_activations, ExampleCounts, FeatureSet};
+use crate::features::model::{ExampleCounts, FeatureSet};
 use crate::features::read_labels;
 use crate::features::similar::{decoder_cosine, NeighbourLists};
 use crate::features::tokenizer::{token_texts, TokenizerSource};
@@ -93,7 +93,7 @@ pub fn prepare(config: &ExportConfig, stage: &mut dyn FnMut(&str)) -> Result<Pre
         }
     };
     stage("reading out every feature");
-    let mut set = FeatureSet::from_collector(
+    let set = FeatureSet::from_collector(
         &input.collector,
         &input.flag_config(),
         ExampleCounts {
@@ -101,7 +101,6 @@ pub fn prepare(config: &ExportConfig, stage: &mut dyn FnMut(&str)) -> Result<Pre
         },
         input.logit_effects.as_ref().map(|l| l.features.as_slice()),
     );
-    attach_context_activations(&mut set, &input.context_activations);
     let (examples, per_token_examples) = example_counts(&set);
     if per_token_examples < examples {
         notes.push(format!(

@@ -1,6 +1,6 @@
 //! What the feature view is built from: a samples folder's summary, the collector state holding
-//! every feature, the logit effects when the folder has them, and the per-token activations
-//! that samples files may record.
+//! every feature (with each kept sample's per-token activations) and the logit effects when the
+//! folder has them.
 //!
 //! `collect` keeps its state in the samples folder; `train` keeps it in the checkpoint that
 //! wrote `<run>/activation_samples` (recorded in the summary's `source.checkpoint`), so both
@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 
-use super::model::ContextActivations;
 use crate::collect::Collector;
 use crate::samples::{CollectionSummary, FlagConfig, LogitEffects, SamplesDir, STATE_FILE_NAME};
 
@@ -22,8 +20,6 @@ pub struct FolderInput {
     pub summary: CollectionSummary,
     pub collector: Collector,
     pub logit_effects: Option<LogitEffects>,
-    /// Per-token activations recorded by samples files (empty for folders without them).
-    pub context_activations: ContextActivations,
 }
 
 impl FolderInput {
@@ -61,7 +57,6 @@ impl FolderInput {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            context_activations: read_context_activations(dir)?,
             summary,
             collector,
             logit_effects,
@@ -102,66 +97,4 @@ fn state_path(dir: &Path, summary: &CollectionSummary) -> Result<PathBuf> {
             dir.display()
         ),
     }
-}
-
-/// The keys of a samples file this module reads; everything else is ignored.
-#[derive(Deserialize)]
-struct SamplesFile {
-    #[serde(default)]
-    top_samples: Vec<SampleKeys>,
-    #[serde(default)]
-    interval_samples: Option<Vec<IntervalKeys>>,
-}
-
-#[derive(Deserialize)]
-struct IntervalKeys {
-    #[serde(default)]
-    samples: Vec<SampleKeys>,
-}
-
-#[derive(Deserialize)]
-struct SampleKeys {
-    feature_idx: u32,
-    #[serde(default)]
-    sequence_idx: u64,
-    position: u32,
-    /// `[[index into context_tokens, value], …]`: the feature's activation on each token of
-    /// the window (sparse; planned for the collector, see docs/dashboard.md).
-    #[serde(default)]
-    context_activations: Option<Vec<(u32, f32)>>,
-}
-
-/// Every sample of the folder's feature files that records per-token activations.
-fn read_context_activations(dir: &Path) -> Result<ContextActivations> {
-    let mut out = ContextActivations::new();
-    let folder = SamplesDir::new(dir);
-    for feature in folder.feature_indices()? {
-        let path = folder.feature(feature);
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-        // Cheap check first: most folders have no per-token activations at all.
-        if !contains(&bytes, b"\"context_activations\"") {
-            continue;
-        }
-        let file: SamplesFile = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid samples file", path.display()))?;
-        let intervals = file.interval_samples.unwrap_or_default();
-        let samples = file
-            .top_samples
-            .into_iter()
-            .chain(intervals.into_iter().flat_map(|i| i.samples));
-        for sample in samples {
-            if let Some(values) = sample.context_activations {
-                out.insert(
-                    (sample.feature_idx, sample.sequence_idx, sample.position),
-                    values,
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -3,11 +3,10 @@
 //! JSON file). The dashboard draws it, the Neuronpedia export writes it out.
 //!
 //! Token ids stay ids here; text is decoded once per distinct id by whoever writes it out
-//! (`dashboard::encode`, `export`). Each example may carry the feature's activation on every token of
-//! its window (sparse: position in the window and value). The collector does not record them
-//! yet; when a samples JSON file lists them (`context_activations`) they are attached by
-//! [`attach_context_activations`], and the page falls back to colouring only the marked token
-//! when they are absent.
+//! (`dashboard::encode`, `export`). Each example carries the feature's activation on every token
+//! of its window (sparse: position in the window and value), as the collector recorded it
+//! (`StoredSample::context_activations`); [`attach_context_activations`] replaces them with
+//! values computed elsewhere (the synthetic benchmark folder).
 
 use std::collections::HashMap;
 
@@ -26,7 +25,7 @@ pub struct Example {
     pub at: u32,
     pub activation: f32,
     /// The feature's non-zero activations on the window's tokens (index in `tokens`, value),
-    /// when the collection recorded them.
+    /// when known (the collector records them; `None` only for examples built by hand).
     pub token_activations: Option<Vec<(u32, f32)>>,
 }
 
@@ -38,7 +37,7 @@ impl Example {
             tokens: sample.context_tokens.clone(),
             at: sample.context_position,
             activation: sample.activation,
-            token_activations: None,
+            token_activations: Some(sample.context_activations.clone()),
         }
     }
 
