@@ -4,10 +4,10 @@
 //! synthetic samples folder from a fixed seed (16,384 features and 2M tokens by default) to
 //! `OUT/samples`, then
 //! 1. builds `OUT/samples/dashboard.html` through `saectl::dashboard::run`, as the command
-//!    does (the collector records no per-token activations yet), and
+//!    does (with the per-token activations the collector recorded), and
 //! 2. builds `OUT/with-token-activations.html` from the same folder with every example's
-//!    per-token activations recomputed exactly from the generating rule — the size the file
-//!    will have once the collector records them (issue 14 §1).
+//!    per-token activations recomputed from the generating rule instead — a cross-check: the
+//!    two files should be the same size.
 //!
 //! It prints the time and the bytes per feature of both, then, when `chromium` is on the
 //! PATH, opens both pages in headless Chromium on the wall clock and prints the timings the
