@@ -153,12 +153,9 @@ impl FeatureReport {
     }
 }
 
-/// The statistics lines of one feature, each prefixed by `indent`.
-pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
-    let firing = match s.firing_count {
-        Some(count) => format!("{count} (density {})", fmt_density(s.density)),
-        None => "n/a".to_string(),
-    };
+/// Max, mean, std and min of a feature's activations, each saying over what it was taken
+/// (the terminal view and the Markdown report print the same four lines).
+pub(crate) fn activation_lines(s: &FeatureStats) -> [String; 4] {
     [
         format!("Max activation: {:.4}", s.max_activation),
         format!(
@@ -176,6 +173,21 @@ pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
             fmt_opt(s.min_activation, 4),
             s.scope_note()
         ),
+    ]
+}
+
+/// The statistics lines of one feature, each prefixed by `indent`.
+pub(crate) fn render_stats(s: &FeatureStats, indent: &str) -> String {
+    let firing = match s.firing_count {
+        Some(count) => format!("{count} (density {})", fmt_density(s.density)),
+        None => "n/a".to_string(),
+    };
+    let [max, mean, std, min] = activation_lines(s);
+    [
+        max,
+        mean,
+        std,
+        min,
         format!("Total activations seen: {}", s.activation_count),
         format!("Firing tokens: {firing}"),
         format!(

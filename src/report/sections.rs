@@ -2,6 +2,7 @@
 //! its feature view (the histogram of every activation and the interval samples, for folders
 //! that recorded them).
 
+use crate::analyze::feature_report::activation_lines;
 use crate::analyze::feature_view::{
     activation_histogram, flag_labels, IntervalExamples, DEFAULT_MAX_BARS,
 };
@@ -198,23 +199,8 @@ fn stat_lines(folder: &SamplesFolder, s: &FeatureStats, file: &FeatureFile) -> V
         .take(TOP_TOKENS_SHOWN)
         .map(token_count)
         .collect();
-    let mut lines = vec![
-        format!("Max activation: {:.4}", s.max_activation),
-        format!(
-            "Mean activation: {:.4}{}",
-            s.mean_activation,
-            s.scope_note()
-        ),
-        format!(
-            "Std activation: {}{}",
-            fmt_opt(s.std_activation, 4),
-            s.scope_note()
-        ),
-        format!(
-            "Min activation: {}{}",
-            fmt_opt(s.min_activation, 4),
-            s.scope_note()
-        ),
+    let mut lines = activation_lines(s).to_vec();
+    lines.extend([
         format!("Total activations: {}", s.activation_count),
         format!("Firing tokens: {firing}"),
         format!(
@@ -222,7 +208,7 @@ fn stat_lines(folder: &SamplesFolder, s: &FeatureStats, file: &FeatureFile) -> V
             s.samples_stored, s.samples_in_folder
         ),
         format!("Most frequent activating tokens: {}", tokens.join(", ")),
-    ];
+    ]);
     if let Some(flags) = &file.flags {
         let labels: Vec<String> = flag_labels(flags, s.density)
             .iter()
