@@ -27,26 +27,48 @@ pub fn for_each_hooked_batch<D>(
 where
     D: Iterator<Item = Result<Document>>,
 {
-    let mut next = start;
+    let mut order = StreamOrder::new(start);
     for batch in windows {
         let batch = batch?;
-        if batch.first_sequence != next {
-            bail!(
-                "internal: the token stream is at sequence {} but {next} was expected",
-                batch.first_sequence
-            );
-        }
-        let ids = Tensor::from_vec(
-            batch.tokens.clone(),
-            (batch.rows, batch.seq_len),
-            model.device(),
-        )?;
-        // [rows, seq_len, d_model]
-        let activations = model
-            .forward_to_hook(&ids, hook)
-            .with_context(|| format!("forward pass failed at sequence {}", batch.first_sequence))?;
+        order.check(&batch)?;
+        let activations = hooked_activations(model, hook, &batch)?;
         sink(&batch, &activations)?;
-        next += batch.rows as u64;
     }
     Ok(())
+}
+
+/// Checks that batches arrive contiguous from a start sequence.
+pub struct StreamOrder {
+    next: u64,
+}
+
+impl StreamOrder {
+    pub fn new(start: u64) -> Self {
+        Self { next: start }
+    }
+
+    /// Refuses `batch` unless it continues the stream; then expects the one after it.
+    pub fn check(&mut self, batch: &WindowBatch) -> Result<()> {
+        if batch.first_sequence != self.next {
+            bail!(
+                "internal: the token stream is at sequence {} but {} was expected",
+                batch.first_sequence,
+                self.next
+            );
+        }
+        self.next += batch.rows as u64;
+        Ok(())
+    }
+}
+
+/// `model`'s activations at `hook` for one batch of windows: `[rows, seq_len, d_model]`.
+pub fn hooked_activations(model: &Gemma2, hook: &HookPoint, batch: &WindowBatch) -> Result<Tensor> {
+    let ids = Tensor::from_vec(
+        batch.tokens.clone(),
+        (batch.rows, batch.seq_len),
+        model.device(),
+    )?;
+    model
+        .forward_to_hook(&ids, hook)
+        .with_context(|| format!("forward pass failed at sequence {}", batch.first_sequence))
 }

@@ -196,7 +196,7 @@ pub fn run(args: CollectArgs) -> Result<()> {
         out.display(),
         out.display()
     );
-    eprintln!("time: {}", summary.times.shares());
+    eprintln!("time: {}", summary.times.summary());
     if summary.features_with_samples == 0 {
         note_why_empty(out);
     }

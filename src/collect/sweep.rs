@@ -6,6 +6,14 @@
 //! the SAE hands the collector a sparse CSR batch, so only the active latents leave the device.
 //! A sweep covers a range of global sequence indices (a shard of the corpus, or the rest of
 //! one when resuming): sweeps are in stream order.
+//!
+//! The stages overlap ([`crate::util::pipeline`]): reading text and tokenizing (live) or
+//! reading the cache run on one thread, the model and the encoder on a second, and the
+//! collector with the periodic saves on the caller's, each at most a batch or two ahead of the
+//! next. Batches reach the collector in stream order and the NaN screen's count travels with
+//! each batch, so the collector, the saves and their resumption points are the serial ones
+//! exactly; the wall time approaches the slowest stage instead of the sum. The cost is memory:
+//! up to two more batches of dense activations are held than in series.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -19,40 +27,97 @@ use super::nonfinite::NonFiniteGuard;
 use crate::cache::ActivationCache;
 use crate::data::{Document, TokenWindows};
 use crate::model::{Gemma2, HookPoint};
-use crate::sae::Sae;
-use crate::stream::for_each_hooked_batch;
+use crate::sae::{Sae, SparseActs};
+use crate::stream::{hooked_activations, StreamOrder};
+use crate::util::pipeline::{self, StageTime};
 
-/// Where a sweep's time went: producing activations (the model's forward pass, or reading the
-/// cache), SAE encoding (including the copy of the sparse result to the host, which waits for
-/// the device), and the collector. On a GPU, work queued by the forward pass may finish — and
-/// be counted — in the encode stage.
+/// Where a sweep's time went, stage by stage: *text* (live: reading and tokenizing), *source*
+/// (the model's forward pass, or reading the cache), *encode* (the SAE, including the copy of
+/// the sparse result to the host, which waits for the device; on a GPU, work queued by the
+/// forward pass may finish — and be counted — here) and *collect* (the collector and the
+/// periodic saves). The stages overlap, so their busy times add up to more than `wall`; the
+/// slowest sets the pace, and the others wait for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimes {
-    pub source: Duration,
-    pub encode: Duration,
-    pub collect: Duration,
+    pub text: StageTime,
+    pub source: StageTime,
+    pub encode: StageTime,
+    pub collect: StageTime,
+    pub wall: Duration,
 }
 
 impl StageTimes {
-    pub fn total(&self) -> Duration {
-        self.source + self.encode + self.collect
-    }
-
-    /// "source 80.1%, encode 18.2%, collector 1.7%".
-    pub fn shares(&self) -> String {
-        let total = self.total().as_secs_f64().max(1e-12);
-        let share = |d: Duration| 100.0 * d.as_secs_f64() / total;
+    /// "wall 12.3 s; busy: text 0.2 s, source 8.1 s, encode 2.0 s, collector 3.1 s (source
+    /// sets the pace); waiting: collector 6.0 s for batches, encode 0.1 s for the collector".
+    pub fn summary(&self) -> String {
+        let stages = [
+            ("text", &self.text),
+            ("source", &self.source),
+            ("encode", &self.encode),
+            ("collector", &self.collect),
+        ];
+        let live = !self.text.busy.is_zero();
+        let shown = || stages.iter().filter(|(name, _)| live || *name != "text");
+        let busy: Vec<String> = shown()
+            .map(|(name, t)| format!("{name} {}", seconds(t.busy)))
+            .collect();
+        let slowest = shown()
+            .max_by_key(|(_, t)| t.busy)
+            .map_or("", |(name, _)| name);
+        let mut waits = Vec::new();
+        for (name, t) in shown() {
+            if t.input_wait >= Duration::from_millis(1) {
+                waits.push(format!("{name} {} for its input", seconds(t.input_wait)));
+            }
+            if t.output_wait >= Duration::from_millis(1) {
+                waits.push(format!(
+                    "{name} {} for the next stage",
+                    seconds(t.output_wait)
+                ));
+            }
+        }
+        let waits = if waits.is_empty() {
+            String::new()
+        } else {
+            format!("; waiting: {}", waits.join(", "))
+        };
         format!(
-            "source {:.1}%, encode {:.1}%, collector {:.1}%",
-            share(self.source),
-            share(self.encode),
-            share(self.collect)
+            "wall {}; busy: {} ({slowest} sets the pace){waits}",
+            seconds(self.wall),
+            busy.join(", ")
         )
     }
 }
 
+fn seconds(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// One batch on its way to the collector: its tokens, its screened encoding, and the NaN
+/// screen as it stood after it (the count a save made after this batch must record).
+pub struct Encoded {
+    tokens: Vec<u32>,
+    rows: usize,
+    seq_len: usize,
+    first_sequence: u64,
+    acts: SparseActs,
+    guard: NonFiniteGuard,
+    /// The forward pass that made it (live), for the time split.
+    forward: Duration,
+}
+
+impl Encoded {
+    /// Feeds the batch to `collector`; returns its number of tokens.
+    pub fn ingest_into(self, collector: &mut Collector) -> Result<u64> {
+        let batch = TokenBatch::new(&self.tokens, self.rows, self.seq_len, self.first_sequence)?;
+        collector.ingest(&batch, &FeatureActivations::from(&self.acts))?;
+        Ok((self.rows * self.seq_len) as u64)
+    }
+}
+
 /// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to
-/// `collector`; a NaN or infinite activation is an error.
+/// `collector`; a NaN or infinite activation is an error. (In series: training's sample
+/// collection, which runs between steps.)
 pub fn collect_batch(
     sae: &Sae,
     collector: &mut Collector,
@@ -60,29 +125,25 @@ pub fn collect_batch(
     activations: &Tensor,
     first_sequence: u64,
 ) -> Result<()> {
-    collect_batch_timed(
+    let acts = encode(
         sae,
-        collector,
-        tokens,
         activations,
         first_sequence,
         &mut NonFiniteGuard::strict(),
-        &mut StageTimes::default(),
-    )
+    )?;
+    let (rows, seq_len, _) = activations.dims3()?;
+    let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
+    collector.ingest(&batch, &FeatureActivations::from(&acts))
 }
 
-/// [`collect_batch`], screened by `guard` (which may skip and count NaN and ±∞ instead of
-/// stopping), adding its encode and collector time to `times`.
-pub fn collect_batch_timed(
+/// The SAE's sparse encoding of `[rows, seq_len, d_in]` activations (tokens flattened),
+/// screened by `guard` (which may skip and count NaN and ±∞ instead of stopping).
+fn encode(
     sae: &Sae,
-    collector: &mut Collector,
-    tokens: &[u32],
     activations: &Tensor,
     first_sequence: u64,
     guard: &mut NonFiniteGuard,
-    times: &mut StageTimes,
-) -> Result<()> {
-    let started = Instant::now();
+) -> Result<SparseActs> {
     let (rows, seq_len, d_in) = activations.dims3()?;
     if d_in != sae.config().d_in {
         bail!(
@@ -96,18 +157,40 @@ pub fn collect_batch_timed(
         .to_device(device)?
         .to_dtype(sae.weights().w_enc.dtype())?
         .reshape((rows * seq_len, d_in))?;
-    let acts = guard.screen(&xs, sae.encode_sparse(&xs)?, first_sequence, seq_len)?;
-    let encoded = Instant::now();
-    times.encode += encoded - started;
-    let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
-    collector.ingest(&batch, &FeatureActivations::from(&acts))?;
-    times.collect += encoded.elapsed();
-    Ok(())
+    guard.screen(&xs, sae.encode_sparse(&xs)?, first_sequence, seq_len)
 }
+
+/// [`encode`] for a collector elsewhere (the pipeline's last stage, training's collector
+/// thread): the batch with its tokens and the screen's count after it.
+pub fn encode_batch(
+    sae: &Sae,
+    tokens: Vec<u32>,
+    activations: &Tensor,
+    first_sequence: u64,
+    guard: &mut NonFiniteGuard,
+) -> Result<Encoded> {
+    let (rows, seq_len, _) = activations.dims3()?;
+    let acts = encode(sae, activations, first_sequence, guard)?;
+    Ok(Encoded {
+        tokens,
+        rows,
+        seq_len,
+        first_sequence,
+        acts,
+        guard: guard.clone(),
+        forward: Duration::ZERO,
+    })
+}
+
+/// Batches ahead of the stage that takes them: one for dense activations (each can be
+/// hundreds of MB at a real model's width), two for token ids and sparse encodings.
+const DENSE_AHEAD: usize = 1;
+const SPARSE_AHEAD: usize = 2;
 
 /// Sweeps sequences `sequences` of an activation cache (global indices: a shard, or what is
 /// left of one), `rows_per_batch` at a time, screened by `guard`; `on_batch(tokens,
-/// collector, guard)` runs after each batch (progress, periodic saves).
+/// collector, guard)` runs after each batch (progress, periodic saves). Reading, encoding and
+/// collecting overlap (module doc).
 pub fn sweep_cache(
     cache: &ActivationCache,
     sae: &Sae,
@@ -117,7 +200,6 @@ pub fn sweep_cache(
     sequences: Range<u64>,
     mut on_batch: impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
 ) -> Result<StageTimes> {
-    let mut times = StageTimes::default();
     let spec = &cache.index().spec;
     if spec.d_in != sae.config().d_in {
         bail!(
@@ -129,43 +211,62 @@ pub fn sweep_cache(
             spec.hook_point
         );
     }
-    let mut chunks = cache.rows(sequences);
-    loop {
-        let read = Instant::now();
-        let Some(chunk) = chunks.next() else {
-            break;
+    let seq_len = spec.seq_len;
+    let started = Instant::now();
+    let context = |shard: usize| {
+        let dir = cache.dir().display();
+        format!("collecting shard {shard} of {dir}")
+    };
+    // Each cache file's rows, cut into batches: (shard, tokens, activations, first sequence).
+    let batches = cache.rows(sequences).flat_map(move |chunk| {
+        let pieces: Vec<Result<_>> = match chunk {
+            Err(err) => vec![Err(err)],
+            Ok(chunk) => {
+                let rows = chunk.activations.dim(0).unwrap_or(0);
+                (0..rows)
+                    .step_by(rows_per_batch.max(1))
+                    .map(|row| {
+                        let stop = (row + rows_per_batch).min(rows);
+                        let activations = chunk.activations.narrow(0, row, stop - row)?;
+                        let tokens = chunk.tokens[row * seq_len..stop * seq_len].to_vec();
+                        Ok((
+                            chunk.shard,
+                            tokens,
+                            activations,
+                            chunk.first_sequence + row as u64,
+                        ))
+                    })
+                    .collect()
+            }
         };
-        let chunk = chunk?;
-        times.source += read.elapsed();
-        let rows = chunk.activations.dim(0)?;
-        let mut row = 0;
-        while row < rows {
-            let stop = (row + rows_per_batch).min(rows);
-            let activations = chunk.activations.narrow(0, row, stop - row)?;
-            let tokens = &chunk.tokens[row * spec.seq_len..stop * spec.seq_len];
-            let first = chunk.first_sequence + row as u64;
-            collect_batch_timed(
-                sae,
-                collector,
-                tokens,
-                &activations,
-                first,
-                guard,
-                &mut times,
-            )
-            .with_context(|| {
-                let dir = cache.dir().display();
-                format!("collecting shard {} of {dir}", chunk.shard)
-            })?;
-            on_batch(((stop - row) * spec.seq_len) as u64, collector, guard)?;
-            row = stop;
-        }
-    }
+        pieces
+    });
+    let mut encode_guard = guard.clone();
+    let mut times = std::thread::scope(|scope| -> Result<StageTimes> {
+        let (read, reader) = pipeline::source(scope, DENSE_AHEAD, batches);
+        let (encoded, encoder) = pipeline::map(scope, SPARSE_AHEAD, read, |batch| {
+            let (shard, tokens, activations, first) = batch;
+            encode_batch(sae, tokens, &activations, first, &mut encode_guard)
+                .with_context(|| context(shard))
+        });
+        let collected = drain(encoded, collector, guard, &mut on_batch);
+        // Join before returning the error: the stages have stopped once the queue is gone.
+        let source = reader.join();
+        let encode = encoder.join();
+        Ok(StageTimes {
+            source,
+            encode,
+            collect: collected?.0,
+            ..StageTimes::default()
+        })
+    })?;
+    times.wall = started.elapsed();
     Ok(times)
 }
 
 /// Sweeps text live: `model` to `hook` over `windows` (which must start at sequence `start`:
 /// where a shard begins, or where `collector` stopped), encode, screen with `guard`, collect.
+/// Text and tokenizing, the model and the encoder, and the collector overlap (module doc).
 #[allow(clippy::too_many_arguments)] // the sweep's inputs; a struct would only rename them
 pub fn sweep_model<D>(
     model: &Gemma2,
@@ -178,26 +279,72 @@ pub fn sweep_model<D>(
     mut on_batch: impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
 ) -> Result<StageTimes>
 where
-    D: Iterator<Item = Result<Document>>,
+    D: Iterator<Item = Result<Document>> + Send,
 {
-    let mut times = StageTimes::default();
-    // Text reading, tokenizing and the forward pass: from the end of one batch's collection
-    // to the next batch's arrival.
-    let mut since = Instant::now();
-    for_each_hooked_batch(model, hook, windows, start, |batch, activations| {
-        times.source += since.elapsed();
-        collect_batch_timed(
-            sae,
-            collector,
-            &batch.tokens,
-            activations,
-            batch.first_sequence,
-            guard,
-            &mut times,
-        )?;
-        on_batch((batch.rows * batch.seq_len) as u64, collector, guard)?;
-        since = Instant::now();
-        Ok(())
+    let started = Instant::now();
+    let mut order = StreamOrder::new(start);
+    let mut encode_guard = guard.clone();
+    let mut times = std::thread::scope(|scope| -> Result<StageTimes> {
+        let (batches, text) = pipeline::source(scope, SPARSE_AHEAD, windows.by_ref());
+        let (encoded, device) = pipeline::map(scope, SPARSE_AHEAD, batches, |batch| {
+            order.check(&batch)?;
+            let started = Instant::now();
+            let activations = hooked_activations(model, hook, &batch)?;
+            let forward = started.elapsed();
+            let first = batch.first_sequence;
+            let encoded = encode_batch(sae, batch.tokens, &activations, first, &mut encode_guard);
+            encoded.map(|encoded| Encoded { forward, ..encoded })
+        });
+        let collected = drain(encoded, collector, guard, &mut on_batch);
+        let text = text.join();
+        let device = device.join();
+        let (collect, forward) = collected?;
+        Ok(StageTimes {
+            text,
+            // One thread runs the model and the encoder: it waited for text before the
+            // forward pass and for the collector after the encoder.
+            source: StageTime {
+                busy: forward,
+                input_wait: device.input_wait,
+                output_wait: Duration::ZERO,
+            },
+            encode: StageTime {
+                busy: device.busy.saturating_sub(forward),
+                input_wait: Duration::ZERO,
+                output_wait: device.output_wait,
+            },
+            collect,
+            ..StageTimes::default()
+        })
     })?;
+    times.wall = started.elapsed();
     Ok(times)
+}
+
+/// The last stage, on the caller's thread: every encoded batch into `collector`, in order,
+/// then `on_batch`; stops at the first error from any stage. Returns its time and the
+/// forward passes' total.
+fn drain(
+    mut encoded: pipeline::Queue<Encoded>,
+    collector: &mut Collector,
+    guard: &mut NonFiniteGuard,
+    on_batch: &mut impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
+) -> Result<(StageTime, Duration)> {
+    let (mut busy, mut forward) = (Duration::ZERO, Duration::ZERO);
+    for batch in encoded.by_ref() {
+        let batch = batch?;
+        let started = Instant::now();
+        forward += batch.forward;
+        // The screen's count as it stood after this batch: what a save now must record.
+        *guard = batch.guard.clone();
+        let tokens = batch.ingest_into(collector)?;
+        on_batch(tokens, collector, guard)?;
+        busy += started.elapsed();
+    }
+    let time = StageTime {
+        busy,
+        input_wait: encoded.waited(),
+        output_wait: Duration::ZERO,
+    };
+    Ok((time, forward))
 }

@@ -15,8 +15,15 @@
 //! The collector's state is saved inside every checkpoint, so a resumed run continues the
 //! collection exactly; the readable folder `<run>/activation_samples/` is rewritten with each
 //! checkpoint and at the end.
+//!
+//! The collector takes each batch on a thread of its own ([`Ingest`]) while training goes on:
+//! a collection stalls the training step only for its forward pass and encode. The next
+//! collection and every save wait for it first, so what is collected and saved is what the
+//! serial order gives.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -26,7 +33,7 @@ use super::config::TrainConfig;
 use super::corpus::WindowCursor;
 use super::run_dir::RunDir;
 use crate::cache::ActivationCache;
-use crate::collect::{collect_batch, write_samples_folder, Collector};
+use crate::collect::{encode_batch, write_samples_folder, Collector, NonFiniteGuard};
 use crate::data::{IdDecoder, TokenDecoder, TokenizerDecoder};
 use crate::model::{Gemma2, HookPoint};
 use crate::sae::Sae;
@@ -52,13 +59,42 @@ pub struct LiveSamples {
 
 /// The collector of a training run and where its sequences come from.
 pub struct TrainingSampler {
-    collector: Collector,
+    collector: RefCell<Ingest>,
     source: SampleSource,
     decoder: Box<dyn TokenDecoder>,
     save: SaveConfig,
     sequences_per_collection: usize,
-    /// Time spent collecting, for the overhead report.
+    /// Time the training thread spent on collection (forward pass, encode, and waiting for
+    /// the previous batch's ingest), for the overhead report.
     pub elapsed: Duration,
+}
+
+/// The collector, in hand or taking a batch on its own thread.
+enum Ingest {
+    Ready(Box<Collector>),
+    Busy(JoinHandle<Result<Box<Collector>>>),
+    /// Only while switching between the two, or after an ingest failed.
+    Gone,
+}
+
+impl Ingest {
+    /// The collector once its batch is in (the ingest's error, if it failed).
+    fn settle(&mut self) -> Result<&mut Collector> {
+        if let Ingest::Busy(_) = self {
+            let Ingest::Busy(handle) = std::mem::replace(self, Ingest::Gone) else {
+                unreachable!("matched above")
+            };
+            let collector = match handle.join() {
+                Ok(collector) => collector?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            *self = Ingest::Ready(collector);
+        }
+        match self {
+            Ingest::Ready(collector) => Ok(collector),
+            _ => anyhow::bail!("sample collection during training failed earlier"),
+        }
+    }
 }
 
 impl TrainingSampler {
@@ -88,7 +124,7 @@ impl TrainingSampler {
             None => Box::new(IdDecoder),
         };
         Ok(Self {
-            collector,
+            collector: RefCell::new(Ingest::Ready(Box::new(collector))),
             source,
             decoder,
             save,
@@ -97,21 +133,45 @@ impl TrainingSampler {
         })
     }
 
-    /// Encodes the next batch of sequences with `sae` and collects it.
+    /// Encodes the next batch of sequences with `sae` and hands it to the collector's thread.
     pub fn collect(&mut self, sae: &Sae) -> Result<()> {
         let started = Instant::now();
-        let (tokens, activations) = self.next_sequences()?;
-        let first = self.collector.sequences_seen();
-        collect_batch(sae, &mut self.collector, &tokens, &activations, first)
-            .context("sample collection during training failed")?;
+        let context = "sample collection during training failed";
+        let position = self
+            .collector
+            .get_mut()
+            .settle()
+            .context(context)?
+            .sequences_seen();
+        let (tokens, activations) = self.next_sequences(position)?;
+        let encoded = encode_batch(
+            sae,
+            tokens,
+            &activations,
+            position,
+            &mut NonFiniteGuard::strict(),
+        )
+        .context(context)?;
+        let Ingest::Ready(mut collector) =
+            std::mem::replace(self.collector.get_mut(), Ingest::Gone)
+        else {
+            unreachable!("settled above")
+        };
+        let handle = std::thread::Builder::new()
+            .name("sample-collector".into())
+            .spawn(move || {
+                encoded.ingest_into(&mut collector).context(context)?;
+                Ok(collector)
+            })
+            .context("cannot start the sample collector's thread")?;
+        *self.collector.get_mut() = Ingest::Busy(handle);
         self.elapsed += started.elapsed();
         Ok(())
     }
 
-    /// The next `sequences_per_collection` sequences, or every sequence once when there are
-    /// fewer: tokens and activations `[rows, seq_len, d_in]`.
-    fn next_sequences(&mut self) -> Result<(Vec<u32>, Tensor)> {
-        let position = self.collector.sequences_seen();
+    /// The next `sequences_per_collection` sequences from global sequence `position`, or every
+    /// sequence once when there are fewer: tokens and activations `[rows, seq_len, d_in]`.
+    fn next_sequences(&mut self, position: u64) -> Result<(Vec<u32>, Tensor)> {
         let count = self.sequences_per_collection;
         match &mut self.source {
             SampleSource::Cache(cache) => {
@@ -142,8 +202,11 @@ impl TrainingSampler {
     /// Saves the collector's state into `checkpoint` (resumption) and rewrites the run's
     /// samples folder (reading).
     pub fn save(&self, checkpoint: &Path, run: &RunDir) -> Result<PathBuf> {
-        self.collector
-            .save_state(&RunDir::collector_state(checkpoint))?;
+        let mut ingest = self.collector.borrow_mut();
+        let collector = ingest
+            .settle()
+            .context("sample collection during training failed")?;
+        collector.save_state(&RunDir::collector_state(checkpoint))?;
         let folder = run.samples();
         let read = match &self.source {
             SampleSource::Cache(cache) => CollectionSource {
@@ -159,7 +222,7 @@ impl TrainingSampler {
         };
         write_samples_folder(
             &SamplesDir::new(&folder),
-            &self.collector,
+            collector,
             self.decoder.as_ref(),
             &self.save,
             source,
