@@ -13,6 +13,14 @@
 //! seed, the config and the text, and a resumed run needs only the tokens consumed: the
 //! buffer holding that position is read and run through the model again, and on the CPU it
 //! comes out bit for bit the same (same windows, same model batches).
+//!
+//! Text runs ahead of the model: once a buffer is filled, the next buffer's windows are read
+//! and tokenized on a thread of their own ([`Reader`]) while training consumes this one. The
+//! cursor reads the same windows in the same order as in series, and what a checkpoint records
+//! of it (the corpus's size, once learnt) is taken as it stood when the buffer being trained
+//! on was filled, so checkpoints are the serial ones byte for byte.
+
+use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -38,7 +46,10 @@ pub struct LiveLayout {
 
 /// Batches of activations at one hook (an SAE) or two (a transcoder's input and target).
 pub struct LiveStream {
-    cursor: WindowCursor,
+    reader: Reader,
+    /// The corpus's size as the cursor knew it when the current buffer was filled.
+    corpus_windows: Option<u64>,
+    seq_len: usize,
     model: Gemma2,
     hooks: Vec<HookPoint>,
     layout: LiveLayout,
@@ -66,7 +77,9 @@ impl LiveStream {
         offset: u64,
     ) -> Self {
         Self {
-            cursor,
+            corpus_windows: cursor.corpus_windows(),
+            seq_len: cursor.seq_len(),
+            reader: Reader::Idle(Box::new(cursor)),
             model,
             hooks,
             layout,
@@ -81,7 +94,7 @@ impl LiveStream {
 
     /// Complete windows in the corpus, once known (saved in checkpoints).
     pub fn corpus_windows(&self) -> Option<u64> {
-        self.cursor.corpus_windows()
+        self.corpus_windows
     }
 
     /// The next batch: inputs `[batch_size, d_model]` and, for a transcoder, targets of the
@@ -89,7 +102,7 @@ impl LiveStream {
     pub fn next_batch(&mut self, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
         let mut pieces: Vec<Vec<Tensor>> = vec![Vec::new(); self.hooks.len()];
         let mut needed = self.layout.batch_size;
-        let buffer_tokens = self.layout.buffer_windows * self.cursor.seq_len() as u64;
+        let buffer_tokens = self.layout.buffer_windows * self.seq_len as u64;
         while needed > 0 {
             let index = self.offset / buffer_tokens;
             let position = (self.offset % buffer_tokens) as usize;
@@ -121,26 +134,35 @@ impl LiveStream {
         Ok(self.buffer.as_ref().expect("just filled"))
     }
 
-    fn fill(&mut self, index: u64) -> Result<Buffer> {
-        let seq_len = self.cursor.seq_len();
+    /// The windows of buffer `index`: `(first window, window count)`, none past the run's end.
+    fn windows_of(&self, index: u64) -> Option<(u64, usize)> {
         let layout = self.layout;
-        let start = index * layout.buffer_windows * seq_len as u64;
-        let Some(remaining) = layout.total_tokens.checked_sub(start).filter(|&r| r > 0) else {
+        let seq_len = self.seq_len as u64;
+        let start = index * layout.buffer_windows * seq_len;
+        let remaining = layout.total_tokens.checked_sub(start).filter(|&r| r > 0)?;
+        // The run's last buffer keeps only the windows its remaining steps read.
+        let windows = layout.buffer_windows.min(remaining.div_ceil(seq_len));
+        Some((index * layout.buffer_windows, windows as usize))
+    }
+
+    fn fill(&mut self, index: u64) -> Result<Buffer> {
+        let (seq_len, layout) = (self.seq_len, self.layout);
+        let Some((first, windows)) = self.windows_of(index) else {
             bail!(
                 "internal: buffer {index} lies past the run's {} tokens",
                 layout.total_tokens
             );
         };
-        // The run's last buffer keeps only the windows its remaining steps read.
-        let windows = layout
-            .buffer_windows
-            .min(remaining.div_ceil(seq_len as u64)) as usize;
-        let first = index * layout.buffer_windows;
+        let tokens = self.reader.take(first, windows)?;
+        self.corpus_windows = self.reader.corpus_windows()?;
+        if let Some((next, count)) = self.windows_of(index + 1) {
+            self.reader.start(next, count)?;
+        }
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); self.hooks.len()];
         for chunk in (0..windows).step_by(layout.model_batch_size) {
             let rows = layout.model_batch_size.min(windows - chunk);
-            let tokens = self.cursor.rows(first + chunk as u64, rows)?;
-            let ids = Tensor::from_vec(tokens, (rows, seq_len), self.model.device())?;
+            let ids = tokens[chunk * seq_len..(chunk + rows) * seq_len].to_vec();
+            let ids = Tensor::from_vec(ids, (rows, seq_len), self.model.device())?;
             let acts = self
                 .model
                 .forward_to_hooks(&ids, &self.hooks)
@@ -161,5 +183,86 @@ impl LiveStream {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let order = permutation(windows * seq_len, mix(layout.seed, LIVE_STREAM, index));
         Ok(Buffer { index, acts, order })
+    }
+}
+
+/// The cursor, in hand or reading the next buffer's windows on its own thread.
+enum Reader {
+    Idle(Box<WindowCursor>),
+    /// Reading windows `first..first + count`.
+    Reading {
+        first: u64,
+        count: usize,
+        handle: JoinHandle<(Box<WindowCursor>, Result<Vec<u32>>)>,
+    },
+    /// Only while switching between the two.
+    Gone,
+}
+
+impl Reader {
+    /// Starts reading windows `first..first + count` ahead.
+    fn start(&mut self, first: u64, count: usize) -> Result<()> {
+        let mut cursor = self.cursor()?;
+        let handle = std::thread::Builder::new()
+            .name("text-reader".into())
+            .spawn(move || {
+                let rows = cursor.rows(first, count);
+                (cursor, rows)
+            })
+            .context("cannot start the text reader's thread")?;
+        *self = Reader::Reading {
+            first,
+            count,
+            handle,
+        };
+        Ok(())
+    }
+
+    /// Windows `first..first + count`: the ones read ahead when they are these, else read now.
+    fn take(&mut self, first: u64, count: usize) -> Result<Vec<u32>> {
+        if let Reader::Reading {
+            first: ahead,
+            count: n,
+            ..
+        } = *self
+        {
+            if (ahead, n) == (first, count) {
+                let Reader::Reading { handle, .. } = std::mem::replace(self, Reader::Gone) else {
+                    unreachable!("matched above")
+                };
+                let (cursor, rows) = join(handle);
+                *self = Reader::Idle(cursor);
+                return rows;
+            }
+        }
+        let mut cursor = self.cursor()?;
+        let rows = cursor.rows(first, count);
+        *self = Reader::Idle(cursor);
+        rows
+    }
+
+    /// The corpus's size as the cursor knows it now.
+    fn corpus_windows(&mut self) -> Result<Option<u64>> {
+        let cursor = self.cursor()?;
+        let windows = cursor.corpus_windows();
+        *self = Reader::Idle(cursor);
+        Ok(windows)
+    }
+
+    /// The cursor, once a read ahead has finished (its windows, unwanted, are dropped: a
+    /// resumed position or an error read again from the cursor).
+    fn cursor(&mut self) -> Result<Box<WindowCursor>> {
+        match std::mem::replace(self, Reader::Gone) {
+            Reader::Idle(cursor) => Ok(cursor),
+            Reader::Reading { handle, .. } => Ok(join(handle).0),
+            Reader::Gone => bail!("internal: the text reader was lost after an error"),
+        }
+    }
+}
+
+fn join<T>(handle: JoinHandle<T>) -> T {
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
