@@ -6,6 +6,7 @@
 #
 #   scripts/bench-collect.sh [SAECTL...]     default: target/release/saectl
 #   TOKENS=1000000 scripts/bench-collect.sh target/release/saectl /tmp/before/saectl
+#   MODES=live TOKENS=300000 scripts/bench-collect.sh …    one kind of run only
 #
 # Inputs (made once with the first binary, in $WORK, default /tmp/saectl-bench-collect): a
 # corpus of seeded random sentences over the fixture corpus's words, a cache of it at
@@ -47,16 +48,16 @@ fi
 sae=$work/sae/$(cat "$work/sae/latest_checkpoint")
 
 for bin in "${bins[@]}"; do
-    for mode in cache live; do
+    for mode in ${MODES:-cache live}; do
         out=$work/out-$mode
         rm -rf "$out"
         if [[ $mode == cache ]]; then
-            args=(--activations "$work/cache")
+            args=(--activations "$work/cache" --device cpu)
         else
             args=("${model[@]}" "${text[@]}" --num-tokens "$tokens")
         fi
         echo "== $bin, $mode, load $(cut -d' ' -f1-3 /proc/loadavg)"
-        "$bin" collect --checkpoint "$sae" "${args[@]}" --device cpu --out "$out" 2>&1 |
+        "$bin" collect --checkpoint "$sae" "${args[@]}" --out "$out" 2>&1 |
             grep -E '^(collected|time)' || true
     done
 done

@@ -47,39 +47,53 @@ pub struct StageTimes {
 }
 
 impl StageTimes {
-    /// "wall 12.3 s; busy: text 0.2 s, source 8.1 s, encode 2.0 s, collector 3.1 s (source
-    /// sets the pace); waiting: collector 6.0 s for batches, encode 0.1 s for the collector".
+    /// "wall 12.30 s; busy: source 8.10 s, encode 2.00 s, collector 3.10 s (source sets the
+    /// pace); collector waited 9.10 s for encode" — waits under 1% of the wall time left out.
     pub fn summary(&self) -> String {
-        let stages = [
+        let all = [
             ("text", &self.text),
             ("source", &self.source),
             ("encode", &self.encode),
             ("collector", &self.collect),
         ];
+        // A cache has no text stage.
         let live = !self.text.busy.is_zero();
-        let shown = || stages.iter().filter(|(name, _)| live || *name != "text");
-        let busy: Vec<String> = shown()
+        let stages: Vec<_> = all
+            .into_iter()
+            .filter(|(name, _)| live || *name != "text")
+            .collect();
+        let busy: Vec<String> = stages
+            .iter()
             .map(|(name, t)| format!("{name} {}", seconds(t.busy)))
             .collect();
-        let slowest = shown()
+        let slowest = stages
+            .iter()
             .max_by_key(|(_, t)| t.busy)
             .map_or("", |(name, _)| name);
+        let worth = |d: Duration| !d.is_zero() && d.as_secs_f64() >= 0.01 * self.wall.as_secs_f64();
         let mut waits = Vec::new();
-        for (name, t) in shown() {
-            if t.input_wait >= Duration::from_millis(1) {
-                waits.push(format!("{name} {} for its input", seconds(t.input_wait)));
+        for (i, (name, t)) in stages.iter().enumerate() {
+            if let Some((before, _)) = i.checked_sub(1).map(|j| stages[j]) {
+                if worth(t.input_wait) {
+                    waits.push(format!(
+                        "{name} waited {} for {before}",
+                        seconds(t.input_wait)
+                    ));
+                }
             }
-            if t.output_wait >= Duration::from_millis(1) {
-                waits.push(format!(
-                    "{name} {} for the next stage",
-                    seconds(t.output_wait)
-                ));
+            if let Some((after, _)) = stages.get(i + 1) {
+                if worth(t.output_wait) {
+                    waits.push(format!(
+                        "{name} waited {} for {after}",
+                        seconds(t.output_wait)
+                    ));
+                }
             }
         }
         let waits = if waits.is_empty() {
             String::new()
         } else {
-            format!("; waiting: {}", waits.join(", "))
+            format!("; {}", waits.join(", "))
         };
         format!(
             "wall {}; busy: {} ({slowest} sets the pace){waits}",
@@ -347,4 +361,40 @@ fn drain(
         output_wait: Duration::ZERO,
     };
     Ok((time, forward))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(busy: u64, input_wait: u64, output_wait: u64) -> StageTime {
+        StageTime {
+            busy: Duration::from_millis(busy),
+            input_wait: Duration::from_millis(input_wait),
+            output_wait: Duration::from_millis(output_wait),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_slowest_stage_and_who_waited_for_whom() {
+        let times = StageTimes {
+            text: StageTime::default(),
+            source: time(1000, 0, 8000),
+            encode: time(9000, 1, 500),
+            collect: time(3000, 6500, 0),
+            wall: Duration::from_millis(10_000),
+        };
+        assert_eq!(
+            times.summary(),
+            "wall 10.00 s; busy: source 1.00 s, encode 9.00 s, collector 3.00 s (encode sets \
+             the pace); source waited 8.00 s for encode, encode waited 0.50 s for collector, \
+             collector waited 6.50 s for encode"
+        );
+        let live = StageTimes {
+            text: time(200, 0, 9000),
+            ..times
+        };
+        assert!(live.summary().contains("busy: text 0.20 s, source 1.00 s"));
+        assert!(live.summary().contains("text waited 9.00 s for source"));
+    }
 }
