@@ -66,7 +66,17 @@ impl ParquetReader {
 
     fn next_document(&mut self) -> Result<Option<RawDocument>> {
         while self.pending.is_empty() {
-            if !self.fill()? {
+            // The parquet crate asserts on some damaged pages instead of failing (fuzzing
+            // found a dictionary page shorter than its header says): that panic is an error.
+            let filled = crate::util::panic::catch(|| self.fill()).map_err(|panic| {
+                anyhow!(
+                    "{}: column `{}` is damaged (row group {}): {panic}",
+                    self.file,
+                    self.text_field,
+                    self.next_row_group.saturating_sub(1)
+                )
+            })??;
+            if !filled {
                 return Ok(None);
             }
         }
