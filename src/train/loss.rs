@@ -18,7 +18,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::sparse_decode::decode_cpu;
-use super::sparse_encode::active_pre_cpu;
+use super::sparse_encode::{active_pre_cpu, pre_activations_cpu};
 use crate::sae::extract::device_path;
 use crate::sae::topk::{topk_rows, with_cpu_slice};
 use crate::sae::topk_sparse::{batch_topk_sparse, topk_rows_sparse};
@@ -148,7 +148,11 @@ pub struct Encoded {
 impl Encoded {
     pub fn new(xs: &Tensor, w_enc: &Tensor, b_enc: &Tensor, b_dec: &Tensor) -> Result<Self> {
         let xc = xs.broadcast_sub(b_dec)?;
-        let pre = xc.matmul(w_enc)?.broadcast_add(b_enc)?;
+        // On the CPU the active values are differentiated by the kernel, never through `pre`.
+        let pre = match cpu_kernels(&xc) {
+            true => pre_activations_cpu(&xc, w_enc, b_enc)?,
+            false => xc.matmul(w_enc)?.broadcast_add(b_enc)?,
+        };
         Ok(Self {
             xc,
             pre,
@@ -160,12 +164,17 @@ impl Encoded {
     /// The pre-activations of `set` `[len]`, differentiable: through the CPU kernel
     /// ([`super::sparse_encode`]) or, elsewhere, gathered from `pre`.
     pub fn values(&self, set: &ActiveSet) -> Result<Tensor> {
-        if self.pre.device().is_cpu() && self.pre.dtype() == DType::F32 {
+        if cpu_kernels(&self.pre) {
             let (w_enc, b_enc) = (&self.w_enc, &self.b_enc);
             return active_pre_cpu(&self.xc, w_enc, b_enc, &set.rows, &set.feats, &set.values);
         }
         gather_values(&self.pre, set)
     }
+}
+
+/// Whether the CPU kernels (`sparse_encode`, `sparse_decode`) do the differentiable part.
+fn cpu_kernels(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
 }
 
 /// The training-mode selection of `kind` on `pre [n, d_sae]` (detached inside).
