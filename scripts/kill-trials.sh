@@ -68,9 +68,22 @@ run_merge() {
 
 now_ms() { date +%s%3N; }
 
-# What must match: every file but the run lock's (it names its last holder).
+# The trees with the wall-clock fields removed: `elapsed_s` and `tokens_per_s` of
+# metrics.jsonl (one compact object a line) and `elapsed_s` of trainer_state.json (pretty
+# printed, one key a line) are timing, which differs between any two runs.
+untimed_copy() {
+    rm -rf "$2"
+    cp -r "$1" "$2"
+    find "$2" -name metrics.jsonl -exec sed -i -E \
+        's/"(elapsed_s|tokens_per_s)":[^,}]*,?//g' {} +
+    find "$2" -name trainer_state.json -exec sed -i -E '/"elapsed_s":/d' {} +
+}
+
+# What must match: every file but the run lock's (it names its last holder), timing aside.
 compare() {
-    diff -r -x .saectl-lock "$1" "$2" > "$work/diff" 2>&1 || {
+    untimed_copy "$1" "$work/cmp-ref"
+    untimed_copy "$2" "$work/cmp-out"
+    diff -r -x .saectl-lock "$work/cmp-ref" "$work/cmp-out" > "$work/diff" 2>&1 || {
         echo "FAILED: $3: the resumed output differs from an uninterrupted run:" >&2
         head -20 "$work/diff" >&2
         exit 1

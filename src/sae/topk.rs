@@ -61,7 +61,7 @@ pub fn topk_rows(xs: &Tensor, k: usize) -> Result<(Tensor, Tensor)> {
 
 /// Runs `f` on the row-major f32 data of a CPU tensor in place: no copy of the (large) matrix
 /// when it is contiguous, as the encoder's output is.
-fn with_cpu_slice<T>(xs: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
+pub(crate) fn with_cpu_slice<T>(xs: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
     let xs = xs.contiguous()?;
     let (storage, layout) = xs.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {

@@ -4,7 +4,8 @@
 //! <checkpoint>/cfg.json, sae_weights.safetensors, saectl.json    the SAE (SAELens-readable)
 //! <checkpoint>/optimizer.safetensors    Adam's m.* and v.*, batches_inactive [d_sae] u32,
 //!                                       JumpReLU's log_threshold [d_sae]
-//! <checkpoint>/trainer_state.json       step, tokens consumed, θ, Adam's step count
+//! <checkpoint>/trainer_state.json       step, tokens consumed, θ, Adam's step count,
+//!                                       seconds trained so far
 //! ```
 //! The SAE's `saectl.json` is written last (by `sae::checkpoint::save`), so a folder that has
 //! it is complete. Every value is stored exactly (f32 tensors, θ as an f32 JSON number that
@@ -37,10 +38,30 @@ pub struct TrainerState {
     pub tokens: u64,
     pub threshold: f32,
     pub adam_step: u64,
+    /// Wall-clock seconds the run had trained when the checkpoint was written (absent, 0,
+    /// in checkpoints written before it existed). Timing, not state: it differs between
+    /// otherwise identical runs.
+    #[serde(default)]
+    pub elapsed_s: f64,
+}
+
+/// Where the run stood at a checkpoint, besides the trainer itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunPosition {
+    /// Tokens of the batch stream consumed (its resume offset).
+    pub tokens: u64,
+    /// Wall-clock seconds trained so far, over every resumed part of the run.
+    pub elapsed_s: f64,
 }
 
 /// Writes `trainer` into `dir`; `meta` carries the SAE's provenance (hook, dataset, …).
-pub fn save(dir: &Path, trainer: &Trainer, tokens: u64, meta: &CheckpointMeta) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    trainer: &Trainer,
+    position: RunPosition,
+    meta: &CheckpointMeta,
+) -> Result<()> {
+    let tokens = position.tokens;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mut tensors = trainer.adam.state_tensors();
     let d_sae = trainer.batches_inactive.len();
@@ -65,6 +86,7 @@ pub fn save(dir: &Path, trainer: &Trainer, tokens: u64, meta: &CheckpointMeta) -
         tokens,
         threshold: trainer.threshold,
         adam_step: trainer.adam.step_count(),
+        elapsed_s: position.elapsed_s,
     };
     write_json_atomic(&dir.join(TRAINER_STATE_FILE), &state)?;
     let mut meta = meta.clone();
@@ -76,12 +98,12 @@ pub fn save(dir: &Path, trainer: &Trainer, tokens: u64, meta: &CheckpointMeta) -
 }
 
 /// Reads a checkpoint written by [`save`] back into a trainer for `cfg` on `device`.
-/// Returns the trainer and the tokens consumed.
+/// Returns the trainer and where the run stood.
 pub fn load(
     dir: &Path,
     cfg: TrainConfig,
     device: &Device,
-) -> Result<(Trainer, u64, CheckpointMeta)> {
+) -> Result<(Trainer, RunPosition, CheckpointMeta)> {
     let (sae, meta) = sae_checkpoint::load(dir, DType::F32, device)?;
     let state_path = dir.join(TRAINER_STATE_FILE);
     let text = std::fs::read_to_string(&state_path)
@@ -127,5 +149,9 @@ pub fn load(
     }
     trainer.threshold = state.threshold;
     trainer.step = state.step;
-    Ok((trainer, state.tokens, meta))
+    let position = RunPosition {
+        tokens: state.tokens,
+        elapsed_s: state.elapsed_s,
+    };
+    Ok((trainer, position, meta))
 }

@@ -2,13 +2,20 @@
 //!
 //! Appending (not rewriting) keeps the cost flat over a long run; on resume, lines past the
 //! checkpoint's step are dropped ([`truncate_after`]) so the file reads as one run.
+//!
+//! Two fields are timing, not results: `elapsed_s` (the run's wall clock, continued across
+//! resumes from the checkpoint's own count, [`RunClock`]) and `tokens_per_s` (over the interval
+//! since the previous logged line). They differ between otherwise identical runs, so
+//! comparisons of runs ignore exactly them ([`without_timing`]).
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::RunPosition;
 use super::eval::LossRecovered;
 use super::step::StepStats;
 use crate::util::atomic::write_atomic;
@@ -18,6 +25,14 @@ use crate::util::atomic::write_atomic;
 pub struct MetricsLine {
     pub step: u64,
     pub tokens: u64,
+    /// Seconds the run had trained at this step, over every resumed part (0 in files
+    /// written before it existed).
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// Tokens per second since the previous logged line (or since the run or its resume
+    /// started).
+    #[serde(default)]
+    pub tokens_per_s: f64,
     pub loss: f64,
     pub mse: f64,
     pub fvu: f64,
@@ -52,6 +67,8 @@ impl MetricsLine {
         Self {
             step,
             tokens,
+            elapsed_s: 0.0,
+            tokens_per_s: 0.0,
             loss: stats.loss,
             mse: stats.mse,
             fvu: stats.fvu,
@@ -79,6 +96,53 @@ impl MetricsLine {
         self.ce_mean = Some(eval.ce_mean);
         self.ce_recovered = eval.recovered();
         self.ce_recovered_mean = eval.recovered_mean();
+    }
+}
+
+/// `line` with its timing fields zeroed: what two runs of the same data must agree on.
+pub fn without_timing(line: &MetricsLine) -> MetricsLine {
+    MetricsLine {
+        elapsed_s: 0.0,
+        tokens_per_s: 0.0,
+        ..line.clone()
+    }
+}
+
+/// The run's wall clock: seconds trained, continued from a checkpoint's count on resume, and
+/// the token rate between logged lines.
+pub struct RunClock {
+    started: Instant,
+    /// Seconds trained before this process took over (the checkpoint's count).
+    base_s: f64,
+    /// Elapsed seconds and tokens at the previous logged line (or at the start).
+    last: (f64, u64),
+}
+
+impl RunClock {
+    /// Starts counting from `position` (the default for a fresh run).
+    pub fn start(position: RunPosition) -> Self {
+        Self {
+            started: Instant::now(),
+            base_s: position.elapsed_s,
+            last: (position.elapsed_s, position.tokens),
+        }
+    }
+
+    /// Seconds trained so far, over every part of the run.
+    pub fn elapsed_s(&self) -> f64 {
+        self.base_s + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Writes the elapsed time and the rate since the previous stamped line into `line`.
+    pub fn stamp(&mut self, line: &mut MetricsLine) {
+        let now = self.elapsed_s();
+        let (then, tokens_then) = self.last;
+        line.elapsed_s = now;
+        line.tokens_per_s = match now - then {
+            interval if interval > 0.0 => line.tokens.saturating_sub(tokens_then) as f64 / interval,
+            _ => 0.0,
+        };
+        self.last = (now, line.tokens);
     }
 }
 
@@ -121,4 +185,60 @@ pub fn truncate_after(path: &Path, step: u64) -> Result<()> {
     }
     // No folder sync: the metrics are a log; the checkpoint written next syncs the run folder.
     write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files written before the timing fields existed still read, with zeros there.
+    #[test]
+    fn lines_without_timing_read_as_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let old = r#"{"step":1,"tokens":8,"loss":1.0,"mse":1.0,"fvu":1.0,"l0":2.0,"dead":0,"aux_loss":0.0,"l1_loss":0.0,"lr":0.1,"threshold":0.0}"#;
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        let line = &read(&path).unwrap()[0];
+        assert_eq!(
+            (line.step, line.elapsed_s, line.tokens_per_s),
+            (1, 0.0, 0.0)
+        );
+    }
+
+    /// The clock continues from a checkpoint's count, and the rate is over the interval since
+    /// the previous stamp.
+    #[test]
+    fn the_clock_continues_and_rates_cover_one_interval() {
+        let stats = StepStats {
+            loss: 0.0,
+            mse: 0.0,
+            fvu: 0.0,
+            aux_loss: 0.0,
+            l1_loss: 0.0,
+            l0_loss: 0.0,
+            l0: 0.0,
+            dead: 0,
+            lr: 0.0,
+            threshold: 0.0,
+        };
+        let mut clock = RunClock::start(RunPosition {
+            tokens: 100,
+            elapsed_s: 50.0,
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut first = MetricsLine::new(1, 300, &stats);
+        clock.stamp(&mut first);
+        assert!(
+            first.elapsed_s > 50.0 && first.elapsed_s < 60.0,
+            "{first:?}"
+        );
+        let interval = first.elapsed_s - 50.0;
+        assert!((first.tokens_per_s - 200.0 / interval).abs() < 1e-6 * first.tokens_per_s);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut second = MetricsLine::new(2, 400, &stats);
+        clock.stamp(&mut second);
+        let interval = second.elapsed_s - first.elapsed_s;
+        assert!(interval > 0.0);
+        assert!((second.tokens_per_s - 100.0 / interval).abs() < 1e-6 * second.tokens_per_s);
+    }
 }

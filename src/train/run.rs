@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use super::checkpoint;
+use super::checkpoint::{self, RunPosition};
 use super::config::TrainConfig;
 use super::eval::{CeEval, LossRecovered};
-use super::metrics::{self, MetricsLine};
+use super::metrics::{self, MetricsLine, RunClock};
 pub use super::run_dir::RunDir;
 use super::run_dir::{load_data_state, read_json, save_data_state, DataState, RunInfo};
 use super::samples::TrainingSampler;
@@ -108,7 +108,8 @@ pub fn train_from(
         sae.hook_name_out = Some(hook_out.clone());
         sae.apply_b_dec_to_input = false;
     }
-    run_loop(&run, trainer, opened, device, progress, sampler)
+    let clock = RunClock::start(RunPosition::default());
+    run_loop(&run, trainer, opened, device, progress, sampler, clock)
 }
 
 /// A folder with a config but no checkpoint is a run that died before its first checkpoint:
@@ -141,10 +142,10 @@ pub fn resume(
             run_dir.display()
         );
     };
-    let (mut trainer, tokens, _) = checkpoint::load(&latest, cfg.clone(), device)?;
+    let (mut trainer, at, _) = checkpoint::load(&latest, cfg.clone(), device)?;
     let data = load_data_state(&latest)?;
     let position = Position {
-        tokens,
+        tokens: at.tokens,
         corpus_windows: data.corpus_windows,
     };
     let mut opened = source::open(&info.source, &mut cfg, device, position)
@@ -153,7 +154,10 @@ pub fn resume(
     trainer.cfg = cfg;
     let sampler = sampler_for(&trainer.cfg, &mut opened, Some(&latest))?;
     metrics::truncate_after(&run.metrics(), trainer.step)?;
-    run_loop(&run, trainer, opened, device, progress, sampler)
+    // The clock continues from the checkpoint: the time the interrupted part spent past it
+    // was lost with its steps.
+    let clock = RunClock::start(at);
+    run_loop(&run, trainer, opened, device, progress, sampler, clock)
 }
 
 /// Refuses to continue on data that changed since the run started: the stream would differ.
@@ -199,6 +203,7 @@ struct Session<'a> {
     eval: Option<CeEval>,
     sampler: Option<TrainingSampler>,
     meta: CheckpointMeta,
+    clock: RunClock,
 }
 
 fn run_loop(
@@ -208,6 +213,7 @@ fn run_loop(
     device: &Device,
     progress: &mut dyn FnMut(&StepReport),
     sampler: Option<TrainingSampler>,
+    clock: RunClock,
 ) -> Result<RunSummary> {
     let total = trainer.cfg.total_steps();
     let mut meta = CheckpointMeta::new(trainer.sae_cfg.clone());
@@ -219,6 +225,7 @@ fn run_loop(
         eval: opened.eval,
         sampler,
         meta,
+        clock,
     };
     let (mut last, mut last_eval) = (None, None);
     let mut final_checkpoint = run.latest_checkpoint()?;
@@ -241,6 +248,7 @@ fn run_loop(
             last_eval = Some(result);
         }
         if step % trainer.cfg.log_freq == 0 || step == total || line.ce_sae.is_some() {
+            session.clock.stamp(&mut line);
             metrics::append(&run.metrics(), &line)?;
         }
         if step % trainer.cfg.checkpoint_freq == 0 || step == total {
@@ -314,7 +322,11 @@ fn save(session: &Session, trainer: &Trainer, tokens: u64) -> Result<PathBuf> {
         let corpus_windows = session.batches.corpus_windows().or(sampler_windows);
         save_data_state(&dir, &DataState { corpus_windows })?;
     }
-    checkpoint::save(&dir, trainer, tokens, &session.meta)?;
+    let position = RunPosition {
+        tokens,
+        elapsed_s: session.clock.elapsed_s(),
+    };
+    checkpoint::save(&dir, trainer, position, &session.meta)?;
     if let Some(sampler) = &session.sampler {
         sampler.save(&dir, run)?;
     }

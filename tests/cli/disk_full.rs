@@ -21,7 +21,7 @@ use super::small_fs::SmallFs;
 use super::util::{assert_ok, cache_command, collect, path_str, saectl, stderr, strs, write_sae};
 
 /// Every file under `dir` by relative path, with its bytes (the run lock's file aside: it
-/// names its last holder).
+/// names its last holder; and a training run's wall-clock fields, [`untimed`]).
 fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walk(dir)
         .into_iter()
@@ -29,10 +29,33 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .map(|p| {
             (
                 p.strip_prefix(dir).unwrap().to_path_buf(),
-                std::fs::read(&p).unwrap(),
+                untimed(&p, std::fs::read(&p).unwrap()),
             )
         })
         .collect()
+}
+
+/// `bytes` of the file `path` without the wall-clock fields that differ between any two runs:
+/// `elapsed_s` and `tokens_per_s` of `metrics.jsonl`, `elapsed_s` of `trainer_state.json`.
+fn untimed(path: &Path, bytes: Vec<u8>) -> Vec<u8> {
+    let strip = |text: &str| {
+        let mut value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let map = value.as_object_mut().unwrap();
+        map.remove("elapsed_s").expect("a timed file has elapsed_s");
+        map.remove("tokens_per_s");
+        value.to_string()
+    };
+    let text = || String::from_utf8(bytes.clone()).unwrap();
+    match path.file_name().unwrap().to_str().unwrap() {
+        "metrics.jsonl" => text()
+            .lines()
+            .map(strip)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into(),
+        "trainer_state.json" => strip(&text()).into(),
+        _ => bytes,
+    }
 }
 
 /// Bytes a tmpfs needs for `files` (whole pages).

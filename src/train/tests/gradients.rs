@@ -228,7 +228,14 @@ fn cpu_encode_kernel_matches_gathering_from_pre() {
         [&w_enc, &b_enc, &b_dec].map(|v| host(grads.get(v.as_tensor()).unwrap()))
     };
     let kernel = encoded.values(&set).unwrap();
-    let gathered = loss::gather_values(&encoded.pre, &set).unwrap();
+    // The CPU's `pre` has no graph (the kernel differentiates); built from candle ops it has
+    // one, and the same values to the bit.
+    let pre = (xs.as_tensor().broadcast_sub(&b_dec_t).unwrap())
+        .matmul(w_enc.as_tensor())
+        .and_then(|p| p.broadcast_add(&b_enc_t))
+        .unwrap();
+    assert_eq!(host(&encoded.pre), host(&pre));
+    let gathered = loss::gather_values(&pre, &set).unwrap();
     assert_eq!(host(&kernel), host(&gathered));
     let (a, b) = (grads_of(kernel), grads_of(gathered));
     for (x, y) in a.iter().zip(&b) {
@@ -244,11 +251,26 @@ fn batch_topk_selection_matches_the_sae_module() {
     let mut rng = SplitMix64(12);
     let (n, d_sae) = (7, 30);
     // Few distinct values, so that the cut falls inside runs of ties.
-    let data: Vec<f32> = (0..n * d_sae)
+    let ties: Vec<f32> = (0..n * d_sae)
         .map(|_| (rng.uniform_sym() * 4.0).round() / 4.0)
         .collect();
-    for k_total in [1, 5, 40, 90, 200] {
-        let ours = loss::batch_topk_active(&data, n, d_sae, k_total);
+    // Values that share their high 16 bits (the radix select's first bucket) and differ in
+    // the low ones, ±∞, -0.0 and negatives (NaN never reaches selection: batches with one are
+    // refused).
+    let mut close: Vec<f32> = (0..n * d_sae)
+        .map(|i| f32::from_bits(1.5f32.to_bits() + (i as u32 * 7919) % 300))
+        .collect();
+    close[3] = f32::INFINITY;
+    close[10] = f32::NEG_INFINITY;
+    close[11] = -0.0;
+    close[12] = -1.0;
+    close[40] = f32::MIN_POSITIVE;
+    let continuous: Vec<f32> = (0..n * d_sae).map(|_| rng.uniform_sym()).collect();
+    for (k_total, data) in [1, 5, 40, 90, 200]
+        .into_iter()
+        .flat_map(|k| [(k, &ties), (k, &close), (k, &continuous)])
+    {
+        let ours = loss::batch_topk_active(data, n, d_sae, k_total);
         let kept = crate::sae::topk::batch_topk_host(data.clone(), k_total);
         let expected = (0..n * d_sae).filter(|&i| kept[i] > 0.0);
         let got = ours

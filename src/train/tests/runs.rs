@@ -57,6 +57,13 @@ fn check_resume(cfg: TrainConfig) {
         std::fs::remove_dir_all(run.checkpoint(step)).unwrap();
     }
     std::fs::write(cut.join("latest_checkpoint"), "checkpoints/step_000000010").unwrap();
+    // As if the first part had trained 1000 s: the resumed clock must continue from there.
+    let state = run.checkpoint(10).join(checkpoint::TRAINER_STATE_FILE);
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(saved["elapsed_s"].as_f64().unwrap() > 0.0, "{saved}");
+    saved["elapsed_s"] = serde_json::json!(1000.0);
+    std::fs::write(&state, saved.to_string()).unwrap();
     let resumed = resume(&cut, &Device::Cpu, &mut |_| {}).unwrap();
     assert_eq!(
         (resumed.steps, resumed.tokens),
@@ -79,10 +86,35 @@ fn check_resume(cfg: TrainConfig) {
         optimizer(&summary.final_checkpoint),
         optimizer(&resumed.final_checkpoint)
     );
-    assert_eq!(
+    let (lines, resumed_lines) = (
         metrics::read(&full.join("metrics.jsonl")).unwrap(),
-        metrics::read(&cut.join("metrics.jsonl")).unwrap()
+        metrics::read(&cut.join("metrics.jsonl")).unwrap(),
     );
+    let untimed = |lines: &[metrics::MetricsLine]| -> Vec<_> {
+        lines.iter().map(metrics::without_timing).collect()
+    };
+    assert_eq!(untimed(&lines), untimed(&resumed_lines));
+    check_timing(&lines);
+    check_timing(&resumed_lines);
+    // The first part's lines are kept as they were; the rest continue its clock.
+    assert_eq!(lines[..10], resumed_lines[..10]);
+    assert!(resumed_lines[10..].iter().all(|l| l.elapsed_s > 1000.0));
+    let at_end = checkpoint::load(&resumed.final_checkpoint, cfg_of(&cut), &Device::Cpu)
+        .unwrap()
+        .1;
+    assert!(at_end.elapsed_s >= resumed_lines.last().unwrap().elapsed_s);
+}
+
+fn cfg_of(run: &Path) -> TrainConfig {
+    TrainConfig::from_json_file(&RunDir::new(run).config()).unwrap()
+}
+
+/// Every line has a positive rate and a clock that only moves forward.
+fn check_timing(lines: &[metrics::MetricsLine]) {
+    for pair in lines.windows(2) {
+        assert!(pair[1].elapsed_s > pair[0].elapsed_s, "{pair:?}");
+    }
+    assert!(lines.iter().all(|l| l.tokens_per_s > 0.0), "{lines:?}");
 }
 
 #[test]
