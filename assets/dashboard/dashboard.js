@@ -1356,6 +1356,16 @@ async function selftest(scriptsAtStart) {
     split.push(phases);
   }
   phases = null;
+  // Switching to the next feature (j): the same shard, already inflated.
+  const adjacent = [];
+  for (let i = 1; i <= 20 && picks.length && picks[0] + i < INDEX.d_sae; i++) {
+    await nextFrame();
+    const t = performance.now();
+    await showFeature(picks[0] + i);
+    void $('main').scrollHeight;
+    adjacent.push(performance.now() - t);
+  }
+  out.timings.switch_next_median_ms = median(adjacent);
   out.timings.switch_median_ms = median(switches);
   out.timings.switch_painted_median_ms = median(painted);
   out.timings.switch_phases_median_ms = Object.fromEntries(['base64', 'inflate', 'decode_shard', 'decode_feature', 'build', 'attach', 'layout']
@@ -1430,6 +1440,7 @@ async function start() {
   window.addEventListener('hashchange', () => { readHash(); applyState(); });
   window.addEventListener('resize', () => renderRows(true));
   await applyState();
+  void $('main').scrollHeight; // laid out, as a switch is measured
   timings.first_feature_ms = performance.now(); // since navigation start
   timings.script_start_ms = t0;
   if (state.selftest) await selftest(scriptsAtStart);
