@@ -18,9 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::bytes::{gzip, ByteWriter};
+use super::bytes::{gzip, gzip_fast, ByteWriter};
 use crate::features::model::{Example, FeatureData, FeatureSet, GroupKind};
 use crate::features::similar::NeighbourLists;
+use crate::util::parallel;
 
 /// Features per shard: a shard is inflated whole when one of its features is shown.
 pub const SHARD_SIZE: usize = 128;
@@ -99,26 +100,47 @@ impl Vocabulary {
     }
 }
 
-/// Encodes `model`; `texts` decodes token ids one by one.
+/// Encodes `model` on every core; `texts` decodes token ids one by one.
 pub fn encode(
     model: &FeatureSet,
     neighbours: &Neighbours,
     provenance: &Provenance,
     texts: impl Fn(&[u32]) -> Vec<String>,
 ) -> Encoded {
+    encode_on(parallel::cores(), model, neighbours, provenance, texts)
+}
+
+/// [`encode`] with `threads` encoding the shards; the bytes do not depend on it.
+pub fn encode_on(
+    threads: usize,
+    model: &FeatureSet,
+    neighbours: &Neighbours,
+    provenance: &Provenance,
+    texts: impl Fn(&[u32]) -> Vec<String>,
+) -> Encoded {
     let vocab = Vocabulary::new(model);
+    let vocab_texts = texts(&vocab.ids);
     let chunks: Vec<&[FeatureData]> = model.features.chunks(SHARD_SIZE).collect();
-    // Shards are independent: encode and compress them on every core.
-    let shards: Vec<(usize, Vec<u8>)> = parallel_map(chunks.len(), |s| {
-        let raw = shard(chunks[s], s * SHARD_SIZE, neighbours, &vocab);
-        (raw.len(), gzip(&raw))
+    let ((index_raw, index), shards) = std::thread::scope(|scope| {
+        // The index is one more independent piece: built beside the shards.
+        let index = scope.spawn(|| {
+            let mut index = super::index::index(model, provenance, &vocab, vocab_texts);
+            index.has_decoder = neighbours.decoder.is_some();
+            let json = serde_json::to_vec(&index).expect("the index always serialises");
+            (json.len(), gzip(&json))
+        });
+        let shards: Vec<(usize, Vec<u8>)> = parallel::map(threads, chunks.len(), |s| {
+            let raw = shard(chunks[s], s * SHARD_SIZE, neighbours, &vocab);
+            (raw.len(), gzip_fast(&raw))
+        });
+        let index = index
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (index, shards)
     });
-    let mut index = super::index::index(model, provenance, &vocab, texts(&vocab.ids));
-    index.has_decoder = neighbours.decoder.is_some();
-    let index = serde_json::to_vec(&index).expect("the index always serialises");
-    let raw_bytes = index.len() + shards.iter().map(|(raw, _)| raw).sum::<usize>();
+    let raw_bytes = index_raw + shards.iter().map(|(raw, _)| raw).sum::<usize>();
     Encoded {
-        index: gzip(&index),
+        index,
         shards: shards.into_iter().map(|(_, packed)| packed).collect(),
         raw_bytes,
         prompts: None,
@@ -128,36 +150,6 @@ pub fn encode(
 /// The prompt view's block: its JSON, gzip-compressed like the index.
 pub fn prompts_block(prompts: &super::prompts::PromptsData) -> Vec<u8> {
     gzip(&serde_json::to_vec(prompts).expect("the prompts always serialise"))
-}
-
-/// `(0..n).map(work)` on all cores, in order.
-fn parallel_map<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n.max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            return done;
-                        }
-                        done.push((i, work(i)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("an encoding thread panicked"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Windows of one shard merged per sequence: where each example's tokens start in the pool.
@@ -389,6 +381,44 @@ mod tests {
                 examples,
             }],
             logits: None,
+        }
+    }
+
+    #[test]
+    fn the_blocks_do_not_depend_on_the_thread_count() {
+        use crate::dashboard::synthetic::{write_synthetic_folder, SyntheticSpec};
+        use crate::features::model::ExampleCounts;
+        use crate::features::similar;
+        // 700 features: six shards, the last one short.
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SyntheticSpec {
+            d_sae: 700,
+            vocab: 500,
+            tokens: 20_000,
+            seq_len: 64,
+            seed: 5,
+        };
+        let collector = write_synthetic_folder(dir.path(), spec).unwrap();
+        let model = FeatureSet::from_collector(
+            &collector,
+            &Default::default(),
+            ExampleCounts { top: 20 },
+            None,
+        );
+        assert!(model.example_count() > 5_000);
+        let neighbours = Neighbours {
+            tokens: similar::token_overlap(&model),
+            contexts: similar::context_overlap(&model, 21),
+            decoder: None,
+        };
+        let texts = |ids: &[u32]| ids.iter().map(|t| format!("w{t}")).collect();
+        let serial = encode_on(1, &model, &neighbours, &Provenance::default(), texts);
+        assert_eq!(serial.shards.len(), 700usize.div_ceil(SHARD_SIZE));
+        for threads in [2, 5] {
+            let parallel = encode_on(threads, &model, &neighbours, &Provenance::default(), texts);
+            assert_eq!(parallel.index, serial.index, "{threads} threads");
+            assert_eq!(parallel.shards, serial.shards, "{threads} threads");
+            assert_eq!(parallel.raw_bytes, serial.raw_bytes);
         }
     }
 

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use super::bytes::base64;
 use super::encode::Encoded;
 use crate::util::atomic::write_atomic;
+use crate::util::parallel;
 
 /// Above this many bytes of data the shards go to sibling files.
 pub const SPLIT_BYTES: usize = 64 << 20;
@@ -50,7 +51,9 @@ pub fn data_dir(out: &Path) -> PathBuf {
 
 /// Writes the page (and, when split, its shard files first) atomically.
 pub fn write(out: &Path, title: &str, encoded: &Encoded, split: SplitMode) -> Result<WrittenFiles> {
-    let shard_text: Vec<String> = encoded.shards.iter().map(|s| base64(s)).collect();
+    let shards = &encoded.shards;
+    let shard_text: Vec<String> =
+        parallel::map(parallel::cores(), shards.len(), |k| base64(&shards[k]));
     let data_bytes: usize = shard_text.iter().map(String::len).sum();
     let split = split == SplitMode::Always || data_bytes > SPLIT_BYTES;
     let dir = data_dir(out);

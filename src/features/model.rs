@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use crate::collect::{Collector, StoredSample};
 use crate::samples::format::{FeatureFlags, FeatureStatistics};
 use crate::samples::{FeatureLogitEffects, FlagConfig};
+use crate::util::parallel;
 
 /// One example: a window of a sequence and the activation of the feature at its marked token.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,9 +132,11 @@ impl FeatureSet {
             .iter()
             .map(|l| (l.feature_idx, l))
             .collect();
-        let features = (0..collector.d_sae() as u32)
-            .map(|f| feature(collector, f, flags, counts, logit_of.get(&f).copied()))
-            .collect();
+        // Features read out independently: on every core, in index order.
+        let features = parallel::map_chunked(parallel::cores(), collector.d_sae(), 64, |f| {
+            let f = f as u32;
+            feature(collector, f, flags, counts, logit_of.get(&f).copied())
+        });
         Self {
             facts: CollectionFacts {
                 d_sae: collector.d_sae(),

@@ -21,6 +21,7 @@ use candle_core::{Device, Tensor};
 
 use super::model::FeatureSet;
 use crate::analyze::decoder::DecoderDirections;
+use crate::util::parallel;
 
 /// Neighbours listed per feature and measure.
 pub const NEIGHBOURS: usize = 10;
@@ -72,11 +73,26 @@ pub fn context_overlap(model: &FeatureSet, block: u32) -> NeighbourLists {
     )
 }
 
-/// The top neighbours under `score(Σ_key combine(w_a, w_b), a, b)` over shared keys.
-fn overlap_neighbours<K: Copy + Eq + std::hash::Hash>(
+/// The top neighbours under `score(Σ_key combine(w_a, w_b), a, b)` over shared keys, on
+/// every core.
+fn overlap_neighbours<K: Copy + Eq + std::hash::Hash + Sync>(
     keys_of: &[Vec<(K, f32)>],
-    combine: impl Fn(f32, f32) -> f32,
-    score: impl Fn(f32, usize, usize) -> f32,
+    combine: impl Fn(f32, f32) -> f32 + Sync,
+    score: impl Fn(f32, usize, usize) -> f32 + Sync,
+) -> NeighbourLists {
+    overlap_neighbours_on(parallel::cores(), keys_of, combine, score)
+}
+
+/// Features scored per task: enough that a task's map of shared weights is reused.
+const FEATURES_PER_TASK: usize = 256;
+
+/// [`overlap_neighbours`] on `threads`: each feature's list depends only on the postings (its
+/// sums run over its own keys in order), so the lists do not depend on the thread count.
+fn overlap_neighbours_on<K: Copy + Eq + std::hash::Hash + Sync>(
+    threads: usize,
+    keys_of: &[Vec<(K, f32)>],
+    combine: impl Fn(f32, f32) -> f32 + Sync,
+    score: impl Fn(f32, usize, usize) -> f32 + Sync,
 ) -> NeighbourLists {
     let mut postings: HashMap<K, Vec<(u32, f32)>> = HashMap::new();
     for (f, keys) in keys_of.iter().enumerate() {
@@ -90,26 +106,30 @@ fn overlap_neighbours<K: Copy + Eq + std::hash::Hash>(
             list.truncate(MAX_POSTINGS);
         }
     }
-    let mut shared: HashMap<u32, f32> = HashMap::new();
-    keys_of
-        .iter()
-        .enumerate()
-        .map(|(f, keys)| {
-            shared.clear();
-            for (key, w) in keys {
-                for &(g, wg) in &postings[key] {
-                    if g as usize != f {
-                        *shared.entry(g).or_default() += combine(*w, wg);
+    let tasks = keys_of.len().div_ceil(FEATURES_PER_TASK);
+    let lists = parallel::map(threads, tasks, |task| {
+        let mut shared: HashMap<u32, f32> = HashMap::new();
+        let first = task * FEATURES_PER_TASK;
+        let last = (first + FEATURES_PER_TASK).min(keys_of.len());
+        (first..last)
+            .map(|f| {
+                shared.clear();
+                for (key, w) in &keys_of[f] {
+                    for &(g, wg) in &postings[key] {
+                        if g as usize != f {
+                            *shared.entry(g).or_default() += combine(*w, wg);
+                        }
                     }
                 }
-            }
-            let scored: Vec<(u32, f32)> = shared
-                .iter()
-                .map(|(&g, &s)| (g, score(s, f, g as usize)))
-                .collect();
-            best(scored)
-        })
-        .collect()
+                let scored: Vec<(u32, f32)> = shared
+                    .iter()
+                    .map(|(&g, &s)| (g, score(s, f, g as usize)))
+                    .collect();
+                best(scored)
+            })
+            .collect::<Vec<_>>()
+    });
+    lists.into_iter().flatten().collect()
 }
 
 /// The [`NEIGHBOURS`] highest scores, ties to the lower index.
@@ -168,6 +188,25 @@ mod tests {
         assert_eq!(lists[0], vec![(1, 1.0), (2, 0.5)]);
         assert_eq!(lists[2], vec![(0, 0.5), (1, 0.5)]);
         assert!(lists[3].is_empty());
+    }
+
+    #[test]
+    fn overlap_lists_do_not_depend_on_the_thread_count() {
+        // 1,000 features over 60 keys with uneven weights: several tasks, many ties.
+        let keys: Vec<Vec<(u32, f32)>> = (0..1000u32)
+            .map(|f| {
+                (0..1 + f % 5)
+                    .map(|j| ((f * 7 + j * 13) % 60, 1.0 / (1 + (f + j) % 3) as f32))
+                    .collect()
+            })
+            .collect();
+        let serial = overlap_neighbours_on(1, &keys, |a, b| a.min(b), |s, _, _| s);
+        assert_eq!(serial.len(), 1000);
+        assert!(serial.iter().all(|l| l.len() == NEIGHBOURS));
+        for threads in [2, 3] {
+            let parallel = overlap_neighbours_on(threads, &keys, |a, b| a.min(b), |s, _, _| s);
+            assert_eq!(parallel, serial, "{threads} threads");
+        }
     }
 
     #[test]
