@@ -28,8 +28,10 @@ use crate::model::{HookPoint, ModelSpec, OpenedModel};
 use crate::sae::hub_path::resolve_checkpoint;
 use crate::sae::import::load_any;
 use crate::sae::Sae;
-use crate::samples::{CollectionSource, CollectorConfig, SamplesDir, SaveConfig};
-use crate::util::atomic::remove_stale_temporaries;
+use crate::samples::{
+    CollectionSource, CollectorConfig, SamplesDir, SaveConfig, LOGIT_EFFECTS_FILE_NAME,
+};
+use crate::util::atomic::{is_temporary, remove_stale_temporaries};
 use crate::util::lock::{RunLock, LOCK_FILE_NAME};
 
 /// Where the activations come from.
@@ -160,22 +162,26 @@ pub fn run(
         summary
     });
     if result.is_err() && created {
-        // A collection that failed before writing anything leaves no folder behind.
-        remove_if_only_lock(out);
+        // A collection that failed before its first save leaves no folder behind (it made
+        // the folder, and nothing in it could be resumed).
+        remove_if_nothing_to_resume(out);
     }
     result
 }
 
-/// Removes `dir` when it holds nothing but the run lock's file.
-fn remove_if_only_lock(dir: &Path) {
+/// Removes `dir` — made by this run — when it holds only the run lock's file and what a
+/// collection writes before its first save (the logit effects, temporaries).
+fn remove_if_nothing_to_resume(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let names: Vec<_> = entries
+    let early = |name: &std::ffi::OsStr| {
+        name == LOCK_FILE_NAME || name == LOGIT_EFFECTS_FILE_NAME || is_temporary(name)
+    };
+    if entries
         .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    if names.iter().all(|name| name == LOCK_FILE_NAME) {
+        .all(|e| e.file_type().is_ok_and(|t| t.is_file()) && early(&e.file_name()))
+    {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

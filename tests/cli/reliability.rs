@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 
 use saectl::util::lock::RunLock;
 
-use super::util::{assert_ok, assert_one_line_error, cache, collect, fixture, saectl, write_sae};
+use super::util::{
+    assert_ok, assert_one_line_error, cache, collect, fixture, live_args, saectl, write_sae,
+};
 
 /// `saectl args…` under `umask 027` (set by a shell, so this process's umask is untouched).
 fn saectl_with_umask_027(args: &[&str]) -> Output {
@@ -230,6 +232,26 @@ fn a_collection_that_fails_at_once_leaves_no_folder_and_one_that_resumes_no_temp
         "no-such-cache",
     );
     assert!(!samples.exists(), "a failed collection left {samples:?}");
+    // Live over a damaged parquet file: the logit effects are written before the text fails.
+    let damaged = fixture("hostile/parquet-short-dictionary-page.parquet");
+    let mut live = live_args(64);
+    let dataset = live.iter().position(|a| a == "--dataset").unwrap() + 1;
+    live[dataset] = damaged;
+    // It fails mid-run (after the line saying the logit effects were written): the last line
+    // is the error, and nothing panics.
+    let output = collect(&sae, &samples, &strs(&live));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("is damaged"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !samples.exists(),
+        "a failed live collection left {samples:?}"
+    );
 
     let from_cache = ["--activations", cache_dir.to_str().unwrap()];
     assert_ok(&collect(&sae, &samples, &from_cache));
