@@ -62,7 +62,7 @@ pub use readout::{FeatureSummary, IntervalView, PrioritizedSample};
 pub use recorded_tokenizer::recorded_tokenizer;
 pub use run::{run, Activations, CollectConfig, CollectEvent, CollectSource, CollectSummary};
 pub use shard::{resume_point, Shard};
-pub use sweep::{collect_batch, encode_batch, sweep_cache, sweep_model, Encoded, StageTimes};
+pub use sweep::{encode_batch, sweep_cache, sweep_model, Encoded, StageTimes};
 pub use token_sample::{TopToken, TOKEN_SAMPLE_SIZE};
 pub use top_samples::StoredSample;
 

@@ -129,27 +129,6 @@ impl Encoded {
     }
 }
 
-/// Encodes `[rows, seq_len, d_in]` activations and feeds them, with their tokens, to
-/// `collector`; a NaN or infinite activation is an error. (In series: training's sample
-/// collection, which runs between steps.)
-pub fn collect_batch(
-    sae: &Sae,
-    collector: &mut Collector,
-    tokens: &[u32],
-    activations: &Tensor,
-    first_sequence: u64,
-) -> Result<()> {
-    let acts = encode(
-        sae,
-        activations,
-        first_sequence,
-        &mut NonFiniteGuard::strict(),
-    )?;
-    let (rows, seq_len, _) = activations.dims3()?;
-    let batch = TokenBatch::new(tokens, rows, seq_len, first_sequence)?;
-    collector.ingest(&batch, &FeatureActivations::from(&acts))
-}
-
 /// The SAE's sparse encoding of `[rows, seq_len, d_in]` activations (tokens flattened),
 /// screened by `guard` (which may skip and count NaN and ±∞ instead of stopping).
 fn encode(
@@ -236,7 +215,10 @@ pub fn sweep_cache(
         let pieces: Vec<Result<_>> = match chunk {
             Err(err) => vec![Err(err)],
             Ok(chunk) => {
-                let rows = chunk.activations.dim(0).unwrap_or(0);
+                let rows = match chunk.activations.dim(0) {
+                    Ok(rows) => rows,
+                    Err(err) => return vec![Err(err.into())],
+                };
                 (0..rows)
                     .step_by(rows_per_batch.max(1))
                     .map(|row| {
