@@ -57,6 +57,16 @@ pub(super) struct BinCell {
     pub(super) floor_hi: u32,
 }
 
+/// A feature's low interval stratum as the scan sees it: the bins below `bin` share it, and
+/// its floor is kept here once rather than in each of their cells (re-caching it in up to 160
+/// cold cells at every admission to the low stratum was 6% of a cold fill).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct LowFloor {
+    pub(super) bin: u16,
+    /// Top 32 bits of the low stratum's floor.
+    pub(super) floor_hi: u32,
+}
+
 /// The settings as the hot paths use them, derived once from the [`CollectorConfig`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Params {
@@ -136,6 +146,11 @@ pub(super) struct Scratch {
     /// A sequence's top candidates of one feature (deduplication).
     pub(super) run: Vec<u32>,
     pub(super) kept_positions: Vec<u32>,
+    /// Local features with pending hits this batch, in order.
+    pub(super) active: Vec<u32>,
+    /// Group entry `j`'s record once written: a hit kept by both the top store and its
+    /// interval stratum (most hits, while the stores fill) shares one.
+    pub(super) written: Vec<Option<super::records::Record>>,
 }
 
 impl Clone for Scratch {
@@ -151,8 +166,10 @@ pub(super) struct FeatureBlock {
     pub(super) base: u32,
     pub(super) state: Vec<FeatureState>,
     pub(super) top: Vec<TopSamples>,
-    /// `[features, ACTIVATION_BINS]`: histogram counts and interval floors.
+    /// `[features, ACTIVATION_BINS]`: histogram counts and interval floors (of the bins at or
+    /// above the feature's `low.bin`; those below are stale).
     pub(super) cells: Vec<BinCell>,
+    pub(super) low: Vec<LowFloor>,
     /// Local cell index → count / 2^32, for the (astronomically rare) counts past `u32::MAX`.
     pub(super) histogram_high: BTreeMap<usize, u64>,
     pub(super) intervals: Vec<IntervalSamples>,
@@ -181,6 +198,7 @@ impl FeatureBlock {
             state: Vec::new(),
             top: Vec::new(),
             cells: Vec::new(),
+            low: Vec::new(),
             histogram_high: BTreeMap::new(),
             intervals: Vec::new(),
             token_samples: Vec::new(),
@@ -200,6 +218,10 @@ impl FeatureBlock {
         self.top.push(TopSamples::default());
         self.cells
             .extend(std::iter::repeat_n(empty_cell(params), ACTIVATION_BINS));
+        self.low.push(LowFloor {
+            bin: 0,
+            floor_hi: empty_cell(params).floor_hi,
+        });
         self.intervals.push(IntervalSamples::default());
         self.token_samples.push(TokenSample::default());
         self.special_activations.push(0);
@@ -211,6 +233,7 @@ impl FeatureBlock {
         self.state.push(other.state[local].clone());
         let cells = local * ACTIVATION_BINS..(local + 1) * ACTIVATION_BINS;
         self.cells.extend_from_slice(&other.cells[cells.clone()]);
+        self.low.push(other.low[local]);
         for (&index, &high) in other.histogram_high.range(cells) {
             self.histogram_high
                 .insert(index - local * ACTIVATION_BINS + f * ACTIVATION_BINS, high);
@@ -262,21 +285,21 @@ impl FeatureBlock {
         let shape = params.shape;
         let intervals = &self.intervals[f];
         let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
-        // The low stratum's bins share one floor: look it up once.
         let low_bin = intervals.low_bin();
-        let low_floor = (intervals.floor_of_bin(&shape, 0) >> 32) as u32;
-        for b in bins {
-            cells[b].floor_hi = if b < low_bin {
-                low_floor
-            } else {
-                (intervals.floor_of_bin(&shape, b) >> 32) as u32
-            };
+        // Bin 0 is in the low stratum whenever any bin is (`low_bin > 0`).
+        self.low[f] = LowFloor {
+            bin: low_bin as u16,
+            floor_hi: (intervals.floor_of_bin(&shape, 0) >> 32) as u32,
+        };
+        let first = bins.start.max(low_bin);
+        for (b, cell) in cells.iter_mut().enumerate().take(bins.end).skip(first) {
+            cell.floor_hi = (intervals.floor_of_bin(&shape, b) >> 32) as u32;
         }
     }
 
     /// Re-caches every floor of local feature `f` from its stores.
     pub(super) fn refresh_all_floors(&mut self, params: &Params, f: usize) {
-        self.state[f].admit_floor = self.top[f].floor(params.capacity);
+        self.state[f].admit_floor = self.top[f].floor();
         self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
         self.refresh_floors(params, f, 0..ACTIVATION_BINS);
     }
@@ -285,7 +308,7 @@ impl FeatureBlock {
     pub(super) fn offer_top_sample(&mut self, params: &Params, f: usize, sample: &StoredSample) {
         let top = &mut self.top[f];
         let key = rank_key(sample.activation, sample.sequence_idx, sample.position);
-        if !top.admits(params.capacity, key) {
+        if !top.admits(key) {
             return;
         }
         let record = self.records.push(
@@ -293,9 +316,7 @@ impl FeatureBlock {
             &sample.context_tokens,
             sample.context_activations.iter().copied(),
         );
-        if let Some(displaced) = top.insert(params.capacity, TopEntry { key, record }) {
-            self.records.release(displaced);
-        }
+        top.insert(params.capacity, TopEntry { key, record }, &mut self.records);
     }
 
     /// Keeps an interval sample of local feature `f` given whole, if its key ranks in its
@@ -367,8 +388,12 @@ impl FeatureBlock {
         )
     }
 
-    /// Copies the live records into a fresh arena, feature by feature.
-    pub(super) fn compact(&mut self) {
+    /// Copies the live records into a fresh arena, feature by feature, after letting go of
+    /// the top candidates that can no longer be kept.
+    pub(super) fn compact(&mut self, params: &Params) {
+        for top in &mut self.top {
+            top.select(params.capacity, &mut self.records);
+        }
         let mut compaction = self.records.compaction();
         for (top, intervals) in self.top.iter_mut().zip(&mut self.intervals) {
             top.records_mut().for_each(|record| compaction.keep(record));

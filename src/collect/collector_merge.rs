@@ -54,9 +54,10 @@ impl Collector {
             let (mine, f) = self.block_mut(feature);
             mine.merge_feature(&params, f, theirs, g);
         }
+        let params = self.params;
         for block in &mut self.blocks {
             if block.records.wants_compaction() {
-                block.compact();
+                block.compact(&params);
             }
         }
         for (a, b) in self.position_tokens.iter_mut().zip(&other.position_tokens) {
@@ -99,12 +100,10 @@ impl FeatureBlock {
             *a += b;
         }
         for entry in other.top[g].entries() {
-            if self.top[f].admits(params.capacity, entry.key) {
+            if self.top[f].admits(entry.key) {
                 let mut entry = *entry;
                 entry.record = self.records.copy_from(&other.records, entry.record);
-                if let Some(displaced) = self.top[f].insert(params.capacity, entry) {
-                    self.records.release(displaced);
-                }
+                self.top[f].insert(params.capacity, entry, &mut self.records);
             }
         }
         self.token_samples[f].merge(&other.token_samples[g]);

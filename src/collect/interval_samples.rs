@@ -265,6 +265,12 @@ impl IntervalSamples {
         }
     }
 
+    /// Where an offer starts reading: the low stratum's entries and the first strata (for a
+    /// prefetch).
+    pub fn first_lines(&self) -> [*const u8; 2] {
+        [self.low.entries.as_ptr().cast(), self.bins.as_ptr().cast()]
+    }
+
     /// Bins below this share the low stratum.
     pub fn low_bin(&self) -> usize {
         self.low_bin as usize

@@ -16,7 +16,13 @@ use super::block::{kinds, FeatureBlock, Params, Pending};
 use super::collector::BatchView;
 use super::interval_samples::IntervalEntry;
 use super::records::Record;
+use super::scan::{prefetch, prefetch_ptr};
 use super::top_samples::{rank_cmp, rank_key, TopEntry};
+
+/// How many features ahead of the one being offered its stores' headers are prefetched...
+const PREFETCH_HEADERS: usize = 8;
+/// ...and what the headers point to.
+const PREFETCH_STORES: usize = 4;
 
 impl FeatureBlock {
     /// Offers the pending hits of the batch just scanned, then compacts the arena if garbage
@@ -25,16 +31,47 @@ impl FeatureBlock {
         if !self.scratch.pending.is_empty() {
             self.group_pending();
             self.gather_context_acts(params, batch);
-            for f in 0..self.len() {
+            let mut active = std::mem::take(&mut self.scratch.active);
+            active.clear();
+            let starts = &self.scratch.group_start;
+            active.extend((0..self.len() as u32).filter(|&f| {
+                let f = f as usize;
+                starts[f] < starts[f + 1]
+            }));
+            // A feature's stores are cold when its turn comes (16k features' stores do not
+            // stay in cache between batches): load them a few features ahead, the headers
+            // first and what they point to once the headers are in.
+            for (i, &f) in active.iter().enumerate() {
+                if let Some(&far) = active.get(i + PREFETCH_HEADERS) {
+                    self.prefetch_headers(far as usize);
+                }
+                if let Some(&near) = active.get(i + PREFETCH_STORES) {
+                    self.prefetch_stores(near as usize);
+                }
+                let f = f as usize;
                 let group =
                     self.scratch.group_start[f] as usize..self.scratch.group_start[f + 1] as usize;
-                if !group.is_empty() {
-                    self.offer_feature(params, batch.tokens, f, group);
-                }
+                self.offer_feature(params, batch.tokens, f, group);
             }
+            self.scratch.active = active;
         }
         if self.records.wants_compaction() {
-            self.compact();
+            self.compact(params);
+        }
+    }
+
+    fn prefetch_headers(&self, f: usize) {
+        prefetch(&self.top[f]);
+        prefetch(&self.intervals[f]);
+        prefetch(&self.token_samples[f]);
+        prefetch(&self.state[f]);
+    }
+
+    fn prefetch_stores(&self, f: usize) {
+        prefetch_ptr(self.top[f].next_slot());
+        prefetch_ptr(self.token_samples[f].first_line());
+        for line in self.intervals[f].first_lines() {
+            prefetch_ptr(line);
         }
     }
 
@@ -63,6 +100,8 @@ impl FeatureBlock {
                 kinds: 0,
             },
         );
+        scratch.written.clear();
+        scratch.written.resize(scratch.pending.len(), None);
         for p in &scratch.pending {
             let slot = &mut scratch.cursor[p.feature as usize];
             scratch.grouped[*slot as usize] = *p;
@@ -101,7 +140,7 @@ impl FeatureBlock {
         }
         if any(kinds::TOP) {
             self.offer_top(params, tokens, f, group.clone());
-            self.state[f].admit_floor = self.top[f].floor(params.capacity);
+            self.state[f].admit_floor = self.top[f].floor();
         }
         if any(kinds::INTERVAL) {
             for j in group {
@@ -176,13 +215,11 @@ impl FeatureBlock {
         let p = self.scratch.grouped[j];
         let (sequence_idx, position) = place(tokens, p.token);
         let key = rank_key(p.value, sequence_idx, position);
-        if !self.top[f].admits(params.capacity, key) {
+        if !self.top[f].admits(key) {
             return;
         }
         let record = self.write_record(params, tokens, j);
-        if let Some(displaced) = self.top[f].insert(params.capacity, TopEntry { key, record }) {
-            self.records.release(displaced);
-        }
+        self.top[f].insert(params.capacity, TopEntry { key, record }, &mut self.records);
     }
 
     /// Offers group entry `j` to its interval stratum; returns the bins whose floor changed.
@@ -209,8 +246,13 @@ impl FeatureBlock {
         self.intervals[f].insert(&params.shape, entry, &mut self.records)
     }
 
-    /// Appends the record of group entry `j`: previous token, context window, activations.
+    /// Appends the record of group entry `j`: previous token, context window, activations
+    /// (or shares the one written for it already).
     fn write_record(&mut self, params: &Params, tokens: &TokenBatch<'_>, j: usize) -> Record {
+        if let Some(record) = self.scratch.written[j] {
+            self.records.share(record);
+            return record;
+        }
         let p = self.scratch.grouped[j];
         let seq_len = tokens.seq_len;
         let (row, position) = (p.token as usize / seq_len, p.token as usize % seq_len);
@@ -219,11 +261,13 @@ impl FeatureBlock {
         let end = (position + params.half + 1).min(seq_len);
         let acts = &self.scratch.acts
             [self.scratch.acts_start[j] as usize..self.scratch.acts_start[j + 1] as usize];
-        self.records.push(
+        let record = self.records.push(
             position.checked_sub(1).map(|p| row_tokens[p]),
             &row_tokens[start..end],
             acts.iter().copied(),
-        )
+        );
+        self.scratch.written[j] = Some(record);
+        record
     }
 }
 

@@ -49,7 +49,7 @@ impl Collector {
     /// Number of samples kept for `feature` (0 for an unknown feature).
     pub fn num_samples(&self, feature: u32) -> usize {
         self.find(feature)
-            .map_or(0, |(block, f)| block.top[f].len())
+            .map_or(0, |(block, f)| block.top[f].len(self.params.capacity))
     }
 
     /// The feature's kept samples, best first (empty for an unknown feature), each with its
@@ -58,7 +58,7 @@ impl Collector {
     pub fn top_samples(&self, feature: u32) -> Vec<StoredSample> {
         self.find(feature).map_or_else(Vec::new, |(block, f)| {
             block.top[f]
-                .sorted()
+                .sorted(self.params.capacity)
                 .iter()
                 .map(|entry| block.stored_top(&self.params, entry))
                 .collect()
@@ -83,7 +83,7 @@ impl Collector {
             feature_idx: feature,
             max_activation: f64::from(max),
             mean_activation: moments.mean(),
-            num_samples: block.top[f].len() as u64,
+            num_samples: block.top[f].len(self.params.capacity) as u64,
             activation_count: moments.count,
             all_time_max: Some(f64::from(max)),
             min_activation: Some(f64::from(min)),

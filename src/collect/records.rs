@@ -43,13 +43,29 @@ impl Record {
 
 /// The arena: records back to back in chunks of `u32` words (an activation's value as its
 /// bits); a record never straddles two chunks.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Records {
     chunks: Vec<Vec<u32>>,
     /// Words written, live or not.
     used: usize,
     /// Words of records still referenced by a store.
     live: usize,
+    /// Emptied full-size chunks of the arena before the last compaction, reused as it grows
+    /// again: a fresh chunk is fresh memory, and the kernel zeroing its pages on first touch
+    /// was 15% of a cold fill.
+    spare: Vec<Vec<u32>>,
+}
+
+impl Clone for Records {
+    /// The records only: a copy needs no spare chunks.
+    fn clone(&self) -> Self {
+        Self {
+            chunks: self.chunks.clone(),
+            used: self.used,
+            live: self.live,
+            spare: Vec::new(),
+        }
+    }
 }
 
 /// A record read back.
@@ -85,7 +101,11 @@ impl Records {
             // Small arenas stay small: chunks double from 4 KiB up to the full size.
             let last = self.chunks.last().map_or(0, Vec::capacity);
             let size = (2 * last).clamp(1 << 10, CHUNK_WORDS).max(words);
-            self.chunks.push(Vec::with_capacity(size));
+            let chunk = match self.spare.pop() {
+                Some(chunk) if chunk.capacity() >= size => chunk,
+                _ => Vec::with_capacity(size),
+            };
+            self.chunks.push(chunk);
         }
         self.chunks.len() - 1
     }
@@ -122,6 +142,12 @@ impl Records {
         self.push(view.previous, view.context, view.acts())
     }
 
+    /// A second store keeps `record` too. Words are counted per reference, so each store
+    /// releases it on its own and a compaction gives each its own copy.
+    pub fn share(&mut self, record: Record) {
+        self.live += record.words();
+    }
+
     /// A store let go of `record`: its words are garbage until the next compaction.
     pub fn release(&mut self, record: Record) {
         self.live -= record.words();
@@ -136,6 +162,12 @@ impl Records {
             context,
             acts,
         }
+    }
+
+    /// Words of records still referenced by a store.
+    #[cfg(test)]
+    pub fn live_words(&self) -> usize {
+        self.live
     }
 
     /// Whether garbage outweighs the live records (and is worth a pass).
@@ -171,6 +203,16 @@ impl Compaction<'_> {
 
     pub fn finish(self) {
         debug_assert_eq!(self.arena.used, self.arena.live);
+        // Spares not used this time stay too: the arena is growing, and will need them.
+        self.arena.spare.extend(
+            self.old
+                .into_iter()
+                .filter(|chunk| chunk.capacity() == CHUNK_WORDS)
+                .map(|mut chunk| {
+                    chunk.clear();
+                    chunk
+                }),
+        );
     }
 }
 

@@ -36,16 +36,23 @@ fn above_or_nan(v: f32, floor: f32) -> bool {
 
 /// Asks the CPU to start loading `value`'s cache line (a hint: no effect on results).
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(super) fn prefetch<T>(value: &T) {
+    prefetch_ptr((value as *const T).cast());
+}
+
+/// [`prefetch`] for an address that need not hold a value (the next free slot of a buffer):
+/// prefetching never faults, whatever the address.
+#[inline(always)]
+pub(super) fn prefetch_ptr(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults, and the pointer comes from a reference.
+    // SAFETY: prefetching is a hint that never faults and reads nothing the program sees.
     #[allow(unused_unsafe)]
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+        _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = address;
 }
 
 /// Where the scan is: the row's sampling key and the token being scanned.
@@ -249,6 +256,7 @@ impl FeatureBlock {
         if let Some(cell) = self.cells.get(cell) {
             prefetch(cell);
         }
+        prefetch(&self.low[feature as usize]);
     }
 
     /// One hit of local feature `feature`: statistics, histogram, and a pending note when it
@@ -271,10 +279,17 @@ impl FeatureBlock {
             let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
                 | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
                 | (kinds::MAX * u8::from(new_max));
-            let index = f * ACTIVATION_BINS + activation_bin(value);
+            let bin = activation_bin(value);
+            let index = f * ACTIVATION_BINS + bin;
             let cell = &mut self.cells[index];
             cell.count = cell.count.wrapping_add(1);
-            pending |= kinds::INTERVAL * u8::from(priority_hi <= cell.floor_hi);
+            let low = self.low[f];
+            let floor_hi = if bin < usize::from(low.bin) {
+                low.floor_hi
+            } else {
+                cell.floor_hi
+            };
+            pending |= kinds::INTERVAL * u8::from(priority_hi <= floor_hi);
             if cell.count == 0 {
                 *self.histogram_high.entry(index).or_insert(0) += 1;
             }

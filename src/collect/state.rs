@@ -181,7 +181,7 @@ impl Collector {
         let mut kept: Vec<(&FeatureBlock, f32, u64, u32, Record)> = Vec::new();
         for block in &self.blocks {
             for f in 0..block.len() {
-                let top = block.top[f].sorted();
+                let top = block.top[f].sorted(self.params.capacity);
                 let intervals = block.intervals[f].all();
                 counts.extend([top.len() as u64, intervals.len() as u64]);
                 kept.extend(top.iter().map(|e| {

@@ -243,7 +243,8 @@ fn restore_samples(collector: &mut Collector, columns: &ColumnReader<'_>) -> Res
             acts += samples.acts_len[i] as usize;
             i += 1;
         }
-        if block.top[f].len() != tops || block.intervals[f].all().len() != intervals {
+        if block.top[f].len(params.capacity) != tops || block.intervals[f].all().len() != intervals
+        {
             bail!("the samples of feature {f} are inconsistent (duplicates, or more than the settings keep)");
         }
         block.refresh_all_floors(&params, f);

@@ -97,6 +97,11 @@ impl TokenSample {
         }
     }
 
+    /// The heap's first cache line: its root and the two levels below (for a prefetch).
+    pub fn first_line(&self) -> *const u8 {
+        self.keys.as_ptr().cast()
+    }
+
     pub fn merge(&mut self, other: &TokenSample) {
         for &key in &other.keys {
             self.offer(key, key as u32);

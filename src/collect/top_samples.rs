@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use super::records::Record;
+use super::records::{Record, Records};
 
 /// A kept sample read out of a collector: its rank key, the tokens needed to show it and the
 /// feature's activation on them. Text is decoded later, and only for the samples written.
@@ -87,12 +87,7 @@ pub struct TopEntry {
 
 impl TopEntry {
     pub fn activation(&self) -> f32 {
-        let ordered = (self.key >> 96) as u32;
-        f32::from_bits(if ordered >> 31 == 1 {
-            ordered & 0x7FFF_FFFF
-        } else {
-            !ordered
-        })
+        key_activation(self.key)
     }
 
     pub fn sequence_idx(&self) -> u64 {
@@ -106,161 +101,188 @@ impl TopEntry {
 
 /// The best `capacity` samples of one feature seen so far (the capacity is the collector's
 /// `max_samples_per_feature`, passed in rather than stored 16k times).
+///
+/// Candidates are appended unordered, and when a quarter more than the capacity have piled
+/// up the best `capacity` are selected (a partial sort, O(capacity)) and the rest let go; the
+/// floor — the worst key kept at that moment — only rises. An admission is thus an append to one cache
+/// line, where a binary heap walked seven levels of a store that is cold by the time the
+/// feature's next hit comes (the heap's sifts were the cold fill's largest cost). The floor
+/// lags the true one by at most a store's worth of admissions, which admits somewhat more
+/// candidates; what is kept is the same: the best `capacity` of every sample offered.
 #[derive(Clone, Debug, Default)]
 pub struct TopSamples {
-    /// A binary heap: every entry is worse than (or ties with) neither of its children
-    /// being worse, i.e. the root is the worst.
-    heap: Vec<TopEntry>,
+    /// Candidates in no order: the best `capacity` of them are the store.
+    entries: Vec<TopEntry>,
+    /// Keys at or below this cannot enter: the worst key kept at the last selection.
+    floor: Option<u128>,
 }
 
-/// Entries reserved at the first admission: the whole store for the usual capacities, in one
-/// allocation (a hostile state file naming a huge capacity grows it sample by sample instead).
-const FIRST_RESERVE: usize = 1024;
+/// Entries reserved at the first admission; the buffer grows from there. Memory is what a
+/// cold fill pays most for (the kernel zeroes every page on first touch), and most features
+/// of a short collection never fill their store.
+const FIRST_RESERVE: usize = 16;
+
+/// Candidates held before a selection: a quarter more than the capacity (selecting costs
+/// O(capacity) per quarter-capacity admissions; a longer buffer lets the floor lag further
+/// behind and admits more candidates, each of which writes a record).
+fn buffer_len(capacity: usize) -> usize {
+    capacity.saturating_add((capacity / 4).max(8))
+}
 
 impl TopSamples {
-    pub fn len(&self) -> usize {
-        self.heap.len()
+    /// Samples kept (at most `capacity`).
+    pub fn len(&self, capacity: usize) -> usize {
+        self.entries.len().min(capacity)
     }
 
-    /// Activations below this can never enter (−∞ while the store is not full).
-    pub fn floor(&self, capacity: usize) -> f32 {
-        match self.heap.first() {
-            Some(worst) if self.heap.len() >= capacity => worst.activation(),
-            _ => f32::NEG_INFINITY,
-        }
+    /// Activations below this can never enter (−∞ until the store first fills).
+    pub fn floor(&self) -> f32 {
+        self.floor.map_or(f32::NEG_INFINITY, key_activation)
     }
 
-    /// Whether a sample with this rank key would be kept.
+    /// Whether a sample with this rank key may be among the best (it may still lose to later
+    /// ones).
     #[inline]
-    pub fn admits(&self, capacity: usize, key: u128) -> bool {
-        match self.heap.first() {
-            Some(worst) if self.heap.len() >= capacity => key > worst.key,
-            _ => true,
+    pub fn admits(&self, key: u128) -> bool {
+        self.floor.is_none_or(|floor| key > floor)
+    }
+
+    /// Keeps `entry`, which [`admits`](Self::admits) accepted; the records of the samples it
+    /// pushes out go back to `records`.
+    pub fn insert(&mut self, capacity: usize, entry: TopEntry, records: &mut Records) {
+        let limit = buffer_len(capacity);
+        if self.entries.len() == self.entries.capacity() {
+            // Doubling, but never past the buffer: the last step reserves exactly.
+            let want = (2 * self.entries.capacity()).max(FIRST_RESERVE).min(limit);
+            self.entries
+                .reserve_exact(want.saturating_sub(self.entries.len()).max(1));
+        }
+        self.entries.push(entry);
+        if self.entries.len() >= limit {
+            self.select(capacity, records);
         }
     }
 
-    /// Keeps `entry`, which [`admits`](Self::admits) accepted; returns the record of the
-    /// sample it displaced.
-    pub fn insert(&mut self, capacity: usize, entry: TopEntry) -> Option<Record> {
-        if self.heap.len() < capacity {
-            if self.heap.capacity() == 0 {
-                self.heap.reserve_exact(capacity.min(FIRST_RESERVE));
-            }
-            self.heap.push(entry);
-            self.sift_up(self.heap.len() - 1);
-            None
-        } else {
-            let displaced = std::mem::replace(&mut self.heap[0], entry).record;
-            self.sift_down(0);
-            Some(displaced)
+    /// Keeps only the best `capacity` candidates and raises the floor to the worst of them.
+    pub fn select(&mut self, capacity: usize, records: &mut Records) {
+        if self.entries.len() <= capacity {
+            return;
         }
-    }
-
-    /// Moves a worse entry up towards the root.
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.heap[i].key >= self.heap[parent].key {
-                break;
-            }
-            self.heap.swap(i, parent);
-            i = parent;
+        // Best first: the worst kept lands at `capacity - 1`.
+        self.entries
+            .select_nth_unstable_by_key(capacity - 1, |entry| std::cmp::Reverse(entry.key));
+        for lost in self.entries.drain(capacity..) {
+            records.release(lost.record);
         }
-    }
-
-    /// Moves a better entry down, below its worse child.
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.heap.len();
-        loop {
-            let (left, right) = (2 * i + 1, 2 * i + 2);
-            if left >= n {
-                break;
-            }
-            let worse = if right < n && self.heap[right].key < self.heap[left].key {
-                right
-            } else {
-                left
-            };
-            if self.heap[worse].key >= self.heap[i].key {
-                break;
-            }
-            self.heap.swap(i, worse);
-            i = worse;
-        }
+        self.floor = self.entries.iter().map(|entry| entry.key).min();
     }
 
     /// The kept entries, best first.
-    pub fn sorted(&self) -> Vec<TopEntry> {
-        let mut entries = self.heap.clone();
+    pub fn sorted(&self, capacity: usize) -> Vec<TopEntry> {
+        let mut entries = self.entries.clone();
         entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.key));
+        entries.truncate(capacity);
         entries
     }
 
-    /// Every entry, in heap order (for merging and compaction, where order does not matter).
+    /// Where the next candidate goes (for a prefetch; may be past the allocation).
+    pub fn next_slot(&self) -> *const u8 {
+        self.entries
+            .as_ptr()
+            .wrapping_add(self.entries.len())
+            .cast()
+    }
+
+    /// Every candidate, kept or not yet let go, in no order (for merging, where only the set
+    /// matters).
     pub fn entries(&self) -> &[TopEntry] {
-        &self.heap
+        &self.entries
     }
 
     pub fn records_mut(&mut self) -> impl Iterator<Item = &mut Record> {
-        self.heap.iter_mut().map(|entry| &mut entry.record)
+        self.entries.iter_mut().map(|entry| &mut entry.record)
     }
+}
+
+/// The activation of a rank key (see [`rank_key`]).
+fn key_activation(key: u128) -> f32 {
+    let ordered = (key >> 96) as u32;
+    f32::from_bits(if ordered >> 31 == 1 {
+        ordered & 0x7FFF_FFFF
+    } else {
+        !ordered
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(activation: f32, sequence_idx: u64) -> TopEntry {
+    fn entry(records: &mut Records, activation: f32, sequence_idx: u64) -> TopEntry {
         TopEntry {
             key: rank_key(activation, sequence_idx, 0),
-            record: Record::default(),
+            record: records.push(None, &[1, 2], std::iter::empty()),
         }
     }
 
     #[test]
     fn keeps_the_best_and_breaks_ties_towards_the_earlier_token() {
-        let mut top = TopSamples::default();
+        let (mut top, mut records) = (TopSamples::default(), Records::default());
         for (i, act) in [0.3f32, 0.8, 0.5, 0.9, 0.2, 0.8].into_iter().enumerate() {
-            if top.admits(3, rank_key(act, i as u64, 0)) {
-                top.insert(3, entry(act, i as u64));
+            if top.admits(rank_key(act, i as u64, 0)) {
+                let entry = entry(&mut records, act, i as u64);
+                top.insert(3, entry, &mut records);
             }
         }
         let kept: Vec<(f32, u64)> = top
-            .sorted()
+            .sorted(3)
             .iter()
             .map(|s| (s.activation(), s.sequence_idx()))
             .collect();
         assert_eq!(kept, vec![(0.9, 3), (0.8, 1), (0.8, 5)]);
+        assert!(
+            top.admits(rank_key(0.1, 9, 0)),
+            "no floor before a selection"
+        );
+        top.select(3, &mut records);
+        assert_eq!(top.entries().len(), 3);
+        assert_eq!(records.live_words(), 3 * 3);
         // A later 0.8 does not displace the earlier ones; an earlier one would.
-        assert!(!top.admits(3, rank_key(0.8, 6, 0)));
-        assert!(top.admits(3, rank_key(0.8, 0, 0)));
-        assert_eq!(top.floor(3), 0.8);
+        assert!(!top.admits(rank_key(0.8, 6, 0)));
+        assert!(top.admits(rank_key(0.8, 0, 0)));
+        assert_eq!(top.floor(), 0.8);
     }
 
     #[test]
-    fn the_heap_agrees_with_a_sort_on_random_keys() {
+    fn the_store_agrees_with_a_sort_on_random_keys() {
         let mut rng = crate::util::rng::SplitMix64(3);
-        let mut top = TopSamples::default();
+        let (mut top, mut records) = (TopSamples::default(), Records::default());
         let mut all = Vec::new();
         for i in 0..2000u64 {
             let act = rng.below(50) as f32;
-            all.push(entry(act, i % 37));
-            if top.admits(25, rank_key(act, i % 37, 0)) {
-                top.insert(25, entry(act, i % 37));
+            all.push((act, i % 37));
+            if top.admits(rank_key(act, i % 37, 0)) {
+                let entry = entry(&mut records, act, i % 37);
+                top.insert(25, entry, &mut records);
+            }
+            // The floor never passes the true 25th best.
+            let mut best = all.clone();
+            best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            if best.len() >= 25 {
+                assert!(top.floor() <= best[24].0);
             }
         }
-        all.sort_by(|a, b| {
-            b.activation()
-                .total_cmp(&a.activation())
-                .then(a.sequence_idx().cmp(&b.sequence_idx()))
-        });
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         all.truncate(25);
-        let keys = |v: &[TopEntry]| -> Vec<(f32, u64)> {
-            v.iter()
-                .map(|e| (e.activation(), e.sequence_idx()))
-                .collect()
-        };
-        assert_eq!(keys(&top.sorted()), keys(&all));
+        let kept: Vec<(f32, u64)> = top
+            .sorted(25)
+            .iter()
+            .map(|e| (e.activation(), e.sequence_idx()))
+            .collect();
+        assert_eq!(kept, all);
+        assert_eq!(top.len(25), 25);
+        assert!(top.entries().len() < buffer_len(25));
+        assert_eq!(records.live_words(), top.entries().len() * 3);
     }
 }
 
