@@ -282,6 +282,10 @@ impl FeatureBlock {
         f: usize,
         bins: std::ops::Range<usize>,
     ) {
+        if bins.is_empty() {
+            // Nothing moved (a change of the low stratum or of its first bin names bins).
+            return;
+        }
         let shape = params.shape;
         let intervals = &self.intervals[f];
         let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];

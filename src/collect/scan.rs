@@ -75,6 +75,7 @@ impl FeatureBlock {
             self.scratch.dense_values.clear();
         }
         let tokens = batch.tokens;
+        self.prefetch_token(batch, 0);
         for row in 0..tokens.batch {
             let row_key = row_key(tokens.first_sequence + row as u64);
             for (position, &token_id) in tokens.row(row).iter().enumerate() {
@@ -84,6 +85,7 @@ impl FeatureBlock {
                     token: token as u32,
                     position: position as u32,
                 };
+                self.prefetch_token(batch, token + 1);
                 let special = batch.is_special(token_id);
                 if special {
                     self.count_special(params, batch, token);
@@ -115,6 +117,31 @@ impl FeatureBlock {
             }
         }
         Ok(())
+    }
+
+    /// Sparse input: starts loading the state of `token`'s features, one token before they
+    /// are observed (fetching a token's features just before observing them left its first
+    /// hits waiting on memory). Dense input finds its hits only as it scans.
+    #[inline]
+    fn prefetch_token(&self, batch: &BatchView<'_>, token: usize) {
+        if let FeatureActivations::Sparse {
+            offsets,
+            indices,
+            values,
+            ..
+        } = *batch.activations
+        {
+            if token + 1 < offsets.len() {
+                let span = offsets[token]..offsets[token + 1];
+                let (base, len) = (self.base, self.len() as u32);
+                for (&feature, &value) in indices[span.clone()].iter().zip(&values[span]) {
+                    let local = feature.wrapping_sub(base);
+                    if local < len {
+                        self.prefetch_feature(local, value);
+                    }
+                }
+            }
+        }
     }
 
     /// Counts a special token's activations above the threshold (BOS-dominated features),
@@ -216,12 +243,6 @@ impl FeatureBlock {
         at: At,
     ) -> Result<(), u32> {
         let (base, len) = (self.base, self.len() as u32);
-        for (&feature, &value) in indices.iter().zip(values) {
-            let local = feature.wrapping_sub(base);
-            if local < len {
-                self.prefetch_feature(local, value);
-            }
-        }
         for (&feature, &v) in indices.iter().zip(values) {
             let local = feature.wrapping_sub(base);
             // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
