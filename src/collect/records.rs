@@ -8,7 +8,9 @@
 //! per admission (that copy dominated the cold fill). A replaced sample's record becomes
 //! garbage; when garbage outweighs live data the block compacts its arena (every live record
 //! copied once, in feature order), so memory stays within twice the live records and the work
-//! per admission stays constant on average.
+//! per admission stays constant on average; the chunks it empties are kept for the arena to
+//! grow into. Two stores may point at one record (a hit kept as a top sample and as an interval
+//! sample): live words are counted per reference, so each releases it on its own.
 
 /// A sample's record: where it starts in the arena and how long its parts are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

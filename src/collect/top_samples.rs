@@ -1,10 +1,10 @@
 //! The bounded store of one feature's best samples.
 //!
-//! A binary heap whose root is the *worst* kept sample, so a better newcomer replaces it in
-//! O(log n). "Better" is a total order: larger activation first (as `f32::total_cmp` orders
-//! them), then the earlier token (smaller sequence index, then smaller position) — the
-//! deterministic tie-break that makes the result equal to a brute-force sort, and merges of
-//! shards equal to a single run. The order is one integer, [`rank_key`], so comparing two
+//! An unordered buffer of candidates above a floor, cut back to the best `capacity` when it
+//! fills ([`TopSamples`] says why not a heap). "Better" is a total order: larger activation
+//! first (as `f32::total_cmp` orders them), then the earlier token (smaller sequence index,
+//! then smaller position) — the deterministic tie-break that makes the result equal to a
+//! brute-force sort, and merges of shards equal to a single run. The order is one integer, [`rank_key`], so comparing two
 //! samples is one compare. Entries are 32 bytes; what a sample shows lives in its block's
 //! arena ([`super::records`]).
 
