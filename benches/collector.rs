@@ -20,7 +20,8 @@
 //! `COLLECTOR_BENCH=table` runs the first table only, `COLLECTOR_BENCH=fill-k32|fill-l80|
 //! fill-l80-dense` one cold fill only, and
 //! `COLLECTOR_BENCH_TOKENS=N` sets its length (for callgrind: a short fill counts the same
-//! instructions per hit).
+//! instructions per hit), `COLLECTOR_BENCH_GATHER=0` feeds each 4096-token batch alone instead
+//! of gathering them as `collect` does.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -180,10 +181,26 @@ fn token_activations(
     }
 }
 
-/// A fresh collector fed `tokens` tokens of `input`; returns the time spent in `ingest`.
+/// One generated batch of a cold fill: sparse CSR activations of `TOKENS` tokens.
+struct Generated {
+    offsets: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+/// A fresh collector fed `tokens` tokens of `input`; returns the time spent in the collector.
+/// Sparse batches are gathered as `saectl collect` gathers them (until they hold
+/// `Collector::ingest_hits_hint` values) and fed at once; `COLLECTOR_BENCH_GATHER=0` feeds
+/// each batch alone.
 fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
+    let gather = std::env::var("COLLECTOR_BENCH_GATHER").map_or(true, |v| v != "0");
     let mut rng = SplitMix64(7);
     let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
+    let hint = if gather && input != FillInput::JumpRelu80Dense {
+        collector.ingest_hits_hint()
+    } else {
+        0
+    };
     let mut dense = vec![
         0.0f32;
         if input == FillInput::JumpRelu80Dense {
@@ -192,53 +209,73 @@ fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
             0
         }
     ];
-    let (mut offsets, mut indices, mut values) = (vec![0usize], Vec::new(), Vec::new());
+    let mut group: Vec<Generated> = Vec::new();
+    let mut group_tokens: Vec<u32> = Vec::new();
+    let mut first_sequence = 0u64;
     let mut spent = Duration::ZERO;
-    for round in 0..tokens.div_ceil(TOKENS) {
-        offsets.truncate(1);
-        indices.clear();
-        values.clear();
+    let rounds = tokens.div_ceil(TOKENS);
+    for round in 0..rounds {
+        let mut batch = Generated {
+            offsets: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+        };
         for _ in 0..TOKENS {
             let (n, threshold) = match input {
                 FillInput::TopK32 => (32, 0.0),
                 _ => (40 + (rng.next_u64() % 81) as usize, 0.2),
             };
-            token_activations(&mut rng, n, threshold, &mut indices, &mut values);
-            offsets.push(indices.len());
+            token_activations(
+                &mut rng,
+                n,
+                threshold,
+                &mut batch.indices,
+                &mut batch.values,
+            );
+            batch.offsets.push(batch.indices.len());
         }
-        let batch = TokenBatch::new(
-            token_ids,
-            TOKENS / SEQ_LEN,
-            SEQ_LEN,
-            (round * TOKENS / SEQ_LEN) as u64,
-        )
-        .unwrap();
-        let start = if input == FillInput::JumpRelu80Dense {
+        if input == FillInput::JumpRelu80Dense {
             dense.fill(0.0);
             for token in 0..TOKENS {
-                for i in offsets[token]..offsets[token + 1] {
-                    dense[token * D_SAE + indices[i] as usize] = values[i];
+                for i in batch.offsets[token]..batch.offsets[token + 1] {
+                    dense[token * D_SAE + batch.indices[i] as usize] = batch.values[i];
                 }
             }
+            let tokens =
+                TokenBatch::new(token_ids, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
             let activations = FeatureActivations::Dense {
                 values: &dense,
                 d_sae: D_SAE,
             };
             let start = Instant::now();
-            collector.ingest(&batch, &activations).unwrap();
-            start
-        } else {
-            let activations = FeatureActivations::Sparse {
-                offsets: &offsets,
-                indices: &indices,
-                values: &values,
+            collector.ingest(&tokens, &activations).unwrap();
+            spent += start.elapsed();
+            first_sequence += (TOKENS / SEQ_LEN) as u64;
+            continue;
+        }
+        group.push(batch);
+        group_tokens.extend_from_slice(token_ids);
+        let values: usize = group.iter().map(|b| b.values.len()).sum();
+        if values < hint && round + 1 < rounds {
+            continue;
+        }
+        let rows = group_tokens.len() / SEQ_LEN;
+        let tokens = TokenBatch::new(&group_tokens, rows, SEQ_LEN, first_sequence).unwrap();
+        let parts: Vec<FeatureActivations<'_>> = group
+            .iter()
+            .map(|b| FeatureActivations::Sparse {
+                offsets: &b.offsets,
+                indices: &b.indices,
+                values: &b.values,
                 d_sae: D_SAE,
-            };
-            let start = Instant::now();
-            collector.ingest(&batch, &activations).unwrap();
-            start
-        };
+            })
+            .collect();
+        let start = Instant::now();
+        collector.ingest_parts(&tokens, &parts).unwrap();
         spent += start.elapsed();
+        first_sequence += rows as u64;
+        group.clear();
+        group_tokens.clear();
     }
     black_box(&collector);
     spent

@@ -70,6 +70,22 @@ impl<'a> FeatureActivations<'a> {
         }
     }
 
+    /// Tokens covered (as the layout says; [`check`](Self::check) validates it).
+    pub fn num_tokens(&self) -> usize {
+        match *self {
+            Self::Dense { values, d_sae } => values.len().checked_div(d_sae).unwrap_or(0),
+            Self::Sparse { offsets, .. } => offsets.len().saturating_sub(1),
+        }
+    }
+
+    /// Values stored: every one when dense, the non-zero ones when sparse.
+    pub fn stored_values(&self) -> usize {
+        match *self {
+            Self::Dense { values, .. } => values.len(),
+            Self::Sparse { values, .. } => values.len(),
+        }
+    }
+
     /// Checks the shapes against `num_tokens` and the collector's `d_sae`.
     pub(crate) fn check(&self, num_tokens: usize, d_sae: usize) -> Result<()> {
         if self.d_sae() != d_sae {

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use super::bins::{ACTIVATION_BINS, POSITION_BINS};
 use super::exact_sum::FeatureMoments;
 use super::interval_samples::{IntervalEntry, IntervalSamples, IntervalShape};
+use super::offers::VisitScratch;
 use super::records::{Record, Records};
+use super::scan::Hit;
 use super::token_sample::TokenSample;
 use super::top_samples::{rank_key, StoredSample, TopEntry, TopSamples};
 use crate::samples::CollectorConfig;
@@ -96,19 +98,7 @@ impl Params {
     }
 }
 
-/// A hit that may enter a store, noted by the scan and offered once the batch is scanned.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Pending {
-    /// Feature, local to the block.
-    pub(super) feature: u32,
-    /// Index of the token in the batch (`row · seq_len + position`).
-    pub(super) token: u32,
-    pub(super) value: f32,
-    /// Which stores it may enter, and whether it raised the feature's max ([`kinds`]).
-    pub(super) kinds: u8,
-}
-
-/// Bits of [`Pending::kinds`].
+/// Which stores a value may enter, and whether it raised the feature's max: bits of a `u8`.
 pub(super) mod kinds {
     /// At or above the top store's floor.
     pub const TOP: u8 = 1;
@@ -118,39 +108,24 @@ pub(super) mod kinds {
     pub const TOKEN: u8 = 4;
     /// A new max of the feature: its interval strata fold.
     pub const MAX: u8 = 8;
-    /// Kinds that keep a sample with its context.
-    pub const SAMPLE: u8 = TOP | INTERVAL;
 }
 
 /// Per-batch working memory (not state: a clone starts empty).
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
-    pub(super) pending: Vec<Pending>,
-    /// `pending` grouped by feature (in token order within a feature).
-    pub(super) grouped: Vec<Pending>,
-    /// Feature `f`'s group is `grouped[group_start[f]..group_start[f + 1]]`.
+    /// The block's values of the batch that matter, token-major: token `t`'s are
+    /// `csr_entries[csr_offsets[t]..csr_offsets[t + 1]]`, as `(local feature, value)`.
+    pub(super) csr_offsets: Vec<u32>,
+    pub(super) csr_entries: Vec<(u32, f32)>,
+    /// The same values grouped by feature, token order within a feature: feature `f`'s are
+    /// `hits[group_start[f]..group_start[f + 1]]`.
+    pub(super) hits: Vec<Hit>,
     pub(super) group_start: Vec<u32>,
-    /// Per feature, the first group entry whose window may still hold the next token.
+    /// Per feature, where its next value goes while grouping.
     pub(super) cursor: Vec<u32>,
-    /// `(group entry, token, value)` for every firing token in a sample's window.
-    pub(super) window_hits: Vec<(u32, u32, f32)>,
-    /// Group entry `j`'s context activations are `acts[acts_start[j]..acts_start[j + 1]]`.
-    pub(super) acts_start: Vec<u32>,
-    pub(super) acts: Vec<(u32, f32)>,
-    /// One token's interesting `(feature, value)` pairs (dense scan).
-    pub(super) hits: Vec<(u32, f32)>,
-    /// A dense batch's firing values as CSR (global feature ids), for the context activations.
-    pub(super) dense_offsets: Vec<usize>,
-    pub(super) dense_features: Vec<u32>,
-    pub(super) dense_values: Vec<f32>,
-    /// A sequence's top candidates of one feature (deduplication).
-    pub(super) run: Vec<u32>,
-    pub(super) kept_positions: Vec<u32>,
-    /// Local features with pending hits this batch, in order.
+    /// Local features with values this batch, in order.
     pub(super) active: Vec<u32>,
-    /// Group entry `j`'s record once written: a hit kept by both the top store and its
-    /// interval stratum (most hits, while the stores fill) shares one.
-    pub(super) written: Vec<Option<super::records::Record>>,
+    pub(super) visit: VisitScratch,
 }
 
 impl Clone for Scratch {

@@ -49,7 +49,6 @@ mod state_restore;
 mod sweep;
 mod token_sample;
 mod top_samples;
-mod window_acts;
 
 pub use batch::{fixed_k_offsets, FeatureActivations, TokenBatch};
 pub use collector::{default_threads, Collector};

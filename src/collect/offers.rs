@@ -1,70 +1,135 @@
-//! Offering a scanned batch's pending hits to the stores, feature by feature.
+//! The feature pass: each feature with values in the batch is visited once, all its values at
+//! hand ([`super::scan`] regrouped them), to update its statistics and offer its candidates to
+//! its stores.
 //!
-//! The pending hits are grouped by feature with a counting sort (O(hits + features), where the
-//! per-sequence sort it replaces was O(n log n) per sequence), their context activations are
-//! gathered ([`super::window_acts`]), and each feature with pending hits is then visited once:
-//! its interval strata fold for the batch's max, the token sample takes its offers, top
-//! candidates are deduplicated per context window and offered best first, interval candidates
-//! offered as they are. A feature's stores are fetched once per batch rather than once per hit.
-//! The result is what offering every hit in stream order gives: each store keeps a function of
-//! the set of samples offered to it (top-k, bottom-k), and deduplication is decided within one
-//! sequence, best first, among candidates above a floor that can only be too low.
+//! A visit first observes the feature's values in token order — statistics, histogram and
+//! position counts in O(1) each, and against the floors cached in the feature's state line
+//! which stores each value may enter — then, only if some value may, fetches the stores: the
+//! interval strata fold for the batch's max, the token sample takes its offers, top candidates
+//! are deduplicated per context window and offered best first, interval candidates offered as
+//! they are. A kept sample's context activations are the feature's own values on the tokens of
+//! its window, next to it in the group. Features are visited in address order, and the state,
+//! histogram cells and stores of the features a few visits ahead are fetched while this one
+//! works, so the pass streams instead of waiting on a cache miss per value.
+//!
+//! The result is what offering every value in stream order gives: each store keeps a function
+//! of the set of samples offered to it (top-k, bottom-k), and deduplication is decided within
+//! one sequence, best first, among candidates above a floor that can only be too low.
 
-use super::batch::TokenBatch;
-use super::bins::{priority, row_key};
-use super::block::{kinds, FeatureBlock, Params, Pending};
+use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
+use super::block::{kinds, FeatureBlock, Params};
 use super::collector::BatchView;
 use super::interval_samples::IntervalEntry;
 use super::records::Record;
-use super::scan::{prefetch, prefetch_ptr};
+use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
 use super::top_samples::{rank_cmp, rank_key, TopEntry};
 
-/// How many features ahead of the one being offered its stores' headers are prefetched...
-const PREFETCH_HEADERS: usize = 8;
-/// ...and what the headers point to.
+/// How many visits ahead a feature's state, cells and store headers are fetched...
+const PREFETCH_STATE: usize = 8;
+/// ...and what its store headers point to.
 const PREFETCH_STORES: usize = 4;
+/// Values of a feature ahead whose histogram cells are fetched (more are rare).
+const PREFETCH_CELLS: usize = 16;
+
+/// Working memory of one visit, reused (one entry per value of the feature visited).
+#[derive(Debug, Default)]
+pub(super) struct VisitScratch {
+    /// Which stores each value may enter ([`kinds`]).
+    kinds: Vec<u8>,
+    /// Each value's sampling priority (valid where it was observed above the threshold).
+    priorities: Vec<u64>,
+    /// A value's record once written: a hit kept by both the top store and its interval
+    /// stratum (most hits, while the stores fill) shares one.
+    written: Vec<Option<Record>>,
+    /// A row's top candidates (deduplication).
+    run: Vec<u32>,
+    kept_positions: Vec<u32>,
+    /// One sample's context activations.
+    acts: Vec<(u32, f32)>,
+    /// Where this batch's tokens start in the token log, once a record logged them (inner
+    /// `None`: the log is full, records are written whole).
+    log_base: Option<Option<u32>>,
+}
+
+/// The batch as a visit reads it.
+struct Visit<'a, 'b> {
+    batch: &'a BatchView<'b>,
+    rows: Rows,
+    /// The feature's values, in token order.
+    group: &'a [Hit],
+}
+
+impl Visit<'_, '_> {
+    /// `(sequence_idx, position)` of value `j`.
+    #[inline]
+    fn place(&self, j: usize) -> (u64, u32) {
+        let (row, position) = self.rows.split(self.group[j].token());
+        (self.batch.tokens.first_sequence + u64::from(row), position)
+    }
+}
 
 impl FeatureBlock {
-    /// Offers the pending hits of the batch just scanned, then compacts the arena if garbage
-    /// outweighs the live records.
-    pub(super) fn offer_pending(&mut self, params: &Params, batch: &BatchView<'_>) {
-        if !self.scratch.pending.is_empty() {
-            self.group_pending();
-            self.gather_context_acts(params, batch);
-            let mut active = std::mem::take(&mut self.scratch.active);
-            active.clear();
-            let starts = &self.scratch.group_start;
-            active.extend((0..self.len() as u32).filter(|&f| {
-                let f = f as usize;
-                starts[f] < starts[f + 1]
-            }));
-            // A feature's stores are cold when its turn comes (16k features' stores do not
-            // stay in cache between batches): load them a few features ahead, the headers
-            // first and what they point to once the headers are in.
-            for (i, &f) in active.iter().enumerate() {
-                if let Some(&far) = active.get(i + PREFETCH_HEADERS) {
-                    self.prefetch_headers(far as usize);
-                }
-                if let Some(&near) = active.get(i + PREFETCH_STORES) {
-                    self.prefetch_stores(near as usize);
-                }
-                let f = f as usize;
-                let group =
-                    self.scratch.group_start[f] as usize..self.scratch.group_start[f + 1] as usize;
-                self.offer_feature(params, batch.tokens, f, group);
-            }
-            self.scratch.active = active;
-        }
+    /// Ingests a batch for this block's features: regroup, visit each feature, then compact
+    /// the arena if garbage outweighs the live records. `Err`: a non-finite value (nothing
+    /// of the batch was observed).
+    pub(super) fn ingest(
+        &mut self,
+        params: &Params,
+        batch: &BatchView<'_>,
+    ) -> Result<(), NonFinite> {
+        self.gather(params, batch)?;
+        self.visit_features(params, batch);
         if self.records.wants_compaction() {
             self.compact(params);
         }
+        Ok(())
     }
 
-    fn prefetch_headers(&self, f: usize) {
+    fn visit_features(&mut self, params: &Params, batch: &BatchView<'_>) {
+        let hits = std::mem::take(&mut self.scratch.hits);
+        let starts = std::mem::take(&mut self.scratch.group_start);
+        let mut active = std::mem::take(&mut self.scratch.active);
+        let mut scratch = std::mem::take(&mut self.scratch.visit);
+        active.clear();
+        active.extend(
+            (0..self.len())
+                .filter(|&f| starts[f] < starts[f + 1])
+                .map(|f| f as u32),
+        );
+        let group = |f: u32| &hits[starts[f as usize] as usize..starts[f as usize + 1] as usize];
+        let rows = Rows::new(batch.tokens.seq_len);
+        scratch.log_base = None;
+        for (i, &f) in active.iter().enumerate() {
+            if let Some(&far) = active.get(i + PREFETCH_STATE) {
+                self.prefetch_state(far as usize, group(far));
+            }
+            if let Some(&near) = active.get(i + PREFETCH_STORES) {
+                self.prefetch_stores(near as usize);
+            }
+            let visit = Visit {
+                batch,
+                rows,
+                group: group(f),
+            };
+            self.visit(params, &visit, f as usize, &mut scratch);
+        }
+        self.scratch.hits = hits;
+        self.scratch.group_start = starts;
+        self.scratch.active = active;
+        self.scratch.visit = scratch;
+    }
+
+    fn prefetch_state(&self, f: usize, group: &[Hit]) {
+        let state = &self.state[f];
+        prefetch(state);
+        prefetch(&state.positions);
+        prefetch(&self.low[f]);
+        for hit in group.iter().take(PREFETCH_CELLS) {
+            prefetch(&self.cells[f * ACTIVATION_BINS + activation_bin(hit.value)]);
+        }
         prefetch(&self.top[f]);
         prefetch(&self.intervals[f]);
         prefetch(&self.token_samples[f]);
-        prefetch(&self.state[f]);
     }
 
     fn prefetch_stores(&self, f: usize) {
@@ -75,52 +140,89 @@ impl FeatureBlock {
         }
     }
 
-    /// Counting sort of `pending` by feature into `grouped` (stable: token order within a
-    /// feature), with `group_start`.
-    fn group_pending(&mut self) {
-        let n = self.len();
-        let scratch = &mut self.scratch;
-        scratch.group_start.clear();
-        scratch.group_start.resize(n + 1, 0);
-        for p in &scratch.pending {
-            scratch.group_start[p.feature as usize + 1] += 1;
+    /// Observes local feature `f`'s values, then offers those that may enter a store.
+    fn visit(
+        &mut self,
+        params: &Params,
+        visit: &Visit<'_, '_>,
+        f: usize,
+        scratch: &mut VisitScratch,
+    ) {
+        scratch.kinds.clear();
+        scratch.priorities.clear();
+        let mut all_kinds = 0;
+        for (j, hit) in visit.group.iter().enumerate() {
+            let (kind, priority) = if hit.context_only() {
+                // Kept for the context of samples around it only.
+                (0, 0)
+            } else {
+                let (sequence_idx, position) = visit.place(j);
+                self.observe(params, f, hit.value, sequence_idx, position)
+            };
+            all_kinds |= kind;
+            scratch.kinds.push(kind);
+            scratch.priorities.push(priority);
         }
-        for f in 0..n {
-            scratch.group_start[f + 1] += scratch.group_start[f];
-        }
-        scratch.cursor.clear();
-        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
-        scratch.grouped.clear();
-        scratch.grouped.resize(
-            scratch.pending.len(),
-            Pending {
-                feature: 0,
-                token: 0,
-                value: 0.0,
-                kinds: 0,
-            },
-        );
-        scratch.written.clear();
-        scratch.written.resize(scratch.pending.len(), None);
-        for p in &scratch.pending {
-            let slot = &mut scratch.cursor[p.feature as usize];
-            scratch.grouped[*slot as usize] = *p;
-            *slot += 1;
+        if all_kinds != 0 {
+            self.offer_feature(params, visit, f, all_kinds, scratch);
         }
     }
 
-    /// Offers local feature `f`'s pending hits (`grouped[group]`).
+    /// One observed value of local feature `f`: statistics, histogram, and which stores it
+    /// may enter ([`kinds`]) with its sampling priority.
+    #[inline]
+    fn observe(
+        &mut self,
+        params: &Params,
+        f: usize,
+        value: f32,
+        sequence_idx: u64,
+        position: u32,
+    ) -> (u8, u64) {
+        let state = &mut self.state[f];
+        if value > 0.0 {
+            state.moments.firing += 1;
+        }
+        if value <= params.threshold {
+            return (0, 0);
+        }
+        let new_max = state.moments.count == 0 || value > state.moments.max;
+        state.moments.record(value);
+        state.positions[position_bin(position)] += 1;
+        let priority = priority(row_key(sequence_idx), position, self.base + f as u32);
+        let priority_hi = (priority >> 32) as u32;
+        let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
+            | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
+            | (kinds::MAX * u8::from(new_max));
+        let bin = activation_bin(value);
+        let index = f * ACTIVATION_BINS + bin;
+        let cell = &mut self.cells[index];
+        cell.count = cell.count.wrapping_add(1);
+        let low = self.low[f];
+        let floor_hi = if bin < usize::from(low.bin) {
+            low.floor_hi
+        } else {
+            cell.floor_hi
+        };
+        pending |= kinds::INTERVAL * u8::from(priority_hi <= floor_hi);
+        if cell.count == 0 {
+            *self.histogram_high.entry(index).or_insert(0) += 1;
+        }
+        (pending, priority)
+    }
+
+    /// Offers local feature `f`'s candidates (`all_kinds`: the union of their kinds).
     fn offer_feature(
         &mut self,
         params: &Params,
-        tokens: &TokenBatch<'_>,
+        visit: &Visit<'_, '_>,
         f: usize,
-        group: std::ops::Range<usize>,
+        all_kinds: u8,
+        scratch: &mut VisitScratch,
     ) {
-        let all_kinds = self.scratch.grouped[group.clone()]
-            .iter()
-            .fold(0, |all, p| all | p.kinds);
         let any = |kind: u8| all_kinds & kind != 0;
+        scratch.written.clear();
+        scratch.written.resize(visit.group.len(), None);
         // Bins whose interval floor changed, re-cached once at the end.
         let mut dirty = 0..0;
         if any(kinds::MAX) {
@@ -128,24 +230,23 @@ impl FeatureBlock {
             dirty = self.intervals[f].set_max(&params.shape, max, &mut self.records);
         }
         if any(kinds::TOKEN) {
-            for j in group.clone() {
-                let p = self.scratch.grouped[j];
-                if p.kinds & kinds::TOKEN != 0 {
-                    let (sequence, position) = place(tokens, p.token);
-                    let key = priority(row_key(sequence), position, self.base + p.feature);
-                    self.token_samples[f].offer(key, tokens.tokens[p.token as usize]);
+            let tokens = visit.batch.tokens.tokens;
+            for (j, hit) in visit.group.iter().enumerate() {
+                if scratch.kinds[j] & kinds::TOKEN != 0 {
+                    self.token_samples[f]
+                        .offer(scratch.priorities[j], tokens[hit.token() as usize]);
                 }
             }
             self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
         }
         if any(kinds::TOP) {
-            self.offer_top(params, tokens, f, group.clone());
+            self.offer_top(params, visit, f, scratch);
             self.state[f].admit_floor = self.top[f].floor();
         }
         if any(kinds::INTERVAL) {
-            for j in group {
-                if self.scratch.grouped[j].kinds & kinds::INTERVAL != 0 {
-                    let changed = self.offer_interval(params, tokens, f, j);
+            for j in 0..visit.group.len() {
+                if scratch.kinds[j] & kinds::INTERVAL != 0 {
+                    let changed = self.offer_interval(params, visit, f, j, scratch);
                     dirty = union(dirty, changed);
                 }
             }
@@ -159,33 +260,34 @@ impl FeatureBlock {
     fn offer_top(
         &mut self,
         params: &Params,
-        tokens: &TokenBatch<'_>,
+        visit: &Visit<'_, '_>,
         f: usize,
-        group: std::ops::Range<usize>,
+        scratch: &mut VisitScratch,
     ) {
-        let mut run = std::mem::take(&mut self.scratch.run);
-        let mut kept = std::mem::take(&mut self.scratch.kept_positions);
-        let seq_len = tokens.seq_len as u32;
-        let mut j = group.start;
-        while j < group.end {
+        let mut run = std::mem::take(&mut scratch.run);
+        let mut kept = std::mem::take(&mut scratch.kept_positions);
+        let group = visit.group;
+        let seq_len = visit.batch.tokens.seq_len as u32;
+        let mut j = 0;
+        while j < group.len() {
             // One row's candidates (the group is in token order).
-            let row = self.scratch.grouped[j].token / seq_len;
+            let row = visit.rows.split(group[j].token()).0;
+            let row_end = (row + 1).saturating_mul(seq_len);
             run.clear();
-            while j < group.end && self.scratch.grouped[j].token / seq_len == row {
-                if self.scratch.grouped[j].kinds & kinds::TOP != 0 {
+            while j < group.len() && group[j].token() < row_end {
+                if scratch.kinds[j] & kinds::TOP != 0 {
                     run.push(j as u32);
                 }
                 j += 1;
             }
             if run.len() > 1 && params.dedup {
-                let grouped = &self.scratch.grouped;
                 run.sort_unstable_by(|&a, &b| {
-                    let (a, b) = (grouped[a as usize], grouped[b as usize]);
-                    rank_cmp(b.value, 0, b.token, a.value, 0, a.token)
+                    let (a, b) = (group[a as usize], group[b as usize]);
+                    rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
                 });
                 kept.clear();
                 for &candidate in &run {
-                    let position = self.scratch.grouped[candidate as usize].token % seq_len;
+                    let position = group[candidate as usize].token() - row * seq_len;
                     if kept
                         .iter()
                         .any(|&p| p.abs_diff(position) <= params.half as u32)
@@ -193,92 +295,124 @@ impl FeatureBlock {
                         continue;
                     }
                     kept.push(position);
-                    self.offer_top_candidate(params, tokens, f, candidate as usize);
+                    self.offer_top_candidate(params, visit, f, candidate as usize, scratch);
                 }
             } else {
                 for &candidate in &run {
-                    self.offer_top_candidate(params, tokens, f, candidate as usize);
+                    self.offer_top_candidate(params, visit, f, candidate as usize, scratch);
                 }
             }
         }
-        self.scratch.run = run;
-        self.scratch.kept_positions = kept;
+        scratch.run = run;
+        scratch.kept_positions = kept;
     }
 
     fn offer_top_candidate(
         &mut self,
         params: &Params,
-        tokens: &TokenBatch<'_>,
+        visit: &Visit<'_, '_>,
         f: usize,
         j: usize,
+        scratch: &mut VisitScratch,
     ) {
-        let p = self.scratch.grouped[j];
-        let (sequence_idx, position) = place(tokens, p.token);
-        let key = rank_key(p.value, sequence_idx, position);
+        let (sequence_idx, position) = visit.place(j);
+        let key = rank_key(visit.group[j].value, sequence_idx, position);
         if !self.top[f].admits(key) {
             return;
         }
-        let record = self.write_record(params, tokens, j);
+        let record = self.write_record(params, visit, j, scratch);
         self.top[f].insert(params.capacity, TopEntry { key, record }, &mut self.records);
     }
 
-    /// Offers group entry `j` to its interval stratum; returns the bins whose floor changed.
+    /// Offers value `j` to its interval stratum; returns the bins whose floor changed.
     fn offer_interval(
         &mut self,
         params: &Params,
-        tokens: &TokenBatch<'_>,
+        visit: &Visit<'_, '_>,
         f: usize,
         j: usize,
+        scratch: &mut VisitScratch,
     ) -> std::ops::Range<usize> {
-        let p = self.scratch.grouped[j];
-        let (sequence_idx, position) = place(tokens, p.token);
+        let (sequence_idx, position) = visit.place(j);
         let mut entry = IntervalEntry {
-            priority: priority(row_key(sequence_idx), position, self.base + p.feature),
+            priority: scratch.priorities[j],
             sequence_idx,
-            activation: p.value,
+            activation: visit.group[j].value,
             position,
             record: Record::default(),
         };
         if !self.intervals[f].admits(&params.shape, &entry) {
             return 0..0;
         }
-        entry.record = self.write_record(params, tokens, j);
+        entry.record = self.write_record(params, visit, j, scratch);
         self.intervals[f].insert(&params.shape, entry, &mut self.records)
     }
 
-    /// Appends the record of group entry `j`: previous token, context window, activations
-    /// (or shares the one written for it already).
-    fn write_record(&mut self, params: &Params, tokens: &TokenBatch<'_>, j: usize) -> Record {
-        if let Some(record) = self.scratch.written[j] {
+    /// Appends the record of value `j`: previous token, context window, the feature's
+    /// activations on it (or shares the one written for it already).
+    fn write_record(
+        &mut self,
+        params: &Params,
+        visit: &Visit<'_, '_>,
+        j: usize,
+        scratch: &mut VisitScratch,
+    ) -> Record {
+        if let Some(record) = scratch.written[j] {
             self.records.share(record);
             return record;
         }
-        let p = self.scratch.grouped[j];
-        let seq_len = tokens.seq_len;
-        let (row, position) = (p.token as usize / seq_len, p.token as usize % seq_len);
-        let row_tokens = tokens.row(row);
+        let (row, position) = visit.rows.split(visit.group[j].token());
+        let (row, position) = (row as usize, position as usize);
+        let seq_len = visit.batch.tokens.seq_len;
+        let row_tokens = visit.batch.tokens.row(row);
         let start = position.saturating_sub(params.half);
         let end = (position + params.half + 1).min(seq_len);
-        let acts = &self.scratch.acts
-            [self.scratch.acts_start[j] as usize..self.scratch.acts_start[j + 1] as usize];
-        let record = self.records.push(
-            position.checked_sub(1).map(|p| row_tokens[p]),
-            &row_tokens[start..end],
-            acts.iter().copied(),
-        );
-        self.scratch.written[j] = Some(record);
+        let first = (row * seq_len + start) as u32;
+        let last = (row * seq_len + end) as u32;
+        context_acts(visit.group, j, first..last, &mut scratch.acts);
+        let tokens = visit.batch.tokens.tokens;
+        let log_base = *scratch
+            .log_base
+            .get_or_insert_with(|| self.records.log_batch(tokens));
+        let record = match log_base {
+            // The context stays in the log until the sample has lasted (most are pushed out
+            // again while the stores fill).
+            Some(base) => self.records.push_lazy(
+                base + visit.group[j].token(),
+                (position - start) as u32,
+                (end - start) as u32,
+                position > 0,
+                scratch.acts.iter().copied(),
+            ),
+            None => self.records.push(
+                position.checked_sub(1).map(|p| row_tokens[p]),
+                &row_tokens[start..end],
+                scratch.acts.iter().copied(),
+            ),
+        };
+        scratch.written[j] = Some(record);
         record
     }
 }
 
-/// The `(sequence_idx, position)` of a token of the batch.
-#[inline]
-pub(super) fn place(tokens: &TokenBatch<'_>, token: u32) -> (u64, u32) {
-    let seq_len = tokens.seq_len as u32;
-    (
-        tokens.first_sequence + u64::from(token / seq_len),
-        token % seq_len,
-    )
+/// The firing values (> 0) of `group` on tokens `window` — value `j` lies inside it and the
+/// group is in token order, so they are its neighbours — as `(index into the window, value)`.
+fn context_acts(group: &[Hit], j: usize, window: std::ops::Range<u32>, out: &mut Vec<(u32, f32)>) {
+    let mut first = j;
+    while first > 0 && group[first - 1].token() >= window.start {
+        first -= 1;
+    }
+    let mut end = j + 1;
+    while end < group.len() && group[end].token() < window.end {
+        end += 1;
+    }
+    out.clear();
+    out.extend(
+        group[first..end]
+            .iter()
+            .filter(|hit| hit.value > 0.0)
+            .map(|hit| (hit.token() - window.start, hit.value)),
+    );
 }
 
 /// The smallest range holding both (an empty one holds nothing).

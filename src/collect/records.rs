@@ -5,17 +5,26 @@
 //! (top samples, interval strata) keep only small fixed-size entries that point at their record,
 //! so moving a sample between strata moves 40 bytes, and admitting one appends to the end of the
 //! arena — sequential writes, where copying into per-feature slots wrote two cold cache lines
-//! per admission (that copy dominated the cold fill). A replaced sample's record becomes
-//! garbage; when garbage outweighs live data the block compacts its arena (every live record
-//! copied once, in feature order), so memory stays within twice the live records and the work
-//! per admission stays constant on average; the chunks it empties are kept for the arena to
-//! grow into. Two stores may point at one record (a hit kept as a top sample and as an interval
-//! sample): live words are counted per reference, so each releases it on its own.
+//! per admission (that copy dominated the cold fill).
+//!
+//! Most samples admitted while the stores fill are pushed out again soon, so a record written
+//! during a batch does not copy its context: it points into the **token log**, where each
+//! batch that admitted something left its tokens once (a *lazy* record: two words and the
+//! activations instead of ~24 words). Only when the log outweighs what copying the contexts of
+//! the live lazy records would cost are they made whole and the log dropped.
+//!
+//! A replaced sample's record becomes garbage; when garbage outweighs live data the block
+//! compacts its arena (every live record copied once, in feature order), so memory stays within
+//! twice the live records and the work per admission stays constant on average; the chunks it
+//! empties are kept for the arena to grow into. Two stores may point at one record (a hit kept
+//! as a top sample and as an interval sample): live words are counted per reference, so each
+//! releases it on its own.
 
 /// A sample's record: where it starts in the arena and how long its parts are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
-    /// Chunk index (high 32 bits) and word index in the chunk (low 32 bits).
+    /// [`LAZY`] (top bit), chunk index (the rest of the high 32 bits) and word index in the
+    /// chunk (low 32 bits).
     pub offset: u64,
     pub context_len: u32,
     pub acts_len: u32,
@@ -24,18 +33,44 @@ pub struct Record {
 /// Marks "no previous token" (position 0).
 pub const NO_TOKEN: u32 = u32::MAX;
 
+/// A record whose context is in the token log: its words are the log index of the activating
+/// token, then the index of that token in the context with [`HAS_PREVIOUS`], then the
+/// activations.
+const LAZY: u64 = 1 << 63;
+/// In a lazy record's second word: the activating token is not the first of its row.
+const HAS_PREVIOUS: u32 = 1 << 31;
+
 /// Words per chunk of a grown arena (4 MiB): chunks are never reallocated, so a growing arena
 /// never copies what it holds (a single doubling `Vec` spent more copying than writing).
 const CHUNK_WORDS: usize = 1 << 20;
 
 impl Record {
-    /// Words it occupies: the previous token, the context, two per activation.
+    /// Words it occupies: the previous token, the context, two per activation (lazy: two, and
+    /// two per activation).
     pub fn words(&self) -> usize {
-        1 + self.context_len as usize + 2 * self.acts_len as usize
+        let head = if self.is_lazy() {
+            2
+        } else {
+            1 + self.context_len as usize
+        };
+        head + 2 * self.acts_len as usize
+    }
+
+    fn is_lazy(&self) -> bool {
+        self.offset & LAZY != 0
+    }
+
+    /// Words that making it whole would add.
+    fn lazy_extra(&self) -> usize {
+        if self.is_lazy() {
+            (self.context_len as usize).saturating_sub(1)
+        } else {
+            0
+        }
     }
 
     fn chunk(&self) -> usize {
-        (self.offset >> 32) as usize
+        ((self.offset & !LAZY) >> 32) as usize
     }
 
     fn start(&self) -> usize {
@@ -56,6 +91,10 @@ pub struct Records {
     /// again: a fresh chunk is fresh memory, and the kernel zeroing its pages on first touch
     /// was 15% of a cold fill.
     spare: Vec<Vec<u32>>,
+    /// The tokens of every batch that wrote a lazy record since the log was last dropped.
+    log: Vec<u32>,
+    /// Words that making every live lazy record whole would add (per reference, like `live`).
+    lazy_extra: usize,
 }
 
 impl Clone for Records {
@@ -66,6 +105,8 @@ impl Clone for Records {
             used: self.used,
             live: self.live,
             spare: Vec::new(),
+            log: self.log.clone(),
+            lazy_extra: self.lazy_extra,
         }
     }
 }
@@ -138,6 +179,50 @@ impl Records {
         record
     }
 
+    /// Appends `tokens` (a batch) to the token log; lazy records of it add this offset to
+    /// their token's index in the batch. `None` when the log cannot index them (records are
+    /// then written whole).
+    pub fn log_batch(&mut self, tokens: &[u32]) -> Option<u32> {
+        let base = self.log.len();
+        if base + tokens.len() >= u32::MAX as usize {
+            return None;
+        }
+        self.log.extend_from_slice(tokens);
+        Some(base as u32)
+    }
+
+    /// Appends a lazy record: the activating token is `log[token]`, at index `context_position`
+    /// of a context of `context_len` tokens; `has_previous` when it is not first in its row.
+    pub fn push_lazy(
+        &mut self,
+        token: u32,
+        context_position: u32,
+        context_len: u32,
+        has_previous: bool,
+        acts: impl ExactSizeIterator<Item = (u32, f32)>,
+    ) -> Record {
+        debug_assert!(context_position < context_len && context_position < HAS_PREVIOUS);
+        debug_assert!((token as usize) < self.log.len());
+        let acts_len = acts.len() as u32;
+        let words = 2 + 2 * acts.len();
+        let index = self.chunk_for(words);
+        let chunk = &mut self.chunks[index];
+        let record = Record {
+            offset: LAZY | (index as u64) << 32 | chunk.len() as u64,
+            context_len,
+            acts_len,
+        };
+        chunk.push(token);
+        chunk.push(context_position | if has_previous { HAS_PREVIOUS } else { 0 });
+        for (position, value) in acts {
+            chunk.extend([position, value.to_bits()]);
+        }
+        self.used += words;
+        self.live += words;
+        self.lazy_extra += record.lazy_extra();
+        record
+    }
+
     /// Copies a record of another arena here.
     pub fn copy_from(&mut self, other: &Records, record: Record) -> Record {
         let view = other.view(record);
@@ -148,22 +233,17 @@ impl Records {
     /// releases it on its own and a compaction gives each its own copy.
     pub fn share(&mut self, record: Record) {
         self.live += record.words();
+        self.lazy_extra += record.lazy_extra();
     }
 
     /// A store let go of `record`: its words are garbage until the next compaction.
     pub fn release(&mut self, record: Record) {
         self.live -= record.words();
+        self.lazy_extra -= record.lazy_extra();
     }
 
     pub fn view(&self, record: Record) -> RecordView<'_> {
-        let words = &self.chunks[record.chunk()][record.start()..record.start() + record.words()];
-        let (previous, rest) = (words[0], &words[1..]);
-        let (context, acts) = rest.split_at(record.context_len as usize);
-        RecordView {
-            previous: (previous != NO_TOKEN).then_some(previous),
-            context,
-            acts,
-        }
+        view(&self.chunks, &self.log, record)
     }
 
     /// Words of records still referenced by a store.
@@ -172,33 +252,89 @@ impl Records {
         self.live
     }
 
-    /// Whether garbage outweighs the live records (and is worth a pass).
+    /// Whether garbage outweighs the live records, or the token log what it saves (and a
+    /// pass is worth it).
     pub fn wants_compaction(&self) -> bool {
-        self.used > 2 * self.live + CHUNK_WORDS
+        self.used > 2 * self.live + CHUNK_WORDS || self.log_outweighs_savings()
+    }
+
+    /// The token log holds more words than the lazy records it serves save, or nears the
+    /// limit of its indices: time to make them whole.
+    fn log_outweighs_savings(&self) -> bool {
+        self.log.len() > self.lazy_extra + CHUNK_WORDS || self.log.len() > (u32::MAX / 2) as usize
     }
 
     /// Starts a compaction: the live records are copied into a fresh arena one by one with
-    /// [`Compaction::keep`], then [`Compaction::finish`] drops the old one.
+    /// [`Compaction::keep`] (made whole too when the log is dropped), then
+    /// [`Compaction::finish`] drops the old one.
     pub fn compaction(&mut self) -> Compaction<'_> {
         let old = std::mem::take(&mut self.chunks);
         self.used = 0;
-        Compaction { old, arena: self }
+        let drop_log = self.log_outweighs_savings();
+        let old_log = if drop_log {
+            self.live += self.lazy_extra;
+            self.lazy_extra = 0;
+            std::mem::take(&mut self.log)
+        } else {
+            Vec::new()
+        };
+        Compaction {
+            old,
+            old_log,
+            drop_log,
+            arena: self,
+        }
+    }
+}
+
+/// A record's words in `chunks`, its context in `log` when it is lazy.
+fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordView<'a> {
+    let words = &chunks[record.chunk()][record.start()..record.start() + record.words()];
+    if record.is_lazy() {
+        let (token, meta, acts) = (words[0] as usize, words[1], &words[2..]);
+        let context_position = (meta & !HAS_PREVIOUS) as usize;
+        let start = token - context_position;
+        RecordView {
+            previous: (meta & HAS_PREVIOUS != 0).then(|| log[token - 1]),
+            context: &log[start..start + record.context_len as usize],
+            acts,
+        }
+    } else {
+        let (previous, rest) = (words[0], &words[1..]);
+        let (context, acts) = rest.split_at(record.context_len as usize);
+        RecordView {
+            previous: (previous != NO_TOKEN).then_some(previous),
+            context,
+            acts,
+        }
     }
 }
 
 /// A compaction in progress (see [`Records::compaction`]).
 pub struct Compaction<'a> {
     old: Vec<Vec<u32>>,
+    /// The token log being dropped (empty when it stays).
+    old_log: Vec<u32>,
+    drop_log: bool,
     arena: &'a mut Records,
 }
 
 impl Compaction<'_> {
     /// Moves one live record into the new arena and points `record` at its new place.
     pub fn keep(&mut self, record: &mut Record) {
+        if self.drop_log && record.is_lazy() {
+            let view = view(&self.old, &self.old_log, *record);
+            let (used, live) = (self.arena.used, self.arena.live);
+            *record = self.arena.push(view.previous, view.context, view.acts());
+            // Pushing counts a new live record; this one was counted already (whole).
+            self.arena.live = live;
+            debug_assert_eq!(self.arena.used, used + record.words());
+            return;
+        }
         let words = &self.old[record.chunk()][record.start()..record.start() + record.words()];
         let index = self.arena.chunk_for(words.len());
         let chunk = &mut self.arena.chunks[index];
-        record.offset = (index as u64) << 32 | chunk.len() as u64;
+        record.offset = record.offset & LAZY | (index as u64) << 32 | chunk.len() as u64;
         chunk.extend_from_slice(words);
         self.arena.used += words.len();
     }
@@ -246,5 +382,43 @@ mod tests {
         let view = arena.view(b);
         assert_eq!((view.previous, view.context), (Some(9), &[4][..]));
         assert!(view.acts_vec().is_empty());
+    }
+
+    #[test]
+    fn lazy_records_read_from_the_log_and_are_made_whole_when_it_goes() {
+        let mut arena = Records::default();
+        let base = arena.log_batch(&[10, 11, 12, 13, 14]).unwrap();
+        // Token 12 at index 1 of the context [11, 12, 13]; token 10 first in its row.
+        let mut a = arena.push_lazy(base + 2, 1, 3, true, [(1, 0.5f32)].into_iter());
+        let mut b = arena.push_lazy(base, 0, 2, false, std::iter::empty());
+        let whole = arena.push(Some(1), &[2, 3], std::iter::empty());
+        assert_eq!(a.words(), 4);
+        for (record, previous, context) in [(a, Some(11), &[11, 12, 13][..]), (b, None, &[10, 11])]
+        {
+            let view = arena.view(record);
+            assert_eq!((view.previous, view.context), (previous, context));
+        }
+        assert_eq!(arena.view(a).acts_vec(), vec![(1, 0.5)]);
+        arena.release(whole);
+        // A small log stays while the lazy records save more than it holds...
+        assert!(!arena.log_outweighs_savings());
+        let mut compaction = arena.compaction();
+        compaction.keep(&mut a);
+        compaction.keep(&mut b);
+        compaction.finish();
+        assert!(a.is_lazy() && arena.view(a).context == [11, 12, 13]);
+        // ...and is dropped, the records made whole, once it outweighs them.
+        arena.log.extend(std::iter::repeat_n(0, CHUNK_WORDS));
+        assert!(arena.wants_compaction());
+        let mut compaction = arena.compaction();
+        compaction.keep(&mut a);
+        compaction.keep(&mut b);
+        compaction.finish();
+        assert!(arena.log.is_empty() && !a.is_lazy() && !b.is_lazy());
+        assert_eq!(arena.live_words(), a.words() + b.words());
+        let view = arena.view(a);
+        assert_eq!((view.previous, view.context), (Some(11), &[11, 12, 13][..]));
+        assert_eq!(view.acts_vec(), vec![(1, 0.5)]);
+        assert_eq!(arena.view(b).previous, None);
     }
 }

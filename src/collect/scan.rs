@@ -1,17 +1,22 @@
-//! The hot path: scanning a batch's activations for one block of features.
+//! The first pass over a batch: every value a block's features must see, regrouped by feature.
 //!
-//! A real SAE's activation matrix is almost all zeros, so the dense scan tests 16 values at a
-//! time with one branch-free comparison (it vectorises) and only looks closer at blocks holding
-//! something non-zero or above the threshold. Each hit updates its feature's statistics and
-//! feature view in O(1) — the histogram bin from the value's bits, a position count, one hash
-//! and three compares against cached floors — and is noted as [`Pending`] only when it may
-//! enter a store (or raised the max); pending hits are offered once the whole batch is scanned
-//! ([`super::offers`]). The floors are those of the batch's start: within a batch they can only
-//! be lower than the stores' true floors, so a pending hit may still be refused, never missed.
+//! A batch arrives token by token, but everything the collector keeps is per feature, and the
+//! state of 16k features does not stay in cache while activations stream past: observing each
+//! value where it arrives cost a cache miss or two per value. So the block first copies the
+//! values that matter to it — firing, above the threshold, or NaN — out of the batch (a real
+//! SAE's activation matrix is almost all zeros: the dense scan tests 64 values with one
+//! branch-free comparison and looks closer only at blocks holding something), then regroups
+//! them by feature with a counting sort, in token order within each feature. The feature pass
+//! ([`super::offers`]) then visits each feature once per batch with all of its values at hand,
+//! walking the per-feature arrays in address order.
+//!
+//! This pass also settles what does not depend on a feature's state: NaN and ±∞ stop the batch
+//! (the first in token order, then feature), special tokens' activations are counted, and the
+//! values on an excluded special token are kept only to show in the context of samples around
+//! it.
 
 use super::batch::FeatureActivations;
-use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
-use super::block::{kinds, FeatureBlock, Params, Pending};
+use super::block::{FeatureBlock, Params};
 use super::collector::BatchView;
 
 /// Values tested together for "anything interesting?" in the dense path.
@@ -24,6 +29,32 @@ const BLOCK: usize = 16;
 pub(super) struct NonFinite {
     pub(super) token: usize,
     pub(super) feature: u32,
+}
+
+/// One value of a feature, regrouped: the token it is on (index in the batch, with
+/// [`CONTEXT_ONLY`] when that is an excluded special token) and the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Hit {
+    token_and_flag: u32,
+    pub(super) value: f32,
+}
+
+/// A value on an excluded special token: shown in the context of samples around it, never
+/// observed. (Batches have fewer than 2^31 tokens.)
+const CONTEXT_ONLY: u32 = 1 << 31;
+
+impl Hit {
+    /// Index of its token in the batch.
+    #[inline(always)]
+    pub(super) fn token(&self) -> u32 {
+        self.token_and_flag & !CONTEXT_ONLY
+    }
+
+    /// Whether it is on an excluded special token.
+    #[inline(always)]
+    pub(super) fn context_only(&self) -> bool {
+        self.token_and_flag & CONTEXT_ONLY != 0
+    }
 }
 
 /// `v > floor`, or `v` is NaN: one compare that lets the scan see NaN without a second test
@@ -55,274 +86,236 @@ pub(super) fn prefetch_ptr(address: *const u8) {
     let _ = address;
 }
 
-/// Where the scan is: the row's sampling key and the token being scanned.
-#[derive(Clone, Copy)]
-struct At {
-    row_key: u64,
-    token: u32,
-    position: u32,
+/// Splits a token index into (row, position) with a multiply instead of a division (Lemire's
+/// fast division: exact for every 32-bit numerator and divisor above 1; rows of one token
+/// have no 64-bit magic number and take the plain path).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rows {
+    seq_len: u32,
+    magic: u64,
 }
 
-impl FeatureBlock {
-    /// Scans every token of the batch for this block's features.
-    pub(super) fn scan(&mut self, params: &Params, batch: &BatchView<'_>) -> Result<(), NonFinite> {
-        self.scratch.pending.clear();
-        let dense = matches!(batch.activations, FeatureActivations::Dense { .. });
-        if dense {
-            self.scratch.dense_offsets.clear();
-            self.scratch.dense_offsets.push(0);
-            self.scratch.dense_features.clear();
-            self.scratch.dense_values.clear();
+impl Rows {
+    pub(super) fn new(seq_len: usize) -> Self {
+        let seq_len = seq_len.max(1) as u32;
+        Self {
+            seq_len,
+            magic: (u64::MAX / u64::from(seq_len)).wrapping_add(1),
         }
-        let tokens = batch.tokens;
-        self.prefetch_token(batch, 0);
-        for row in 0..tokens.batch {
-            let row_key = row_key(tokens.first_sequence + row as u64);
-            for (position, &token_id) in tokens.row(row).iter().enumerate() {
-                let token = row * tokens.seq_len + position;
-                let at = At {
-                    row_key,
-                    token: token as u32,
-                    position: position as u32,
-                };
-                self.prefetch_token(batch, token + 1);
-                let special = batch.is_special(token_id);
-                if special {
-                    self.count_special(params, batch, token);
-                }
-                let scanned = if special && params.exclude_special {
-                    Ok(())
-                } else {
-                    match *batch.activations {
-                        FeatureActivations::Dense { values, d_sae } => {
-                            let start = token * d_sae + self.base as usize;
-                            self.scan_dense(params, &values[start..start + self.len()], at)
-                        }
-                        FeatureActivations::Sparse {
-                            offsets,
-                            indices,
-                            values,
-                            ..
-                        } => {
-                            let span = offsets[token]..offsets[token + 1];
-                            self.scan_sparse(params, &indices[span.clone()], &values[span], at)
-                        }
-                    }
-                };
-                scanned.map_err(|feature| NonFinite { token, feature })?;
-                if dense {
-                    let scratch = &mut self.scratch;
-                    scratch.dense_offsets.push(scratch.dense_features.len());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Sparse input: starts loading the state of `token`'s features, one token before they
-    /// are observed (fetching a token's features just before observing them left its first
-    /// hits waiting on memory). Dense input finds its hits only as it scans.
-    #[inline]
-    fn prefetch_token(&self, batch: &BatchView<'_>, token: usize) {
-        if let FeatureActivations::Sparse {
-            offsets,
-            indices,
-            values,
-            ..
-        } = *batch.activations
-        {
-            if token + 1 < offsets.len() {
-                let span = offsets[token]..offsets[token + 1];
-                let (base, len) = (self.base, self.len() as u32);
-                for (&feature, &value) in indices[span.clone()].iter().zip(&values[span]) {
-                    let local = feature.wrapping_sub(base);
-                    if local < len {
-                        self.prefetch_feature(local, value);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Counts a special token's activations above the threshold (BOS-dominated features),
-    /// whether or not the token is otherwise excluded, and keeps an excluded token's firing
-    /// values for the context activations. One special token per sequence or so: a plain loop.
-    fn count_special(&mut self, params: &Params, batch: &BatchView<'_>, token: usize) {
-        let threshold = params.threshold;
-        let (base, len) = (self.base, self.len() as u32);
-        let excluded_dense = params.exclude_special;
-        let scratch = &mut self.scratch;
-        match *batch.activations {
-            FeatureActivations::Dense { values, d_sae } => {
-                let start = token * d_sae + base as usize;
-                let values = &values[start..start + len as usize];
-                for (f, (count, &v)) in self.special_activations.iter_mut().zip(values).enumerate()
-                {
-                    *count += u64::from(v > threshold && v.is_finite());
-                    if excluded_dense && v > 0.0 && v.is_finite() {
-                        scratch.dense_features.push(base + f as u32);
-                        scratch.dense_values.push(v);
-                    }
-                }
-            }
-            FeatureActivations::Sparse {
-                offsets,
-                indices,
-                values,
-                ..
-            } => {
-                let span = offsets[token]..offsets[token + 1];
-                for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
-                    let local = feature.wrapping_sub(base);
-                    if local < len && v > threshold && v > 0.0 && v.is_finite() {
-                        self.special_activations[local as usize] += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Scans one token's dense activations (this block's slice). `Err(feature)` on a
-    /// non-finite value.
-    #[inline]
-    fn scan_dense(&mut self, params: &Params, acts: &[f32], at: At) -> Result<(), u32> {
-        // "Interesting": firing (> 0), above the threshold, or NaN. `!(v <= floor)` is true
-        // for all three and compiles to one vector compare per block.
-        let floor = params.threshold.min(0.0);
-        let mut hits = std::mem::take(&mut self.scratch.hits);
-        hits.clear();
-        let mut chunks = acts.chunks_exact(CHUNK);
-        for (chunk_index, chunk) in chunks.by_ref().enumerate() {
-            // Most chunks hold nothing: an OR of compares over the whole chunk vectorises
-            // cleanly and settles them with one branch.
-            if !chunk
-                .iter()
-                .fold(false, |any, &v| any | above_or_nan(v, floor))
-            {
-                continue;
-            }
-            for (block_index, block) in chunk.chunks_exact(BLOCK).enumerate() {
-                // One bit per interesting lane; walking the set bits avoids a
-                // hard-to-predict branch per lane.
-                let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
-                    mask | (u32::from(above_or_nan(v, floor)) << lane)
-                });
-                let first = chunk_index * CHUNK + block_index * BLOCK;
-                while mask != 0 {
-                    let lane = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    hits.push(((first + lane) as u32, block[lane]));
-                }
-            }
-        }
-        let tail_start = acts.len() - chunks.remainder().len();
-        for (i, &v) in chunks.remainder().iter().enumerate() {
-            if above_or_nan(v, floor) {
-                hits.push(((tail_start + i) as u32, v));
-            }
-        }
-        let result = self.observe_all(params, &hits, at);
-        // The token's firing values, for the context activations of the samples around it.
-        let scratch = &mut self.scratch;
-        for &(f, v) in &hits {
-            if v > 0.0 {
-                scratch.dense_features.push(self.base + f);
-                scratch.dense_values.push(v);
-            }
-        }
-        self.scratch.hits = hits;
-        result.map_err(|f| self.base + f)
-    }
-
-    #[inline]
-    fn scan_sparse(
-        &mut self,
-        params: &Params,
-        indices: &[u32],
-        values: &[f32],
-        at: At,
-    ) -> Result<(), u32> {
-        let (base, len) = (self.base, self.len() as u32);
-        for (&feature, &v) in indices.iter().zip(values) {
-            let local = feature.wrapping_sub(base);
-            // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither fire nor pass.
-            if local < len && above_or_nan(v, 0.0) {
-                self.observe(params, local, v, at).map_err(|f| base + f)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Observes one token's hits. Their features' state lines and histogram cells are
-    /// fetched first, all at once, so the cache misses overlap instead of queueing one behind
-    /// the other (the state of 16k features does not stay in cache while activations stream
-    /// past).
-    #[inline]
-    fn observe_all(&mut self, params: &Params, hits: &[(u32, f32)], at: At) -> Result<(), u32> {
-        for &(feature, value) in hits {
-            self.prefetch_feature(feature, value);
-        }
-        for &(feature, value) in hits {
-            self.observe(params, feature, value, at)?;
-        }
-        Ok(())
     }
 
     #[inline(always)]
-    fn prefetch_feature(&self, feature: u32, value: f32) {
-        let state = &self.state[feature as usize];
-        prefetch(state);
-        prefetch(&state.positions);
-        let cell = feature as usize * ACTIVATION_BINS + activation_bin(value);
-        if let Some(cell) = self.cells.get(cell) {
-            prefetch(cell);
+    pub(super) fn split(&self, token: u32) -> (u32, u32) {
+        if self.seq_len == 1 {
+            return (token, 0);
         }
-        prefetch(&self.low[feature as usize]);
+        let row = ((u128::from(self.magic) * u128::from(token)) >> 64) as u32;
+        (row, token - row * self.seq_len)
+    }
+}
+
+impl FeatureBlock {
+    /// Copies this block's values of the batch that the feature pass needs into
+    /// `scratch.hits`, grouped by feature (`scratch.group_start`), token order within a
+    /// feature; counts special tokens' activations. `Err` names the first non-finite value.
+    pub(super) fn gather(
+        &mut self,
+        params: &Params,
+        batch: &BatchView<'_>,
+    ) -> Result<(), NonFinite> {
+        self.extract(params, batch)?;
+        self.group_by_feature(params, batch);
+        Ok(())
     }
 
-    /// One hit of local feature `feature`: statistics, histogram, and a pending note when it
-    /// may enter a store.
-    #[inline]
-    fn observe(&mut self, params: &Params, feature: u32, value: f32, at: At) -> Result<(), u32> {
-        if !value.is_finite() {
-            return Err(feature);
-        }
-        let f = feature as usize;
-        let state = &mut self.state[f];
-        if value > 0.0 {
-            state.moments.firing += 1;
-        }
-        if value > params.threshold {
-            let new_max = state.moments.count == 0 || value > state.moments.max;
-            state.moments.record(value);
-            state.positions[position_bin(at.position)] += 1;
-            let priority_hi = (priority(at.row_key, at.position, self.base + feature) >> 32) as u32;
-            let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
-                | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
-                | (kinds::MAX * u8::from(new_max));
-            let bin = activation_bin(value);
-            let index = f * ACTIVATION_BINS + bin;
-            let cell = &mut self.cells[index];
-            cell.count = cell.count.wrapping_add(1);
-            let low = self.low[f];
-            let floor_hi = if bin < usize::from(low.bin) {
-                low.floor_hi
-            } else {
-                cell.floor_hi
-            };
-            pending |= kinds::INTERVAL * u8::from(priority_hi <= floor_hi);
-            if cell.count == 0 {
-                *self.histogram_high.entry(index).or_insert(0) += 1;
-            }
-            if pending != 0 {
-                self.scratch.pending.push(Pending {
-                    feature,
-                    token: at.token,
-                    value,
-                    kinds: pending,
-                });
-            }
+    /// Token-major pass: the values that matter into `scratch.csr_*` (local feature ids),
+    /// with `scratch.group_start[f + 1]` counting feature `f`'s.
+    fn extract(&mut self, params: &Params, batch: &BatchView<'_>) -> Result<(), NonFinite> {
+        let len = self.len();
+        let scratch = &mut self.scratch;
+        scratch.csr_offsets.clear();
+        scratch.csr_offsets.push(0);
+        scratch.csr_entries.clear();
+        scratch.group_start.clear();
+        scratch.group_start.resize(len + 1, 0);
+        let mut first_token = 0;
+        for part in batch.parts {
+            let part_tokens = part.num_tokens();
+            self.extract_part(params, batch, part, first_token)?;
+            first_token += part_tokens;
         }
         Ok(())
+    }
+
+    /// [`extract`](Self::extract) of one part of the batch, whose first token is
+    /// `first_token` of the batch.
+    fn extract_part(
+        &mut self,
+        params: &Params,
+        batch: &BatchView<'_>,
+        part: &FeatureActivations<'_>,
+        first_token: usize,
+    ) -> Result<(), NonFinite> {
+        let (base, len) = (self.base, self.len() as u32);
+        let scratch = &mut self.scratch;
+        let counts = &mut scratch.group_start[1..];
+        let threshold = params.threshold;
+        let mut bad: Option<NonFinite> = None;
+        let token_ids = &batch.tokens.tokens[first_token..first_token + part.num_tokens()];
+        for (token, &token_id) in token_ids.iter().enumerate() {
+            let special = batch.is_special(token_id);
+            let excluded = special && params.exclude_special;
+            let before = scratch.csr_entries.len();
+            match *part {
+                FeatureActivations::Dense { values, d_sae } => {
+                    let start = token * d_sae + base as usize;
+                    let values = &values[start..start + len as usize];
+                    if special {
+                        for (count, &v) in self.special_activations.iter_mut().zip(values) {
+                            *count += u64::from(v > threshold && v.is_finite());
+                        }
+                    }
+                    if excluded {
+                        // Shown in the context of samples around it, never observed.
+                        for (f, &v) in values.iter().enumerate() {
+                            if v > 0.0 && v.is_finite() {
+                                scratch.csr_entries.push((f as u32, v));
+                            }
+                        }
+                    } else {
+                        // "Interesting": firing (> 0), above the threshold, or NaN.
+                        extract_dense(values, threshold.min(0.0), &mut scratch.csr_entries);
+                    }
+                }
+                FeatureActivations::Sparse {
+                    offsets,
+                    indices,
+                    values,
+                    ..
+                } => {
+                    let span = offsets[token]..offsets[token + 1];
+                    for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
+                        let local = feature.wrapping_sub(base);
+                        if local >= len {
+                            continue;
+                        }
+                        if special && v > threshold && v > 0.0 && v.is_finite() {
+                            self.special_activations[local as usize] += 1;
+                        }
+                        // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither
+                        // fire nor pass.
+                        let keep = if excluded {
+                            v > 0.0 && v.is_finite()
+                        } else {
+                            above_or_nan(v, 0.0)
+                        };
+                        if keep {
+                            scratch.csr_entries.push((local, v));
+                        }
+                    }
+                }
+            }
+            let entries = &scratch.csr_entries[before..];
+            for &(f, v) in entries {
+                counts[f as usize] += 1;
+                if !v.is_finite() {
+                    let at = NonFinite {
+                        token: first_token + token,
+                        feature: base + f,
+                    };
+                    bad = Some(bad.map_or(at, |bad| bad.min(at)));
+                }
+            }
+            if let Some(bad) = bad {
+                // The first in token order: no later token can come before it.
+                return Err(bad);
+            }
+            scratch.csr_offsets.push(scratch.csr_entries.len() as u32);
+        }
+        Ok(())
+    }
+
+    /// Counting sort of the extracted values by feature into `scratch.hits` (stable: token
+    /// order within a feature); `group_start` becomes the groups' starts.
+    fn group_by_feature(&mut self, params: &Params, batch: &BatchView<'_>) {
+        let scratch = &mut self.scratch;
+        let n = scratch.group_start.len() - 1;
+        for f in 0..n {
+            scratch.group_start[f + 1] += scratch.group_start[f];
+        }
+        scratch.cursor.clear();
+        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
+        scratch.hits.clear();
+        scratch
+            .hits
+            .resize(scratch.csr_entries.len(), Hit::default());
+        let tokens = batch.tokens.tokens;
+        for (token, span) in scratch.csr_offsets.windows(2).enumerate() {
+            let excluded = params.exclude_special && batch.is_special(tokens[token]);
+            let token_and_flag = token as u32 | if excluded { CONTEXT_ONLY } else { 0 };
+            for &(f, value) in &scratch.csr_entries[span[0] as usize..span[1] as usize] {
+                let slot = &mut scratch.cursor[f as usize];
+                scratch.hits[*slot as usize] = Hit {
+                    token_and_flag,
+                    value,
+                };
+                *slot += 1;
+            }
+        }
+    }
+}
+
+/// Appends the `(index, value)` of every value of `acts` above `floor` or NaN.
+#[inline]
+fn extract_dense(acts: &[f32], floor: f32, out: &mut Vec<(u32, f32)>) {
+    let mut chunks = acts.chunks_exact(CHUNK);
+    for (chunk_index, chunk) in chunks.by_ref().enumerate() {
+        // Most chunks hold nothing: an OR of compares over the whole chunk vectorises
+        // cleanly and settles them with one branch.
+        if !chunk
+            .iter()
+            .fold(false, |any, &v| any | above_or_nan(v, floor))
+        {
+            continue;
+        }
+        for (block_index, block) in chunk.chunks_exact(BLOCK).enumerate() {
+            // One bit per interesting lane; walking the set bits avoids a hard-to-predict
+            // branch per lane.
+            let mut mask = block.iter().enumerate().fold(0u32, |mask, (lane, &v)| {
+                mask | (u32::from(above_or_nan(v, floor)) << lane)
+            });
+            let first = chunk_index * CHUNK + block_index * BLOCK;
+            while mask != 0 {
+                let lane = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                out.push(((first + lane) as u32, block[lane]));
+            }
+        }
+    }
+    let tail_start = acts.len() - chunks.remainder().len();
+    for (i, &v) in chunks.remainder().iter().enumerate() {
+        if above_or_nan(v, floor) {
+            out.push(((tail_start + i) as u32, v));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_like_a_division() {
+        for seq_len in [1usize, 2, 3, 7, 128, 1000, 1 << 20, u32::MAX as usize] {
+            let rows = Rows::new(seq_len);
+            for token in [0u32, 1, 2, 127, 128, 129, 1 << 20, u32::MAX - 1, u32::MAX] {
+                let s = seq_len as u32;
+                assert_eq!(
+                    rows.split(token),
+                    (token / s, token % s),
+                    "{token} / {seq_len}"
+                );
+            }
+        }
     }
 }

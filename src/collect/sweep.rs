@@ -123,10 +123,39 @@ pub struct Encoded {
 impl Encoded {
     /// Feeds the batch to `collector`; returns its number of tokens.
     pub fn ingest_into(self, collector: &mut Collector) -> Result<u64> {
-        let batch = TokenBatch::new(&self.tokens, self.rows, self.seq_len, self.first_sequence)?;
-        collector.ingest(&batch, &FeatureActivations::from(&self.acts))?;
-        Ok((self.rows * self.seq_len) as u64)
+        ingest_group(std::slice::from_ref(&self), collector)
     }
+
+    /// Whether `next` starts where this batch ends (same row length, the next sequence), so
+    /// that both can be fed to the collector as one.
+    fn continues_into(&self, next: &Encoded) -> bool {
+        self.seq_len == next.seq_len
+            && self.first_sequence + self.rows as u64 == next.first_sequence
+    }
+}
+
+/// Feeds consecutive batches (each [`Encoded::continues_into`] the next) to `collector` as one;
+/// returns their number of tokens.
+fn ingest_group(group: &[Encoded], collector: &mut Collector) -> Result<u64> {
+    let Some(first) = group.first() else {
+        return Ok(0);
+    };
+    let tokens: Vec<u32> = if group.len() == 1 {
+        first.tokens.clone()
+    } else {
+        group
+            .iter()
+            .flat_map(|b| b.tokens.iter().copied())
+            .collect()
+    };
+    let rows = group.iter().map(|b| b.rows).sum();
+    let batch = TokenBatch::new(&tokens, rows, first.seq_len, first.first_sequence)?;
+    let parts: Vec<FeatureActivations<'_>> = group
+        .iter()
+        .map(|b| FeatureActivations::from(&b.acts))
+        .collect();
+    collector.ingest_parts(&batch, &parts)?;
+    Ok((rows * first.seq_len) as u64)
 }
 
 /// The SAE's sparse encoding of `[rows, seq_len, d_in]` activations (tokens flattened),
@@ -319,7 +348,11 @@ where
 
 /// The last stage, on the caller's thread: every encoded batch into `collector`, in order,
 /// then `on_batch`; stops at the first error from any stage. Returns its time and the
-/// forward passes' total.
+/// forward passes' total. Consecutive batches are gathered until they hold
+/// [`Collector::ingest_hits_hint`] values and fed at once (the collector's cold fill is twice
+/// as fast so); `on_batch` then sees the gathered tokens, so saves fall between gatherings (at
+/// most one gathering, ~64k tokens, after they are due), and a failing batch still lets those
+/// before it be collected and saved.
 fn drain(
     mut encoded: pipeline::Queue<Encoded>,
     collector: &mut Collector,
@@ -327,16 +360,48 @@ fn drain(
     on_batch: &mut impl FnMut(u64, &Collector, &NonFiniteGuard) -> Result<()>,
 ) -> Result<(StageTime, Duration)> {
     let (mut busy, mut forward) = (Duration::ZERO, Duration::ZERO);
+    let hint = collector.ingest_hits_hint();
+    let mut group: Vec<Encoded> = Vec::new();
+    let mut values = 0;
+    let mut feed = |group: &mut Vec<Encoded>, collector: &mut Collector| -> Result<()> {
+        let Some(last) = group.last() else {
+            return Ok(());
+        };
+        // The screen's count as it stood after these batches: what a save now must record.
+        *guard = last.guard.clone();
+        let tokens = ingest_group(group, collector)?;
+        group.clear();
+        on_batch(tokens, collector, guard)
+    };
     for batch in encoded.by_ref() {
-        let batch = batch?;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                // What was gathered before the failure is collected (and saved if due).
+                feed(&mut group, collector)?;
+                return Err(err);
+            }
+        };
         let started = Instant::now();
         forward += batch.forward;
-        // The screen's count as it stood after this batch: what a save now must record.
-        *guard = batch.guard.clone();
-        let tokens = batch.ingest_into(collector)?;
-        on_batch(tokens, collector, guard)?;
+        if group
+            .last()
+            .is_some_and(|last| !last.continues_into(&batch))
+        {
+            feed(&mut group, collector)?;
+            values = 0;
+        }
+        values += batch.acts.values.len();
+        group.push(batch);
+        if values >= hint {
+            feed(&mut group, collector)?;
+            values = 0;
+        }
         busy += started.elapsed();
     }
+    let started = Instant::now();
+    feed(&mut group, collector)?;
+    busy += started.elapsed();
     let time = StageTime {
         busy,
         input_wait: encoded.waited(),

@@ -428,6 +428,46 @@ proptest! {
     }
 
     #[test]
+    fn a_batch_in_parts_equals_its_parts_as_batches(stream in stream(), config in config(), part_rows in 1usize..4, threads in 1usize..4) {
+        let (seq, d_sae) = (stream.seq, stream.d_sae);
+        let rows = stream.tokens.len() / seq;
+        let mut separate = Collector::new(config.clone(), d_sae, &[SPECIAL]).unwrap();
+        feed(&mut separate, &stream, 0, rows, part_rows, false);
+        // The same rows as one batch whose activations come in parts, dense and sparse in turn.
+        let mut gathered = Collector::new(config.clone(), d_sae, &[SPECIAL]).unwrap();
+        gathered.set_threads(threads);
+        let indices: Vec<u32> = (0..stream.values.len()).map(|i| (i % d_sae) as u32).collect();
+        let starts: Vec<usize> = (0..rows).step_by(part_rows).chain([rows]).collect();
+        let offsets: Vec<Vec<usize>> = starts
+            .windows(2)
+            .map(|w| fixed_k_offsets((w[1] - w[0]) * seq, d_sae))
+            .collect();
+        let parts: Vec<FeatureActivations<'_>> = starts
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let span = w[0] * seq * d_sae..w[1] * seq * d_sae;
+                if i % 2 == 0 {
+                    FeatureActivations::Dense { values: &stream.values[span], d_sae }
+                } else {
+                    FeatureActivations::Sparse {
+                        offsets: &offsets[i],
+                        indices: &indices[span.clone()],
+                        values: &stream.values[span],
+                        d_sae,
+                    }
+                }
+            })
+            .collect();
+        let tokens = TokenBatch::new(&stream.tokens, rows, seq, 0).unwrap();
+        gathered.ingest_parts(&tokens, &parts).unwrap();
+        prop_assert_eq!(gathered.state_bytes().unwrap(), separate.state_bytes().unwrap());
+        assert_matches_reference(&gathered, &stream, &config);
+        // Parts that do not cover the batch are refused.
+        prop_assert!(gathered.ingest_parts(&tokens, &parts[..parts.len() - 1]).is_err() || parts.len() == 1);
+    }
+
+    #[test]
     fn merged_shards_equal_one_collector(stream in stream(), config in config(), split in 0usize..7) {
         let rows = stream.tokens.len() / stream.seq;
         let split = split.min(rows);

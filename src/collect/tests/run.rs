@@ -118,8 +118,9 @@ fn a_collection_reports_its_progress_records_its_source_and_resumes() {
             _ => None,
         })
         .collect();
-    // Cache files of 4 sequences, batches of at most 4 within a file.
-    assert_eq!(batches, vec![64, 32]);
+    // Cache files of 4 sequences, batches of at most 4 within a file, gathered into one feed
+    // of the collector (together they hold fewer values than `ingest_hits_hint`).
+    assert_eq!(batches, vec![tokens]);
     assert_eq!(summary.tokens, tokens);
     assert_eq!(summary.d_sae, 24);
     assert_eq!(summary.special_tokens_excluded, SEQUENCES as u64);
