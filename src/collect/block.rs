@@ -5,10 +5,11 @@
 //! for their own features — on their own threads when the host has cores to spare
 //! ([`super::collector`]) — and whatever the number of blocks, each feature ends up with the
 //! same state: the output does not depend on the thread count. A block ingests a batch in two
-//! passes: the scan ([`super::scan`]) updates statistics and notes the hits that may enter a
-//! store ("pending"); once the whole batch is scanned, the pending hits are offered feature by
-//! feature ([`super::offers`]), so each feature's stores are fetched once per batch, not once
-//! per hit — the difference between a cold fill bound by cache misses and one that streams.
+//! passes: the scan ([`super::scan`]) copies out the values that matter to its features and
+//! regroups them by feature; the feature pass ([`super::offers`]) then visits each feature
+//! once, observing all its values and offering its candidates to its stores, so a feature's
+//! state and stores are fetched once per batch, not once per value — the difference between a
+//! cold fill bound by cache misses and one that streams.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ use super::token_sample::TokenSample;
 use super::top_samples::{rank_key, StoredSample, TopEntry, TopSamples};
 use crate::samples::CollectorConfig;
 
-/// A feature's hot state: what a hit in the scan reads and writes, in two cache lines (the
+/// A feature's hot state: what observing a value reads and writes, in two cache lines (the
 /// statistics of 16k features do not stay in L2 while activations stream past).
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
@@ -36,7 +37,7 @@ pub(super) struct FeatureState {
     pub(super) positions: [u64; POSITION_BINS],
 }
 
-// Two cache lines exactly: the scan prefetches both.
+// Two cache lines exactly: the feature pass prefetches both.
 const _: () = assert!(std::mem::size_of::<FeatureState>() == 128);
 
 impl Default for FeatureState {
@@ -59,7 +60,7 @@ pub(super) struct BinCell {
     pub(super) floor_hi: u32,
 }
 
-/// A feature's low interval stratum as the scan sees it: the bins below `bin` share it, and
+/// A feature's low interval stratum as observing a value sees it: the bins below `bin` share it, and
 /// its floor is kept here once rather than in each of their cells (re-caching it in up to 160
 /// cold cells at every admission to the low stratum was 6% of a cold fill).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -365,6 +366,30 @@ impl FeatureBlock {
             entry.position,
             entry.record,
         )
+    }
+
+    /// Compacts the arena when garbage outweighs the live records, and makes the lazy records
+    /// whole when the token log outweighs them (after a batch).
+    pub(super) fn tidy_records(&mut self, params: &Params) {
+        if self.records.wants_compaction() {
+            self.compact(params);
+        }
+        if self.records.wants_log_dropped() {
+            self.make_records_whole();
+        }
+    }
+
+    /// Makes every lazy record whole and drops the token log.
+    pub(super) fn make_records_whole(&mut self) {
+        let records = &mut self.records;
+        for (top, intervals) in self.top.iter_mut().zip(&mut self.intervals) {
+            top.records_mut()
+                .for_each(|record| records.make_whole(record));
+            intervals
+                .records_mut()
+                .for_each(|record| records.make_whole(record));
+        }
+        records.drop_log();
     }
 
     /// Copies the live records into a fresh arena, feature by feature, after letting go of

@@ -6,7 +6,7 @@
 //! one after the other, or each on its own thread ([`Collector::set_threads`]); a feature's
 //! state depends only on its own activations, so the result is the same for any number of
 //! blocks. This file holds the settings, the token counters shared by all features and the
-//! dispatch; the scan is [`super::scan`], the offers [`super::offers`], merging
+//! dispatch; the scan is [`super::scan`], the feature pass [`super::offers`], merging
 //! [`super::collector_merge`], read-out [`super::readout`].
 
 use anyhow::{bail, Result};
@@ -66,7 +66,8 @@ pub struct Collector {
     pub(super) special_tokens_excluded: u64,
     /// The sequence indices ingested: shards must not overlap (see `ranges.rs`).
     pub(super) sequences: SequenceRanges,
-    /// Set when a batch failed half-way (NaN): the state is no longer a clean prefix.
+    /// Set when a batch failed (NaN): blocks may have counted part of it, so the state is no
+    /// longer a clean prefix.
     pub(super) poisoned: Option<String>,
 }
 

@@ -56,9 +56,7 @@ impl Collector {
         }
         let params = self.params;
         for block in &mut self.blocks {
-            if block.records.wants_compaction() {
-                block.compact(&params);
-            }
+            block.tidy_records(&params);
         }
         for (a, b) in self.position_tokens.iter_mut().zip(&other.position_tokens) {
             *a += b;

@@ -271,6 +271,28 @@ impl IntervalSamples {
         [self.low.entries.as_ptr().cast(), self.bins.as_ptr().cast()]
     }
 
+    /// The header of the stratum that holds bin `bin` (for a prefetch: it may not exist).
+    pub fn stratum_header(&self, bin: usize) -> *const u8 {
+        let low_bin = self.low_bin as usize;
+        if bin < low_bin {
+            (&self.low as *const Stratum).cast()
+        } else {
+            self.bins.as_ptr().wrapping_add(bin - low_bin).cast()
+        }
+    }
+
+    /// Where an offer to bin `bin`'s stratum reads: its first entries and its worst one (for
+    /// a prefetch, once its header is in).
+    pub fn stratum_lines(&self, bin: usize) -> [*const u8; 2] {
+        self.stratum(bin).map_or([std::ptr::null(); 2], |stratum| {
+            let entries = stratum.entries.as_ptr();
+            [
+                entries.cast(),
+                entries.wrapping_add(stratum.worst as usize).cast(),
+            ]
+        })
+    }
+
     /// Bins below this share the low stratum.
     pub fn low_bin(&self) -> usize {
         self.low_bin as usize

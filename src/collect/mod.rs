@@ -13,8 +13,8 @@
 //!
 //! The stage `saectl collect` is [`run`] (opening, resuming, logit effects, periodic saves); the
 //! sweeps ([`sweep_cache`], [`sweep_model`]) push batches into the collector; the collector's
-//! interior is `collector` (blocks of features, threads), `block`, `scan`, `offers`,
-//! `window_acts` and the stores (`top_samples`, `interval_samples`, `token_sample`,
+//! interior is `collector` (blocks of features, threads), `block`, `scan`, `offers` and the
+//! stores (`top_samples`, `interval_samples`, `token_sample`,
 //! `exact_sum`, with their samples' `records`); `folder_write` turns it into a samples folder
 //! ([`crate::samples`]), `state` (`state_columns`, `state_pieces`, `state_restore`) into the
 //! state file that resumes and merges it, and `folder_merge` merges the folders of

@@ -19,26 +19,33 @@
 use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
 use super::block::{kinds, FeatureBlock, Params};
 use super::collector::BatchView;
+use super::exact_sum::LaneSums;
 use super::interval_samples::IntervalEntry;
 use super::records::Record;
 use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
 use super::top_samples::{rank_cmp, rank_key, TopEntry};
 
-/// How many visits ahead a feature's state, cells and store headers are fetched...
+/// How many features ahead of the one observed its state, cells and store headers are
+/// fetched...
 const PREFETCH_STATE: usize = 8;
-/// ...and what its store headers point to.
-const PREFETCH_STORES: usize = 4;
+/// ...how many features a feature is observed before its offers (its candidates known, the
+/// stores they go to are fetched meanwhile)...
+const OFFER_LAG: usize = 4;
+/// ...and when, in between, what the fetched store headers point to is fetched.
+const PREFETCH_LINES: usize = 2;
 /// Values of a feature ahead whose histogram cells are fetched (more are rare).
 const PREFETCH_CELLS: usize = 16;
 
-/// Working memory of one visit, reused (one entry per value of the feature visited).
+/// Working memory of the feature pass, reused.
 #[derive(Debug, Default)]
 pub(super) struct VisitScratch {
-    /// Which stores each value may enter ([`kinds`]).
+    /// Per value of the batch (as grouped): which stores it may enter ([`kinds`])...
     kinds: Vec<u8>,
-    /// Each value's sampling priority (valid where it was observed above the threshold).
+    /// ...and its sampling priority (valid where it was observed above the threshold).
     priorities: Vec<u64>,
-    /// A value's record once written: a hit kept by both the top store and its interval
+    /// Per active feature: the union of its values' kinds.
+    all_kinds: Vec<u8>,
+    /// Per value of the feature offered: its record once written: a hit kept by both the top store and its interval
     /// stratum (most hits, while the stores fill) shares one.
     written: Vec<Option<Record>>,
     /// A row's top candidates (deduplication).
@@ -51,12 +58,14 @@ pub(super) struct VisitScratch {
     log_base: Option<Option<u32>>,
 }
 
-/// The batch as a visit reads it.
+/// The batch as a feature's offers read it.
 struct Visit<'a, 'b> {
     batch: &'a BatchView<'b>,
     rows: Rows,
-    /// The feature's values, in token order.
+    /// The feature's values, in token order, and what observing them found.
     group: &'a [Hit],
+    kinds: &'a [u8],
+    priorities: &'a [u64],
 }
 
 impl Visit<'_, '_> {
@@ -79,9 +88,7 @@ impl FeatureBlock {
     ) -> Result<(), NonFinite> {
         self.gather(params, batch)?;
         self.visit_features(params, batch);
-        if self.records.wants_compaction() {
-            self.compact(params);
-        }
+        self.tidy_records(params);
         Ok(())
     }
 
@@ -96,23 +103,67 @@ impl FeatureBlock {
                 .filter(|&f| starts[f] < starts[f + 1])
                 .map(|f| f as u32),
         );
-        let group = |f: u32| &hits[starts[f as usize] as usize..starts[f as usize + 1] as usize];
+        let span = |f: u32| starts[f as usize] as usize..starts[f as usize + 1] as usize;
         let rows = Rows::new(batch.tokens.seq_len);
+        let mut kinds = std::mem::take(&mut scratch.kinds);
+        let mut priorities = std::mem::take(&mut scratch.priorities);
+        let mut all_kinds = std::mem::take(&mut scratch.all_kinds);
+        kinds.clear();
+        kinds.resize(hits.len(), 0);
+        priorities.clear();
+        priorities.resize(hits.len(), 0);
+        all_kinds.clear();
+        all_kinds.resize(active.len(), 0);
         scratch.log_base = None;
-        for (i, &f) in active.iter().enumerate() {
-            if let Some(&far) = active.get(i + PREFETCH_STATE) {
-                self.prefetch_state(far as usize, group(far));
+        // A software pipeline over the features: fetch the state of one, observe another, fetch
+        // the stores of a third, offer a fourth.
+        for i in 0..active.len() + OFFER_LAG {
+            if let Some(&f) = active.get(i + PREFETCH_STATE) {
+                self.prefetch_state(f as usize, &hits[span(f)]);
             }
-            if let Some(&near) = active.get(i + PREFETCH_STORES) {
-                self.prefetch_stores(near as usize);
+            if let Some(&f) = active.get(i) {
+                let at = span(f);
+                let found = self.observe_feature(
+                    params,
+                    batch,
+                    rows,
+                    f as usize,
+                    &hits[at.clone()],
+                    &mut kinds[at.clone()],
+                    &mut priorities[at.clone()],
+                );
+                all_kinds[i] = found;
+                self.prefetch_headers(
+                    batch.tokens.tokens,
+                    f as usize,
+                    found,
+                    &hits[at.clone()],
+                    &kinds[at],
+                );
             }
-            let visit = Visit {
-                batch,
-                rows,
-                group: group(f),
+            if let Some(&f) = i.checked_sub(PREFETCH_LINES).and_then(|i| active.get(i)) {
+                let at = span(f);
+                self.prefetch_lines(f as usize, &hits[at.clone()], &kinds[at]);
+            }
+            let Some(offered) = i.checked_sub(OFFER_LAG) else {
+                continue;
             };
-            self.visit(params, &visit, f as usize, &mut scratch);
+            if all_kinds[offered] != 0 {
+                let f = active[offered];
+                let at = span(f);
+                let visit = Visit {
+                    batch,
+                    rows,
+                    group: &hits[at.clone()],
+                    kinds: &kinds[at.clone()],
+                    priorities: &priorities[at],
+                };
+                self.offer_feature(params, &visit, f as usize, all_kinds[offered], &mut scratch);
+            }
         }
+        scratch.kinds = kinds;
+        scratch.priorities = priorities;
+        scratch.all_kinds = all_kinds;
         self.scratch.hits = hits;
         self.scratch.group_start = starts;
         self.scratch.active = active;
@@ -132,40 +183,80 @@ impl FeatureBlock {
         prefetch(&self.token_samples[f]);
     }
 
-    fn prefetch_stores(&self, f: usize) {
-        prefetch_ptr(self.top[f].next_slot());
-        prefetch_ptr(self.token_samples[f].first_line());
-        for line in self.intervals[f].first_lines() {
-            prefetch_ptr(line);
+    /// Once feature `f` is observed: the stores its candidates go to.
+    fn prefetch_headers(
+        &self,
+        tokens: &[u32],
+        f: usize,
+        found: u8,
+        group: &[Hit],
+        kinds_of: &[u8],
+    ) {
+        if found & kinds::TOP != 0 {
+            prefetch_ptr(self.top[f].next_slot());
+        }
+        if found & kinds::TOKEN != 0 {
+            prefetch_ptr(self.token_samples[f].first_line());
+            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+                if kind & kinds::TOKEN != 0 {
+                    // The sample keeps the token's id.
+                    prefetch(&tokens[hit.token() as usize]);
+                }
+            }
+        }
+        if found & kinds::INTERVAL != 0 {
+            let intervals = &self.intervals[f];
+            prefetch_ptr(intervals.first_lines()[0]);
+            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+                if kind & kinds::INTERVAL != 0 {
+                    prefetch_ptr(intervals.stratum_header(activation_bin(hit.value)));
+                }
+            }
         }
     }
 
-    /// Observes local feature `f`'s values, then offers those that may enter a store.
-    fn visit(
+    /// What the headers [`prefetch_headers`](Self::prefetch_headers) fetched point to.
+    fn prefetch_lines(&self, f: usize, group: &[Hit], kinds_of: &[u8]) {
+        let intervals = &self.intervals[f];
+        for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+            if kind & kinds::INTERVAL != 0 {
+                for line in intervals.stratum_lines(activation_bin(hit.value)) {
+                    prefetch_ptr(line);
+                }
+            }
+        }
+    }
+
+    /// Observes local feature `f`'s values (`group`), noting each one's kinds and priority;
+    /// returns the union of the kinds.
+    #[allow(clippy::too_many_arguments)]
+    fn observe_feature(
         &mut self,
         params: &Params,
-        visit: &Visit<'_, '_>,
+        batch: &BatchView<'_>,
+        rows: Rows,
         f: usize,
-        scratch: &mut VisitScratch,
-    ) {
-        scratch.kinds.clear();
-        scratch.priorities.clear();
+        group: &[Hit],
+        kinds_of: &mut [u8],
+        priorities: &mut [u64],
+    ) -> u8 {
         let mut all_kinds = 0;
-        for (j, hit) in visit.group.iter().enumerate() {
-            let (kind, priority) = if hit.context_only() {
+        let mut sums = LaneSums::default();
+        for (j, hit) in group.iter().enumerate() {
+            if hit.context_only() {
                 // Kept for the context of samples around it only.
-                (0, 0)
-            } else {
-                let (sequence_idx, position) = visit.place(j);
-                self.observe(params, f, hit.value, sequence_idx, position)
-            };
+                continue;
+            }
+            let (row, position) = rows.split(hit.token());
+            let sequence_idx = batch.tokens.first_sequence + u64::from(row);
+            let (kind, priority) =
+                self.observe(params, f, hit.value, sequence_idx, position, &mut sums);
             all_kinds |= kind;
-            scratch.kinds.push(kind);
-            scratch.priorities.push(priority);
+            kinds_of[j] = kind;
+            priorities[j] = priority;
         }
-        if all_kinds != 0 {
-            self.offer_feature(params, visit, f, all_kinds, scratch);
-        }
+        sums.fold_into(&mut self.state[f].moments);
+        all_kinds
     }
 
     /// One observed value of local feature `f`: statistics, histogram, and which stores it
@@ -178,6 +269,7 @@ impl FeatureBlock {
         value: f32,
         sequence_idx: u64,
         position: u32,
+        sums: &mut LaneSums,
     ) -> (u8, u64) {
         let state = &mut self.state[f];
         if value > 0.0 {
@@ -187,7 +279,8 @@ impl FeatureBlock {
             return (0, 0);
         }
         let new_max = state.moments.count == 0 || value > state.moments.max;
-        state.moments.record(value);
+        state.moments.record_bounds(value);
+        sums.add(value);
         state.positions[position_bin(position)] += 1;
         let priority = priority(row_key(sequence_idx), position, self.base + f as u32);
         let priority_hi = (priority >> 32) as u32;
@@ -232,9 +325,8 @@ impl FeatureBlock {
         if any(kinds::TOKEN) {
             let tokens = visit.batch.tokens.tokens;
             for (j, hit) in visit.group.iter().enumerate() {
-                if scratch.kinds[j] & kinds::TOKEN != 0 {
-                    self.token_samples[f]
-                        .offer(scratch.priorities[j], tokens[hit.token() as usize]);
+                if visit.kinds[j] & kinds::TOKEN != 0 {
+                    self.token_samples[f].offer(visit.priorities[j], tokens[hit.token() as usize]);
                 }
             }
             self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
@@ -245,7 +337,7 @@ impl FeatureBlock {
         }
         if any(kinds::INTERVAL) {
             for j in 0..visit.group.len() {
-                if scratch.kinds[j] & kinds::INTERVAL != 0 {
+                if visit.kinds[j] & kinds::INTERVAL != 0 {
                     let changed = self.offer_interval(params, visit, f, j, scratch);
                     dirty = union(dirty, changed);
                 }
@@ -275,7 +367,7 @@ impl FeatureBlock {
             let row_end = (row + 1).saturating_mul(seq_len);
             run.clear();
             while j < group.len() && group[j].token() < row_end {
-                if scratch.kinds[j] & kinds::TOP != 0 {
+                if visit.kinds[j] & kinds::TOP != 0 {
                     run.push(j as u32);
                 }
                 j += 1;
@@ -335,7 +427,7 @@ impl FeatureBlock {
     ) -> std::ops::Range<usize> {
         let (sequence_idx, position) = visit.place(j);
         let mut entry = IntervalEntry {
-            priority: scratch.priorities[j],
+            priority: visit.priorities[j],
             sequence_idx,
             activation: visit.group[j].value,
             position,

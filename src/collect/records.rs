@@ -252,38 +252,47 @@ impl Records {
         self.live
     }
 
-    /// Whether garbage outweighs the live records, or the token log what it saves (and a
-    /// pass is worth it).
+    /// Whether garbage outweighs the live records (and a compaction is worth a pass).
     pub fn wants_compaction(&self) -> bool {
-        self.used > 2 * self.live + CHUNK_WORDS || self.log_outweighs_savings()
+        self.used > 2 * self.live + CHUNK_WORDS
     }
 
-    /// The token log holds more words than the lazy records it serves save, or nears the
-    /// limit of its indices: time to make them whole.
-    fn log_outweighs_savings(&self) -> bool {
-        self.log.len() > self.lazy_extra + CHUNK_WORDS || self.log.len() > (u32::MAX / 2) as usize
+    /// Whether the token log holds more words than the lazy records it serves save (with
+    /// slack, an eighth of the live records, so that a long collection whose few young samples
+    /// stay lazy pays for a pass rarely), or nears the limit of its indices: time to make them
+    /// whole ([`make_whole`](Self::make_whole) every record, then
+    /// [`drop_log`](Self::drop_log)).
+    pub fn wants_log_dropped(&self) -> bool {
+        let slack = CHUNK_WORDS.max(self.live / 8);
+        self.log.len() > self.lazy_extra + slack || self.log.len() > (u32::MAX / 2) as usize
+    }
+
+    /// Copies a lazy record whole to the end of the arena (the lazy one becomes garbage) and
+    /// points `record` there; a whole record is left as it is.
+    pub fn make_whole(&mut self, record: &mut Record) {
+        if !record.is_lazy() {
+            return;
+        }
+        let view = view(&self.chunks, &self.log, *record);
+        let (previous, context) = (view.previous, view.context.to_vec());
+        let acts = view.acts_vec();
+        self.release(*record);
+        *record = self.push(previous, &context, acts.into_iter());
+    }
+
+    /// Forgets the token log, once no live record is lazy.
+    pub fn drop_log(&mut self) {
+        debug_assert_eq!(self.lazy_extra, 0, "a lazy record outlived the log");
+        self.log.clear();
     }
 
     /// Starts a compaction: the live records are copied into a fresh arena one by one with
-    /// [`Compaction::keep`] (made whole too when the log is dropped), then
-    /// [`Compaction::finish`] drops the old one.
+    /// [`Compaction::keep`] (lazy ones stay lazy), then [`Compaction::finish`] drops the old
+    /// one.
     pub fn compaction(&mut self) -> Compaction<'_> {
         let old = std::mem::take(&mut self.chunks);
         self.used = 0;
-        let drop_log = self.log_outweighs_savings();
-        let old_log = if drop_log {
-            self.live += self.lazy_extra;
-            self.lazy_extra = 0;
-            std::mem::take(&mut self.log)
-        } else {
-            Vec::new()
-        };
-        Compaction {
-            old,
-            old_log,
-            drop_log,
-            arena: self,
-        }
+        Compaction { old, arena: self }
     }
 }
 
@@ -313,24 +322,12 @@ fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordVie
 /// A compaction in progress (see [`Records::compaction`]).
 pub struct Compaction<'a> {
     old: Vec<Vec<u32>>,
-    /// The token log being dropped (empty when it stays).
-    old_log: Vec<u32>,
-    drop_log: bool,
     arena: &'a mut Records,
 }
 
 impl Compaction<'_> {
     /// Moves one live record into the new arena and points `record` at its new place.
     pub fn keep(&mut self, record: &mut Record) {
-        if self.drop_log && record.is_lazy() {
-            let view = view(&self.old, &self.old_log, *record);
-            let (used, live) = (self.arena.used, self.arena.live);
-            *record = self.arena.push(view.previous, view.context, view.acts());
-            // Pushing counts a new live record; this one was counted already (whole).
-            self.arena.live = live;
-            debug_assert_eq!(self.arena.used, used + record.words());
-            return;
-        }
         let words = &self.old[record.chunk()][record.start()..record.start() + record.words()];
         let index = self.arena.chunk_for(words.len());
         let chunk = &mut self.arena.chunks[index];
@@ -400,20 +397,20 @@ mod tests {
         }
         assert_eq!(arena.view(a).acts_vec(), vec![(1, 0.5)]);
         arena.release(whole);
-        // A small log stays while the lazy records save more than it holds...
-        assert!(!arena.log_outweighs_savings());
+        // A compaction keeps them lazy, and a small log stays while they save more than it
+        // holds...
         let mut compaction = arena.compaction();
         compaction.keep(&mut a);
         compaction.keep(&mut b);
         compaction.finish();
         assert!(a.is_lazy() && arena.view(a).context == [11, 12, 13]);
+        assert!(!arena.wants_log_dropped());
         // ...and is dropped, the records made whole, once it outweighs them.
         arena.log.extend(std::iter::repeat_n(0, CHUNK_WORDS));
-        assert!(arena.wants_compaction());
-        let mut compaction = arena.compaction();
-        compaction.keep(&mut a);
-        compaction.keep(&mut b);
-        compaction.finish();
+        assert!(arena.wants_log_dropped());
+        arena.make_whole(&mut a);
+        arena.make_whole(&mut b);
+        arena.drop_log();
         assert!(arena.log.is_empty() && !a.is_lazy() && !b.is_lazy());
         assert_eq!(arena.live_words(), a.words() + b.words());
         let view = arena.view(a);

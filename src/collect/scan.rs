@@ -23,6 +23,8 @@ use super::collector::BatchView;
 const CHUNK: usize = 64;
 /// Values per lane mask inside a chunk that has something (CHUNK is a multiple of it).
 const BLOCK: usize = 16;
+/// Values ahead whose place in the grouped array is fetched while regrouping.
+const SCATTER_AHEAD: usize = 16;
 
 /// A NaN or infinite activation: where it is (token index in the batch, global feature).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -250,10 +252,18 @@ impl FeatureBlock {
             .hits
             .resize(scratch.csr_entries.len(), Hit::default());
         let tokens = batch.tokens.tokens;
+        let entries = &scratch.csr_entries;
         for (token, span) in scratch.csr_offsets.windows(2).enumerate() {
             let excluded = params.exclude_special && batch.is_special(tokens[token]);
             let token_and_flag = token as u32 | if excluded { CONTEXT_ONLY } else { 0 };
-            for &(f, value) in &scratch.csr_entries[span[0] as usize..span[1] as usize] {
+            for i in span[0] as usize..span[1] as usize {
+                // The writes land all over `hits` (megabytes): fetch the slot of the value a
+                // few ahead while this one is written.
+                if let Some(&(ahead, _)) = entries.get(i + SCATTER_AHEAD) {
+                    let slot = scratch.cursor[ahead as usize] as usize;
+                    prefetch_ptr(scratch.hits.as_ptr().wrapping_add(slot).cast());
+                }
+                let (f, value) = entries[i];
                 let slot = &mut scratch.cursor[f as usize];
                 scratch.hits[*slot as usize] = Hit {
                     token_and_flag,

@@ -521,3 +521,41 @@ fn flags_single_out_crafted_features() {
         .all(|i| i.samples.len() as u64 == i.activation_count.min(5)));
     assert_eq!(c.special_activations(0), 10);
 }
+
+/// Samples admitted while a batch is ingested keep their context in the token log (lazy
+/// records) until the log outweighs them; making them whole — what a long collection does
+/// from time to time — changes nothing a reader or a later batch sees.
+#[test]
+fn lazy_records_made_whole_read_and_collect_the_same() {
+    let (d_sae, seq, rows) = (40, 16, 4);
+    let mut rng = SplitMix(11);
+    let batches: Vec<(Vec<u32>, Vec<f32>)> = (0..12)
+        .map(|_| {
+            let tokens: Vec<u32> = (0..rows * seq).map(|_| 3 + rng.below(50) as u32).collect();
+            let hits: Vec<(usize, usize, usize, f32)> = (0..rows * seq * 3)
+                .map(|_| {
+                    let (row, pos) = (rng.below(rows as u64), rng.below(seq as u64));
+                    let feature = rng.below(d_sae as u64) as usize;
+                    (row as usize, pos as usize, feature, rng.next_f32() * 2.0)
+                })
+                .collect();
+            (tokens, dense(rows, seq, d_sae, &hits))
+        })
+        .collect();
+    let mut lazy = collector(CollectorConfig::default(), d_sae);
+    lazy.set_threads(2);
+    for (i, (tokens, values)) in batches[..6].iter().enumerate() {
+        ingest_dense(&mut lazy, tokens, seq, values, (i * rows) as u64);
+    }
+    let mut whole = lazy.clone();
+    for block in &mut whole.blocks {
+        block.make_records_whole();
+    }
+    assert_eq!(whole.state_bytes().unwrap(), lazy.state_bytes().unwrap());
+    for (i, (tokens, values)) in batches.iter().enumerate().skip(6) {
+        ingest_dense(&mut lazy, tokens, seq, values, (i * rows) as u64);
+        ingest_dense(&mut whole, tokens, seq, values, (i * rows) as u64);
+    }
+    assert_eq!(whole.state_bytes().unwrap(), lazy.state_bytes().unwrap());
+    assert!(lazy.top_samples(3).len() > 1);
+}
