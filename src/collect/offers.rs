@@ -33,8 +33,9 @@ const PREFETCH_STATE: usize = 8;
 const OFFER_LAG: usize = 4;
 /// ...and when, in between, what the fetched store headers point to is fetched.
 const PREFETCH_LINES: usize = 2;
-/// Values of a feature ahead whose histogram cells are fetched (more are rare).
-const PREFETCH_CELLS: usize = 16;
+/// Values of a feature whose lines (histogram cell, stratum, token) are fetched ahead: the
+/// first ones, which is all of them for most features of most batches.
+const PREFETCH_VALUES: usize = 16;
 
 /// Working memory of the feature pass, reused.
 #[derive(Debug, Default)]
@@ -45,8 +46,8 @@ pub(super) struct VisitScratch {
     priorities: Vec<u64>,
     /// Per active feature: the union of its values' kinds.
     all_kinds: Vec<u8>,
-    /// Per value of the feature offered: its record once written: a hit kept by both the top store and its interval
-    /// stratum (most hits, while the stores fill) shares one.
+    /// Per value of the feature offered, its record once written: a hit kept by both the top
+    /// store and its interval stratum (most hits, while the stores fill) shares one.
     written: Vec<Option<Record>>,
     /// A row's top candidates (deduplication).
     run: Vec<u32>,
@@ -78,9 +79,9 @@ impl Visit<'_, '_> {
 }
 
 impl FeatureBlock {
-    /// Ingests a batch for this block's features: regroup, visit each feature, then compact
-    /// the arena if garbage outweighs the live records. `Err`: a non-finite value (nothing
-    /// of the batch was observed).
+    /// Ingests a batch for this block's features: regroup, visit each feature, then tidy the
+    /// records (compaction, lazy records made whole). `Err`: a non-finite value (nothing of
+    /// the batch was observed).
     pub(super) fn ingest(
         &mut self,
         params: &Params,
@@ -175,7 +176,7 @@ impl FeatureBlock {
         prefetch(state);
         prefetch(&state.positions);
         prefetch(&self.low[f]);
-        for hit in group.iter().take(PREFETCH_CELLS) {
+        for hit in group.iter().take(PREFETCH_VALUES) {
             prefetch(&self.cells[f * ACTIVATION_BINS + activation_bin(hit.value)]);
         }
         prefetch(&self.top[f]);
@@ -197,7 +198,7 @@ impl FeatureBlock {
         }
         if found & kinds::TOKEN != 0 {
             prefetch_ptr(self.token_samples[f].first_line());
-            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
                 if kind & kinds::TOKEN != 0 {
                     // The sample keeps the token's id.
                     prefetch(&tokens[hit.token() as usize]);
@@ -207,7 +208,7 @@ impl FeatureBlock {
         if found & kinds::INTERVAL != 0 {
             let intervals = &self.intervals[f];
             prefetch_ptr(intervals.first_lines()[0]);
-            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
                 if kind & kinds::INTERVAL != 0 {
                     prefetch_ptr(intervals.stratum_header(activation_bin(hit.value)));
                 }
@@ -218,7 +219,7 @@ impl FeatureBlock {
     /// What the headers [`prefetch_headers`](Self::prefetch_headers) fetched point to.
     fn prefetch_lines(&self, f: usize, group: &[Hit], kinds_of: &[u8]) {
         let intervals = &self.intervals[f];
-        for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_CELLS) {
+        for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
             if kind & kinds::INTERVAL != 0 {
                 for line in intervals.stratum_lines(activation_bin(hit.value)) {
                     prefetch_ptr(line);
