@@ -81,8 +81,7 @@ impl<'a> FeatureActivations<'a> {
     /// Values stored: every one when dense, the non-zero ones when sparse.
     pub fn stored_values(&self) -> usize {
         match *self {
-            Self::Dense { values, .. } => values.len(),
-            Self::Sparse { values, .. } => values.len(),
+            Self::Dense { values, .. } | Self::Sparse { values, .. } => values.len(),
         }
     }
 

@@ -140,16 +140,18 @@ fn ingest_group(group: &[Encoded], collector: &mut Collector) -> Result<u64> {
     let Some(first) = group.first() else {
         return Ok(0);
     };
-    let tokens: Vec<u32> = if group.len() == 1 {
-        first.tokens.clone()
+    let gathered: Vec<u32>;
+    let tokens: &[u32] = if group.len() == 1 {
+        &first.tokens
     } else {
-        group
+        gathered = group
             .iter()
             .flat_map(|b| b.tokens.iter().copied())
-            .collect()
+            .collect();
+        &gathered
     };
     let rows = group.iter().map(|b| b.rows).sum();
-    let batch = TokenBatch::new(&tokens, rows, first.seq_len, first.first_sequence)?;
+    let batch = TokenBatch::new(tokens, rows, first.seq_len, first.first_sequence)?;
     let parts: Vec<FeatureActivations<'_>> = group
         .iter()
         .map(|b| FeatureActivations::from(&b.acts))
@@ -349,8 +351,8 @@ where
 /// The last stage, on the caller's thread: every encoded batch into `collector`, in order,
 /// then `on_batch`; stops at the first error from any stage. Returns its time and the
 /// forward passes' total. Consecutive batches are gathered until they hold
-/// [`Collector::ingest_hits_hint`] values and fed at once (the collector's cold fill is twice
-/// as fast so); `on_batch` then sees the gathered tokens, so saves fall between gatherings (at
+/// [`Collector::ingest_hits_hint`] values and fed at once (the collector's cold fill is 1.2×
+/// faster so); `on_batch` then sees the gathered tokens, so saves fall between gatherings (at
 /// most one gathering, ~64k tokens, after they are due), and a failing batch still lets those
 /// before it be collected and saved.
 fn drain(
