@@ -9,6 +9,7 @@
 use crate::samples::format::ExactSum;
 
 /// `a + b` as `(s, e)` with `s = fl(a + b)` and `s + e = a + b` exactly (Knuth's TwoSum).
+#[inline(always)]
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let s = a + b;
     let bb = s - a;
@@ -17,6 +18,7 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 }
 
 impl ExactSum {
+    #[inline(always)]
     pub fn add(&mut self, x: f64) {
         let (s, e) = two_sum(self.hi, x);
         let (hi, lo) = two_sum(s, e + self.lo);
@@ -39,30 +41,38 @@ impl ExactSum {
 /// The sums of a run of activations in two lanes, folded into a feature's moments at its end:
 /// each double-double addition waits on the one before in its chain (a dozen dependent
 /// floating-point operations), so two chains take half the time of one. The folded sums are
-/// the same, as every order of addition gives the same sums ([`ExactSum`]).
+/// the same, as every order of addition gives the same sums ([`ExactSum`]). The lanes take
+/// turns by swapping places rather than by an index, so that a run's sums stay in registers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LaneSums {
-    sum: [ExactSum; 2],
-    squares: [ExactSum; 2],
+    /// `(sum, sum of squares)` per lane; the next value goes to lane 0.
+    lanes: [(ExactSum, ExactSum); 2],
     added: usize,
 }
 
 impl LaneSums {
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, value: f32) {
         let x = f64::from(value);
-        let lane = self.added & 1;
-        self.sum[lane].add(x);
-        self.squares[lane].add(x * x);
+        let [mut next, other] = self.lanes;
+        next.0.add(x);
+        next.1.add(x * x);
+        self.lanes = [other, next];
         self.added += 1;
     }
 
     /// Adds the lanes to `moments` (only those that were used: a fold costs an addition).
     #[inline]
     pub fn fold_into(&self, moments: &mut FeatureMoments) {
-        for lane in 0..self.added.min(2) {
-            moments.sum.merge(&self.sum[lane]);
-            moments.sum_squares.merge(&self.squares[lane]);
+        // After each addition the lanes swap: a single value sits in lane 1.
+        let used = match self.added {
+            0 => &self.lanes[..0],
+            1 => &self.lanes[1..],
+            _ => &self.lanes[..],
+        };
+        for (sum, squares) in used {
+            moments.sum.merge(sum);
+            moments.sum_squares.merge(squares);
         }
     }
 }
@@ -82,20 +92,10 @@ pub struct FeatureMoments {
 }
 
 impl FeatureMoments {
-    /// Records one activation above the threshold (the collector adds its sums in lanes).
+    /// Records one activation above the threshold (the collector keeps its run's bounds in
+    /// locals and adds its sums in lanes: this is the reference it must agree with).
     #[cfg(test)]
     pub fn record(&mut self, value: f32) {
-        self.record_bounds(value);
-        let x = f64::from(value);
-        self.sum.add(x);
-        // An f32 squared is exact in f64 (24-bit mantissa squared fits in 53 bits).
-        self.sum_squares.add(x * x);
-    }
-
-    /// Records one activation above the threshold except in the sums (which a [`LaneSums`]
-    /// takes and folds in).
-    #[inline]
-    pub fn record_bounds(&mut self, value: f32) {
         if self.count == 0 {
             self.min = value;
             self.max = value;
@@ -104,6 +104,10 @@ impl FeatureMoments {
             self.max = self.max.max(value);
         }
         self.count += 1;
+        let x = f64::from(value);
+        self.sum.add(x);
+        // An f32 squared is exact in f64 (24-bit mantissa squared fits in 53 bits).
+        self.sum_squares.add(x * x);
     }
 
     pub fn merge(&mut self, other: &FeatureMoments) {

@@ -230,6 +230,10 @@ impl FeatureBlock {
 
     /// Observes local feature `f`'s values (`group`), noting each one's kinds and priority;
     /// returns the union of the kinds.
+    ///
+    /// Per value: statistics, histogram and position counts, and against the floors cached
+    /// for the feature which stores the value may enter. What stays the same for the whole
+    /// run (floors, the running count, min and max) lives in locals, written back once.
     #[allow(clippy::too_many_arguments)]
     fn observe_feature(
         &mut self,
@@ -241,68 +245,91 @@ impl FeatureBlock {
         kinds_of: &mut [u8],
         priorities: &mut [u64],
     ) -> u8 {
-        let mut all_kinds = 0;
+        let state = &mut self.state[f];
+        let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
+        let low = self.low[f];
+        let feature_key = self.base + f as u32;
+        let (threshold, first_sequence) = (params.threshold, batch.tokens.first_sequence);
+        let (admit_floor, token_floor_hi) = (state.admit_floor, state.token_floor_hi);
+        let moments = &mut state.moments;
+        let positions = &mut state.positions;
+        let (mut count, mut firing) = (moments.count, moments.firing);
+        // Neutral bounds before the first value; `max` is what a new max must pass.
+        let (mut min, mut max) = if count == 0 {
+            (f32::INFINITY, f32::NEG_INFINITY)
+        } else {
+            (moments.min, moments.max)
+        };
         let mut sums = LaneSums::default();
+        let mut all_kinds = 0;
+        let mut wrapped = false;
         for (j, hit) in group.iter().enumerate() {
             if hit.context_only() {
                 // Kept for the context of samples around it only.
                 continue;
             }
+            let value = hit.value;
+            firing += u64::from(value > 0.0);
+            if value <= threshold {
+                continue;
+            }
             let (row, position) = rows.split(hit.token());
-            let sequence_idx = batch.tokens.first_sequence + u64::from(row);
-            let (kind, priority) =
-                self.observe(params, f, hit.value, sequence_idx, position, &mut sums);
+            let sequence_idx = first_sequence + u64::from(row);
+            let new_max = value > max;
+            max = max.max(value);
+            min = min.min(value);
+            count += 1;
+            sums.add(value);
+            positions[position_bin(position)] += 1;
+            let priority = priority(row_key(sequence_idx), position, feature_key);
+            let priority_hi = (priority >> 32) as u32;
+            let bin = activation_bin(value);
+            let cell = &mut cells[bin];
+            cell.count = cell.count.wrapping_add(1);
+            wrapped |= cell.count == 0;
+            let floor_hi = if bin < usize::from(low.bin) {
+                low.floor_hi
+            } else {
+                cell.floor_hi
+            };
+            let kind = (kinds::TOP * u8::from(value >= admit_floor))
+                | (kinds::TOKEN * u8::from(priority_hi <= token_floor_hi))
+                | (kinds::MAX * u8::from(new_max))
+                | (kinds::INTERVAL * u8::from(priority_hi <= floor_hi));
             all_kinds |= kind;
             kinds_of[j] = kind;
             priorities[j] = priority;
         }
-        sums.fold_into(&mut self.state[f].moments);
+        moments.firing = firing;
+        if count > moments.count {
+            (moments.count, moments.min, moments.max) = (count, min, max);
+        }
+        sums.fold_into(moments);
+        if wrapped {
+            // A cell's count passed `u32::MAX` (astronomically rare): carry into the high part.
+            self.carry_wrapped_counts(params, f, group);
+        }
         all_kinds
     }
 
-    /// One observed value of local feature `f`: statistics, histogram, and which stores it
-    /// may enter ([`kinds`]) with its sampling priority.
-    #[inline]
-    fn observe(
-        &mut self,
-        params: &Params,
-        f: usize,
-        value: f32,
-        sequence_idx: u64,
-        position: u32,
-        sums: &mut LaneSums,
-    ) -> (u8, u64) {
-        let state = &mut self.state[f];
-        if value > 0.0 {
-            state.moments.firing += 1;
+    /// After observing `group`, the cells of feature `f` whose low count wrapped to 0 this
+    /// batch carry into [`FeatureBlock::histogram_high`]: a cell's count wraps once per
+    /// 2^32 values, so a cell at 0 that took a value this batch wrapped.
+    #[cold]
+    fn carry_wrapped_counts(&mut self, params: &Params, f: usize, group: &[Hit]) {
+        let mut bins: Vec<usize> = group
+            .iter()
+            .filter(|hit| !hit.context_only() && hit.value > params.threshold)
+            .map(|hit| activation_bin(hit.value))
+            .collect();
+        bins.sort_unstable();
+        bins.dedup();
+        for bin in bins {
+            let index = f * ACTIVATION_BINS + bin;
+            if self.cells[index].count == 0 {
+                *self.histogram_high.entry(index).or_insert(0) += 1;
+            }
         }
-        if value <= params.threshold {
-            return (0, 0);
-        }
-        let new_max = state.moments.count == 0 || value > state.moments.max;
-        state.moments.record_bounds(value);
-        sums.add(value);
-        state.positions[position_bin(position)] += 1;
-        let priority = priority(row_key(sequence_idx), position, self.base + f as u32);
-        let priority_hi = (priority >> 32) as u32;
-        let mut pending = (kinds::TOP * u8::from(value >= state.admit_floor))
-            | (kinds::TOKEN * u8::from(priority_hi <= state.token_floor_hi))
-            | (kinds::MAX * u8::from(new_max));
-        let bin = activation_bin(value);
-        let index = f * ACTIVATION_BINS + bin;
-        let cell = &mut self.cells[index];
-        cell.count = cell.count.wrapping_add(1);
-        let low = self.low[f];
-        let floor_hi = if bin < usize::from(low.bin) {
-            low.floor_hi
-        } else {
-            cell.floor_hi
-        };
-        pending |= kinds::INTERVAL * u8::from(priority_hi <= floor_hi);
-        if cell.count == 0 {
-            *self.histogram_high.entry(index).or_insert(0) += 1;
-        }
-        (pending, priority)
     }
 
     /// Offers local feature `f`'s candidates (`all_kinds`: the union of their kinds).
@@ -467,12 +494,23 @@ impl FeatureBlock {
         let log_base = *scratch
             .log_base
             .get_or_insert_with(|| self.records.log_batch(tokens));
+        let context_position = (position - start) as u32;
         let record = match log_base {
             // The context stays in the log until the sample has lasted (most are pushed out
-            // again while the stores fill).
+            // again while the stores fill); alone in its window, the sample's activation
+            // stays in the record's handle too.
+            Some(base) if matches!(scratch.acts[..], [(at, _)] if at == context_position) => {
+                self.records.push_inline(
+                    base + visit.group[j].token(),
+                    context_position,
+                    (end - start) as u32,
+                    position > 0,
+                    scratch.acts[0].1,
+                )
+            }
             Some(base) => self.records.push_lazy(
                 base + visit.group[j].token(),
-                (position - start) as u32,
+                context_position,
                 (end - start) as u32,
                 position > 0,
                 scratch.acts.iter().copied(),

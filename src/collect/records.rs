@@ -13,6 +13,12 @@
 //! activations instead of ~24 words). Only when the log outweighs what copying the contexts of
 //! the live lazy records would cost are they made whole and the log dropped.
 //!
+//! Most windows hold one activation of the feature, the sample's own (a feature rarely fires
+//! twice within a few tokens of one row): such a lazy record lives entirely in its 16-byte
+//! handle — the log index, the context position and the activation's value — and takes no
+//! arena words at all (an *inline* record). Admitting a sample then writes nothing but the
+//! store's entry.
+//!
 //! A replaced sample's record becomes garbage; when garbage outweighs live data the block
 //! compacts its arena (every live record copied once, in feature order), so memory stays within
 //! twice the live records and the work per admission stays constant on average; the chunks it
@@ -20,14 +26,18 @@
 //! as a top sample and as an interval sample): live words are counted per reference, so each
 //! releases it on its own.
 
-/// A sample's record: where it starts in the arena and how long its parts are.
+/// A sample's record: where it starts in the arena and how long its parts are, or, inline,
+/// all of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     /// [`LAZY`] (top bit), chunk index (the rest of the high 32 bits) and word index in the
-    /// chunk (low 32 bits).
-    pub offset: u64,
+    /// chunk (low 32 bits). Inline ([`INLINE`] too): the context position and
+    /// [`INLINE_PREVIOUS`] in the high bits, the log index of the activating token in the low
+    /// 32 bits.
+    offset: u64,
     pub context_len: u32,
-    pub acts_len: u32,
+    /// Activations in the record; inline: the bits of its one activation's value.
+    acts: u32,
 }
 
 /// Marks "no previous token" (position 0).
@@ -39,6 +49,12 @@ pub const NO_TOKEN: u32 = u32::MAX;
 const LAZY: u64 = 1 << 63;
 /// In a lazy record's second word: the activating token is not the first of its row.
 const HAS_PREVIOUS: u32 = 1 << 31;
+/// A lazy record with no arena words: its one activation is the activating token's.
+const INLINE: u64 = 1 << 62;
+/// In an inline record's offset: the activating token is not the first of its row.
+const INLINE_PREVIOUS: u64 = 1 << 61;
+/// Context positions an inline record can hold (the bits between the flags and the index).
+const INLINE_POSITIONS: u32 = 1 << 29;
 
 /// Words per chunk of a grown arena (4 MiB): chunks are never reallocated, so a growing arena
 /// never copies what it holds (a single doubling `Vec` spent more copying than writing).
@@ -48,25 +64,48 @@ impl Record {
     /// Words it occupies: the previous token, the context, two per activation (lazy: two, and
     /// two per activation).
     pub fn words(&self) -> usize {
+        if self.is_inline() {
+            return 0;
+        }
         let head = if self.is_lazy() {
             2
         } else {
             1 + self.context_len as usize
         };
-        head + 2 * self.acts_len as usize
+        head + 2 * self.acts as usize
+    }
+
+    /// Activations in the record.
+    pub fn acts_len(&self) -> u32 {
+        if self.is_inline() {
+            1
+        } else {
+            self.acts
+        }
     }
 
     fn is_lazy(&self) -> bool {
         self.offset & LAZY != 0
     }
 
+    fn is_inline(&self) -> bool {
+        self.offset & INLINE != 0
+    }
+
     /// Words that making it whole would add.
     fn lazy_extra(&self) -> usize {
-        if self.is_lazy() {
+        if self.is_inline() {
+            Record::whole_words(self.context_len as usize, 1)
+        } else if self.is_lazy() {
             (self.context_len as usize).saturating_sub(1)
         } else {
             0
         }
+    }
+
+    /// Words of a whole record: the previous token, the context, two per activation.
+    fn whole_words(context_len: usize, acts_len: usize) -> usize {
+        1 + context_len + 2 * acts_len
     }
 
     fn chunk(&self) -> usize {
@@ -116,14 +155,25 @@ impl Clone for Records {
 pub struct RecordView<'a> {
     pub previous: Option<u32>,
     pub context: &'a [u32],
-    /// `[index, value bits]` pairs.
-    acts: &'a [u32],
+    acts: Acts<'a>,
+}
+
+/// A record's activations as `[index, value bits]` pairs: in the arena, or the one an inline
+/// record holds.
+#[derive(Clone, Copy, Debug)]
+enum Acts<'a> {
+    Words(&'a [u32]),
+    One([u32; 2]),
 }
 
 impl RecordView<'_> {
     /// The context activations, `(index into the context, value)`, by index.
     pub fn acts(&self) -> impl ExactSizeIterator<Item = (u32, f32)> + '_ {
-        self.acts
+        let words = match &self.acts {
+            Acts::Words(words) => words,
+            Acts::One(pair) => &pair[..],
+        };
+        words
             .chunks_exact(2)
             .map(|pair| (pair[0], f32::from_bits(pair[1])))
     }
@@ -161,13 +211,13 @@ impl Records {
         acts: impl ExactSizeIterator<Item = (u32, f32)>,
     ) -> Record {
         let (context_len, acts_len) = (context.len() as u32, acts.len() as u32);
-        let words = 1 + context.len() + 2 * acts.len();
+        let words = Record::whole_words(context.len(), acts.len());
         let index = self.chunk_for(words);
         let chunk = &mut self.chunks[index];
         let record = Record {
             offset: (index as u64) << 32 | chunk.len() as u64,
             context_len,
-            acts_len,
+            acts: acts_len,
         };
         chunk.push(previous.unwrap_or(NO_TOKEN));
         chunk.extend_from_slice(context);
@@ -210,7 +260,7 @@ impl Records {
         let record = Record {
             offset: LAZY | (index as u64) << 32 | chunk.len() as u64,
             context_len,
-            acts_len,
+            acts: acts_len,
         };
         chunk.push(token);
         chunk.push(context_position | if has_previous { HAS_PREVIOUS } else { 0 });
@@ -219,6 +269,38 @@ impl Records {
         }
         self.used += words;
         self.live += words;
+        self.lazy_extra += record.lazy_extra();
+        record
+    }
+
+    /// A lazy record whose one activation, `value`, is the activating token's (`log[token]`,
+    /// at `context_position` of its context): held entirely in the handle, when the position
+    /// fits (else an ordinary lazy record).
+    pub fn push_inline(
+        &mut self,
+        token: u32,
+        context_position: u32,
+        context_len: u32,
+        has_previous: bool,
+        value: f32,
+    ) -> Record {
+        debug_assert!(context_position < context_len && (token as usize) < self.log.len());
+        if context_position >= INLINE_POSITIONS {
+            let act = (context_position, value);
+            return self.push_lazy(
+                token,
+                context_position,
+                context_len,
+                has_previous,
+                std::iter::once(act),
+            );
+        }
+        let previous = if has_previous { INLINE_PREVIOUS } else { 0 };
+        let record = Record {
+            offset: LAZY | INLINE | previous | u64::from(context_position) << 32 | u64::from(token),
+            context_len,
+            acts: value.to_bits(),
+        };
         self.lazy_extra += record.lazy_extra();
         record
     }
@@ -298,6 +380,16 @@ impl Records {
 
 /// A record's words in `chunks`, its context in `log` when it is lazy.
 fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordView<'a> {
+    if record.is_inline() {
+        let token = record.offset as u32 as usize;
+        let context_position = ((record.offset >> 32) as u32 & (INLINE_POSITIONS - 1)) as usize;
+        let start = token - context_position;
+        return RecordView {
+            previous: (record.offset & INLINE_PREVIOUS != 0).then(|| log[token - 1]),
+            context: &log[start..start + record.context_len as usize],
+            acts: Acts::One([context_position as u32, record.acts]),
+        };
+    }
     let words = &chunks[record.chunk()][record.start()..record.start() + record.words()];
     if record.is_lazy() {
         let (token, meta, acts) = (words[0] as usize, words[1], &words[2..]);
@@ -306,7 +398,7 @@ fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordVie
         RecordView {
             previous: (meta & HAS_PREVIOUS != 0).then(|| log[token - 1]),
             context: &log[start..start + record.context_len as usize],
-            acts,
+            acts: Acts::Words(acts),
         }
     } else {
         let (previous, rest) = (words[0], &words[1..]);
@@ -314,7 +406,7 @@ fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordVie
         RecordView {
             previous: (previous != NO_TOKEN).then_some(previous),
             context,
-            acts,
+            acts: Acts::Words(acts),
         }
     }
 }
@@ -328,6 +420,10 @@ pub struct Compaction<'a> {
 impl Compaction<'_> {
     /// Moves one live record into the new arena and points `record` at its new place.
     pub fn keep(&mut self, record: &mut Record) {
+        if record.is_inline() {
+            // Nothing in the arena to move.
+            return;
+        }
         let words = &self.old[record.chunk()][record.start()..record.start() + record.words()];
         let index = self.arena.chunk_for(words.len());
         let chunk = &mut self.arena.chunks[index];
@@ -379,6 +475,45 @@ mod tests {
         let view = arena.view(b);
         assert_eq!((view.previous, view.context), (Some(9), &[4][..]));
         assert!(view.acts_vec().is_empty());
+    }
+
+    #[test]
+    fn inline_records_take_no_words_and_read_like_lazy_ones() {
+        let mut arena = Records::default();
+        let base = arena.log_batch(&[10, 11, 12, 13, 14]).unwrap();
+        // Token 13 at index 2 of the context [11, 12, 13, 14], firing alone in it.
+        let mut a = arena.push_inline(base + 3, 2, 4, true, 0.75);
+        let mut b = arena.push_inline(base, 0, 2, false, 2.5);
+        assert_eq!((a.words(), arena.live_words(), arena.used), (0, 0, 0));
+        assert_eq!(
+            (a.acts_len(), arena.lazy_extra),
+            (1, (1 + 4 + 2) + (1 + 2 + 2))
+        );
+        let view = arena.view(a);
+        assert_eq!(
+            (view.previous, view.context),
+            (Some(12), &[11, 12, 13, 14][..])
+        );
+        assert_eq!(view.acts_vec(), vec![(2, 0.75)]);
+        assert_eq!(arena.view(b).previous, None);
+        // A compaction leaves them be; making them whole moves them into the arena.
+        let mut compaction = arena.compaction();
+        compaction.keep(&mut a);
+        compaction.keep(&mut b);
+        compaction.finish();
+        assert!(a.is_inline() && arena.view(a).context == [11, 12, 13, 14]);
+        arena.make_whole(&mut a);
+        arena.make_whole(&mut b);
+        arena.drop_log();
+        assert!(!a.is_lazy() && !a.is_inline() && arena.lazy_extra == 0);
+        assert_eq!(arena.live_words(), a.words() + b.words());
+        let view = arena.view(a);
+        assert_eq!(
+            (view.previous, view.context),
+            (Some(12), &[11, 12, 13, 14][..])
+        );
+        assert_eq!((view.acts_vec(), a.acts_len()), (vec![(2, 0.75)], 1));
+        assert_eq!(arena.view(b).acts_vec(), vec![(0, 2.5)]);
     }
 
     #[test]

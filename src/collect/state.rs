@@ -226,7 +226,7 @@ impl Collector {
         let (mut acts_index, mut acts_value) = (Vec::new(), Vec::new());
         for &(block, _, _, _, record) in &kept {
             let view = block.records.view(record);
-            acts_len.push(u64::from(record.acts_len));
+            acts_len.push(u64::from(record.acts_len()));
             for (index, value) in view.acts() {
                 acts_index.push(index);
                 acts_value.push(value);
