@@ -61,18 +61,16 @@ const INLINE_POSITIONS: u32 = 1 << 29;
 const CHUNK_WORDS: usize = 1 << 20;
 
 impl Record {
-    /// Words it occupies: the previous token, the context, two per activation (lazy: two, and
-    /// two per activation).
+    /// Words it occupies in the arena: whole, the previous token, the context and two per
+    /// activation; lazy, two and two per activation; inline, none.
     pub fn words(&self) -> usize {
         if self.is_inline() {
-            return 0;
-        }
-        let head = if self.is_lazy() {
-            2
+            0
+        } else if self.is_lazy() {
+            2 + 2 * self.acts as usize
         } else {
-            1 + self.context_len as usize
-        };
-        head + 2 * self.acts as usize
+            Record::whole_words(self.context_len as usize, self.acts as usize)
+        }
     }
 
     /// Activations in the record.
@@ -380,26 +378,33 @@ impl Records {
 
 /// A record's words in `chunks`, its context in `log` when it is lazy.
 fn view<'a>(chunks: &'a [Vec<u32>], log: &'a [u32], record: Record) -> RecordView<'a> {
-    if record.is_inline() {
-        let token = record.offset as u32 as usize;
-        let context_position = ((record.offset >> 32) as u32 & (INLINE_POSITIONS - 1)) as usize;
+    // A lazy or inline record's context: `context_len` tokens of the log around `token`.
+    let from_log = |token: usize, context_position: usize, has_previous: bool, acts| {
         let start = token - context_position;
-        return RecordView {
-            previous: (record.offset & INLINE_PREVIOUS != 0).then(|| log[token - 1]),
+        RecordView {
+            previous: has_previous.then(|| log[token - 1]),
             context: &log[start..start + record.context_len as usize],
-            acts: Acts::One([context_position as u32, record.acts]),
-        };
+            acts,
+        }
+    };
+    if record.is_inline() {
+        let context_position = (record.offset >> 32) as u32 & (INLINE_POSITIONS - 1);
+        return from_log(
+            record.offset as u32 as usize,
+            context_position as usize,
+            record.offset & INLINE_PREVIOUS != 0,
+            Acts::One([context_position, record.acts]),
+        );
     }
     let words = &chunks[record.chunk()][record.start()..record.start() + record.words()];
     if record.is_lazy() {
-        let (token, meta, acts) = (words[0] as usize, words[1], &words[2..]);
-        let context_position = (meta & !HAS_PREVIOUS) as usize;
-        let start = token - context_position;
-        RecordView {
-            previous: (meta & HAS_PREVIOUS != 0).then(|| log[token - 1]),
-            context: &log[start..start + record.context_len as usize],
-            acts: Acts::Words(acts),
-        }
+        let (token, meta) = (words[0] as usize, words[1]);
+        from_log(
+            token,
+            (meta & !HAS_PREVIOUS) as usize,
+            meta & HAS_PREVIOUS != 0,
+            Acts::Words(&words[2..]),
+        )
     } else {
         let (previous, rest) = (words[0], &words[1..]);
         let (context, acts) = rest.split_at(record.context_len as usize);
