@@ -38,41 +38,123 @@ impl ExactSum {
     }
 }
 
-/// The sums of a run of activations in two lanes, folded into a feature's moments at its end:
-/// each double-double addition waits on the one before in its chain (a dozen dependent
-/// floating-point operations), so two chains take half the time of one. The folded sums are
-/// the same, as every order of addition gives the same sums ([`ExactSum`]). The lanes take
-/// turns by swapping places rather than by an index, so that a run's sums stay in registers.
+/// Independent double-double chains a run's sums are split over (see [`RunSums`]).
+const LANES: usize = 4;
+/// Values a run buffers before adding them up (a power of two).
+const RUN_BUFFER: usize = 64;
+
+/// [`LANES`] double-double sums, lane by lane (structure of arrays, so that one operation on
+/// every lane compiles to packed instructions).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LaneSums {
-    /// `(sum, sum of squares)` per lane; the next value goes to lane 0.
-    lanes: [(ExactSum, ExactSum); 2],
-    added: usize,
+struct Lanes {
+    hi: [f64; LANES],
+    lo: [f64; LANES],
 }
 
-impl LaneSums {
+impl Lanes {
+    /// [`ExactSum::add`] on every lane.
     #[inline(always)]
-    pub fn add(&mut self, value: f32) {
-        let x = f64::from(value);
-        let [mut next, other] = self.lanes;
-        next.0.add(x);
-        next.1.add(x * x);
-        self.lanes = [other, next];
-        self.added += 1;
+    fn add(&mut self, x: [f64; LANES]) {
+        let (s, e) = two_sum_lanes(self.hi, x);
+        let mut e_lo = [0.0; LANES];
+        for lane in 0..LANES {
+            e_lo[lane] = e[lane] + self.lo[lane];
+        }
+        (self.hi, self.lo) = two_sum_lanes(s, e_lo);
     }
 
-    /// Adds the lanes to `moments` (only those that were used: a fold costs an addition).
+    /// Adds every lane to `sum`.
+    fn fold_into(&self, sum: &mut ExactSum) {
+        for lane in 0..LANES {
+            sum.merge(&ExactSum {
+                hi: self.hi[lane],
+                lo: self.lo[lane],
+            });
+        }
+    }
+}
+
+/// [`two_sum`] lane by lane.
+#[inline(always)]
+fn two_sum_lanes(a: [f64; LANES], b: [f64; LANES]) -> ([f64; LANES], [f64; LANES]) {
+    let (mut s, mut e) = ([0.0; LANES], [0.0; LANES]);
+    for lane in 0..LANES {
+        s[lane] = a[lane] + b[lane];
+    }
+    let mut bb = [0.0; LANES];
+    for lane in 0..LANES {
+        bb[lane] = s[lane] - a[lane];
+    }
+    for lane in 0..LANES {
+        e[lane] = (a[lane] - (s[lane] - bb[lane])) + (b[lane] - bb[lane]);
+    }
+    (s, e)
+}
+
+/// The sums of a run of activations, folded into a feature's moments at its end. Values are
+/// buffered and added in a separate tight loop over [`LANES`] chains: each double-double
+/// addition waits on the one before in its chain (a dozen dependent floating-point
+/// operations), so independent chains overlap, and the same operation on neighbouring lanes
+/// compiles to packed instructions. The folded sums are the same, as every order of addition
+/// gives the same sums ([`ExactSum`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RunSums {
+    sum: Lanes,
+    squares: Lanes,
+    buffer: [f32; RUN_BUFFER],
+    buffered: usize,
+    /// Whether any value was added (an unused run folds nothing).
+    used: bool,
+}
+
+impl Default for RunSums {
+    fn default() -> Self {
+        Self {
+            sum: Lanes::default(),
+            squares: Lanes::default(),
+            buffer: [0.0; RUN_BUFFER],
+            buffered: 0,
+            used: false,
+        }
+    }
+}
+
+impl RunSums {
+    #[inline(always)]
+    pub fn add(&mut self, value: f32) {
+        // `buffered` is below RUN_BUFFER (a power of two) here; the mask says so to the
+        // compiler, which then drops the bounds check.
+        self.buffer[self.buffered & (RUN_BUFFER - 1)] = value;
+        self.buffered += 1;
+        if self.buffered == RUN_BUFFER {
+            self.flush();
+        }
+    }
+
+    /// Adds the buffered values to the lanes; a last partial chunk is padded with zeros
+    /// (adding +0 to a double-double changes nothing).
+    #[inline(never)]
+    fn flush(&mut self) {
+        let n = self.buffered;
+        self.used |= n > 0;
+        // Zeros past the values: every chunk is whole.
+        self.buffer[n..n.next_multiple_of(LANES)].fill(0.0);
+        for start in (0..n).step_by(LANES) {
+            let x: [f64; LANES] = std::array::from_fn(|lane| f64::from(self.buffer[start + lane]));
+            self.sum.add(x);
+            // An f32 squared is exact in f64 (24-bit mantissa squared fits in 53 bits).
+            self.squares.add(x.map(|x| x * x));
+        }
+        self.buffered = 0;
+    }
+
+    /// Adds the run's sums to `moments`.
     #[inline]
-    pub fn fold_into(&self, moments: &mut FeatureMoments) {
-        // After each addition the lanes swap: a single value sits in lane 1.
-        let used = match self.added {
-            0 => &self.lanes[..0],
-            1 => &self.lanes[1..],
-            _ => &self.lanes[..],
-        };
-        for (sum, squares) in used {
-            moments.sum.merge(sum);
-            moments.sum_squares.merge(squares);
+    pub fn fold_into(mut self, moments: &mut FeatureMoments) {
+        self.flush();
+        if self.used {
+            self.sum.fold_into(&mut moments.sum);
+            self.squares.fold_into(&mut moments.sum_squares);
         }
     }
 }
@@ -188,6 +270,24 @@ mod tests {
         assert_eq!(forward.sum.value().to_bits(), left.sum.value().to_bits());
         assert_eq!(forward.std().to_bits(), left.std().to_bits());
         assert_eq!(forward.mean().to_bits(), left.mean().to_bits());
+    }
+
+    #[test]
+    fn run_sums_equal_one_value_at_a_time() {
+        // Runs shorter than a chunk, across the buffer's edge and several buffers long.
+        for len in [0usize, 1, 3, 4, 5, 63, 64, 65, 129, 300] {
+            let values: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919 + len) % 997) as f32 * 0.013 + 1e-3)
+                .collect();
+            let mut reference = FeatureMoments::default();
+            values.iter().for_each(|&v| reference.record(v));
+            let mut moments = FeatureMoments::default();
+            let mut run = RunSums::default();
+            values.iter().for_each(|&v| run.add(v));
+            run.fold_into(&mut moments);
+            assert_eq!(moments.sum, reference.sum, "{len} values");
+            assert_eq!(moments.sum_squares, reference.sum_squares, "{len} values");
+        }
     }
 
     #[test]

@@ -17,9 +17,9 @@
 //! one sequence, best first, among candidates above a floor that can only be too low.
 
 use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
-use super::block::{kinds, FeatureBlock, Params};
+use super::block::{kinds, BinCell, FeatureBlock, Params};
 use super::collector::BatchView;
-use super::exact_sum::LaneSums;
+use super::exact_sum::RunSums;
 use super::interval_samples::IntervalEntry;
 use super::records::Record;
 use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
@@ -46,10 +46,15 @@ pub(super) struct VisitScratch {
     priorities: Vec<u64>,
     /// Per active feature: the union of its values' kinds.
     all_kinds: Vec<u8>,
-    /// Per value of the feature offered, its record once written: a hit kept by both the top
-    /// store and its interval stratum (most hits, while the stores fill) shares one.
-    written: Vec<Option<Record>>,
-    /// A row's top candidates (deduplication).
+    /// Per value of the feature offered, its record once written, valid where its stamp is
+    /// this visit's `epoch`: a hit kept by both the top store and its interval stratum (most
+    /// hits, while the stores fill) shares one. Stamped rather than cleared per visit
+    /// (clearing cost more than the lookups).
+    written: Vec<(u64, Record)>,
+    epoch: u64,
+    /// The feature's top candidates (indices into its group), and one row's of them
+    /// (deduplication).
+    candidates: Vec<u32>,
     run: Vec<u32>,
     kept_positions: Vec<u32>,
     /// One sample's context activations.
@@ -109,10 +114,12 @@ impl FeatureBlock {
         let mut kinds = std::mem::take(&mut scratch.kinds);
         let mut priorities = std::mem::take(&mut scratch.priorities);
         let mut all_kinds = std::mem::take(&mut scratch.all_kinds);
-        kinds.clear();
-        kinds.resize(hits.len(), 0);
-        priorities.clear();
-        priorities.resize(hits.len(), 0);
+        // Observing writes every value's kinds and the priority of every value it offers:
+        // the buffers only grow, never cleared (zeroing them cost more than filling them).
+        if kinds.len() < hits.len() {
+            kinds.resize(hits.len(), 0);
+            priorities.resize(hits.len(), 0);
+        }
         all_kinds.clear();
         all_kinds.resize(active.len(), 0);
         scratch.log_base = None;
@@ -246,7 +253,11 @@ impl FeatureBlock {
         priorities: &mut [u64],
     ) -> u8 {
         let state = &mut self.state[f];
-        let cells = &mut self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
+        // As an array, so that indexing it by a (clamped) bin needs no bounds check.
+        let cells: &mut [BinCell; ACTIVATION_BINS] = (&mut self.cells
+            [f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS])
+            .try_into()
+            .expect("ACTIVATION_BINS cells per feature");
         let low = self.low[f];
         let feature_key = self.base + f as u32;
         let (threshold, first_sequence) = (params.threshold, batch.tokens.first_sequence);
@@ -260,10 +271,12 @@ impl FeatureBlock {
         } else {
             (moments.min, moments.max)
         };
-        let mut sums = LaneSums::default();
+        let mut sums = RunSums::default();
         let mut all_kinds = 0;
         let mut wrapped = false;
-        for (j, hit) in group.iter().enumerate() {
+        let outputs = kinds_of.iter_mut().zip(priorities.iter_mut());
+        for (hit, (kind_of, priority_of)) in group.iter().zip(outputs) {
+            *kind_of = 0;
             if hit.context_only() {
                 // Kept for the context of samples around it only.
                 continue;
@@ -297,8 +310,8 @@ impl FeatureBlock {
                 | (kinds::MAX * u8::from(new_max))
                 | (kinds::INTERVAL * u8::from(priority_hi <= floor_hi));
             all_kinds |= kind;
-            kinds_of[j] = kind;
-            priorities[j] = priority;
+            *kind_of = kind;
+            *priority_of = priority;
         }
         moments.firing = firing;
         if count > moments.count {
@@ -342,8 +355,12 @@ impl FeatureBlock {
         scratch: &mut VisitScratch,
     ) {
         let any = |kind: u8| all_kinds & kind != 0;
-        scratch.written.clear();
-        scratch.written.resize(visit.group.len(), None);
+        scratch.epoch += 1;
+        if scratch.written.len() < visit.group.len() {
+            scratch
+                .written
+                .resize(visit.group.len(), (0, Record::default()));
+        }
         // Bins whose interval floor changed, re-cached once at the end.
         let mut dirty = 0..0;
         if any(kinds::MAX) {
@@ -384,21 +401,24 @@ impl FeatureBlock {
         f: usize,
         scratch: &mut VisitScratch,
     ) {
+        let mut candidates = std::mem::take(&mut scratch.candidates);
         let mut run = std::mem::take(&mut scratch.run);
         let mut kept = std::mem::take(&mut scratch.kept_positions);
         let group = visit.group;
         let seq_len = visit.batch.tokens.seq_len as u32;
-        let mut j = 0;
-        while j < group.len() {
+        // Once the store has filled, few of a visit's values are candidates: walk those only.
+        candidates.clear();
+        candidates
+            .extend((0..group.len() as u32).filter(|&j| visit.kinds[j as usize] & kinds::TOP != 0));
+        let mut next = 0;
+        while next < candidates.len() {
             // One row's candidates (the group is in token order).
-            let row = visit.rows.split(group[j].token()).0;
+            let row = visit.rows.split(group[candidates[next] as usize].token()).0;
             let row_end = (row + 1).saturating_mul(seq_len);
             run.clear();
-            while j < group.len() && group[j].token() < row_end {
-                if visit.kinds[j] & kinds::TOP != 0 {
-                    run.push(j as u32);
-                }
-                j += 1;
+            while next < candidates.len() && group[candidates[next] as usize].token() < row_end {
+                run.push(candidates[next]);
+                next += 1;
             }
             if run.len() > 1 && params.dedup {
                 run.sort_unstable_by(|&a, &b| {
@@ -423,6 +443,7 @@ impl FeatureBlock {
                 }
             }
         }
+        scratch.candidates = candidates;
         scratch.run = run;
         scratch.kept_positions = kept;
     }
@@ -477,7 +498,8 @@ impl FeatureBlock {
         j: usize,
         scratch: &mut VisitScratch,
     ) -> Record {
-        if let Some(record) = scratch.written[j] {
+        let (epoch, record) = scratch.written[j];
+        if epoch == scratch.epoch {
             self.records.share(record);
             return record;
         }
@@ -489,12 +511,32 @@ impl FeatureBlock {
         let end = (position + params.half + 1).min(seq_len);
         let first = (row * seq_len + start) as u32;
         let last = (row * seq_len + end) as u32;
-        context_acts(visit.group, j, first..last, &mut scratch.acts);
         let tokens = visit.batch.tokens.tokens;
         let log_base = *scratch
             .log_base
             .get_or_insert_with(|| self.records.log_batch(tokens));
         let context_position = (position - start) as u32;
+        let group = visit.group;
+        let hit = group[j];
+        if let Some(base) = log_base {
+            // The common case, settled without gathering the window's activations: no other
+            // value of the feature in the window (the group is in token order, so those
+            // would be its neighbours), the sample's own firing.
+            let alone = (j == 0 || group[j - 1].token() < first)
+                && group.get(j + 1).is_none_or(|next| next.token() >= last);
+            if alone && hit.value > 0.0 {
+                let record = self.records.push_inline(
+                    base + hit.token(),
+                    context_position,
+                    (end - start) as u32,
+                    position > 0,
+                    hit.value,
+                );
+                scratch.written[j] = (scratch.epoch, record);
+                return record;
+            }
+        }
+        context_acts(group, j, first..last, &mut scratch.acts);
         let record = match log_base {
             // The context stays in the log until the sample has lasted (most are pushed out
             // again while the stores fill); alone in its window, the sample's activation
@@ -521,7 +563,7 @@ impl FeatureBlock {
                 scratch.acts.iter().copied(),
             ),
         };
-        scratch.written[j] = Some(record);
+        scratch.written[j] = (scratch.epoch, record);
         record
     }
 }

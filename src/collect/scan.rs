@@ -6,7 +6,9 @@
 //! values that matter to it — firing, above the threshold, or NaN — out of the batch (a real
 //! SAE's activation matrix is almost all zeros: the dense scan tests 64 values with one
 //! branch-free comparison and looks closer only at blocks holding something), then regroups
-//! them by feature with a counting sort, in token order within each feature. The feature pass
+//! them by feature with a counting sort, in token order within each feature (sparse input is
+//! already compact: its values are counted and scattered straight from the batch's CSR arrays,
+//! with no token-major copy in between). The feature pass
 //! ([`super::offers`]) then visits each feature once per batch with all of its values at hand,
 //! walking the per-feature arrays in address order.
 //!
@@ -125,9 +127,130 @@ impl FeatureBlock {
         params: &Params,
         batch: &BatchView<'_>,
     ) -> Result<(), NonFinite> {
+        let all_sparse = batch
+            .parts
+            .iter()
+            .all(|part| matches!(part, FeatureActivations::Sparse { .. }));
+        if all_sparse && self.count_sparse(params, batch) {
+            self.scatter_sparse(params, batch);
+            return Ok(());
+        }
         self.extract(params, batch)?;
         self.group_by_feature(params, batch);
         Ok(())
+    }
+
+    /// Sparse input, first pass: counts this block's kept values per feature into
+    /// `scratch.group_start[f + 1]`, reading the batch's CSR arrays in place (a token-major
+    /// copy of them cost more than the regrouping itself). `false` when a kept value is not
+    /// finite: the caller takes the general path, which names the first.
+    fn count_sparse(&mut self, params: &Params, batch: &BatchView<'_>) -> bool {
+        let (base, len) = (self.base, self.len() as u32);
+        let scratch = &mut self.scratch;
+        scratch.group_start.clear();
+        scratch.group_start.resize(len as usize + 1, 0);
+        let counts = &mut scratch.group_start[1..];
+        let mut all_finite = true;
+        let mut first_token = 0;
+        for part in batch.parts {
+            let FeatureActivations::Sparse {
+                offsets,
+                indices,
+                values,
+                ..
+            } = *part
+            else {
+                unreachable!("count_sparse takes sparse parts only");
+            };
+            let tokens = part.num_tokens();
+            let token_ids = &batch.tokens.tokens[first_token..first_token + tokens];
+            for (token, &token_id) in token_ids.iter().enumerate() {
+                let excluded = params.exclude_special && batch.is_special(token_id);
+                let span = offsets[token]..offsets[token + 1];
+                for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
+                    let local = feature.wrapping_sub(base);
+                    if local < len && keep_sparse(v, excluded) {
+                        counts[local as usize] += 1;
+                        all_finite &= v.is_finite();
+                    }
+                }
+            }
+            first_token += tokens;
+        }
+        all_finite
+    }
+
+    /// Sparse input, second pass: the kept values straight from the batch into
+    /// `scratch.hits`, grouped by feature in token order (a counting sort on
+    /// [`count_sparse`](Self::count_sparse)'s counts), and special tokens' activations
+    /// counted.
+    fn scatter_sparse(&mut self, params: &Params, batch: &BatchView<'_>) {
+        let (base, len) = (self.base, self.len() as u32);
+        let scratch = &mut self.scratch;
+        let n = len as usize;
+        for f in 0..n {
+            scratch.group_start[f + 1] += scratch.group_start[f];
+        }
+        scratch.cursor.clear();
+        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
+        scratch.hits.clear();
+        scratch
+            .hits
+            .resize(scratch.group_start[n] as usize, Hit::default());
+        let (cursor, hits) = (&mut scratch.cursor, &mut scratch.hits);
+        let threshold = params.threshold;
+        let mut first_token = 0;
+        for part in batch.parts {
+            let FeatureActivations::Sparse {
+                offsets,
+                indices,
+                values,
+                ..
+            } = *part
+            else {
+                unreachable!("scatter_sparse takes sparse parts only");
+            };
+            let tokens = part.num_tokens();
+            let token_ids = &batch.tokens.tokens[first_token..first_token + tokens];
+            for (token, &token_id) in token_ids.iter().enumerate() {
+                let special = batch.is_special(token_id);
+                let excluded = special && params.exclude_special;
+                let token_and_flag =
+                    (first_token + token) as u32 | if excluded { CONTEXT_ONLY } else { 0 };
+                let span = offsets[token]..offsets[token + 1];
+                for (i, (&feature, &v)) in indices[span.clone()]
+                    .iter()
+                    .zip(&values[span.clone()])
+                    .enumerate()
+                {
+                    // The writes land all over `hits` (megabytes): fetch the slot of the
+                    // value a few ahead while this one is written.
+                    if let Some(&ahead) = indices.get(span.start + i + SCATTER_AHEAD) {
+                        let ahead = ahead.wrapping_sub(base);
+                        if ahead < len {
+                            let slot = cursor[ahead as usize] as usize;
+                            prefetch_ptr(hits.as_ptr().wrapping_add(slot).cast());
+                        }
+                    }
+                    let local = feature.wrapping_sub(base);
+                    if local >= len {
+                        continue;
+                    }
+                    if special && v > threshold && v > 0.0 && v.is_finite() {
+                        self.special_activations[local as usize] += 1;
+                    }
+                    if keep_sparse(v, excluded) {
+                        let slot = &mut cursor[local as usize];
+                        hits[*slot as usize] = Hit {
+                            token_and_flag,
+                            value: v,
+                        };
+                        *slot += 1;
+                    }
+                }
+            }
+            first_token += tokens;
+        }
     }
 
     /// Token-major pass: the values that matter into `scratch.csr_*` (local feature ids),
@@ -204,14 +327,7 @@ impl FeatureBlock {
                         if special && v > threshold && v > 0.0 && v.is_finite() {
                             self.special_activations[local as usize] += 1;
                         }
-                        // Zeros in sparse input (a TopK slot whose ReLU clipped it) neither
-                        // fire nor pass.
-                        let keep = if excluded {
-                            v > 0.0 && v.is_finite()
-                        } else {
-                            above_or_nan(v, 0.0)
-                        };
-                        if keep {
+                        if keep_sparse(v, excluded) {
                             scratch.csr_entries.push((local, v));
                         }
                     }
@@ -272,6 +388,18 @@ impl FeatureBlock {
                 *slot += 1;
             }
         }
+    }
+}
+
+/// Whether a sparse value is kept: firing or NaN, and on an excluded special token (shown in
+/// context only) firing and finite. Zeros in sparse input (a TopK slot whose ReLU clipped it)
+/// neither fire nor pass.
+#[inline(always)]
+fn keep_sparse(v: f32, excluded: bool) -> bool {
+    if excluded {
+        v > 0.0 && v.is_finite()
+    } else {
+        above_or_nan(v, 0.0)
     }
 }
 

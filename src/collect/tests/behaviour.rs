@@ -422,6 +422,21 @@ fn bad_input_is_an_error_that_says_where() {
             }
         )
         .is_err());
+    // Sparse input: the first non-finite value in token order is named, whatever its feature,
+    // and nothing of the batch is observed.
+    let mut fresh = collector(CollectorConfig::default(), 4);
+    let sparse_nan = FeatureActivations::Sparse {
+        offsets: &[0, 1, 3, 4, 4],
+        indices: &[0, 3, 2, 1],
+        values: &[0.5, 0.25, f32::INFINITY, f32::NAN],
+        d_sae: 4,
+    };
+    let error = fresh.ingest(&tokens, &sparse_nan).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("feature 2 is NaN or infinite at sequence 0, position 1"),
+        "{error:#}"
+    );
+    assert_eq!(fresh.tokens_seen(), 0);
     let sparse = FeatureActivations::Sparse {
         offsets: &[0, 1, 1, 1, 1],
         indices: &[4],

@@ -462,6 +462,24 @@ proptest! {
         let tokens = TokenBatch::new(&stream.tokens, rows, seq, 0).unwrap();
         gathered.ingest_parts(&tokens, &parts).unwrap();
         prop_assert_eq!(gathered.state_bytes().unwrap(), separate.state_bytes().unwrap());
+        // All parts sparse: the scan reads them in place instead of copying them out.
+        let sparse_parts: Vec<FeatureActivations<'_>> = starts
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let span = w[0] * seq * d_sae..w[1] * seq * d_sae;
+                FeatureActivations::Sparse {
+                    offsets: &offsets[i],
+                    indices: &indices[span.clone()],
+                    values: &stream.values[span],
+                    d_sae,
+                }
+            })
+            .collect();
+        let mut all_sparse = Collector::new(config.clone(), d_sae, &[SPECIAL]).unwrap();
+        all_sparse.set_threads(threads);
+        all_sparse.ingest_parts(&tokens, &sparse_parts).unwrap();
+        prop_assert_eq!(all_sparse.state_bytes().unwrap(), separate.state_bytes().unwrap());
         assert_matches_reference(&gathered, &stream, &config);
         // Parts that do not cover the batch are refused.
         prop_assert!(gathered.ingest_parts(&tokens, &parts[..parts.len() - 1]).is_err() || parts.len() == 1);
