@@ -18,7 +18,7 @@
 //! it.
 
 use super::batch::FeatureActivations;
-use super::block::{FeatureBlock, Params};
+use super::block::{FeatureBlock, Params, Scratch};
 use super::collector::BatchView;
 
 /// Values tested together for "anything interesting?" in the dense path.
@@ -151,23 +151,11 @@ impl FeatureBlock {
         scratch.group_start.resize(len as usize + 1, 0);
         let counts = &mut scratch.group_start[1..];
         let mut all_finite = true;
-        let mut first_token = 0;
-        for part in batch.parts {
-            let FeatureActivations::Sparse {
-                offsets,
-                indices,
-                values,
-                ..
-            } = *part
-            else {
-                unreachable!("count_sparse takes sparse parts only");
-            };
-            let tokens = part.num_tokens();
-            let token_ids = &batch.tokens.tokens[first_token..first_token + tokens];
-            for (token, &token_id) in token_ids.iter().enumerate() {
+        for part in sparse_parts(batch) {
+            for (token, &token_id) in part.token_ids.iter().enumerate() {
                 let excluded = params.exclude_special && batch.is_special(token_id);
-                let span = offsets[token]..offsets[token + 1];
-                for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
+                let span = part.span(token);
+                for (&feature, &v) in part.indices[span.clone()].iter().zip(&part.values[span]) {
                     let local = feature.wrapping_sub(base);
                     if local < len && keep_sparse(v, excluded) {
                         counts[local as usize] += 1;
@@ -175,7 +163,6 @@ impl FeatureBlock {
                     }
                 }
             }
-            first_token += tokens;
         }
         all_finite
     }
@@ -187,40 +174,19 @@ impl FeatureBlock {
     fn scatter_sparse(&mut self, params: &Params, batch: &BatchView<'_>) {
         let (base, len) = (self.base, self.len() as u32);
         let scratch = &mut self.scratch;
-        let n = len as usize;
-        for f in 0..n {
-            scratch.group_start[f + 1] += scratch.group_start[f];
-        }
-        scratch.cursor.clear();
-        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
-        scratch.hits.clear();
-        scratch
-            .hits
-            .resize(scratch.group_start[n] as usize, Hit::default());
+        start_grouping(scratch);
         let (cursor, hits) = (&mut scratch.cursor, &mut scratch.hits);
-        let threshold = params.threshold;
-        let mut first_token = 0;
-        for part in batch.parts {
-            let FeatureActivations::Sparse {
-                offsets,
-                indices,
-                values,
-                ..
-            } = *part
-            else {
-                unreachable!("scatter_sparse takes sparse parts only");
-            };
-            let tokens = part.num_tokens();
-            let token_ids = &batch.tokens.tokens[first_token..first_token + tokens];
-            for (token, &token_id) in token_ids.iter().enumerate() {
-                let special = batch.is_special(token_id);
-                let excluded = special && params.exclude_special;
+        for part in sparse_parts(batch) {
+            let indices = part.indices;
+            for (token, &token_id) in part.token_ids.iter().enumerate() {
+                let taker = SparseTaker::new(base, len, params, batch, token_id);
+                let excluded = taker.excluded;
                 let token_and_flag =
-                    (first_token + token) as u32 | if excluded { CONTEXT_ONLY } else { 0 };
-                let span = offsets[token]..offsets[token + 1];
+                    (part.first_token + token) as u32 | if excluded { CONTEXT_ONLY } else { 0 };
+                let span = part.span(token);
                 for (i, (&feature, &v)) in indices[span.clone()]
                     .iter()
-                    .zip(&values[span.clone()])
+                    .zip(&part.values[span.clone()])
                     .enumerate()
                 {
                     // The writes land all over `hits` (megabytes): fetch the slot of the
@@ -232,14 +198,7 @@ impl FeatureBlock {
                             prefetch_ptr(hits.as_ptr().wrapping_add(slot).cast());
                         }
                     }
-                    let local = feature.wrapping_sub(base);
-                    if local >= len {
-                        continue;
-                    }
-                    if special && v > threshold && v > 0.0 && v.is_finite() {
-                        self.special_activations[local as usize] += 1;
-                    }
-                    if keep_sparse(v, excluded) {
+                    if let Some(local) = taker.take(&mut self.special_activations, feature, v) {
                         let slot = &mut cursor[local as usize];
                         hits[*slot as usize] = Hit {
                             token_and_flag,
@@ -249,7 +208,6 @@ impl FeatureBlock {
                     }
                 }
             }
-            first_token += tokens;
         }
     }
 
@@ -288,8 +246,8 @@ impl FeatureBlock {
         let mut bad: Option<NonFinite> = None;
         let token_ids = &batch.tokens.tokens[first_token..first_token + part.num_tokens()];
         for (token, &token_id) in token_ids.iter().enumerate() {
-            let special = batch.is_special(token_id);
-            let excluded = special && params.exclude_special;
+            let taker = SparseTaker::new(base, len, params, batch, token_id);
+            let (special, excluded) = (taker.special, taker.excluded);
             let before = scratch.csr_entries.len();
             match *part {
                 FeatureActivations::Dense { values, d_sae } => {
@@ -320,14 +278,7 @@ impl FeatureBlock {
                 } => {
                     let span = offsets[token]..offsets[token + 1];
                     for (&feature, &v) in indices[span.clone()].iter().zip(&values[span]) {
-                        let local = feature.wrapping_sub(base);
-                        if local >= len {
-                            continue;
-                        }
-                        if special && v > threshold && v > 0.0 && v.is_finite() {
-                            self.special_activations[local as usize] += 1;
-                        }
-                        if keep_sparse(v, excluded) {
+                        if let Some(local) = taker.take(&mut self.special_activations, feature, v) {
                             scratch.csr_entries.push((local, v));
                         }
                     }
@@ -357,16 +308,7 @@ impl FeatureBlock {
     /// order within a feature); `group_start` becomes the groups' starts.
     fn group_by_feature(&mut self, params: &Params, batch: &BatchView<'_>) {
         let scratch = &mut self.scratch;
-        let n = scratch.group_start.len() - 1;
-        for f in 0..n {
-            scratch.group_start[f + 1] += scratch.group_start[f];
-        }
-        scratch.cursor.clear();
-        scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
-        scratch.hits.clear();
-        scratch
-            .hits
-            .resize(scratch.csr_entries.len(), Hit::default());
+        start_grouping(scratch);
         let tokens = batch.tokens.tokens;
         let entries = &scratch.csr_entries;
         for (token, span) in scratch.csr_offsets.windows(2).enumerate() {
@@ -388,6 +330,108 @@ impl FeatureBlock {
                 *slot += 1;
             }
         }
+    }
+}
+
+/// Turns the per-feature counts in `scratch.group_start[f + 1]` into the groups' starts, sets
+/// each feature's cursor to its start and sizes `scratch.hits` for every value counted.
+fn start_grouping(scratch: &mut Scratch) {
+    let n = scratch.group_start.len() - 1;
+    for f in 0..n {
+        scratch.group_start[f + 1] += scratch.group_start[f];
+    }
+    scratch.cursor.clear();
+    scratch.cursor.extend_from_slice(&scratch.group_start[..n]);
+    scratch.hits.clear();
+    scratch
+        .hits
+        .resize(scratch.group_start[n] as usize, Hit::default());
+}
+
+/// One part of an all-sparse batch as the sparse passes read it.
+struct SparsePart<'a> {
+    /// Index in the batch of its first token.
+    first_token: usize,
+    /// Its tokens' ids.
+    token_ids: &'a [u32],
+    offsets: &'a [usize],
+    indices: &'a [u32],
+    values: &'a [f32],
+}
+
+impl SparsePart<'_> {
+    /// Where token `token` (of the part)'s values lie in `indices` and `values`.
+    #[inline(always)]
+    fn span(&self, token: usize) -> std::ops::Range<usize> {
+        self.offsets[token]..self.offsets[token + 1]
+    }
+}
+
+/// The parts of a batch whose parts are all sparse, each with the index of its first token.
+fn sparse_parts<'a>(batch: &BatchView<'a>) -> impl Iterator<Item = SparsePart<'a>> {
+    let tokens = batch.tokens.tokens;
+    let mut first_token = 0;
+    batch.parts.iter().map(move |part| {
+        let FeatureActivations::Sparse {
+            offsets,
+            indices,
+            values,
+            ..
+        } = *part
+        else {
+            unreachable!("the sparse passes take sparse parts only");
+        };
+        let part_tokens = part.num_tokens();
+        let sparse = SparsePart {
+            first_token,
+            token_ids: &tokens[first_token..first_token + part_tokens],
+            offsets,
+            indices,
+            values,
+        };
+        first_token += part_tokens;
+        sparse
+    })
+}
+
+/// What taking a sparse value of one token depends on: the block's features and the token.
+struct SparseTaker {
+    /// The block's first feature and its number of features.
+    base: u32,
+    len: u32,
+    threshold: f32,
+    special: bool,
+    /// Special and excluded from samples (its values are shown in context only).
+    excluded: bool,
+}
+
+impl SparseTaker {
+    /// For the values of token `token_id` to block `base..base + len`.
+    #[inline(always)]
+    fn new(base: u32, len: u32, params: &Params, batch: &BatchView<'_>, token_id: u32) -> Self {
+        let special = batch.is_special(token_id);
+        Self {
+            base,
+            len,
+            threshold: params.threshold,
+            special,
+            excluded: special && params.exclude_special,
+        }
+    }
+
+    /// Value `v` of global feature `feature`: `None` when the feature is not the block's or
+    /// the value is not kept ([`keep_sparse`]), else its local feature; on a special token
+    /// it is counted among the special tokens' activations.
+    #[inline(always)]
+    fn take(&self, special_activations: &mut [u64], feature: u32, v: f32) -> Option<u32> {
+        let local = feature.wrapping_sub(self.base);
+        if local >= self.len {
+            return None;
+        }
+        if self.special && v > self.threshold && v > 0.0 && v.is_finite() {
+            special_activations[local as usize] += 1;
+        }
+        keep_sparse(v, self.excluded).then_some(local)
     }
 }
 

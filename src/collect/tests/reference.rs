@@ -442,40 +442,32 @@ proptest! {
             .windows(2)
             .map(|w| fixed_k_offsets((w[1] - w[0]) * seq, d_sae))
             .collect();
-        let parts: Vec<FeatureActivations<'_>> = starts
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let span = w[0] * seq * d_sae..w[1] * seq * d_sae;
-                if i % 2 == 0 {
-                    FeatureActivations::Dense { values: &stream.values[span], d_sae }
-                } else {
-                    FeatureActivations::Sparse {
-                        offsets: &offsets[i],
-                        indices: &indices[span.clone()],
-                        values: &stream.values[span],
-                        d_sae,
+        // Part `i` is sparse where `sparse(i)`, dense elsewhere.
+        let parts_where = |sparse: fn(usize) -> bool| {
+            starts
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let span = w[0] * seq * d_sae..w[1] * seq * d_sae;
+                    if sparse(i) {
+                        FeatureActivations::Sparse {
+                            offsets: &offsets[i],
+                            indices: &indices[span.clone()],
+                            values: &stream.values[span],
+                            d_sae,
+                        }
+                    } else {
+                        FeatureActivations::Dense { values: &stream.values[span], d_sae }
                     }
-                }
-            })
-            .collect();
+                })
+                .collect::<Vec<_>>()
+        };
+        let parts = parts_where(|i| i % 2 == 1);
         let tokens = TokenBatch::new(&stream.tokens, rows, seq, 0).unwrap();
         gathered.ingest_parts(&tokens, &parts).unwrap();
         prop_assert_eq!(gathered.state_bytes().unwrap(), separate.state_bytes().unwrap());
         // All parts sparse: the scan reads them in place instead of copying them out.
-        let sparse_parts: Vec<FeatureActivations<'_>> = starts
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let span = w[0] * seq * d_sae..w[1] * seq * d_sae;
-                FeatureActivations::Sparse {
-                    offsets: &offsets[i],
-                    indices: &indices[span.clone()],
-                    values: &stream.values[span],
-                    d_sae,
-                }
-            })
-            .collect();
+        let sparse_parts = parts_where(|_| true);
         let mut all_sparse = Collector::new(config.clone(), d_sae, &[SPECIAL]).unwrap();
         all_sparse.set_threads(threads);
         all_sparse.ingest_parts(&tokens, &sparse_parts).unwrap();
