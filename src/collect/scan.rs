@@ -153,11 +153,10 @@ impl FeatureBlock {
         let mut all_finite = true;
         for part in sparse_parts(batch) {
             for (token, &token_id) in part.token_ids.iter().enumerate() {
-                let excluded = params.exclude_special && batch.is_special(token_id);
+                let taker = SparseTaker::new(base, len, params, batch, token_id);
                 let span = part.span(token);
                 for (&feature, &v) in part.indices[span.clone()].iter().zip(&part.values[span]) {
-                    let local = feature.wrapping_sub(base);
-                    if local < len && keep_sparse(v, excluded) {
+                    if let Some(local) = taker.kept(feature, v) {
                         counts[local as usize] += 1;
                         all_finite &= v.is_finite();
                     }
@@ -424,14 +423,25 @@ impl SparseTaker {
     /// it is counted among the special tokens' activations.
     #[inline(always)]
     fn take(&self, special_activations: &mut [u64], feature: u32, v: f32) -> Option<u32> {
-        let local = feature.wrapping_sub(self.base);
-        if local >= self.len {
-            return None;
-        }
+        let local = self.local(feature)?;
         if self.special && v > self.threshold && v > 0.0 && v.is_finite() {
             special_activations[local as usize] += 1;
         }
         keep_sparse(v, self.excluded).then_some(local)
+    }
+
+    /// [`take`](Self::take) without counting anything: the local feature of a kept value.
+    #[inline(always)]
+    fn kept(&self, feature: u32, v: f32) -> Option<u32> {
+        self.local(feature)
+            .filter(|_| keep_sparse(v, self.excluded))
+    }
+
+    /// The local index of global feature `feature`, if it is the block's.
+    #[inline(always)]
+    fn local(&self, feature: u32) -> Option<u32> {
+        let local = feature.wrapping_sub(self.base);
+        (local < self.len).then_some(local)
     }
 }
 
