@@ -308,22 +308,20 @@ impl FeatureBlock {
         priority: u64,
         sample: &StoredSample,
     ) {
-        let mut entry = IntervalEntry {
+        let entry = IntervalEntry {
             priority,
             sequence_idx: sample.sequence_idx,
             activation: sample.activation,
             position: sample.position,
             record: Record::default(),
         };
-        if !self.intervals[f].admits(&params.shape, &entry) {
-            return;
-        }
-        entry.record = self.records.push(
-            sample.previous_token,
-            &sample.context_tokens,
-            sample.context_activations.iter().copied(),
-        );
-        self.intervals[f].insert(&params.shape, entry, &mut self.records);
+        self.intervals[f].offer(&params.shape, entry, &mut self.records, |records| {
+            records.push(
+                sample.previous_token,
+                &sample.context_tokens,
+                sample.context_activations.iter().copied(),
+            )
+        });
     }
 
     /// A kept sample as the readout shows it.

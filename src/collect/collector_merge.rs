@@ -110,11 +110,9 @@ impl FeatureBlock {
             self.intervals[f].set_max(&params.shape, max, &mut self.records);
         }
         for entry in other.intervals[g].all() {
-            if self.intervals[f].admits(&params.shape, &entry) {
-                let mut entry = entry;
-                entry.record = self.records.copy_from(&other.records, entry.record);
-                self.intervals[f].insert(&params.shape, entry, &mut self.records);
-            }
+            self.intervals[f].offer(&params.shape, entry, &mut self.records, |records| {
+                records.copy_from(&other.records, entry.record)
+            });
         }
         self.special_activations[f] += other.special_activations[g];
         for bin in 0..ACTIVATION_BINS {

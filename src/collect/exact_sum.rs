@@ -38,10 +38,8 @@ impl ExactSum {
     }
 }
 
-/// Independent double-double chains a run's sums are split over (see [`RunSums`]).
+/// Independent double-double chains a run's sums are split over (see [`RunMoments`]).
 const LANES: usize = 4;
-/// Values a run buffers before adding them up (a power of two).
-const RUN_BUFFER: usize = 64;
 
 /// [`LANES`] double-double sums, lane by lane (structure of arrays, so that one operation on
 /// every lane compiles to packed instructions).
@@ -91,71 +89,96 @@ fn two_sum_lanes(a: [f64; LANES], b: [f64; LANES]) -> ([f64; LANES], [f64; LANES
     (s, e)
 }
 
-/// The sums of a run of activations, folded into a feature's moments at its end. Values are
-/// buffered and added in a separate tight loop over [`LANES`] chains: each double-double
-/// addition waits on the one before in its chain (a dozen dependent floating-point
-/// operations), so independent chains overlap, and the same operation on neighbouring lanes
-/// compiles to packed instructions. The folded sums are the same, as every order of addition
-/// gives the same sums ([`ExactSum`]).
+/// The statistics of a run of one feature's values (one visit), gathered in a pass of their
+/// own and folded into its moments at the end. The pass reads [`LANES`] values at a time and
+/// keeps one double-double chain per lane: each addition waits on the one before in its chain
+/// (a dozen dependent floating-point operations), so independent chains overlap, and the same
+/// operation on neighbouring lanes compiles to packed instructions. Apart from it, the loop
+/// that needs each value's place (bins, priority, which stores it may enter) has registers
+/// enough. The folded sums are the same, as every order of addition gives the same sums
+/// ([`ExactSum`]).
 #[derive(Clone, Copy, Debug)]
-pub struct RunSums {
+pub struct RunMoments {
+    /// Values above the threshold, and their bounds lane by lane (±∞ while there are none).
+    pub count: u64,
+    min: [f32; LANES],
+    max: [f32; LANES],
+    /// Values above 0.
+    pub firing: u64,
     sum: Lanes,
     squares: Lanes,
-    buffer: [f32; RUN_BUFFER],
-    buffered: usize,
-    /// Whether any value was added (an unused run folds nothing).
-    used: bool,
 }
 
-impl Default for RunSums {
-    fn default() -> Self {
-        Self {
+impl RunMoments {
+    /// The statistics of `items`, whose values `value_of` reads (NaN: an item neither observed
+    /// nor firing, as NaN passes no comparison): counted where above `threshold` (with bounds
+    /// and sums) and where above 0 (firing).
+    #[inline(always)]
+    pub fn of<T>(items: &[T], threshold: f32, value_of: impl Fn(&T) -> f32) -> Self {
+        let mut run = Self {
+            count: 0,
+            min: [f32::INFINITY; LANES],
+            max: [f32::NEG_INFINITY; LANES],
+            firing: 0,
             sum: Lanes::default(),
             squares: Lanes::default(),
-            buffer: [0.0; RUN_BUFFER],
-            buffered: 0,
-            used: false,
+        };
+        let mut chunks = items.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            run.add(
+                threshold,
+                std::array::from_fn(|lane| value_of(&chunk[lane])),
+            );
         }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            run.add(
+                threshold,
+                std::array::from_fn(|lane| rest.get(lane).map_or(f32::NAN, &value_of)),
+            );
+        }
+        run
     }
-}
 
-impl RunSums {
+    /// One value per lane (NaN: none). Branch-free: NaN fails every comparison, and a
+    /// comparison-select with NaN on the left keeps the right (`minss`/`maxss`).
     #[inline(always)]
-    pub fn add(&mut self, value: f32) {
-        // `buffered` is below RUN_BUFFER (a power of two) here; the mask says so to the
-        // compiler, which then drops the bounds check.
-        self.buffer[self.buffered & (RUN_BUFFER - 1)] = value;
-        self.buffered += 1;
-        if self.buffered == RUN_BUFFER {
-            self.flush();
+    fn add(&mut self, threshold: f32, v: [f32; LANES]) {
+        let kept: [f32; LANES] = v.map(|v| if v > threshold { v } else { f32::NAN });
+        self.firing += v.iter().map(|&v| u64::from(v > 0.0)).sum::<u64>();
+        self.count += kept.iter().map(|&v| u64::from(!v.is_nan())).sum::<u64>();
+        for ((&k, min), max) in kept.iter().zip(&mut self.min).zip(&mut self.max) {
+            *min = if k < *min { k } else { *min };
+            *max = if k > *max { k } else { *max };
         }
+        // +0 where not kept: it changes no double-double sum.
+        let x = kept.map(|k| if k.is_nan() { 0.0 } else { f64::from(k) });
+        self.sum.add(x);
+        // An f32 squared is exact in f64 (24-bit mantissa squared fits in 53 bits).
+        self.squares.add(x.map(|x| x * x));
     }
 
-    /// Adds the buffered values to the lanes; a last partial chunk is padded with zeros
-    /// (adding +0 to a double-double changes nothing).
-    #[inline(never)]
-    fn flush(&mut self) {
-        let n = self.buffered;
-        self.used |= n > 0;
-        // Zeros past the values: every chunk is whole.
-        self.buffer[n..n.next_multiple_of(LANES)].fill(0.0);
-        for start in (0..n).step_by(LANES) {
-            let x: [f64; LANES] = std::array::from_fn(|lane| f64::from(self.buffer[start + lane]));
-            self.sum.add(x);
-            // An f32 squared is exact in f64 (24-bit mantissa squared fits in 53 bits).
-            self.squares.add(x.map(|x| x * x));
-        }
-        self.buffered = 0;
+    /// The largest value above the threshold (-∞: none).
+    pub fn max(&self) -> f32 {
+        self.max.into_iter().fold(f32::NEG_INFINITY, f32::max)
     }
 
-    /// Adds the run's sums to `moments`.
-    #[inline]
-    pub fn fold_into(mut self, moments: &mut FeatureMoments) {
-        self.flush();
-        if self.used {
-            self.sum.fold_into(&mut moments.sum);
-            self.squares.fold_into(&mut moments.sum_squares);
+    /// Adds the run to `moments`.
+    pub fn fold_into(self, moments: &mut FeatureMoments) {
+        moments.firing += self.firing;
+        if self.count == 0 {
+            return;
         }
+        let min = self.min.into_iter().fold(f32::INFINITY, f32::min);
+        if moments.count == 0 {
+            (moments.min, moments.max) = (min, self.max());
+        } else {
+            moments.min = moments.min.min(min);
+            moments.max = moments.max.max(self.max());
+        }
+        moments.count += self.count;
+        self.sum.fold_into(&mut moments.sum);
+        self.squares.fold_into(&mut moments.sum_squares);
     }
 }
 
@@ -273,20 +296,37 @@ mod tests {
     }
 
     #[test]
-    fn run_sums_equal_one_value_at_a_time() {
-        // Runs shorter than a chunk, across the buffer's edge and several buffers long.
+    fn run_moments_equal_one_value_at_a_time() {
+        // Runs shorter than a chunk, across chunk edges and long ones; some values below the
+        // threshold (0.05), some not observed (None), some at or below 0.
         for len in [0usize, 1, 3, 4, 5, 63, 64, 65, 129, 300] {
-            let values: Vec<f32> = (0..len)
-                .map(|i| ((i * 7919 + len) % 997) as f32 * 0.013 + 1e-3)
+            let items: Vec<Option<f32>> = (0..len)
+                .map(|i| match (i * 7919 + len) % 997 {
+                    r if r % 11 == 0 => None,
+                    r if r % 13 == 0 => Some(-(r as f32) * 0.01),
+                    r if r % 17 == 0 => Some(0.0),
+                    r => Some(r as f32 * 0.013 + 1e-3),
+                })
                 .collect();
+            let value_of = |v: &Option<f32>| v.unwrap_or(f32::NAN);
             let mut reference = FeatureMoments::default();
-            values.iter().for_each(|&v| reference.record(v));
+            for v in items.iter().flatten() {
+                reference.firing += u64::from(*v > 0.0);
+                if *v > 0.05 {
+                    reference.record(*v);
+                }
+            }
             let mut moments = FeatureMoments::default();
-            let mut run = RunSums::default();
-            values.iter().for_each(|&v| run.add(v));
-            run.fold_into(&mut moments);
-            assert_eq!(moments.sum, reference.sum, "{len} values");
-            assert_eq!(moments.sum_squares, reference.sum_squares, "{len} values");
+            RunMoments::of(&items, 0.05, value_of).fold_into(&mut moments);
+            assert_eq!(moments, reference, "{len} values");
+            // Folded into moments that already hold values.
+            let mut twice = reference.clone();
+            twice.merge(&reference);
+            RunMoments::of(&items, 0.05, value_of).fold_into(&mut moments);
+            assert_eq!(moments.count, twice.count, "{len} values");
+            assert_eq!((moments.min, moments.max), (twice.min, twice.max));
+            assert_eq!(moments.firing, twice.firing);
+            assert_eq!(moments.sum.value(), twice.sum.value(), "{len} values");
         }
     }
 

@@ -87,14 +87,6 @@ impl IntervalEntry {
     }
 }
 
-/// What offering an entry to a stratum did.
-enum Offer {
-    /// Kept; the record of the entry it displaced, if any.
-    Kept(Option<Record>),
-    /// Not among the lowest keys.
-    Rejected,
-}
-
 /// One stratum's bottom-k: at most `capacity` entries (a handful, so a linear scan finds the
 /// worst after a replacement), with the worst one's index kept.
 #[derive(Clone, Debug, Default)]
@@ -118,49 +110,49 @@ impl Stratum {
             .map_or(0, |e| e.priority)
     }
 
-    /// Whether an entry with this key would be kept.
-    fn admits(&self, shape: &IntervalShape, key: &IntervalEntry) -> bool {
-        self.entries.len() < shape.capacity
-            || self
-                .entries
-                .get(self.worst as usize)
-                .is_some_and(|worst| key.key_cmp(worst) == Ordering::Less)
-    }
-
-    /// Keeps `entry` if it is among the `capacity` lowest keys.
-    fn offer(&mut self, shape: &IntervalShape, entry: IntervalEntry) -> Offer {
+    /// Keeps `entry` if it is among the `capacity` lowest keys, with the record `record`
+    /// writes (called only then); the record of the entry it displaces goes back to
+    /// `records`. Returns whether it was kept.
+    #[inline]
+    fn offer(
+        &mut self,
+        shape: &IntervalShape,
+        mut entry: IntervalEntry,
+        records: &mut Records,
+        record: impl FnOnce(&mut Records) -> Record,
+    ) -> bool {
+        let worst = self.entries.get(self.worst as usize);
         if self.entries.len() < shape.capacity {
+            let worse = worst.is_none_or(|worst| entry.key_cmp(worst) == Ordering::Greater);
             if self.entries.capacity() == 0 {
                 self.entries
                     .reserve_exact(shape.capacity.min(FIRST_RESERVE));
             }
-            let worse = self
-                .entries
-                .get(self.worst as usize)
-                .is_none_or(|worst| entry.key_cmp(worst) == Ordering::Greater);
+            entry.record = record(records);
             self.entries.push(entry);
             if worse {
                 self.worst = (self.entries.len() - 1) as u32;
             }
-            return Offer::Kept(None);
+            return true;
         }
-        if !self.admits(shape, &entry) {
-            return Offer::Rejected;
+        if worst.is_none_or(|worst| entry.key_cmp(worst) != Ordering::Less) {
+            return false;
         }
+        entry.record = record(records);
         let displaced = std::mem::replace(&mut self.entries[self.worst as usize], entry).record;
+        records.release(displaced);
         self.worst = (0..self.entries.len())
             .max_by(|&a, &b| self.entries[a].key_cmp(&self.entries[b]))
             .unwrap_or(0) as u32;
-        Offer::Kept(Some(displaced))
+        true
     }
 
     /// Offers every entry of `other` to `self`; the records of the entries that lost go to
     /// `released`.
     fn absorb(&mut self, shape: &IntervalShape, other: Stratum, released: &mut Records) {
         for entry in other.entries {
-            match self.offer(shape, entry) {
-                Offer::Kept(displaced) => displaced.into_iter().for_each(|r| released.release(r)),
-                Offer::Rejected => released.release(entry.record),
+            if !self.offer(shape, entry, released, |_| entry.record) {
+                released.release(entry.record);
             }
         }
     }
@@ -218,23 +210,20 @@ impl IntervalSamples {
         }
     }
 
-    /// Whether an activation with this key (of bin `activation_bin(key.activation)`) would be
-    /// kept.
-    pub fn admits(&self, shape: &IntervalShape, key: &IntervalEntry) -> bool {
-        shape.enabled()
-            && self
-                .stratum(activation_bin(key.activation))
-                .is_none_or(|stratum| stratum.admits(shape, key))
-    }
-
-    /// Keeps `entry` (which [`admits`](Self::admits) accepted) in its bin's stratum; the record
-    /// it displaces goes back to `records`. Returns the bins whose floor changed.
-    pub fn insert(
+    /// Keeps `entry` in its bin's stratum if its key is among the stratum's lowest, with the
+    /// record `record` writes (called only then: most offers of a long collection lose); the
+    /// record it displaces goes back to `records`. Returns the bins whose floor changed.
+    #[inline]
+    pub fn offer(
         &mut self,
         shape: &IntervalShape,
         entry: IntervalEntry,
         records: &mut Records,
+        record: impl FnOnce(&mut Records) -> Record,
     ) -> Range<usize> {
+        if !shape.enabled() {
+            return 0..0;
+        }
         let bin = activation_bin(entry.activation);
         let low_bin = self.low_bin as usize;
         let (stratum, changed) = if bin < low_bin {
@@ -251,14 +240,7 @@ impl IntervalSamples {
             (&mut self.bins[index], bin..bin + 1)
         };
         let old_floor = stratum.floor(shape);
-        match stratum.offer(shape, entry) {
-            Offer::Kept(displaced) => displaced.into_iter().for_each(|r| records.release(r)),
-            Offer::Rejected => {
-                debug_assert!(false, "insert without admits");
-                records.release(entry.record);
-            }
-        }
-        if stratum.floor(shape) != old_floor {
+        if stratum.offer(shape, entry, records, record) && stratum.floor(shape) != old_floor {
             changed
         } else {
             0..0
@@ -384,17 +366,16 @@ mod tests {
         activation: f32,
         sequence: u64,
     ) {
-        let mut entry = IntervalEntry {
+        let entry = IntervalEntry {
             priority,
             sequence_idx: sequence,
             activation,
             position: 0,
             record: Record::default(),
         };
-        if store.admits(&SHAPE, &entry) {
-            entry.record = records.push(None, &[7], std::iter::empty());
-            store.insert(&SHAPE, entry, records);
-        }
+        store.offer(&SHAPE, entry, records, |records| {
+            records.push(None, &[7], std::iter::empty())
+        });
     }
 
     #[test]

@@ -19,9 +19,9 @@
 use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
 use super::block::{kinds, BinCell, FeatureBlock, Params};
 use super::collector::BatchView;
-use super::exact_sum::RunSums;
+use super::exact_sum::RunMoments;
 use super::interval_samples::IntervalEntry;
-use super::records::Record;
+use super::records::{Record, Records};
 use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
 use super::top_samples::{rank_cmp, rank_key, TopEntry};
 
@@ -52,9 +52,7 @@ pub(super) struct VisitScratch {
     /// (clearing cost more than the lookups).
     written: Vec<(u64, Record)>,
     epoch: u64,
-    /// The feature's top candidates (indices into its group), and one row's of them
-    /// (deduplication).
-    candidates: Vec<u32>,
+    /// One row's top candidates (indices into the feature's group), for deduplication.
     run: Vec<u32>,
     kept_positions: Vec<u32>,
     /// One sample's context activations.
@@ -72,15 +70,6 @@ struct Visit<'a, 'b> {
     group: &'a [Hit],
     kinds: &'a [u8],
     priorities: &'a [u64],
-}
-
-impl Visit<'_, '_> {
-    /// `(sequence_idx, position)` of value `j`.
-    #[inline]
-    fn place(&self, j: usize) -> (u64, u32) {
-        let (row, position) = self.rows.split(self.group[j].token());
-        (self.batch.tokens.first_sequence + u64::from(row), position)
-    }
 }
 
 impl FeatureBlock {
@@ -238,9 +227,9 @@ impl FeatureBlock {
     /// Observes local feature `f`'s values (`group`), noting each one's kinds and priority;
     /// returns the union of the kinds.
     ///
-    /// Per value: statistics, histogram and position counts, and against the floors cached
-    /// for the feature which stores the value may enter. What stays the same for the whole
-    /// run (floors, the running count, min and max) lives in locals, written back once.
+    /// Counts, bounds and sums first, in a packed pass over the run; then per value its
+    /// histogram and position counts, its priority, and against the floors cached for the
+    /// feature (held in locals for the run) which stores it may enter.
     #[allow(clippy::too_many_arguments)]
     fn observe_feature(
         &mut self,
@@ -262,37 +251,26 @@ impl FeatureBlock {
         let feature_key = self.base + f as u32;
         let (threshold, first_sequence) = (params.threshold, batch.tokens.first_sequence);
         let (admit_floor, token_floor_hi) = (state.admit_floor, state.token_floor_hi);
+        // Counts, bounds and sums in a pass of their own (see `RunMoments`).
+        let run = RunMoments::of(group, threshold, Hit::observed_value);
         let moments = &mut state.moments;
+        // A new max folds the interval strata.
+        let new_max = run.count > 0 && (moments.count == 0 || run.max() > moments.max);
+        run.fold_into(moments);
         let positions = &mut state.positions;
-        let (mut count, mut firing) = (moments.count, moments.firing);
-        // Neutral bounds before the first value; `max` is what a new max must pass.
-        let (mut min, mut max) = if count == 0 {
-            (f32::INFINITY, f32::NEG_INFINITY)
-        } else {
-            (moments.min, moments.max)
-        };
-        let mut sums = RunSums::default();
-        let mut all_kinds = 0;
+        let mut all_kinds = kinds::MAX * u8::from(new_max);
         let mut wrapped = false;
         let outputs = kinds_of.iter_mut().zip(priorities.iter_mut());
         for (hit, (kind_of, priority_of)) in group.iter().zip(outputs) {
-            *kind_of = 0;
-            if hit.context_only() {
-                // Kept for the context of samples around it only.
-                continue;
-            }
             let value = hit.value;
-            firing += u64::from(value > 0.0);
-            if value <= threshold {
+            // Not observed: on an excluded special token (kept for the context of samples
+            // around it), or at or below the threshold.
+            if hit.context_only() || value <= threshold {
+                *kind_of = 0;
                 continue;
             }
             let (row, position) = rows.split(hit.token());
             let sequence_idx = first_sequence + u64::from(row);
-            let new_max = value > max;
-            max = max.max(value);
-            min = min.min(value);
-            count += 1;
-            sums.add(value);
             positions[position_bin(position)] += 1;
             let priority = priority(row_key(sequence_idx), position, feature_key);
             let priority_hi = (priority >> 32) as u32;
@@ -307,17 +285,11 @@ impl FeatureBlock {
             };
             let kind = (kinds::TOP * u8::from(value >= admit_floor))
                 | (kinds::TOKEN * u8::from(priority_hi <= token_floor_hi))
-                | (kinds::MAX * u8::from(new_max))
                 | (kinds::INTERVAL * u8::from(priority_hi <= floor_hi));
             all_kinds |= kind;
             *kind_of = kind;
             *priority_of = priority;
         }
-        moments.firing = firing;
-        if count > moments.count {
-            (moments.count, moments.min, moments.max) = (count, min, max);
-        }
-        sums.fold_into(moments);
         if wrapped {
             // A cell's count passed `u32::MAX` (astronomically rare): carry into the high part.
             self.carry_wrapped_counts(params, f, group);
@@ -391,9 +363,10 @@ impl FeatureBlock {
         self.refresh_floors(params, f, dirty);
     }
 
-    /// The top candidates of feature `f`, deduplicated per sequence: runs of one row are taken
-    /// best first and a candidate is dropped when a kept one lies within the half-width (its
-    /// token would show in the other's context).
+    /// The top candidates of feature `f`, deduplicated per sequence: a row holding several is
+    /// taken best first and a candidate dropped when a kept one lies within the half-width
+    /// (its token would show in the other's context). Most rows hold one (a feature fires a
+    /// few times per row at most), offered as it comes.
     fn offer_top(
         &mut self,
         params: &Params,
@@ -401,67 +374,70 @@ impl FeatureBlock {
         f: usize,
         scratch: &mut VisitScratch,
     ) {
-        let mut candidates = std::mem::take(&mut scratch.candidates);
         let mut run = std::mem::take(&mut scratch.run);
         let mut kept = std::mem::take(&mut scratch.kept_positions);
-        let group = visit.group;
+        let (group, kinds_of) = (visit.group, visit.kinds);
         let seq_len = visit.batch.tokens.seq_len as u32;
-        // Once the store has filled, few of a visit's values are candidates: walk those only.
-        candidates.clear();
-        candidates
-            .extend((0..group.len() as u32).filter(|&j| visit.kinds[j as usize] & kinds::TOP != 0));
-        let mut next = 0;
-        while next < candidates.len() {
-            // One row's candidates (the group is in token order).
-            let row = visit.rows.split(group[candidates[next] as usize].token()).0;
+        let is_candidate = |j: usize| kinds_of[j] & kinds::TOP != 0;
+        let next_candidate = |from: usize| (from..group.len()).find(|&j| is_candidate(j));
+        let mut next = next_candidate(0);
+        while let Some(j) = next {
+            let (row, position) = visit.rows.split(group[j].token());
+            next = next_candidate(j + 1);
+            // The group is in token order: the row's other candidates follow.
             let row_end = (row + 1).saturating_mul(seq_len);
-            run.clear();
-            while next < candidates.len() && group[candidates[next] as usize].token() < row_end {
-                run.push(candidates[next]);
-                next += 1;
+            let alone = next.is_none_or(|n| group[n].token() >= row_end);
+            if alone || !params.dedup {
+                self.offer_top_candidate(params, visit, f, j, row, position, scratch);
+                continue;
             }
-            if run.len() > 1 && params.dedup {
-                run.sort_unstable_by(|&a, &b| {
-                    let (a, b) = (group[a as usize], group[b as usize]);
-                    rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
-                });
-                kept.clear();
-                for &candidate in &run {
-                    let position = group[candidate as usize].token() - row * seq_len;
-                    if kept
-                        .iter()
-                        .any(|&p| p.abs_diff(position) <= params.half as u32)
-                    {
-                        continue;
-                    }
-                    kept.push(position);
-                    self.offer_top_candidate(params, visit, f, candidate as usize, scratch);
+            run.clear();
+            run.push(j as u32);
+            while let Some(n) = next.filter(|&n| group[n].token() < row_end) {
+                run.push(n as u32);
+                next = next_candidate(n + 1);
+            }
+            run.sort_unstable_by(|&a, &b| {
+                let (a, b) = (group[a as usize], group[b as usize]);
+                rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
+            });
+            kept.clear();
+            for &candidate in &run {
+                let position = group[candidate as usize].token() - row * seq_len;
+                if kept
+                    .iter()
+                    .any(|&p| p.abs_diff(position) <= params.half as u32)
+                {
+                    continue;
                 }
-            } else {
-                for &candidate in &run {
-                    self.offer_top_candidate(params, visit, f, candidate as usize, scratch);
-                }
+                kept.push(position);
+                let j = candidate as usize;
+                self.offer_top_candidate(params, visit, f, j, row, position, scratch);
             }
         }
-        scratch.candidates = candidates;
         scratch.run = run;
         scratch.kept_positions = kept;
     }
 
+    /// Offers value `j` (on `row`, at `position`) to the top store.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn offer_top_candidate(
         &mut self,
         params: &Params,
         visit: &Visit<'_, '_>,
         f: usize,
         j: usize,
+        row: u32,
+        position: u32,
         scratch: &mut VisitScratch,
     ) {
-        let (sequence_idx, position) = visit.place(j);
+        let sequence_idx = visit.batch.tokens.first_sequence + u64::from(row);
         let key = rank_key(visit.group[j].value, sequence_idx, position);
         if !self.top[f].admits(key) {
             return;
         }
-        let record = self.write_record(params, visit, j, scratch);
+        let record = write_record(&mut self.records, params, visit, j, row, position, scratch);
         self.top[f].insert(params.capacity, TopEntry { key, record }, &mut self.records);
     }
 
@@ -474,98 +450,97 @@ impl FeatureBlock {
         j: usize,
         scratch: &mut VisitScratch,
     ) -> std::ops::Range<usize> {
-        let (sequence_idx, position) = visit.place(j);
-        let mut entry = IntervalEntry {
+        let (row, position) = visit.rows.split(visit.group[j].token());
+        let entry = IntervalEntry {
             priority: visit.priorities[j],
-            sequence_idx,
+            sequence_idx: visit.batch.tokens.first_sequence + u64::from(row),
             activation: visit.group[j].value,
             position,
             record: Record::default(),
         };
-        if !self.intervals[f].admits(&params.shape, &entry) {
-            return 0..0;
-        }
-        entry.record = self.write_record(params, visit, j, scratch);
-        self.intervals[f].insert(&params.shape, entry, &mut self.records)
+        self.intervals[f].offer(&params.shape, entry, &mut self.records, |records| {
+            write_record(records, params, visit, j, row, position, scratch)
+        })
     }
+}
 
-    /// Appends the record of value `j`: previous token, context window, the feature's
-    /// activations on it (or shares the one written for it already).
-    fn write_record(
-        &mut self,
-        params: &Params,
-        visit: &Visit<'_, '_>,
-        j: usize,
-        scratch: &mut VisitScratch,
-    ) -> Record {
-        let (epoch, record) = scratch.written[j];
-        if epoch == scratch.epoch {
-            self.records.share(record);
+/// Appends the record of value `j` (on `row`, at `position`): previous token, context
+/// window, the feature's activations on it (or shares the one written for it already).
+#[allow(clippy::too_many_arguments)]
+fn write_record(
+    records: &mut Records,
+    params: &Params,
+    visit: &Visit<'_, '_>,
+    j: usize,
+    row: u32,
+    position: u32,
+    scratch: &mut VisitScratch,
+) -> Record {
+    let (epoch, record) = scratch.written[j];
+    if epoch == scratch.epoch {
+        records.share(record);
+        return record;
+    }
+    let (row, position) = (row as usize, position as usize);
+    let seq_len = visit.batch.tokens.seq_len;
+    let row_tokens = visit.batch.tokens.row(row);
+    let start = position.saturating_sub(params.half);
+    let end = (position + params.half + 1).min(seq_len);
+    let first = (row * seq_len + start) as u32;
+    let last = (row * seq_len + end) as u32;
+    let tokens = visit.batch.tokens.tokens;
+    let log_base = *scratch
+        .log_base
+        .get_or_insert_with(|| records.log_batch(tokens));
+    let context_position = (position - start) as u32;
+    let group = visit.group;
+    let hit = group[j];
+    if let Some(base) = log_base {
+        // The common case, settled without gathering the window's activations: no other
+        // value of the feature in the window (the group is in token order, so those
+        // would be its neighbours), the sample's own firing.
+        let alone = (j == 0 || group[j - 1].token() < first)
+            && group.get(j + 1).is_none_or(|next| next.token() >= last);
+        if alone && hit.value > 0.0 {
+            let record = records.push_inline(
+                base + hit.token(),
+                context_position,
+                (end - start) as u32,
+                position > 0,
+                hit.value,
+            );
+            scratch.written[j] = (scratch.epoch, record);
             return record;
         }
-        let (row, position) = visit.rows.split(visit.group[j].token());
-        let (row, position) = (row as usize, position as usize);
-        let seq_len = visit.batch.tokens.seq_len;
-        let row_tokens = visit.batch.tokens.row(row);
-        let start = position.saturating_sub(params.half);
-        let end = (position + params.half + 1).min(seq_len);
-        let first = (row * seq_len + start) as u32;
-        let last = (row * seq_len + end) as u32;
-        let tokens = visit.batch.tokens.tokens;
-        let log_base = *scratch
-            .log_base
-            .get_or_insert_with(|| self.records.log_batch(tokens));
-        let context_position = (position - start) as u32;
-        let group = visit.group;
-        let hit = group[j];
-        if let Some(base) = log_base {
-            // The common case, settled without gathering the window's activations: no other
-            // value of the feature in the window (the group is in token order, so those
-            // would be its neighbours), the sample's own firing.
-            let alone = (j == 0 || group[j - 1].token() < first)
-                && group.get(j + 1).is_none_or(|next| next.token() >= last);
-            if alone && hit.value > 0.0 {
-                let record = self.records.push_inline(
-                    base + hit.token(),
-                    context_position,
-                    (end - start) as u32,
-                    position > 0,
-                    hit.value,
-                );
-                scratch.written[j] = (scratch.epoch, record);
-                return record;
-            }
-        }
-        context_acts(group, j, first..last, &mut scratch.acts);
-        let record = match log_base {
-            // The context stays in the log until the sample has lasted (most are pushed out
-            // again while the stores fill); alone in its window, the sample's activation
-            // stays in the record's handle too.
-            Some(base) if matches!(scratch.acts[..], [(at, _)] if at == context_position) => {
-                self.records.push_inline(
-                    base + visit.group[j].token(),
-                    context_position,
-                    (end - start) as u32,
-                    position > 0,
-                    scratch.acts[0].1,
-                )
-            }
-            Some(base) => self.records.push_lazy(
+    }
+    context_acts(group, j, first..last, &mut scratch.acts);
+    let record = match log_base {
+        // The context stays in the log until the sample has lasted (most are pushed out
+        // again while the stores fill); alone in its window, the sample's activation
+        // stays in the record's handle too.
+        Some(base) if matches!(scratch.acts[..], [(at, _)] if at == context_position) => records
+            .push_inline(
                 base + visit.group[j].token(),
                 context_position,
                 (end - start) as u32,
                 position > 0,
-                scratch.acts.iter().copied(),
+                scratch.acts[0].1,
             ),
-            None => self.records.push(
-                position.checked_sub(1).map(|p| row_tokens[p]),
-                &row_tokens[start..end],
-                scratch.acts.iter().copied(),
-            ),
-        };
-        scratch.written[j] = (scratch.epoch, record);
-        record
-    }
+        Some(base) => records.push_lazy(
+            base + visit.group[j].token(),
+            context_position,
+            (end - start) as u32,
+            position > 0,
+            scratch.acts.iter().copied(),
+        ),
+        None => records.push(
+            position.checked_sub(1).map(|p| row_tokens[p]),
+            &row_tokens[start..end],
+            scratch.acts.iter().copied(),
+        ),
+    };
+    scratch.written[j] = (scratch.epoch, record);
+    record
 }
 
 /// The firing values (> 0) of `group` on tokens `window` — value `j` lies inside it and the

@@ -54,6 +54,14 @@ impl Hit {
         self.token_and_flag & !CONTEXT_ONLY
     }
 
+    /// Its value where it is observed, NaN on an excluded special token (branch-free: the
+    /// flag's bit spread over a NaN's exponent and quiet bit).
+    #[inline(always)]
+    pub(super) fn observed_value(&self) -> f32 {
+        let flag = ((self.token_and_flag as i32) >> 31) as u32;
+        f32::from_bits(self.value.to_bits() | (flag & 0x7FC0_0000))
+    }
+
     /// Whether it is on an excluded special token.
     #[inline(always)]
     pub(super) fn context_only(&self) -> bool {
