@@ -182,37 +182,31 @@ impl FeatureBlock {
         let (base, len) = (self.base, self.len() as u32);
         let scratch = &mut self.scratch;
         start_grouping(scratch);
-        let (cursor, hits) = (&mut scratch.cursor, &mut scratch.hits);
+        // As slices in locals: the writes through `hits` would otherwise make the compiler
+        // reload both vectors' pointers for every value.
+        let (cursor, hits) = (&mut scratch.cursor[..], &mut scratch.hits[..]);
+        let special_activations = &mut self.special_activations[..];
         for part in sparse_parts(batch) {
-            let indices = part.indices;
             for (token, &token_id) in part.token_ids.iter().enumerate() {
                 let taker = SparseTaker::new(base, len, params, batch, token_id);
-                let excluded = taker.excluded;
-                let token_and_flag =
-                    (part.first_token + token) as u32 | if excluded { CONTEXT_ONLY } else { 0 };
-                let span = part.span(token);
-                for (i, (&feature, &v)) in indices[span.clone()]
-                    .iter()
-                    .zip(&part.values[span.clone()])
-                    .enumerate()
-                {
-                    // The writes land all over `hits` (megabytes): fetch the slot of the
-                    // value a few ahead while this one is written.
-                    if let Some(&ahead) = indices.get(span.start + i + SCATTER_AHEAD) {
-                        let ahead = ahead.wrapping_sub(base);
-                        if ahead < len {
-                            let slot = cursor[ahead as usize] as usize;
-                            prefetch_ptr(hits.as_ptr().wrapping_add(slot).cast());
-                        }
-                    }
-                    if let Some(local) = taker.take(&mut self.special_activations, feature, v) {
-                        let slot = &mut cursor[local as usize];
-                        hits[*slot as usize] = Hit {
-                            token_and_flag,
-                            value: v,
-                        };
-                        *slot += 1;
-                    }
+                let flag = if taker.excluded { CONTEXT_ONLY } else { 0 };
+                let token_and_flag = (part.first_token + token) as u32 | flag;
+                let mut scatter = Scatter {
+                    indices: part.indices,
+                    values: part.values,
+                    cursor: &mut *cursor,
+                    hits: &mut *hits,
+                    base,
+                    len,
+                    token_and_flag,
+                };
+                // Special tokens count their activations; the others (nearly all) only take.
+                if taker.special {
+                    scatter.span(part.span(token), |feature, v| {
+                        taker.take(special_activations, feature, v)
+                    });
+                } else {
+                    scatter.span(part.span(token), |feature, v| taker.kept(feature, v));
                 }
             }
         }
@@ -353,6 +347,49 @@ fn start_grouping(scratch: &mut Scratch) {
     scratch
         .hits
         .resize(scratch.group_start[n] as usize, Hit::default());
+}
+
+/// One token's values on their way into the grouped array (the sparse second pass).
+struct Scatter<'a> {
+    indices: &'a [u32],
+    values: &'a [f32],
+    cursor: &'a mut [u32],
+    hits: &'a mut [Hit],
+    /// The block's features.
+    base: u32,
+    len: u32,
+    token_and_flag: u32,
+}
+
+impl Scatter<'_> {
+    /// Writes the values at `span` (of `indices` and `values`) that `take` keeps (as its
+    /// local feature) to their features' next slots.
+    #[inline(always)]
+    fn span(
+        &mut self,
+        span: std::ops::Range<usize>,
+        mut take: impl FnMut(u32, f32) -> Option<u32>,
+    ) {
+        for i in span {
+            // The writes land all over `hits` (megabytes): fetch the slot of the value a few
+            // ahead while this one is written.
+            if let Some(&ahead) = self.indices.get(i + SCATTER_AHEAD) {
+                let ahead = ahead.wrapping_sub(self.base);
+                if ahead < self.len {
+                    let slot = self.cursor[ahead as usize] as usize;
+                    prefetch_ptr(self.hits.as_ptr().wrapping_add(slot).cast());
+                }
+            }
+            if let Some(local) = take(self.indices[i], self.values[i]) {
+                let slot = &mut self.cursor[local as usize];
+                self.hits[*slot as usize] = Hit {
+                    token_and_flag: self.token_and_flag,
+                    value: self.values[i],
+                };
+                *slot += 1;
+            }
+        }
+    }
 }
 
 /// One part of an all-sparse batch as the sparse passes read it.
