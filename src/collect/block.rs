@@ -107,7 +107,8 @@ pub(super) mod kinds {
     pub const INTERVAL: u8 = 2;
     /// At or below the token sample's floor.
     pub const TOKEN: u8 = 4;
-    /// A new max of the feature: its interval strata fold.
+    /// A new max of the feature: its interval strata fold (set in a visit's union of kinds,
+    /// from the run's statistics, not per value).
     pub const MAX: u8 = 8;
 }
 
