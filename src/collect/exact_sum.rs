@@ -163,22 +163,19 @@ impl RunMoments {
         self.max.into_iter().fold(f32::NEG_INFINITY, f32::max)
     }
 
-    /// Adds the run to `moments`.
+    /// Adds the run to `moments` (as a merge: [`FeatureMoments::merge`] owns how bounds,
+    /// counts and sums combine).
     pub fn fold_into(self, moments: &mut FeatureMoments) {
-        moments.firing += self.firing;
-        if self.count == 0 {
-            return;
-        }
-        let min = self.min.into_iter().fold(f32::INFINITY, f32::min);
-        if moments.count == 0 {
-            (moments.min, moments.max) = (min, self.max());
-        } else {
-            moments.min = moments.min.min(min);
-            moments.max = moments.max.max(self.max());
-        }
-        moments.count += self.count;
-        self.sum.fold_into(&mut moments.sum);
-        self.squares.fold_into(&mut moments.sum_squares);
+        let mut run = FeatureMoments {
+            count: self.count,
+            firing: self.firing,
+            min: self.min.into_iter().fold(f32::INFINITY, f32::min),
+            max: self.max(),
+            ..FeatureMoments::default()
+        };
+        self.sum.fold_into(&mut run.sum);
+        self.squares.fold_into(&mut run.sum_squares);
+        moments.merge(&run);
     }
 }
 
