@@ -60,14 +60,14 @@ pub(super) struct BinCell {
     pub(super) floor_hi: u32,
 }
 
-/// A feature's low interval stratum as observing a value sees it: the bins below `bin` share it, and
-/// its floor is kept here once rather than in each of their cells (re-caching it in up to 160
-/// cold cells at every admission to the low stratum was 6% of a cold fill).
+/// A feature's low interval stratum as observing a value sees it: the bins below `bin` share it,
+/// and its floor is cached once, in bin 0's cell (bin 0 is in the low stratum whenever any bin
+/// is), rather than in each of their cells (re-caching it in up to 160 cold cells at every
+/// admission to the low stratum was 6% of a cold fill). A value below `bin` reads its floor
+/// from cell 0: the choice is an index, not a branch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct LowFloor {
     pub(super) bin: u16,
-    /// Top 32 bits of the low stratum's floor.
-    pub(super) floor_hi: u32,
 }
 
 /// The settings as the hot paths use them, derived once from the [`CollectorConfig`].
@@ -97,19 +97,6 @@ impl Params {
             dedup: config.dedup_context_windows,
         }
     }
-}
-
-/// Which stores a value may enter, and whether it raised the feature's max: bits of a `u8`.
-pub(super) mod kinds {
-    /// At or above the top store's floor.
-    pub const TOP: u8 = 1;
-    /// At or below its interval stratum's floor.
-    pub const INTERVAL: u8 = 2;
-    /// At or below the token sample's floor.
-    pub const TOKEN: u8 = 4;
-    /// A new max of the feature: its interval strata fold (set in a visit's union of kinds,
-    /// from the run's statistics, not per value).
-    pub const MAX: u8 = 8;
 }
 
 /// Per-batch working memory (not state: a clone starts empty).
@@ -195,10 +182,7 @@ impl FeatureBlock {
         self.top.push(TopSamples::default());
         self.cells
             .extend(std::iter::repeat_n(empty_cell(params), ACTIVATION_BINS));
-        self.low.push(LowFloor {
-            bin: 0,
-            floor_hi: empty_cell(params).floor_hi,
-        });
+        self.low.push(LowFloor { bin: 0 });
         self.intervals.push(IntervalSamples::default());
         self.token_samples.push(TokenSample::default());
         self.special_activations.push(0);
@@ -270,8 +254,10 @@ impl FeatureBlock {
         // Bin 0 is in the low stratum whenever any bin is (`low_bin > 0`).
         self.low[f] = LowFloor {
             bin: low_bin as u16,
-            floor_hi: (intervals.floor_of_bin(&shape, 0) >> 32) as u32,
         };
+        if low_bin > 0 {
+            cells[0].floor_hi = (intervals.floor_of_bin(&shape, 0) >> 32) as u32;
+        }
         let first = bins.start.max(low_bin);
         for (b, cell) in cells.iter_mut().enumerate().take(bins.end).skip(first) {
             cell.floor_hi = (intervals.floor_of_bin(&shape, b) >> 32) as u32;

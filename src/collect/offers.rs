@@ -17,7 +17,7 @@
 //! one sequence, best first, among candidates above a floor that can only be too low.
 
 use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
-use super::block::{kinds, BinCell, FeatureBlock, Params};
+use super::block::{BinCell, FeatureBlock, Params};
 use super::collector::BatchView;
 use super::exact_sum::RunMoments;
 use super::interval_samples::IntervalEntry;
@@ -40,12 +40,12 @@ const PREFETCH_VALUES: usize = 16;
 /// Working memory of the feature pass, reused.
 #[derive(Debug, Default)]
 pub(super) struct VisitScratch {
-    /// Per value of the batch (as grouped): which stores it may enter ([`kinds`])...
-    kinds: Vec<u8>,
+    /// Per value of the batch (as grouped), the candidates of each store ([`Candidates`])...
+    candidates: Candidates<Vec<u32>>,
     /// ...and its sampling priority (valid where it was observed above the threshold).
     priorities: Vec<u64>,
-    /// Per active feature: the union of its values' kinds.
-    all_kinds: Vec<u8>,
+    /// Per active feature: what observing it found.
+    found: Vec<Found>,
     /// Per value of the feature offered, its record once written, valid where its stamp is
     /// this visit's `epoch`: a hit kept by both the top store and its interval stratum (most
     /// hits, while the stores fill) shares one. Stamped rather than cleared per visit
@@ -62,13 +62,63 @@ pub(super) struct VisitScratch {
     log_base: Option<Option<u32>>,
 }
 
+/// The values that may enter each store: indices into their feature's group, in token order.
+/// In the batch-wide buffers, a feature's lists start where its group starts.
+///
+/// Observing writes every value's index to each list and advances a list's length only when
+/// the value may enter that store: branch-free, where testing each value's flags again in
+/// every offer loop mispredicted a branch per value and store (whether a value passes a
+/// floor is a coin toss while the stores fill).
+#[derive(Debug, Default)]
+struct Candidates<T> {
+    top: T,
+    token: T,
+    interval: T,
+}
+
+/// What observing a feature found: its candidates per store, and whether its max rose.
+#[derive(Clone, Copy, Debug, Default)]
+struct Found {
+    top: u32,
+    token: u32,
+    interval: u32,
+    new_max: bool,
+}
+
+impl Found {
+    fn any(&self) -> bool {
+        self.new_max || (self.top | self.token | self.interval) != 0
+    }
+}
+
+impl Candidates<Vec<u32>> {
+    /// Feature lists over the group span `at`: whole, for observing to write...
+    fn spans(&mut self, at: std::ops::Range<usize>) -> Candidates<&mut [u32]> {
+        Candidates {
+            top: &mut self.top[at.clone()],
+            token: &mut self.token[at.clone()],
+            interval: &mut self.interval[at],
+        }
+    }
+
+    /// ...and cut to what it found, for offering.
+    fn found(&self, start: usize, found: Found) -> Candidates<&[u32]> {
+        let end = |len: u32| start + len as usize;
+        Candidates {
+            top: &self.top[start..end(found.top)],
+            token: &self.token[start..end(found.token)],
+            interval: &self.interval[start..end(found.interval)],
+        }
+    }
+}
+
 /// The batch as a feature's offers read it.
 struct Visit<'a, 'b> {
     batch: &'a BatchView<'b>,
     rows: Rows,
     /// The feature's values, in token order, and what observing them found.
     group: &'a [Hit],
-    kinds: &'a [u8],
+    candidates: Candidates<&'a [u32]>,
     priorities: &'a [u64],
 }
 
@@ -100,17 +150,23 @@ impl FeatureBlock {
         );
         let span = |f: u32| starts[f as usize] as usize..starts[f as usize + 1] as usize;
         let rows = Rows::new(batch.tokens.seq_len);
-        let mut kinds = std::mem::take(&mut scratch.kinds);
+        let mut candidates = std::mem::take(&mut scratch.candidates);
         let mut priorities = std::mem::take(&mut scratch.priorities);
-        let mut all_kinds = std::mem::take(&mut scratch.all_kinds);
-        // Observing writes every value's kinds and the priority of every value it offers:
-        // the buffers only grow, never cleared (zeroing them cost more than filling them).
-        if kinds.len() < hits.len() {
-            kinds.resize(hits.len(), 0);
+        let mut found = std::mem::take(&mut scratch.found);
+        // Observing writes the candidate lists and the priority of every value it offers: the
+        // buffers only grow, never cleared (zeroing them cost more than filling them).
+        if priorities.len() < hits.len() {
+            for list in [
+                &mut candidates.top,
+                &mut candidates.token,
+                &mut candidates.interval,
+            ] {
+                list.resize(hits.len(), 0);
+            }
             priorities.resize(hits.len(), 0);
         }
-        all_kinds.clear();
-        all_kinds.resize(active.len(), 0);
+        found.clear();
+        found.resize(active.len(), Found::default());
         scratch.log_base = None;
         // A software pipeline over the features: fetch the state of one, observe another, fetch
         // the stores of a third, offer a fourth.
@@ -120,47 +176,53 @@ impl FeatureBlock {
             }
             if let Some(&f) = active.get(i) {
                 let at = span(f);
-                let found = self.observe_feature(
+                found[i] = self.observe_feature(
                     params,
                     batch,
                     rows,
                     f as usize,
                     &hits[at.clone()],
-                    &mut kinds[at.clone()],
+                    candidates.spans(at.clone()),
                     &mut priorities[at.clone()],
                 );
-                all_kinds[i] = found;
                 self.prefetch_headers(
                     batch.tokens.tokens,
                     f as usize,
-                    found,
+                    found[i].new_max,
                     &hits[at.clone()],
-                    &kinds[at],
+                    candidates.found(at.start, found[i]),
                 );
             }
-            if let Some(&f) = i.checked_sub(PREFETCH_LINES).and_then(|i| active.get(i)) {
-                let at = span(f);
-                self.prefetch_lines(f as usize, &hits[at.clone()], &kinds[at]);
+            if let Some(i) = i.checked_sub(PREFETCH_LINES).filter(|&i| i < active.len()) {
+                let at = span(active[i]);
+                let intervals = candidates.found(at.start, found[i]).interval;
+                self.prefetch_lines(active[i] as usize, &hits[at], intervals);
             }
             let Some(offered) = i.checked_sub(OFFER_LAG) else {
                 continue;
             };
-            if all_kinds[offered] != 0 {
+            if found[offered].any() {
                 let f = active[offered];
                 let at = span(f);
                 let visit = Visit {
                     batch,
                     rows,
                     group: &hits[at.clone()],
-                    kinds: &kinds[at.clone()],
+                    candidates: candidates.found(at.start, found[offered]),
                     priorities: &priorities[at],
                 };
-                self.offer_feature(params, &visit, f as usize, all_kinds[offered], &mut scratch);
+                self.offer_feature(
+                    params,
+                    &visit,
+                    f as usize,
+                    found[offered].new_max,
+                    &mut scratch,
+                );
             }
         }
-        scratch.kinds = kinds;
+        scratch.candidates = candidates;
         scratch.priorities = priorities;
-        scratch.all_kinds = all_kinds;
+        scratch.found = found;
         self.scratch.hits = hits;
         self.scratch.group_start = starts;
         self.scratch.active = active;
@@ -172,6 +234,7 @@ impl FeatureBlock {
         prefetch(state);
         prefetch(&state.positions);
         prefetch(&self.low[f]);
+        prefetch(&self.cells[f * ACTIVATION_BINS]);
         for hit in group.iter().take(PREFETCH_VALUES) {
             prefetch(&self.cells[f * ACTIVATION_BINS + activation_bin(hit.value)]);
         }
@@ -185,47 +248,42 @@ impl FeatureBlock {
         &self,
         tokens: &[u32],
         f: usize,
-        found: u8,
+        new_max: bool,
         group: &[Hit],
-        kinds_of: &[u8],
+        candidates: Candidates<&[u32]>,
     ) {
-        if found & kinds::TOP != 0 {
+        if !candidates.top.is_empty() {
             prefetch_ptr(self.top[f].next_slot());
         }
-        if found & kinds::TOKEN != 0 {
-            prefetch_ptr(self.token_samples[f].first_line());
-            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
-                if kind & kinds::TOKEN != 0 {
-                    // The sample keeps the token's id.
-                    prefetch(&tokens[hit.token() as usize]);
-                }
+        if !candidates.token.is_empty() {
+            prefetch_ptr(self.token_samples[f].next_slot());
+            for &j in candidates.token.iter().take(PREFETCH_VALUES) {
+                // The sample keeps the token's id.
+                prefetch(&tokens[group[j as usize].token() as usize]);
             }
         }
-        if found & kinds::INTERVAL != 0 {
+        if new_max || !candidates.interval.is_empty() {
             let intervals = &self.intervals[f];
             prefetch_ptr(intervals.first_lines()[0]);
-            for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
-                if kind & kinds::INTERVAL != 0 {
-                    prefetch_ptr(intervals.stratum_header(activation_bin(hit.value)));
-                }
+            for &j in candidates.interval.iter().take(PREFETCH_VALUES) {
+                let bin = activation_bin(group[j as usize].value);
+                prefetch_ptr(intervals.stratum_header(bin));
             }
         }
     }
 
     /// What the headers [`prefetch_headers`](Self::prefetch_headers) fetched point to.
-    fn prefetch_lines(&self, f: usize, group: &[Hit], kinds_of: &[u8]) {
+    fn prefetch_lines(&self, f: usize, group: &[Hit], interval_candidates: &[u32]) {
         let intervals = &self.intervals[f];
-        for (hit, &kind) in group.iter().zip(kinds_of).take(PREFETCH_VALUES) {
-            if kind & kinds::INTERVAL != 0 {
-                for line in intervals.stratum_lines(activation_bin(hit.value)) {
-                    prefetch_ptr(line);
-                }
+        for &j in interval_candidates.iter().take(PREFETCH_VALUES) {
+            for line in intervals.stratum_lines(activation_bin(group[j as usize].value)) {
+                prefetch_ptr(line);
             }
         }
     }
 
-    /// Observes local feature `f`'s values (`group`), noting each one's kinds and priority;
-    /// returns the union of the kinds.
+    /// Observes local feature `f`'s values (`group`), listing the candidates of each store
+    /// and noting their priorities; returns what it found.
     ///
     /// Counts, bounds and sums first, in a packed pass over the run; then per value its
     /// histogram and position counts, its priority, and against the floors cached for the
@@ -238,9 +296,9 @@ impl FeatureBlock {
         rows: Rows,
         f: usize,
         group: &[Hit],
-        kinds_of: &mut [u8],
+        lists: Candidates<&mut [u32]>,
         priorities: &mut [u64],
-    ) -> u8 {
+    ) -> Found {
         let state = &mut self.state[f];
         // As an array, so that indexing it by a (clamped) bin needs no bounds check.
         let cells: &mut [BinCell; ACTIVATION_BINS] = (&mut self.cells
@@ -258,15 +316,16 @@ impl FeatureBlock {
         let new_max = run.count > 0 && (moments.count == 0 || run.max() > moments.max);
         run.fold_into(moments);
         let positions = &mut state.positions;
-        let mut all_kinds = kinds::MAX * u8::from(new_max);
         let mut wrapped = false;
-        let outputs = kinds_of.iter_mut().zip(priorities.iter_mut());
-        for (hit, (kind_of, priority_of)) in group.iter().zip(outputs) {
+        let mut found = Found {
+            new_max,
+            ..Found::default()
+        };
+        for (j, (hit, priority_of)) in group.iter().zip(priorities.iter_mut()).enumerate() {
             let value = hit.value;
             // Not observed: on an excluded special token (kept for the context of samples
             // around it), or at or below the threshold.
             if hit.context_only() || value <= threshold {
-                *kind_of = 0;
                 continue;
             }
             let (row, position) = rows.split(hit.token());
@@ -278,23 +337,26 @@ impl FeatureBlock {
             let cell = &mut cells[bin];
             cell.count = cell.count.wrapping_add(1);
             wrapped |= cell.count == 0;
-            let floor_hi = if bin < usize::from(low.bin) {
-                low.floor_hi
-            } else {
-                cell.floor_hi
-            };
-            let kind = (kinds::TOP * u8::from(value >= admit_floor))
-                | (kinds::TOKEN * u8::from(priority_hi <= token_floor_hi))
-                | (kinds::INTERVAL * u8::from(priority_hi <= floor_hi));
-            all_kinds |= kind;
-            *kind_of = kind;
+            // Below the low stratum's first bin, its floor is in cell 0 (see `LowFloor`): an
+            // index, where a select compiled to a branch that values took at random.
+            let floor_cell = bin * usize::from(bin >= usize::from(low.bin));
+            let floor_hi = cells[floor_cell].floor_hi;
+            // Each list takes the index; its length grows if the value is a candidate (a
+            // list is never longer than the values before it, so the slot is in range).
+            let j = j as u32;
+            lists.top[found.top as usize] = j;
+            found.top += u32::from(value >= admit_floor);
+            lists.token[found.token as usize] = j;
+            found.token += u32::from(priority_hi <= token_floor_hi);
+            lists.interval[found.interval as usize] = j;
+            found.interval += u32::from(priority_hi <= floor_hi);
             *priority_of = priority;
         }
         if wrapped {
             // A cell's count passed `u32::MAX` (astronomically rare): carry into the high part.
             self.carry_wrapped_counts(params, f, group);
         }
-        all_kinds
+        found
     }
 
     /// After observing `group`, the cells of feature `f` whose low count wrapped to 0 this
@@ -317,16 +379,16 @@ impl FeatureBlock {
         }
     }
 
-    /// Offers local feature `f`'s candidates (`all_kinds`: the union of their kinds).
+    /// Offers local feature `f`'s candidates (`new_max`: observing raised its max).
     fn offer_feature(
         &mut self,
         params: &Params,
         visit: &Visit<'_, '_>,
         f: usize,
-        all_kinds: u8,
+        new_max: bool,
         scratch: &mut VisitScratch,
     ) {
-        let any = |kind: u8| all_kinds & kind != 0;
+        let candidates = &visit.candidates;
         scratch.epoch += 1;
         if scratch.written.len() < visit.group.len() {
             scratch
@@ -335,30 +397,26 @@ impl FeatureBlock {
         }
         // Bins whose interval floor changed, re-cached once at the end.
         let mut dirty = 0..0;
-        if any(kinds::MAX) {
+        if new_max {
             let max = self.state[f].moments.max;
             dirty = self.intervals[f].set_max(&params.shape, max, &mut self.records);
         }
-        if any(kinds::TOKEN) {
+        if !candidates.token.is_empty() {
             let tokens = visit.batch.tokens.tokens;
-            for (j, hit) in visit.group.iter().enumerate() {
-                if visit.kinds[j] & kinds::TOKEN != 0 {
-                    self.token_samples[f].offer(visit.priorities[j], tokens[hit.token() as usize]);
-                }
+            for &j in candidates.token {
+                let j = j as usize;
+                let token = tokens[visit.group[j].token() as usize];
+                self.token_samples[f].offer(visit.priorities[j], token);
             }
             self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
         }
-        if any(kinds::TOP) {
+        if !candidates.top.is_empty() {
             self.offer_top(params, visit, f, scratch);
             self.state[f].admit_floor = self.top[f].floor();
         }
-        if any(kinds::INTERVAL) {
-            for j in 0..visit.group.len() {
-                if visit.kinds[j] & kinds::INTERVAL != 0 {
-                    let changed = self.offer_interval(params, visit, f, j, scratch);
-                    dirty = union(dirty, changed);
-                }
-            }
+        for &j in candidates.interval {
+            let changed = self.offer_interval(params, visit, f, j as usize, scratch);
+            dirty = union(dirty, changed);
         }
         self.refresh_floors(params, f, dirty);
     }
@@ -376,27 +434,25 @@ impl FeatureBlock {
     ) {
         let mut run = std::mem::take(&mut scratch.run);
         let mut kept = std::mem::take(&mut scratch.kept_positions);
-        let (group, kinds_of) = (visit.group, visit.kinds);
+        let (group, candidates) = (visit.group, visit.candidates.top);
         let seq_len = visit.batch.tokens.seq_len as u32;
-        let is_candidate = |j: usize| kinds_of[j] & kinds::TOP != 0;
-        let next_candidate = |from: usize| (from..group.len()).find(|&j| is_candidate(j));
-        let mut next = next_candidate(0);
-        while let Some(j) = next {
+        let mut k = 0;
+        while let Some(&j) = candidates.get(k) {
+            let j = j as usize;
             let (row, position) = visit.rows.split(group[j].token());
-            next = next_candidate(j + 1);
-            // The group is in token order: the row's other candidates follow.
+            // The candidates are in token order: the row's others follow.
             let row_end = (row + 1).saturating_mul(seq_len);
-            let alone = next.is_none_or(|n| group[n].token() >= row_end);
+            let in_row = |&n: &u32| group[n as usize].token() < row_end;
+            let alone = !candidates.get(k + 1).is_some_and(in_row);
             if alone || !params.dedup {
                 self.offer_top_candidate(params, visit, f, j, row, position, scratch);
+                k += 1;
                 continue;
             }
+            let row_len = candidates[k..].iter().take_while(|&n| in_row(n)).count();
             run.clear();
-            run.push(j as u32);
-            while let Some(n) = next.filter(|&n| group[n].token() < row_end) {
-                run.push(n as u32);
-                next = next_candidate(n + 1);
-            }
+            run.extend_from_slice(&candidates[k..k + row_len]);
+            k += row_len;
             run.sort_unstable_by(|&a, &b| {
                 let (a, b) = (group[a as usize], group[b as usize]);
                 rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
@@ -466,7 +522,12 @@ impl FeatureBlock {
 
 /// Appends the record of value `j` (on `row`, at `position`): previous token, context
 /// window, the feature's activations on it (or shares the one written for it already).
+///
+/// Inlined into its two callers for the common case, a value alone in its window while the
+/// batch's tokens are in the log: its record is then a handle computed from the value's
+/// token and position (see [`Records::push_inline`]); the rest is [`write_record_out`].
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn write_record(
     records: &mut Records,
     params: &Params,
@@ -481,40 +542,56 @@ fn write_record(
         records.share(record);
         return record;
     }
-    let (row, position) = (row as usize, position as usize);
-    let seq_len = visit.batch.tokens.seq_len;
-    let row_tokens = visit.batch.tokens.row(row);
-    let start = position.saturating_sub(params.half);
-    let end = (position + params.half + 1).min(seq_len);
-    let first = (row * seq_len + start) as u32;
-    let last = (row * seq_len + end) as u32;
+    let group = visit.group;
+    let hit = group[j];
+    let token = hit.token();
+    // The window around the value, clipped to its row: `back` tokens before it, `ahead`
+    // from it on.
+    let half = params.half as u32;
+    let back = position.min(half);
+    let ahead = (half + 1).min(visit.batch.tokens.seq_len as u32 - position);
+    let (first, last) = (token - back, token + ahead);
+    let record = match scratch.log_base {
+        // No other value of the feature in the window (the group is in token order, so those
+        // would be its neighbours), the sample's own firing.
+        Some(Some(base))
+            if hit.value > 0.0
+                && (j == 0 || group[j - 1].token() < first)
+                && group.get(j + 1).is_none_or(|next| next.token() >= last) =>
+        {
+            records.push_inline(base + token, back, back + ahead, position > 0, hit.value)
+        }
+        _ => write_record_out(records, visit, j, row, position, first..last, scratch),
+    };
+    scratch.written[j] = (scratch.epoch, record);
+    record
+}
+
+/// [`write_record`] for the rest: the batch's tokens not logged yet (its first record), or
+/// other activations of the feature in the window, or a log that is full.
+#[inline(never)]
+fn write_record_out(
+    records: &mut Records,
+    visit: &Visit<'_, '_>,
+    j: usize,
+    row: u32,
+    position: u32,
+    window: std::ops::Range<u32>,
+    scratch: &mut VisitScratch,
+) -> Record {
     let tokens = visit.batch.tokens.tokens;
     let log_base = *scratch
         .log_base
         .get_or_insert_with(|| records.log_batch(tokens));
-    let context_position = (position - start) as u32;
-    let group = visit.group;
-    let hit = group[j];
-    if let Some(base) = log_base {
-        // The common case, settled without gathering the window's activations: no other
-        // value of the feature in the window (the group is in token order, so those
-        // would be its neighbours), the sample's own firing.
-        let alone = (j == 0 || group[j - 1].token() < first)
-            && group.get(j + 1).is_none_or(|next| next.token() >= last);
-        if alone && hit.value > 0.0 {
-            let record = records.push_inline(
-                base + hit.token(),
-                context_position,
-                (end - start) as u32,
-                position > 0,
-                hit.value,
-            );
-            scratch.written[j] = (scratch.epoch, record);
-            return record;
-        }
-    }
-    context_acts(group, j, first..last, &mut scratch.acts);
-    let record = match log_base {
+    let row_start = row as usize * visit.batch.tokens.seq_len;
+    let (start, end) = (
+        window.start as usize - row_start,
+        window.end as usize - row_start,
+    );
+    let context_position = position - (start as u32);
+    let context_len = (end - start) as u32;
+    context_acts(visit.group, j, window, &mut scratch.acts);
+    match log_base {
         // The context stays in the log until the sample has lasted (most are pushed out
         // again while the stores fill); alone in its window, the sample's activation
         // stays in the record's handle too.
@@ -522,25 +599,26 @@ fn write_record(
             .push_inline(
                 base + visit.group[j].token(),
                 context_position,
-                (end - start) as u32,
+                context_len,
                 position > 0,
                 scratch.acts[0].1,
             ),
         Some(base) => records.push_lazy(
             base + visit.group[j].token(),
             context_position,
-            (end - start) as u32,
+            context_len,
             position > 0,
             scratch.acts.iter().copied(),
         ),
-        None => records.push(
-            position.checked_sub(1).map(|p| row_tokens[p]),
-            &row_tokens[start..end],
-            scratch.acts.iter().copied(),
-        ),
-    };
-    scratch.written[j] = (scratch.epoch, record);
-    record
+        None => {
+            let row_tokens = visit.batch.tokens.row(row as usize);
+            records.push(
+                (position as usize).checked_sub(1).map(|p| row_tokens[p]),
+                &row_tokens[start..end],
+                scratch.acts.iter().copied(),
+            )
+        }
+    }
 }
 
 /// The firing values (> 0) of `group` on tokens `window` — value `j` lies inside it and the

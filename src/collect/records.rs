@@ -274,6 +274,7 @@ impl Records {
     /// A lazy record whose one activation, `value`, is the activating token's (`log[token]`,
     /// at `context_position` of its context): held entirely in the handle, when the position
     /// fits (else an ordinary lazy record).
+    #[inline(always)]
     pub fn push_inline(
         &mut self,
         token: u32,
@@ -311,6 +312,7 @@ impl Records {
 
     /// A second store keeps `record` too. Words are counted per reference, so each store
     /// releases it on its own and a compaction gives each its own copy.
+    #[inline]
     pub fn share(&mut self, record: Record) {
         self.live += record.words();
         self.lazy_extra += record.lazy_extra();
