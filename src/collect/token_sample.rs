@@ -10,17 +10,18 @@
 //!
 //! An entry is one `u64`: the priority's top 32 bits, then the token id. Ranking by that key
 //! (ties between equal keys are indistinguishable) keeps the result a function of the set of
-//! activations. Admitted keys are appended to a buffer half again the sample's size; when it
-//! is full, a selection cuts it back to the lowest [`TOKEN_SAMPLE_SIZE`] and lowers the bar
-//! to the highest of them. A heap kept exactly the lowest at every step but paid a sift of
-//! six unpredictable branches per admission: appending and cutting back in bulk costs about
-//! a third of that, for a bar that lags by at most one buffer.
+//! activations. Admitted keys are appended to a buffer twice the sample's size; when it is
+//! full, a selection cuts it back to the lowest [`TOKEN_SAMPLE_SIZE`] and lowers the bar to
+//! the highest of them. A heap kept exactly the lowest at every step but paid a sift of six
+//! unpredictable branches per admission; appending and cutting back in bulk costs fewer
+//! instructions and far fewer mispredictions, for a bar that lags by at most one buffer (a
+//! buffer of 1.5× the sample measured 0.5% more instructions in a cold fill).
 
 /// Activations sampled per feature.
 pub const TOKEN_SAMPLE_SIZE: usize = 64;
 
 /// Keys a sample holds before it is cut back to [`TOKEN_SAMPLE_SIZE`].
-const BUFFER: usize = TOKEN_SAMPLE_SIZE + TOKEN_SAMPLE_SIZE / 2;
+const BUFFER: usize = 2 * TOKEN_SAMPLE_SIZE;
 
 /// The sampled keys (`priority >> 32`, token) of one feature: the lowest
 /// [`TOKEN_SAMPLE_SIZE`] of `keys` (which may hold up to [`BUFFER`]).
