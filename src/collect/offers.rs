@@ -23,7 +23,7 @@ use super::exact_sum::RunMoments;
 use super::interval_samples::IntervalEntry;
 use super::records::{Record, Records};
 use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
-use super::top_samples::{rank_cmp, rank_key, TopEntry};
+use super::top_samples::{rank_cmp, rank_key, TopEntry, TopSamples};
 
 /// How many features ahead of the one observed its state, cells and store headers are
 /// fetched...
@@ -436,16 +436,18 @@ impl FeatureBlock {
         let mut kept = std::mem::take(&mut scratch.kept_positions);
         let (group, candidates) = (visit.group, visit.candidates.top);
         let seq_len = visit.batch.tokens.seq_len as u32;
+        let (top, records) = (&mut self.top[f], &mut self.records);
         let mut k = 0;
         while let Some(&j) = candidates.get(k) {
             let j = j as usize;
-            let (row, position) = visit.rows.split(group[j].token());
+            let token = group[j].token();
+            let (row, position) = visit.rows.split(token);
             // The candidates are in token order: the row's others follow.
-            let row_end = (row + 1).saturating_mul(seq_len);
+            let row_end = token - position + seq_len;
             let in_row = |&n: &u32| group[n as usize].token() < row_end;
             let alone = !candidates.get(k + 1).is_some_and(in_row);
             if alone || !params.dedup {
-                self.offer_top_candidate(params, visit, f, j, row, position, scratch);
+                offer_top_candidate(top, records, params, visit, j, row, position, scratch);
                 k += 1;
                 continue;
             }
@@ -468,33 +470,11 @@ impl FeatureBlock {
                 }
                 kept.push(position);
                 let j = candidate as usize;
-                self.offer_top_candidate(params, visit, f, j, row, position, scratch);
+                offer_top_candidate(top, records, params, visit, j, row, position, scratch);
             }
         }
         scratch.run = run;
         scratch.kept_positions = kept;
-    }
-
-    /// Offers value `j` (on `row`, at `position`) to the top store.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn offer_top_candidate(
-        &mut self,
-        params: &Params,
-        visit: &Visit<'_, '_>,
-        f: usize,
-        j: usize,
-        row: u32,
-        position: u32,
-        scratch: &mut VisitScratch,
-    ) {
-        let sequence_idx = visit.batch.tokens.first_sequence + u64::from(row);
-        let key = rank_key(visit.group[j].value, sequence_idx, position);
-        if !self.top[f].admits(key) {
-            return;
-        }
-        let record = write_record(&mut self.records, params, visit, j, row, position, scratch);
-        self.top[f].insert(params.capacity, TopEntry { key, record }, &mut self.records);
     }
 
     /// Offers value `j` to its interval stratum; returns the bins whose floor changed.
@@ -518,6 +498,28 @@ impl FeatureBlock {
             write_record(records, params, visit, j, row, position, scratch)
         })
     }
+}
+
+/// Offers value `j` (on `row`, at `position`) to a feature's top store, `top`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn offer_top_candidate(
+    top: &mut TopSamples,
+    records: &mut Records,
+    params: &Params,
+    visit: &Visit<'_, '_>,
+    j: usize,
+    row: u32,
+    position: u32,
+    scratch: &mut VisitScratch,
+) {
+    let sequence_idx = visit.batch.tokens.first_sequence + u64::from(row);
+    let key = rank_key(visit.group[j].value, sequence_idx, position);
+    if !top.admits(key) {
+        return;
+    }
+    let record = write_record(records, params, visit, j, row, position, scratch);
+    top.insert(params.capacity, TopEntry { key, record }, records);
 }
 
 /// Appends the record of value `j` (on `row`, at `position`): previous token, context

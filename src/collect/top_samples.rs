@@ -150,6 +150,7 @@ impl TopSamples {
 
     /// Keeps `entry`, which [`admits`](Self::admits) accepted; the records of the samples it
     /// pushes out go back to `records`.
+    #[inline]
     pub fn insert(&mut self, capacity: usize, entry: TopEntry, records: &mut Records) {
         let limit = buffer_len(capacity);
         if self.entries.len() == self.entries.capacity() {
