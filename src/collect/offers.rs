@@ -20,7 +20,7 @@ use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BI
 use super::block::{BinCell, FeatureBlock, Params};
 use super::collector::BatchView;
 use super::exact_sum::RunMoments;
-use super::interval_samples::IntervalEntry;
+use super::interval_samples::{IntervalEntry, IntervalSamples};
 use super::records::{Record, Records};
 use super::scan::{prefetch, prefetch_ptr, Hit, NonFinite, Rows};
 use super::top_samples::{rank_cmp, rank_key, TopEntry, TopSamples};
@@ -402,20 +402,20 @@ impl FeatureBlock {
             dirty = self.intervals[f].set_max(&params.shape, max, &mut self.records);
         }
         if !candidates.token.is_empty() {
-            let tokens = visit.batch.tokens.tokens;
+            let (tokens, sample) = (visit.batch.tokens.tokens, &mut self.token_samples[f]);
             for &j in candidates.token {
                 let j = j as usize;
-                let token = tokens[visit.group[j].token() as usize];
-                self.token_samples[f].offer(visit.priorities[j], token);
+                sample.offer(visit.priorities[j], tokens[visit.group[j].token() as usize]);
             }
-            self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
+            self.state[f].token_floor_hi = (sample.floor() >> 32) as u32;
         }
         if !candidates.top.is_empty() {
             self.offer_top(params, visit, f, scratch);
             self.state[f].admit_floor = self.top[f].floor();
         }
+        let (intervals, records) = (&mut self.intervals[f], &mut self.records);
         for &j in candidates.interval {
-            let changed = self.offer_interval(params, visit, f, j as usize, scratch);
+            let changed = offer_interval(intervals, records, params, visit, j as usize, scratch);
             dirty = union(dirty, changed);
         }
         self.refresh_floors(params, f, dirty);
@@ -476,28 +476,30 @@ impl FeatureBlock {
         scratch.run = run;
         scratch.kept_positions = kept;
     }
+}
 
-    /// Offers value `j` to its interval stratum; returns the bins whose floor changed.
-    fn offer_interval(
-        &mut self,
-        params: &Params,
-        visit: &Visit<'_, '_>,
-        f: usize,
-        j: usize,
-        scratch: &mut VisitScratch,
-    ) -> std::ops::Range<usize> {
-        let (row, position) = visit.rows.split(visit.group[j].token());
-        let entry = IntervalEntry {
-            priority: visit.priorities[j],
-            sequence_idx: visit.batch.tokens.first_sequence + u64::from(row),
-            activation: visit.group[j].value,
-            position,
-            record: Record::default(),
-        };
-        self.intervals[f].offer(&params.shape, entry, &mut self.records, |records| {
-            write_record(records, params, visit, j, row, position, scratch)
-        })
-    }
+/// Offers value `j` to its stratum of a feature's interval samples, `intervals`; returns the
+/// bins whose floor changed.
+#[inline(always)]
+fn offer_interval(
+    intervals: &mut IntervalSamples,
+    records: &mut Records,
+    params: &Params,
+    visit: &Visit<'_, '_>,
+    j: usize,
+    scratch: &mut VisitScratch,
+) -> std::ops::Range<usize> {
+    let (row, position) = visit.rows.split(visit.group[j].token());
+    let entry = IntervalEntry {
+        priority: visit.priorities[j],
+        sequence_idx: visit.batch.tokens.first_sequence + u64::from(row),
+        activation: visit.group[j].value,
+        position,
+        record: Record::default(),
+    };
+    intervals.offer(&params.shape, entry, records, |records| {
+        write_record(records, params, visit, j, row, position, scratch)
+    })
 }
 
 /// Offers value `j` (on `row`, at `position`) to a feature's top store, `top`.
