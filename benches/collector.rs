@@ -17,7 +17,8 @@
 //! mean 80, values above a threshold) and the same in dense `[tokens, d_sae]` form.
 //!
 //! Run with `cargo bench --bench collector` (or `just bench`); results go in docs/benchmarks.md.
-//! `COLLECTOR_BENCH=table` runs the first table only, `COLLECTOR_BENCH=fill-k32|fill-l80|
+//! `COLLECTOR_BENCH=table` runs the first table only, `COLLECTOR_BENCH=dense-warm` its warm
+//! dense ingest only (see `dense_warm_only`), `COLLECTOR_BENCH=fill-k32|fill-l80|
 //! fill-l80-dense` one cold fill only, and
 //! `COLLECTOR_BENCH_TOKENS=N` sets its length (for callgrind: a short fill counts the same
 //! instructions per hit), `COLLECTOR_BENCH_GATHER=0` feeds each 4096-token batch alone instead
@@ -81,11 +82,11 @@ fn time_ingest(
     median(times)
 }
 
-/// A collector that has seen `WARMUP_BATCHES` distinct TopK-64 batches.
-fn warm_collector(rng: &mut SplitMix64, tokens: &[u32]) -> Collector {
+/// A collector that has seen `batches` distinct TopK-64 batches.
+fn warm_collector(rng: &mut SplitMix64, tokens: &[u32], batches: usize) -> Collector {
     let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let offsets = fixed_k_offsets(TOKENS, 64);
-    for round in 0..WARMUP_BATCHES {
+    for round in 0..batches {
         let batch = TokenBatch::new(
             tokens,
             TOKENS / SEQ_LEN,
@@ -309,6 +310,48 @@ fn cold_fill_table(token_ids: &[u32], only: Option<&str>, tokens: usize) {
     }
 }
 
+/// The warm dense ingest alone, repeated (`COLLECTOR_BENCH=dense-warm`, for a profiler: the
+/// warm-up is most of the run otherwise). `COLLECTOR_BENCH_WARMUP=N` shortens the warm-up to
+/// N batches and `COLLECTOR_BENCH_REPEATS=N` sets the ingests (under valgrind: the scan and
+/// extraction count the same instructions whatever the stores hold).
+fn dense_warm_only(rng: &mut SplitMix64, tokens: &[u32]) {
+    let var = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |n| n.parse().expect("a number"))
+    };
+    let (warmup, repeats) = (
+        var("COLLECTOR_BENCH_WARMUP", WARMUP_BATCHES),
+        var("COLLECTOR_BENCH_REPEATS", 40).max(1),
+    );
+    let warm = warm_collector(rng, tokens, warmup);
+    let first_sequence = (warmup * TOKENS / SEQ_LEN) as u64;
+    let batch = TokenBatch::new(tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
+    let dense = dense_batch(rng);
+    let activations = FeatureActivations::Dense {
+        values: &dense,
+        d_sae: D_SAE,
+    };
+    let started = Instant::now();
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let mut copy = warm.clone();
+        let start = Instant::now();
+        copy.ingest(&batch, &activations).unwrap();
+        times.push(start.elapsed());
+    }
+    let read = time(|| {
+        black_box(sequential_read(black_box(&dense)));
+    });
+    times.sort();
+    println!(
+        "dense ingest after {warmup} batches, {repeats} times into a copy ({:.1} s): best {:.1} ms, \
+         median {:.1} ms; sequential read {:.1} ms",
+        started.elapsed().as_secs_f64(),
+        times[0].as_secs_f64() * 1e3,
+        times[repeats / 2].as_secs_f64() * 1e3,
+        read.as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     let mut rng = SplitMix64(49);
     let only = std::env::var("COLLECTOR_BENCH").ok();
@@ -320,12 +363,16 @@ fn main() {
     let tokens: Vec<u32> = (0..TOKENS)
         .map(|_| (rng.next_u64() % 50_000) as u32 + 3)
         .collect();
+    if only.as_deref() == Some("dense-warm") {
+        dense_warm_only(&mut rng, &tokens);
+        return;
+    }
     if let Some(only) = only.as_deref().filter(|&only| only != "table") {
         cold_fill_table(&tokens, Some(only), fill_tokens);
         return;
     }
     let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
-    let warm = warm_collector(&mut rng, &tokens);
+    let warm = warm_collector(&mut rng, &tokens, WARMUP_BATCHES);
     // Sequences after the warm-up's, as in a continuing run.
     let first_sequence = (WARMUP_BATCHES * TOKENS / SEQ_LEN) as u64;
     let batch = TokenBatch::new(&tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();

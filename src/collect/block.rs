@@ -106,6 +106,9 @@ pub(super) struct Scratch {
     /// `csr_entries[csr_offsets[t]..csr_offsets[t + 1]]`, as `(local feature, value)`.
     pub(super) csr_offsets: Vec<u32>,
     pub(super) csr_entries: Vec<(u32, f32)>,
+    /// One dense token's extracted values before they join `csr_entries`: sized for every
+    /// value of a token, so the extraction writes ahead without checking for room.
+    pub(super) dense_found: Vec<(u32, f32)>,
     /// The same values grouped by feature, token order within a feature: feature `f`'s are
     /// `hits[group_start[f]..group_start[f + 1]]`.
     pub(super) hits: Vec<Hit>,
