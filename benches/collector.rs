@@ -7,9 +7,10 @@
 //! SAE's output: ~64 non-zero latents per token, the rest exactly zero.
 //!
 //! Two states are measured. "cold": a fresh collector, every hit is admitted to a store that
-//! is still filling (the first few batches of a run). "warm": after `WARMUP_TOKENS` distinct
-//! tokens, the stores are full and only hits above each feature's floor are kept — the state
-//! a collection spends nearly all its time in.
+//! is still filling (the first few batches of a run). "warm": after `WARMUP_BATCHES` distinct
+//! batches, the stores are full and only hits above each feature's floor are kept — the state
+//! a collection spends nearly all its time in; each timed warm batch follows one untimed batch
+//! of other values, so that, as in a collection, the last batch's working memory is at hand.
 //!
 //! A second table measures a whole **cold fill**: a fresh collector ingesting a 1M-token
 //! collection batch by batch (`FILL_TOKENS`), input generated fresh per batch and not timed,
@@ -66,14 +67,22 @@ fn time<F: FnMut()>(mut f: F) -> Duration {
 }
 
 /// Median time of ingesting `activations` into a fresh copy of `collector` (copy not timed).
+/// With `previous`, each copy first ingests that batch (not timed): a collection's steady
+/// state, where the working memory of the last batch is at hand — a fresh copy starts
+/// without it, and its first batch pays for mapping ~10 MB of buffers (page faults and the
+/// kernel's zeroing: a tenth of a warm dense batch's time).
 fn time_ingest(
     collector: &Collector,
+    previous: Option<(&TokenBatch<'_>, &FeatureActivations<'_>)>,
     batch: &TokenBatch<'_>,
     activations: &FeatureActivations<'_>,
 ) -> Duration {
     let times = (0..REPEATS)
         .map(|_| {
             let mut copy = collector.clone();
+            if let Some((batch, activations)) = previous {
+                copy.ingest(batch, activations).unwrap();
+            }
             let start = Instant::now();
             copy.ingest(batch, activations).unwrap();
             start.elapsed()
@@ -311,9 +320,10 @@ fn cold_fill_table(token_ids: &[u32], only: Option<&str>, tokens: usize) {
 }
 
 /// The warm dense ingest alone, repeated (`COLLECTOR_BENCH=dense-warm`, for a profiler: the
-/// warm-up is most of the run otherwise). `COLLECTOR_BENCH_WARMUP=N` shortens the warm-up to
-/// N batches and `COLLECTOR_BENCH_REPEATS=N` sets the ingests (under valgrind: the scan and
-/// extraction count the same instructions whatever the stores hold).
+/// warm-up is most of the run otherwise), each into a copy that has just ingested a batch of
+/// its own, as in the table. `COLLECTOR_BENCH_WARMUP=N` shortens the warm-up to N batches and
+/// `COLLECTOR_BENCH_REPEATS=N` sets the ingests (under valgrind: the scan and extraction count
+/// the same instructions whatever the stores hold).
 fn dense_warm_only(rng: &mut SplitMix64, tokens: &[u32]) {
     let var = |name: &str, default: usize| {
         std::env::var(name).map_or(default, |n| n.parse().expect("a number"))
@@ -323,32 +333,51 @@ fn dense_warm_only(rng: &mut SplitMix64, tokens: &[u32]) {
         var("COLLECTOR_BENCH_REPEATS", 40).max(1),
     );
     let warm = warm_collector(rng, tokens, warmup);
-    let first_sequence = (warmup * TOKENS / SEQ_LEN) as u64;
-    let batch = TokenBatch::new(tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
-    let dense = dense_batch(rng);
+    let rows = TOKENS / SEQ_LEN;
+    let first_sequence = (warmup * rows) as u64;
+    let previous_batch = TokenBatch::new(tokens, rows, SEQ_LEN, first_sequence).unwrap();
+    let batch = TokenBatch::new(tokens, rows, SEQ_LEN, first_sequence + rows as u64).unwrap();
+    let (dense, previous) = (dense_batch(rng), dense_batch(rng));
     let activations = FeatureActivations::Dense {
         values: &dense,
         d_sae: D_SAE,
     };
+    let previous = FeatureActivations::Dense {
+        values: &previous,
+        d_sae: D_SAE,
+    };
+    // The read bound moves with the host's memory bandwidth (it has measured 8.6 to 19 ms
+    // here): each ingest is paired with a read timed just before it, and the verdict is the
+    // median of the pairs' ratios.
     let started = Instant::now();
-    let mut times = Vec::new();
+    let (mut times, mut reads, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeats {
         let mut copy = warm.clone();
+        copy.ingest(&previous_batch, &previous).unwrap();
+        let start = Instant::now();
+        black_box(sequential_read(black_box(&dense)));
+        let read = start.elapsed();
         let start = Instant::now();
         copy.ingest(&batch, &activations).unwrap();
-        times.push(start.elapsed());
+        let ingest = start.elapsed();
+        ratios.push(read.as_secs_f64() / ingest.as_secs_f64());
+        times.push(ingest);
+        reads.push(read);
     }
-    let read = time(|| {
-        black_box(sequential_read(black_box(&dense)));
-    });
-    times.sort();
+    let ms = |t: Duration| t.as_secs_f64() * 1e3;
+    ratios.sort_by(f64::total_cmp);
     println!(
         "dense ingest after {warmup} batches, {repeats} times into a copy ({:.1} s): best {:.1} ms, \
-         median {:.1} ms; sequential read {:.1} ms",
+         median {:.1} ms; sequential read best {:.1} ms, median {:.1} ms; read / ingest, median \
+         of pairs {:.0}% (quartiles {:.0}%, {:.0}%)",
         started.elapsed().as_secs_f64(),
-        times[0].as_secs_f64() * 1e3,
-        times[repeats / 2].as_secs_f64() * 1e3,
-        read.as_secs_f64() * 1e3
+        ms(*times.iter().min().unwrap()),
+        ms(median(times)),
+        ms(*reads.iter().min().unwrap()),
+        ms(median(reads)),
+        100.0 * ratios[repeats / 2],
+        100.0 * ratios[repeats / 4],
+        100.0 * ratios[3 * repeats / 4],
     );
 }
 
@@ -373,10 +402,25 @@ fn main() {
     }
     let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let warm = warm_collector(&mut rng, &tokens, WARMUP_BATCHES);
-    // Sequences after the warm-up's, as in a continuing run.
+    // Sequences after the warm-up's, as in a continuing run: a warm copy first ingests a batch
+    // of its own (`previous`, other values), then the one timed.
     let first_sequence = (WARMUP_BATCHES * TOKENS / SEQ_LEN) as u64;
-    let batch = TokenBatch::new(&tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
+    let previous_batch =
+        TokenBatch::new(&tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
+    let batch = TokenBatch::new(
+        &tokens,
+        TOKENS / SEQ_LEN,
+        SEQ_LEN,
+        first_sequence + (TOKENS / SEQ_LEN) as u64,
+    )
+    .unwrap();
     let dense = dense_batch(&mut rng);
+    let dense_previous = dense_batch(&mut rng);
+    let dense_previous = FeatureActivations::Dense {
+        values: &dense_previous,
+        d_sae: D_SAE,
+    };
+    let settled_dense = Some((&previous_batch, &dense_previous));
     let bytes = dense.len() * 4;
     let read = time(|| {
         black_box(sequential_read(black_box(&dense)));
@@ -424,26 +468,27 @@ fn main() {
     row(
         "dense f32, all zero",
         "ingest (scan only)",
-        time_ingest(&warm, &batch, &silent),
+        time_ingest(&warm, settled_dense, &batch, &silent),
         bytes,
         0,
     );
     row(
         "dense f32, L0≈64",
         "ingest, cold",
-        time_ingest(&cold, &batch, &activations),
+        time_ingest(&cold, None, &batch, &activations),
         bytes,
         dense_nnz,
     );
     row(
         "dense f32, L0≈64",
         "ingest, warm",
-        time_ingest(&warm, &batch, &activations),
+        time_ingest(&warm, settled_dense, &batch, &activations),
         bytes,
         dense_nnz,
     );
     for k in [32, 64, 128] {
         let (indices, values) = sparse_batch(&mut rng, k);
+        let (previous_indices, previous_values) = sparse_batch(&mut rng, k);
         let offsets = fixed_k_offsets(TOKENS, k);
         let sparse = FeatureActivations::Sparse {
             offsets: &offsets,
@@ -451,19 +496,25 @@ fn main() {
             values: &values,
             d_sae: D_SAE,
         };
+        let previous = FeatureActivations::Sparse {
+            offsets: &offsets,
+            indices: &previous_indices,
+            values: &previous_values,
+            d_sae: D_SAE,
+        };
         let input = format!("sparse TopK k={k}");
         let sparse_bytes = values.len() * 8;
         row(
             &input,
             "ingest, cold",
-            time_ingest(&cold, &batch, &sparse),
+            time_ingest(&cold, None, &batch, &sparse),
             sparse_bytes,
             values.len(),
         );
         row(
             &input,
             "ingest, warm",
-            time_ingest(&warm, &batch, &sparse),
+            time_ingest(&warm, Some((&previous_batch, &previous)), &batch, &sparse),
             sparse_bytes,
             values.len(),
         );
