@@ -315,13 +315,23 @@ impl FeatureBlock {
         // A new max folds the interval strata.
         let new_max = run.count > 0 && (moments.count == 0 || run.max() > moments.max);
         run.fold_into(moments);
+        // A cell's count can have wrapped only once the feature has seen 2^32 values.
+        let may_wrap = moments.count >= u64::from(u32::MAX);
         let positions = &mut state.positions;
-        let mut wrapped = false;
         let mut found = Found {
             new_max,
             ..Found::default()
         };
-        for (j, (hit, priority_of)) in group.iter().zip(priorities.iter_mut()).enumerate() {
+        // Every list is as long as the group, so that an index clamped to the value's own
+        // (which a list's length never passes) needs no bounds check.
+        let n = group.len();
+        let (tops, tokens, intervals) = (
+            &mut lists.top[..n],
+            &mut lists.token[..n],
+            &mut lists.interval[..n],
+        );
+        let priorities = &mut priorities[..n];
+        for (j, hit) in group.iter().enumerate() {
             let value = hit.value;
             // Not observed: on an excluded special token (kept for the context of samples
             // around it), or at or below the threshold.
@@ -336,24 +346,24 @@ impl FeatureBlock {
             let bin = activation_bin(value);
             let cell = &mut cells[bin];
             cell.count = cell.count.wrapping_add(1);
-            wrapped |= cell.count == 0;
             // Below the low stratum's first bin, its floor is in cell 0 (see `LowFloor`): an
             // index, where a select compiled to a branch that values took at random.
             let floor_cell = bin * usize::from(bin >= usize::from(low.bin));
             let floor_hi = cells[floor_cell].floor_hi;
             // Each list takes the index; its length grows if the value is a candidate (a
-            // list is never longer than the values before it, so the slot is in range).
-            let j = j as u32;
-            lists.top[found.top as usize] = j;
+            // list is never longer than the values before it: the clamp changes nothing).
+            let slot = |len: u32| (len as usize).min(j);
+            tops[slot(found.top)] = j as u32;
             found.top += u32::from(value >= admit_floor);
-            lists.token[found.token as usize] = j;
+            tokens[slot(found.token)] = j as u32;
             found.token += u32::from(priority_hi <= token_floor_hi);
-            lists.interval[found.interval as usize] = j;
+            intervals[slot(found.interval)] = j as u32;
             found.interval += u32::from(priority_hi <= floor_hi);
-            *priority_of = priority;
+            priorities[j] = priority;
         }
-        if wrapped {
-            // A cell's count passed `u32::MAX` (astronomically rare): carry into the high part.
+        if may_wrap {
+            // A cell's count may have passed `u32::MAX` (astronomically rare): carry into the
+            // high part.
             self.carry_wrapped_counts(params, f, group);
         }
         found

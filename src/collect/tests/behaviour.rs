@@ -574,3 +574,25 @@ fn lazy_records_made_whole_read_and_collect_the_same() {
     assert_eq!(whole.state_bytes().unwrap(), lazy.state_bytes().unwrap());
     assert!(lazy.top_samples(3).len() > 1);
 }
+
+/// A histogram cell's low count wraps at 2^32 and carries into its high part, checked only
+/// once the feature has seen that many values (its count is then at least any cell's).
+#[test]
+fn a_cell_count_carries_past_two_to_the_thirty_two() {
+    use crate::collect::bins::{activation_bin, ACTIVATION_BINS};
+    let (d_sae, f) = (4, 2);
+    let mut c = collector(CollectorConfig::default(), d_sae);
+    let bin = activation_bin(1.0);
+    let (other, index) = (activation_bin(2.0), f * ACTIVATION_BINS + bin);
+    // The state of a feature that has seen 2^32 - 1 values of 1.0 and one of 2.0.
+    let block = &mut c.blocks[0];
+    block.set_bin_count(index, u64::from(u32::MAX) - 1);
+    block.set_bin_count(f * ACTIVATION_BINS + other, 1);
+    block.state[f].moments.count = u64::from(u32::MAX);
+    let values = dense(1, 4, d_sae, &[(0, 1, f, 1.0), (0, 3, f, 1.0)]);
+    ingest_dense(&mut c, &[5, 6, 7, 8], 4, &values, 0);
+    let histogram = c.blocks[0].histogram(f);
+    assert_eq!(histogram[bin], 1 << 32);
+    assert_eq!(histogram[other], 1);
+    assert_eq!(c.blocks[0].state[f].moments.count, (1 << 32) + 1);
+}
