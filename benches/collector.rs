@@ -319,6 +319,15 @@ fn cold_fill_table(token_ids: &[u32], only: Option<&str>, tokens: usize) {
     }
 }
 
+/// The two batches that follow `warmup` batches, as in a continuing run: the one a warm copy
+/// ingests untimed, then the one timed (the same tokens, the sequences after the warm-up's).
+fn batches_after(tokens: &[u32], warmup: usize) -> (TokenBatch<'_>, TokenBatch<'_>) {
+    let rows = TOKENS / SEQ_LEN;
+    let first_sequence = (warmup * rows) as u64;
+    let batch = |first| TokenBatch::new(tokens, rows, SEQ_LEN, first).unwrap();
+    (batch(first_sequence), batch(first_sequence + rows as u64))
+}
+
 /// The warm dense ingest alone, repeated (`COLLECTOR_BENCH=dense-warm`, for a profiler: the
 /// warm-up is most of the run otherwise), each into a copy that has just ingested a batch of
 /// its own, as in the table. `COLLECTOR_BENCH_WARMUP=N` shortens the warm-up to N batches and
@@ -333,10 +342,7 @@ fn dense_warm_only(rng: &mut SplitMix64, tokens: &[u32]) {
         var("COLLECTOR_BENCH_REPEATS", 40).max(1),
     );
     let warm = warm_collector(rng, tokens, warmup);
-    let rows = TOKENS / SEQ_LEN;
-    let first_sequence = (warmup * rows) as u64;
-    let previous_batch = TokenBatch::new(tokens, rows, SEQ_LEN, first_sequence).unwrap();
-    let batch = TokenBatch::new(tokens, rows, SEQ_LEN, first_sequence + rows as u64).unwrap();
+    let (previous_batch, batch) = batches_after(tokens, warmup);
     let (dense, previous) = (dense_batch(rng), dense_batch(rng));
     let activations = FeatureActivations::Dense {
         values: &dense,
@@ -402,18 +408,9 @@ fn main() {
     }
     let cold = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
     let warm = warm_collector(&mut rng, &tokens, WARMUP_BATCHES);
-    // Sequences after the warm-up's, as in a continuing run: a warm copy first ingests a batch
-    // of its own (`previous`, other values), then the one timed.
-    let first_sequence = (WARMUP_BATCHES * TOKENS / SEQ_LEN) as u64;
-    let previous_batch =
-        TokenBatch::new(&tokens, TOKENS / SEQ_LEN, SEQ_LEN, first_sequence).unwrap();
-    let batch = TokenBatch::new(
-        &tokens,
-        TOKENS / SEQ_LEN,
-        SEQ_LEN,
-        first_sequence + (TOKENS / SEQ_LEN) as u64,
-    )
-    .unwrap();
+    // A warm copy first ingests a batch of its own (`previous`, other values), then the one
+    // timed.
+    let (previous_batch, batch) = batches_after(&tokens, WARMUP_BATCHES);
     let dense = dense_batch(&mut rng);
     let dense_previous = dense_batch(&mut rng);
     let dense_previous = FeatureActivations::Dense {
