@@ -32,7 +32,8 @@ use saectl::collect::{fixed_k_offsets, Collector, FeatureActivations, TokenBatch
 use saectl::samples::CollectorConfig;
 use saectl::util::rng::SplitMix64;
 
-/// The allocator the `saectl` binary uses (src/main.rs), so stores allocate as they do there.
+/// The allocator the `saectl` binary uses, set as it sets it (src/main.rs), so stores allocate
+/// as they do there.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -388,6 +389,7 @@ fn dense_warm_only(rng: &mut SplitMix64, tokens: &[u32]) {
 }
 
 fn main() {
+    saectl::util::alloc::keep_freed_memory();
     let mut rng = SplitMix64(49);
     let only = std::env::var("COLLECTOR_BENCH").ok();
     let fill_tokens = std::env::var("COLLECTOR_BENCH_TOKENS")
