@@ -1,14 +1,15 @@
 //! The allocator's settings: memory the process frees stays with it.
 //!
 //! mimalloc (the binary's global allocator, see Cargo.toml) hands memory that stayed free for
-//! a second back to the OS by default, and the kernel zeroes it again when it is next touched. A
-//! collection frees and reallocates buffers all the time (each batch's activations, the stores
-//! as they grow), so in a cold fill the kernel zeroing pages came to a fifth of the collector's
-//! time: the 1M-token L0≈80 fill took 2.8 s with freed memory kept against 3.5 s without
-//! (docs/benchmarks.md). The resident memory then stays at its peak, which a batch job
-//! reaches anyway. `MIMALLOC_PURGE_DELAY` in the environment still decides where it is set.
+//! a second back to the OS by default (`madvise`), and the kernel zeroes it again when it is
+//! next touched. A collection frees and reallocates buffers all the time (each batch's
+//! activations, the stores as they grow): a 1M-token cold fill made ~270 such calls, and runs
+//! whose timing crossed them paid 0.4–0.9 s of system time (docs/benchmarks.md). The resident
+//! memory now stays at its peak, which a batch job reaches anyway (`train`'s peak: +3%,
+//! docs/train.md). `MIMALLOC_PURGE_DELAY` in the environment still decides where it is set.
 
-/// `mi_option_purge_delay` in mimalloc's option enum (the same in its v2 and v3).
+/// `mi_option_purge_delay` in mimalloc's option enum (the same in its v2 and v3; `strace`
+/// shows the fill's `madvise` calls go from ~270 to 1 with it set).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory with the process: call once, first thing in `main`.
