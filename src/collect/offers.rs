@@ -36,13 +36,21 @@ const PREFETCH_LINES: usize = 2;
 /// Values of a feature whose lines (histogram cell, stratum, token) are fetched ahead: the
 /// first ones, which is all of them for most features of most batches.
 const PREFETCH_VALUES: usize = 16;
+/// Features observed and not yet offered: the slots of the candidate and priority rings.
+const IN_FLIGHT: usize = OFFER_LAG + 1;
+// A feature's lines are fetched while its slot still holds its candidates.
+const _: () = assert!(PREFETCH_LINES < IN_FLIGHT);
 
 /// Working memory of the feature pass, reused.
 #[derive(Debug, Default)]
 pub(super) struct VisitScratch {
-    /// Per value of the batch (as grouped), the candidates of each store ([`Candidates`])...
+    /// Per value of a feature in flight, the candidates of each store ([`Candidates`])...
     candidates: Candidates<Vec<u32>>,
-    /// ...and its sampling priority (valid where it was observed above the threshold).
+    /// ...and its sampling priority (valid where it was observed above the threshold). Both
+    /// are rings of [`IN_FLIGHT`] slots, one per feature between its observation and its
+    /// offers, each as long as the batch's longest group: a few kB that stay in the cache,
+    /// where batch-wide buffers (20 bytes per value, 40 MB for a gathered 16k-feature batch)
+    /// were written and read back through memory, and first touched by the kernel.
     priorities: Vec<u64>,
     /// Per active feature: what observing it found.
     found: Vec<Found>,
@@ -63,7 +71,7 @@ pub(super) struct VisitScratch {
 }
 
 /// The values that may enter each store: indices into their feature's group, in token order.
-/// In the batch-wide buffers, a feature's lists start where its group starts.
+/// In the rings, a feature's lists start at its slot.
 ///
 /// Observing writes every value's index to each list and advances a list's length only when
 /// the value may enter that store: branch-free, where testing each value's flags again in
@@ -154,17 +162,23 @@ impl FeatureBlock {
         let mut priorities = std::mem::take(&mut scratch.priorities);
         let mut found = std::mem::take(&mut scratch.found);
         // Observing writes the candidate lists and the priority of every value it offers: the
-        // buffers only grow, never cleared (zeroing them cost more than filling them).
-        if priorities.len() < hits.len() {
+        // rings only grow, never cleared (zeroing them cost more than filling them).
+        let stride = active.iter().map(|&f| span(f).len()).max().unwrap_or(0);
+        if priorities.len() < IN_FLIGHT * stride {
             for list in [
                 &mut candidates.top,
                 &mut candidates.token,
                 &mut candidates.interval,
             ] {
-                list.resize(hits.len(), 0);
+                list.resize(IN_FLIGHT * stride, 0);
             }
-            priorities.resize(hits.len(), 0);
+            priorities.resize(IN_FLIGHT * stride, 0);
         }
+        // The slot of the `i`th active feature, for `len` values.
+        let slot = |i: usize, len: usize| {
+            let start = i % IN_FLIGHT * stride;
+            start..start + len
+        };
         found.clear();
         found.resize(active.len(), Found::default());
         scratch.log_base = None;
@@ -176,26 +190,28 @@ impl FeatureBlock {
             }
             if let Some(&f) = active.get(i) {
                 let at = span(f);
+                let ring = slot(i, at.len());
                 found[i] = self.observe_feature(
                     params,
                     batch,
                     rows,
                     f as usize,
                     &hits[at.clone()],
-                    candidates.spans(at.clone()),
-                    &mut priorities[at.clone()],
+                    candidates.spans(ring.clone()),
+                    &mut priorities[ring.clone()],
                 );
                 self.prefetch_headers(
                     batch.tokens.tokens,
                     f as usize,
                     found[i].new_max,
-                    &hits[at.clone()],
-                    candidates.found(at.start, found[i]),
+                    &hits[at],
+                    candidates.found(ring.start, found[i]),
                 );
             }
             if let Some(i) = i.checked_sub(PREFETCH_LINES).filter(|&i| i < active.len()) {
                 let at = span(active[i]);
-                let intervals = candidates.found(at.start, found[i]).interval;
+                let ring = slot(i, at.len());
+                let intervals = candidates.found(ring.start, found[i]).interval;
                 self.prefetch_lines(active[i] as usize, &hits[at], intervals);
             }
             let Some(offered) = i.checked_sub(OFFER_LAG) else {
@@ -204,12 +220,13 @@ impl FeatureBlock {
             if found[offered].any() {
                 let f = active[offered];
                 let at = span(f);
+                let ring = slot(offered, at.len());
                 let visit = Visit {
                     batch,
                     rows,
-                    group: &hits[at.clone()],
-                    candidates: candidates.found(at.start, found[offered]),
-                    priorities: &priorities[at],
+                    group: &hits[at],
+                    candidates: candidates.found(ring.start, found[offered]),
+                    priorities: &priorities[ring],
                 };
                 self.offer_feature(
                     params,
