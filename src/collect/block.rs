@@ -267,8 +267,12 @@ impl FeatureBlock {
         }
     }
 
-    /// Re-caches every floor of local feature `f` from its stores.
+    /// Re-caches every floor of local feature `f` from its stores, once a restore or a merge
+    /// has filled them (and settles what the top store's histogram floor may count on).
     pub(super) fn refresh_all_floors(&mut self, params: &Params, f: usize) {
+        let counts: [u64; ACTIVATION_BINS] =
+            std::array::from_fn(|b| self.bin_count(f * ACTIVATION_BINS + b));
+        self.top[f].settle_unproven(|b| counts[b]);
         self.state[f].admit_floor = self.top[f].floor();
         self.state[f].token_floor_hi = (self.token_samples[f].floor() >> 32) as u32;
         self.refresh_floors(params, f, 0..ACTIVATION_BINS);

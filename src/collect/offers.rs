@@ -16,7 +16,7 @@
 //! of the set of samples offered to it (top-k, bottom-k), and deduplication is decided within
 //! one sequence, best first, among candidates above a floor that can only be too low.
 
-use super::bins::{activation_bin, position_bin, priority, row_key, ACTIVATION_BINS};
+use super::bins::{activation_bin, bin_lower, position_bin, priority, row_key, ACTIVATION_BINS};
 use super::block::{BinCell, FeatureBlock, Params};
 use super::collector::BatchView;
 use super::exact_sum::RunMoments;
@@ -271,6 +271,17 @@ impl FeatureBlock {
     ) {
         if !candidates.top.is_empty() {
             prefetch_ptr(self.top[f].next_slot());
+            // The histogram cells the top store's floor counts, from the max's bin down
+            // (rarely far: the floor rises fast); cold, the max's lines being rarely hit.
+            let moments = &self.state[f].moments;
+            let top_bin = activation_bin(moments.max);
+            let floor_bin =
+                activation_bin(self.state[f].admit_floor).max(top_bin.saturating_sub(24));
+            let cells = &self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
+            for b in (floor_bin..=top_bin).rev().step_by(8) {
+                prefetch(&cells[b]);
+            }
+            prefetch(&cells[floor_bin]);
         }
         if !candidates.token.is_empty() {
             prefetch_ptr(self.token_samples[f].next_slot());
@@ -437,8 +448,8 @@ impl FeatureBlock {
             self.state[f].token_floor_hi = (sample.floor() >> 32) as u32;
         }
         if !candidates.top.is_empty() {
-            self.offer_top(params, visit, f, scratch);
-            self.state[f].admit_floor = self.top[f].floor();
+            let histogram_floor = self.offer_top(params, visit, f, scratch);
+            self.state[f].admit_floor = self.top[f].floor().max(histogram_floor);
         }
         let (intervals, records) = (&mut self.intervals[f], &mut self.records);
         for &j in candidates.interval {
@@ -448,61 +459,133 @@ impl FeatureBlock {
         self.refresh_floors(params, f, dirty);
     }
 
-    /// The top candidates of feature `f`, deduplicated per sequence: a row holding several is
-    /// taken best first and a candidate dropped when a kept one lies within the half-width
-    /// (its token would show in the other's context). Most rows hold one (a feature fires a
-    /// few times per row at most), offered as it comes.
+    /// The top candidates of feature `f` at or above the floor its histogram gives (see
+    /// [`TopSamples::unproven`]), deduplicated per sequence ([`offer_top_band`]); returns
+    /// that floor.
+    ///
+    /// The histogram counts this batch's values before they are offered, so the floor turns
+    /// away most of a cold fill's candidates, which the store's own floor would take and let
+    /// go again. Values deduplication drops are not samples: the floor is first taken as if
+    /// none were, and when some are, lowered for them and the band below offered in another
+    /// pass — the store keeps a function of the set of samples offered, not of their order.
+    /// (Listing the candidates left below, rather than passing over all again, cost more.)
     fn offer_top(
         &mut self,
         params: &Params,
         visit: &Visit<'_, '_>,
         f: usize,
         scratch: &mut VisitScratch,
-    ) {
-        let mut run = std::mem::take(&mut scratch.run);
-        let mut kept = std::mem::take(&mut scratch.kept_positions);
-        let (group, candidates) = (visit.group, visit.candidates.top);
-        let seq_len = visit.batch.tokens.seq_len as u32;
-        let (top, records) = (&mut self.top[f], &mut self.records);
-        let mut k = 0;
-        while let Some(&j) = candidates.get(k) {
-            let j = j as usize;
-            let token = group[j].token();
-            let (row, position) = visit.rows.split(token);
-            // The candidates are in token order: the row's others follow.
-            let row_end = token - position + seq_len;
-            let in_row = |&n: &u32| group[n as usize].token() < row_end;
-            let alone = !candidates.get(k + 1).is_some_and(in_row);
-            if alone || !params.dedup {
+    ) -> f32 {
+        let need = params.capacity as u64 + self.top[f].unproven();
+        let mut floor = self.histogram_floor(f, need);
+        let mut band = floor..f32::INFINITY;
+        let mut dropped = 0;
+        loop {
+            let (top, records) = (&mut self.top[f], &mut self.records);
+            dropped += offer_top_band(top, records, params, visit, band, scratch);
+            if dropped == 0 {
+                break;
+            }
+            let lower = self.histogram_floor(f, need + u64::from(dropped));
+            if lower >= floor {
+                break;
+            }
+            (band, floor) = (lower..floor, lower);
+        }
+        self.top[f].add_unproven(dropped);
+        floor
+    }
+
+    /// The floor local feature `f`'s histogram gives its top store (see
+    /// [`TopSamples::unproven`]): the lower edge of the highest activation bin with `need`
+    /// values at or above it (−∞ when there is none, or when a cell's count may have wrapped).
+    fn histogram_floor(&self, f: usize, need: u64) -> f32 {
+        let moments = &self.state[f].moments;
+        if moments.count < need || moments.count >= u64::from(u32::MAX) {
+            return f32::NEG_INFINITY;
+        }
+        let cells = &self.cells[f * ACTIVATION_BINS..(f + 1) * ACTIVATION_BINS];
+        let mut counted = 0;
+        // Bin 0 holds everything below bin 1: no floor.
+        for b in (1..=activation_bin(moments.max)).rev() {
+            counted += u64::from(cells[b].count);
+            if counted >= need {
+                return bin_lower(b) as f32;
+            }
+        }
+        f32::NEG_INFINITY
+    }
+}
+
+/// Offers a feature's top candidates whose values lie in `band` to its store, `top`,
+/// deduplicated per sequence: a row holding several is taken best first and a candidate
+/// dropped when a kept one lies within the half-width (its token would show in the other's
+/// context); candidates above the band are taken the same way, but were offered already. Most
+/// rows hold one (a feature fires a few times per row at most), offered as it comes. Returns
+/// how many in the band were dropped.
+fn offer_top_band(
+    top: &mut TopSamples,
+    records: &mut Records,
+    params: &Params,
+    visit: &Visit<'_, '_>,
+    band: std::ops::Range<f32>,
+    scratch: &mut VisitScratch,
+) -> u32 {
+    let mut run = std::mem::take(&mut scratch.run);
+    let mut kept = std::mem::take(&mut scratch.kept_positions);
+    let (group, candidates) = (visit.group, visit.candidates.top);
+    let seq_len = visit.batch.tokens.seq_len as u32;
+    let mut dropped = 0;
+    let mut k = 0;
+    while let Some(&j) = candidates.get(k) {
+        let j = j as usize;
+        let token = group[j].token();
+        let (row, position) = visit.rows.split(token);
+        // The candidates are in token order: the row's others follow.
+        let row_end = token - position + seq_len;
+        let in_row = |&n: &u32| group[n as usize].token() < row_end;
+        let alone = !candidates.get(k + 1).is_some_and(in_row);
+        if alone || !params.dedup {
+            if band.contains(&group[j].value) {
                 offer_top_candidate(top, records, params, visit, j, row, position, scratch);
-                k += 1;
+            }
+            k += 1;
+            continue;
+        }
+        let row_len = candidates[k..].iter().take_while(|&n| in_row(n)).count();
+        run.clear();
+        run.extend_from_slice(&candidates[k..k + row_len]);
+        k += row_len;
+        run.sort_unstable_by(|&a, &b| {
+            let (a, b) = (group[a as usize], group[b as usize]);
+            rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
+        });
+        kept.clear();
+        for &candidate in &run {
+            let hit = group[candidate as usize];
+            if hit.value < band.start {
+                // Best first: the rest are below it too.
+                break;
+            }
+            let position = hit.token() - row * seq_len;
+            let new = hit.value < band.end;
+            if kept
+                .iter()
+                .any(|&p| p.abs_diff(position) <= params.half as u32)
+            {
+                dropped += u32::from(new);
                 continue;
             }
-            let row_len = candidates[k..].iter().take_while(|&n| in_row(n)).count();
-            run.clear();
-            run.extend_from_slice(&candidates[k..k + row_len]);
-            k += row_len;
-            run.sort_unstable_by(|&a, &b| {
-                let (a, b) = (group[a as usize], group[b as usize]);
-                rank_cmp(b.value, 0, b.token(), a.value, 0, a.token())
-            });
-            kept.clear();
-            for &candidate in &run {
-                let position = group[candidate as usize].token() - row * seq_len;
-                if kept
-                    .iter()
-                    .any(|&p| p.abs_diff(position) <= params.half as u32)
-                {
-                    continue;
-                }
-                kept.push(position);
+            kept.push(position);
+            if new {
                 let j = candidate as usize;
                 offer_top_candidate(top, records, params, visit, j, row, position, scratch);
             }
         }
-        scratch.run = run;
-        scratch.kept_positions = kept;
     }
+    scratch.run = run;
+    scratch.kept_positions = kept;
+    dropped
 }
 
 /// Offers value `j` to its stratum of a feature's interval samples, `intervals`; returns the
@@ -516,9 +599,10 @@ fn offer_interval(
     j: usize,
     scratch: &mut VisitScratch,
 ) -> std::ops::Range<usize> {
+    let priority = visit.priorities[j];
     let (row, position) = visit.rows.split(visit.group[j].token());
     let entry = IntervalEntry {
-        priority: visit.priorities[j],
+        priority,
         sequence_idx: visit.batch.tokens.first_sequence + u64::from(row),
         activation: visit.group[j].value,
         position,

@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 
+use super::bins::{activation_bin, ACTIVATION_BINS};
 use super::records::{Record, Records};
 
 /// A kept sample read out of a collector: its rank key, the tokens needed to show it and the
@@ -109,12 +110,16 @@ impl TopEntry {
 /// feature's next hit comes (the heap's sifts were the cold fill's largest cost). The floor
 /// lags the true one by at most a store's worth of admissions, which admits somewhat more
 /// candidates; what is kept is the same: the best `capacity` of every sample offered.
+///
+/// The feature's histogram gives a second floor ([`unproven`](Self::unproven) says how).
 #[derive(Clone, Debug, Default)]
 pub struct TopSamples {
     /// Candidates in no order: the best `capacity` of them are the store.
     entries: Vec<TopEntry>,
     /// Keys at or below this cannot enter: the worst key kept at the last selection.
     floor: Option<u128>,
+    /// Values the feature's histogram counts that may never have been offered here.
+    unproven: u32,
 }
 
 /// Entries reserved at the first admission; the buffer grows from there. Memory is what a
@@ -233,6 +238,43 @@ impl TopSamples {
         entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.key));
         entries.truncate(capacity);
         entries
+    }
+
+    /// How many of the values the feature's histogram counts (above the threshold, not on
+    /// an excluded token) may not be samples offered to this store: deduplication dropped
+    /// them, or, after a restore or a merge, the state cannot tell.
+    ///
+    /// Every other value was offered, or turned away by a floor, which only ever stands where
+    /// `capacity` offered samples lie at or above it. So when the histogram counts
+    /// `capacity + unproven` values at or above an activation, at least `capacity` samples
+    /// offered are at or above it, and nothing below it can be kept: a floor that counts a
+    /// batch's values before they are offered, where the store's own learns of them one by
+    /// one (and lags a buffer behind).
+    pub fn unproven(&self) -> u64 {
+        u64::from(self.unproven)
+    }
+
+    /// `n` more values (deduplication dropped them) were not offered.
+    pub fn add_unproven(&mut self, n: u32) {
+        self.unproven = self.unproven.saturating_add(n);
+    }
+
+    /// Sets [`unproven`](Self::unproven) after a restore or merge, from the feature's
+    /// histogram (`bin_count` of each activation bin): the values in the bins above the
+    /// floor's that are not kept here. No sample above the floor was let go, so those are
+    /// what may not have been offered; at or below the floor's bin, the floor stands. With no
+    /// floor yet, nothing was let go: every value not kept.
+    pub fn settle_unproven(&mut self, bin_count: impl Fn(usize) -> u64) {
+        let first = self
+            .floor
+            .map_or(0, |floor| activation_bin(key_activation(floor)) + 1);
+        let counted: u64 = (first..ACTIVATION_BINS).map(bin_count).sum();
+        let kept = self
+            .entries
+            .iter()
+            .filter(|entry| activation_bin(entry.activation()) >= first)
+            .count();
+        self.unproven = counted.saturating_sub(kept as u64).min(u64::from(u32::MAX)) as u32;
     }
 
     /// Where the next candidate goes (for a prefetch; may be past the allocation).

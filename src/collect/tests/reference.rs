@@ -48,6 +48,42 @@ fn stream() -> impl Strategy<Value = Stream> {
     })
 }
 
+/// A longer stream where each feature fires in one burst of a few tokens per row: windows
+/// hold several activations (deduplication drops some, ranked high or low), between rows
+/// where a feature is silent.
+fn bursty_stream() -> impl Strategy<Value = Stream> {
+    (2usize..10, 2usize..12, 1usize..4).prop_flat_map(|(rows, seq, d_sae)| {
+        let n = rows * seq;
+        let level =
+            prop_oneof![1 => Just(0.3f32), 1 => Just(0.7), 1 => Just(1.5), 2 => 0.0f32..2.0];
+        (
+            Just(seq),
+            Just(d_sae),
+            proptest::collection::vec(prop_oneof![1 => Just(SPECIAL), 6 => 3u32..40], n),
+            proptest::collection::vec(level, n * d_sae),
+            // Per (row, feature): where its burst starts and how long it is.
+            proptest::collection::vec((0usize..12, 0usize..4), rows * d_sae),
+        )
+            .prop_map(|(seq, d_sae, tokens, mut values, bursts)| {
+                for (t, row_values) in values.chunks_mut(d_sae).enumerate() {
+                    let (row, position) = (t / seq, t % seq);
+                    for (feature, value) in row_values.iter_mut().enumerate() {
+                        let (start, len) = bursts[row * d_sae + feature];
+                        if !(start..start + len).contains(&position) {
+                            *value = 0.0;
+                        }
+                    }
+                }
+                Stream {
+                    seq,
+                    d_sae,
+                    tokens,
+                    values,
+                }
+            })
+    })
+}
+
 fn config() -> impl Strategy<Value = CollectorConfig> {
     (
         1usize..5,
@@ -475,6 +511,27 @@ proptest! {
         assert_matches_reference(&gathered, &stream, &config);
         // Parts that do not cover the batch are refused.
         prop_assert!(gathered.ingest_parts(&tokens, &parts[..parts.len() - 1]).is_err() || parts.len() == 1);
+    }
+
+    /// A collector restored from its state, or merged into a fresh one, keeps collecting
+    /// exactly: the floors it derives (from its stores and from its histogram, which counts
+    /// values deduplication dropped) must hold for what it has not seen.
+    #[test]
+    fn restored_and_merged_collectors_keep_collecting_exactly(stream in bursty_stream(), config in config(), split in 0usize..10) {
+        let rows = stream.tokens.len() / stream.seq;
+        let split = split.min(rows);
+        let mut first = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        feed(&mut first, &stream, 0, split, 1, false);
+        let mut restored = Collector::from_state_bytes(&first.state_bytes().unwrap()).unwrap();
+        feed(&mut restored, &stream, split, rows, 1, true);
+        assert_matches_reference(&restored, &stream, &config);
+        let mut merged = Collector::new(config.clone(), stream.d_sae, &[SPECIAL]).unwrap();
+        merged.merge(&first).unwrap();
+        feed(&mut merged, &stream, split, rows, 2, false);
+        assert_matches_reference(&merged, &stream, &config);
+        // And one collector fed it all in turn.
+        feed(&mut first, &stream, split, rows, 1, false);
+        assert_matches_reference(&first, &stream, &config);
     }
 
     #[test]
