@@ -263,15 +263,15 @@ impl IntervalSamples {
         }
     }
 
-    /// Where an offer to bin `bin`'s stratum reads: its first entries and its worst one (for
-    /// a prefetch, once its header is in).
-    pub fn stratum_lines(&self, bin: usize) -> [*const u8; 2] {
-        self.stratum(bin).map_or([std::ptr::null(); 2], |stratum| {
-            let entries = stratum.entries.as_ptr();
-            [
-                entries.cast(),
-                entries.wrapping_add(stratum.worst as usize).cast(),
-            ]
+    /// Where an offer to bin `bin`'s stratum reads: its entries, all of them (after a
+    /// replacement it scans them for the new worst), as a start and a length in bytes (for a
+    /// prefetch, once its header is in; empty when the stratum does not exist).
+    pub fn stratum_bytes(&self, bin: usize) -> (*const u8, usize) {
+        self.stratum(bin).map_or((std::ptr::null(), 0), |stratum| {
+            (
+                stratum.entries.as_ptr().cast(),
+                std::mem::size_of_val(stratum.entries.as_slice()),
+            )
         })
     }
 

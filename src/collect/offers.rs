@@ -304,8 +304,10 @@ impl FeatureBlock {
     fn prefetch_lines(&self, f: usize, group: &[Hit], interval_candidates: &[u32]) {
         let intervals = &self.intervals[f];
         for &j in interval_candidates.iter().take(PREFETCH_VALUES) {
-            for line in intervals.stratum_lines(activation_bin(group[j as usize].value)) {
-                prefetch_ptr(line);
+            let (start, len) = intervals.stratum_bytes(activation_bin(group[j as usize].value));
+            // Every line the entries touch (one more when they start mid-line).
+            for offset in (0..len + 63).step_by(64) {
+                prefetch_ptr(start.wrapping_add(offset));
             }
         }
     }
