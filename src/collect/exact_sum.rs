@@ -169,6 +169,99 @@ fn two_sum_lanes(a: [f64; LANES], b: [f64; LANES]) -> ([f64; LANES], [f64; LANES
     (s, e)
 }
 
+/// A run's sums in plain f64, which are exact when its values span few binades: each value
+/// `v` (an f32) is split into `vh`, its top 12 significant bits, and `vl = v − vh`, the other
+/// 12 (both exact), so that `v² = vh² + 2·vh·vl + vl²` is three products of at most 24
+/// significant bits, each summed on its own. With `n` values whose binary exponents lie in
+/// `e_lo..=e_hi` (`Δ = e_hi − e_lo`):
+///
+/// - `v` is a multiple of `2^(e_lo−23)` and below `2^(e_hi+1)`; `vh²` a multiple of
+///   `2^(2e_lo−22)` below `2^(2e_hi+2)`; `vh·vl` a multiple of `2^(2e_lo−34)` below
+///   `2^(2e_hi−10)`; `vl²` a multiple of `2^(2e_lo−46)` below `2^(2e_hi−22)`.
+/// - Every partial sum of `n` such terms is a multiple of the unit below `n` times the
+///   bound, and f64 holds every multiple of a unit `u` up to `2^53·u` exactly: with
+///   `⌈log2 n⌉ + 2Δ ≤ 29` no addition rounds, in any order ([`SPLIT_EXACT`]).
+///
+/// Then the sum is one f64 and the sum of squares an exact double-double of three: the same
+/// normalised pair (`hi` the sum rounded, `lo` the rest) as the double-double lanes give, for
+/// a quarter of the instructions. A run outside the bound (values spanning more than ~2^10
+/// for a visit's few hundred values) takes the double-double lanes in a second pass.
+#[derive(Clone, Copy, Debug, Default)]
+struct SplitLanes {
+    sum: [f64; LANES],
+    /// Σ vh², Σ vh·vl and Σ vl².
+    high: [f64; LANES],
+    cross: [f64; LANES],
+    low: [f64; LANES],
+}
+
+/// The largest `⌈log2 n⌉ + 2Δ` for which a run's [`SplitLanes`] are exact.
+const SPLIT_EXACT: u32 = 29;
+
+impl SplitLanes {
+    /// Adds one value per lane (+0: none).
+    #[inline(always)]
+    fn add(&mut self, x: [f32; LANES]) {
+        for (lane, v) in x.into_iter().enumerate() {
+            let vh = f32::from_bits(v.to_bits() & !0xFFF);
+            let (v, vh, vl) = (f64::from(v), f64::from(vh), f64::from(v - vh));
+            self.sum[lane] += v;
+            self.high[lane] += vh * vh;
+            self.cross[lane] += vh * vl;
+            self.low[lane] += vl * vl;
+        }
+    }
+
+    /// The exact sums of the values and of their squares, when `count` values in
+    /// `[min, max]` (all above 0, normal and finite) keep every addition exact; `None`
+    /// otherwise.
+    fn exact(&self, count: u64, min: f32, max: f32) -> Option<(ExactSum, ExactSum)> {
+        if count == 0 {
+            return Some((ExactSum::default(), ExactSum::default()));
+        }
+        if !(min >= f32::MIN_POSITIVE && max.is_finite()) {
+            return None;
+        }
+        let exponent = |v: f32| (v.to_bits() >> 23) & 0xFF;
+        let spread = exponent(max) - exponent(min);
+        let log_n = u64::BITS - (count - 1).leading_zeros();
+        if log_n + 2 * spread > SPLIT_EXACT {
+            return None;
+        }
+        // Exact too: every partial sum of the lanes is one of the run's.
+        let total = |lanes: &[f64; LANES]| lanes.iter().sum::<f64>();
+        let sum = ExactSum {
+            hi: total(&self.sum),
+            lo: 0.0,
+        };
+        // Three exact terms into one normalised pair: the errors of the first two additions
+        // are multiples of the finest unit, far below the sum, so their sum is exact.
+        let (s, e) = two_sum(total(&self.high), 2.0 * total(&self.cross));
+        let (s, f) = two_sum(s, total(&self.low));
+        let (hi, lo) = two_sum(s, e + f);
+        Some((sum, ExactSum { hi, lo }))
+    }
+}
+
+/// Calls `add` with the values of `items` ([`LANES`] at a time; `value_of` reads them), the
+/// lanes past the end NaN.
+#[inline(always)]
+fn for_lanes<T>(items: &[T], value_of: impl Fn(&T) -> f32, mut add: impl FnMut([f32; LANES])) {
+    let mut chunks = items.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        add(std::array::from_fn(|lane| value_of(&chunk[lane])));
+    }
+    let rest = chunks.remainder();
+    if let Some(last) = rest.len().checked_sub(1) {
+        // Lanes past the end read the last item and are made NaN (quiet-NaN bits or'ed in:
+        // NaN whatever the value), branch-free.
+        add(std::array::from_fn(|lane| {
+            let nan = u32::from(lane > last).wrapping_neg() & 0x7FC0_0000;
+            f32::from_bits(value_of(&rest[lane.min(last)]).to_bits() | nan)
+        }));
+    }
+}
+
 /// The statistics of a run of one feature's values (one visit), gathered in a pass of their
 /// own and folded into its moments at the end. The pass reads [`LANES`] values at a time and
 /// keeps one double-double chain per lane: each addition waits on the one before in its chain
@@ -185,7 +278,10 @@ pub struct RunMoments {
     max: [f32; LANES],
     /// Values above 0.
     pub firing: u64,
-    sums: SumLanes,
+    split: SplitLanes,
+    /// The sums of the values above the threshold and of their squares, once the pass is
+    /// done.
+    sums: (ExactSum, ExactSum),
 }
 
 impl RunMoments {
@@ -199,27 +295,22 @@ impl RunMoments {
             min: [f32::INFINITY; LANES],
             max: [f32::NEG_INFINITY; LANES],
             firing: 0,
-            sums: SumLanes::default(),
+            split: SplitLanes::default(),
+            sums: Default::default(),
         };
-        let mut chunks = items.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            run.add(
-                threshold,
-                std::array::from_fn(|lane| value_of(&chunk[lane])),
-            );
-        }
-        let rest = chunks.remainder();
-        if let Some(last) = rest.len().checked_sub(1) {
-            // Lanes past the end read the last item and are made NaN (quiet-NaN bits or'ed
-            // in: NaN whatever the value), branch-free.
-            run.add(
-                threshold,
-                std::array::from_fn(|lane| {
-                    let nan = u32::from(lane > last).wrapping_neg() & 0x7FC0_0000;
-                    f32::from_bits(value_of(&rest[lane.min(last)]).to_bits() | nan)
-                }),
-            );
-        }
+        for_lanes(items, &value_of, |v| run.add(threshold, v));
+        let (min, max) = (run.min(), run.max());
+        run.sums = run.split.exact(run.count, min, max).unwrap_or_else(|| {
+            // Values over too many binades for the plain sums: the double-double lanes.
+            let mut lanes = SumLanes::default();
+            for_lanes(items, &value_of, |v| {
+                lanes.add(v.map(|v| if v > threshold { v } else { 0.0 }));
+            });
+            let mut sums = (ExactSum::default(), ExactSum::default());
+            lanes.sum.fold_into(&mut sums.0);
+            lanes.squares.fold_into(&mut sums.1);
+            sums
+        });
         run
     }
 
@@ -236,8 +327,13 @@ impl RunMoments {
         }
         // +0 where not kept (selected from `v`: testing `kept` for NaN compiled to a branch
         // per lane).
-        self.sums
+        self.split
             .add(v.map(|v| if v > threshold { v } else { 0.0 }));
+    }
+
+    /// The smallest value above the threshold (+∞: none).
+    fn min(&self) -> f32 {
+        self.min.into_iter().fold(f32::INFINITY, f32::min)
     }
 
     /// The largest value above the threshold (-∞: none).
@@ -248,15 +344,14 @@ impl RunMoments {
     /// Adds the run to `moments` (as a merge: [`FeatureMoments::merge`] owns how bounds,
     /// counts and sums combine).
     pub fn fold_into(self, moments: &mut FeatureMoments) {
-        let mut run = FeatureMoments {
+        let run = FeatureMoments {
             count: self.count,
             firing: self.firing,
-            min: self.min.into_iter().fold(f32::INFINITY, f32::min),
+            min: self.min(),
             max: self.max(),
-            ..FeatureMoments::default()
+            sum: self.sums.0,
+            sum_squares: self.sums.1,
         };
-        self.sums.sum.fold_into(&mut run.sum);
-        self.sums.squares.fold_into(&mut run.sum_squares);
         moments.merge(&run);
     }
 }
@@ -407,6 +502,74 @@ mod tests {
             assert_eq!(moments.firing, twice.firing);
             assert_eq!(moments.sum.value(), twice.sum.value(), "{len} values");
         }
+    }
+
+    #[test]
+    fn split_sums_are_exact_up_to_their_bound_and_the_lanes_take_over_past_it() {
+        // Runs of n values with full random mantissas whose binary exponents span exactly
+        // `spread`, half at each end: `⌈log2 n⌉ + 2·spread` at the bound (split sums), just
+        // past it (the double-double lanes) and far past it; every pair of bits as the
+        // one-value-at-a-time double-double gives.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as u32
+        };
+        let mut split_runs = 0;
+        for (n, spread) in [
+            // At the bound.
+            (512usize, 10u32),
+            (257, 10),
+            (5, 13),
+            (2, 14),
+            // Past it.
+            (513, 10),
+            (256, 11),
+            (3, 14),
+            (64, 40),
+            (1, 90),
+        ] {
+            for _ in 0..20 {
+                let values: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let exponent = 100 + if i % 2 == 0 { 0 } else { spread };
+                        f32::from_bits(exponent << 23 | next() & 0x7F_FFFF)
+                    })
+                    .collect();
+                let mut reference = FeatureMoments::default();
+                for &v in &values {
+                    reference.record(v);
+                    reference.firing += 1;
+                }
+                let run = RunMoments::of(&values, 0.0, |&v| v);
+                let bound = u64::BITS - (n as u64 - 1).leading_zeros() + 2 * spread;
+                if n > 1 && bound <= SPLIT_EXACT {
+                    assert!(run.split.exact(run.count, run.min(), run.max()).is_some());
+                    split_runs += 1;
+                }
+                let mut moments = FeatureMoments::default();
+                run.fold_into(&mut moments);
+                let bits = |sum: ExactSum| (sum.hi.to_bits(), sum.lo.to_bits());
+                assert_eq!(
+                    bits(moments.sum),
+                    bits(reference.sum),
+                    "n {n}, spread {spread}"
+                );
+                assert_eq!(
+                    bits(moments.sum_squares),
+                    bits(reference.sum_squares),
+                    "n {n}, spread {spread}"
+                );
+                assert_eq!(moments, reference);
+            }
+        }
+        assert_eq!(
+            split_runs,
+            4 * 20,
+            "the runs at the bound took the split sums"
+        );
     }
 
     #[test]
