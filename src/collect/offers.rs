@@ -361,7 +361,9 @@ impl FeatureBlock {
             &mut lists.interval[..n],
         );
         let priorities = &mut priorities[..n];
-        for (j, hit) in group.iter().enumerate() {
+        // By index, not enumerated: the compiler then knows every index below is in bounds.
+        for j in 0..n {
+            let hit = &group[j];
             let value = hit.value;
             // Not observed: on an excluded special token (kept for the context of samples
             // around it), or at or below the threshold.
