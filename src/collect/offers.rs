@@ -480,7 +480,7 @@ impl FeatureBlock {
         f: usize,
         scratch: &mut VisitScratch,
     ) -> f32 {
-        let need = params.capacity as u64 + self.top[f].unproven();
+        let need = (params.capacity as u64).saturating_add(self.top[f].unproven());
         let mut floor = self.histogram_floor(f, need);
         let mut band = floor..f32::INFINITY;
         let mut dropped = 0;
@@ -490,7 +490,7 @@ impl FeatureBlock {
             if dropped == 0 {
                 break;
             }
-            let lower = self.histogram_floor(f, need + u64::from(dropped));
+            let lower = self.histogram_floor(f, need.saturating_add(u64::from(dropped)));
             if lower >= floor {
                 break;
             }

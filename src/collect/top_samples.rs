@@ -268,7 +268,10 @@ impl TopSamples {
         let first = self
             .floor
             .map_or(0, |floor| activation_bin(key_activation(floor)) + 1);
-        let counted: u64 = (first..ACTIVATION_BINS).map(bin_count).sum();
+        // Saturating: a restored histogram may hold any counts.
+        let counted = (first..ACTIVATION_BINS)
+            .map(bin_count)
+            .fold(0u64, u64::saturating_add);
         let kept = self
             .entries
             .iter()
