@@ -202,16 +202,6 @@ impl SplitLanes {
     /// Adds one value per lane (+0: none).
     #[inline(always)]
     fn add(&mut self, x: [f32; LANES]) {
-        #[cfg(target_arch = "x86_64")]
-        self.add_packed(x);
-        #[cfg(not(target_arch = "x86_64"))]
-        self.add_lanes(x);
-    }
-
-    /// [`add`](Self::add) in portable code.
-    #[cfg(any(test, not(target_arch = "x86_64")))]
-    #[inline(always)]
-    fn add_lanes(&mut self, x: [f32; LANES]) {
         for (lane, v) in x.into_iter().enumerate() {
             let vh = f32::from_bits(v.to_bits() & !0xFFF);
             let (v, vh, vl) = (f64::from(v), f64::from(vh), f64::from(v - vh));
@@ -219,45 +209,6 @@ impl SplitLanes {
             self.high[lane] += vh * vh;
             self.cross[lane] += vh * vl;
             self.low[lane] += vl * vl;
-        }
-    }
-
-    /// [`add`](Self::add) with SSE2 intrinsics: the same operations lane by lane, so the same
-    /// sums as [`add_lanes`](Self::add_lanes). The compiler's version of the portable lanes
-    /// split and converted them one by one and shuffled them back (~35 instructions a value,
-    /// the observation's largest cost); this is ~9.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn add_packed(&mut self, x: [f32; LANES]) {
-        use std::arch::x86_64::*;
-        /// `lanes[at..at + 2] += x`.
-        #[inline(always)]
-        fn add_to(lanes: &mut [f64; LANES], at: usize, x: __m128d) {
-            assert!(at + 2 <= LANES);
-            // SAFETY: unaligned load and store of two f64 at `at..at + 2`, in bounds of the
-            // array (checked above; the check folds away, `at` being a constant).
-            unsafe {
-                let sum = _mm_add_pd(_mm_loadu_pd(lanes.as_ptr().add(at)), x);
-                _mm_storeu_pd(lanes.as_mut_ptr().add(at), sum);
-            }
-        }
-        // SAFETY: an unaligned load of the four f32 of `x`, then SSE2 arithmetic.
-        let [v, vh, vl] = unsafe {
-            let v = _mm_loadu_ps(x.as_ptr());
-            let vh = _mm_and_ps(v, _mm_castsi128_ps(_mm_set1_epi32(!0xFFF)));
-            [v, vh, _mm_sub_ps(v, vh)]
-        };
-        for (half, at) in [(0, 0), (1, 2)] {
-            // SAFETY: SSE2 conversions and arithmetic.
-            let [v, vh, vl] = [v, vh, vl]
-                .map(|x| unsafe { _mm_cvtps_pd(if half == 0 { x } else { _mm_movehl_ps(x, x) }) });
-            add_to(&mut self.sum, at, v);
-            // SAFETY: SSE2 arithmetic.
-            let [high, cross, low] =
-                unsafe { [_mm_mul_pd(vh, vh), _mm_mul_pd(vh, vl), _mm_mul_pd(vl, vl)] };
-            add_to(&mut self.high, at, high);
-            add_to(&mut self.cross, at, cross);
-            add_to(&mut self.low, at, low);
         }
     }
 
@@ -618,41 +569,6 @@ mod tests {
             split_runs,
             4 * 20,
             "the runs at the bound took the split sums"
-        );
-    }
-
-    #[test]
-    fn packed_and_portable_split_lanes_sum_alike() {
-        // Values over many binades, zeros and the extremes, four at a time both ways (the
-        // sums need not be exact for the two to agree bit for bit).
-        let (mut packed, mut portable) = (SplitLanes::default(), SplitLanes::default());
-        for i in 0..5_000u32 {
-            let x: [f32; LANES] = std::array::from_fn(|lane| {
-                let r = (i * 4 + lane as u32).wrapping_mul(2_654_435_761);
-                match r % 29 {
-                    0 => 0.0,
-                    1 => f32::MAX / 8.0,
-                    2 => f32::MIN_POSITIVE,
-                    _ => f32::from_bits(0x2000_0000 + (r >> 3) % 0x3E00_0000),
-                }
-            });
-            #[cfg(target_arch = "x86_64")]
-            packed.add_packed(x);
-            #[cfg(not(target_arch = "x86_64"))]
-            packed.add(x);
-            portable.add_lanes(x);
-        }
-        for (a, b) in [
-            (packed.sum, portable.sum),
-            (packed.high, portable.high),
-            (packed.cross, portable.cross),
-            (packed.low, portable.low),
-        ] {
-            assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits));
-        }
-        assert!(
-            portable.cross.iter().all(|&c| c != 0.0),
-            "every lane was exercised"
         );
     }
 
