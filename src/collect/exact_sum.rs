@@ -184,7 +184,7 @@ fn two_sum_lanes(a: [f64; LANES], b: [f64; LANES]) -> ([f64; LANES], [f64; LANES
 ///
 /// Then the sum is one f64 and the sum of squares an exact double-double of three: the same
 /// normalised pair (`hi` the sum rounded, `lo` the rest) as the double-double lanes give, for
-/// a quarter of the instructions. A run outside the bound (values spanning more than ~2^10
+/// ~13 fewer instructions a value. A run outside the bound (values spanning more than ~2^10
 /// for a visit's few hundred values) takes the double-double lanes in a second pass.
 #[derive(Clone, Copy, Debug, Default)]
 struct SplitLanes {
@@ -263,13 +263,13 @@ fn for_lanes<T>(items: &[T], value_of: impl Fn(&T) -> f32, mut add: impl FnMut([
 }
 
 /// The statistics of a run of one feature's values (one visit), gathered in a pass of their
-/// own and folded into its moments at the end. The pass reads [`LANES`] values at a time and
-/// keeps one double-double chain per lane: each addition waits on the one before in its chain
-/// (a dozen dependent floating-point operations), so independent chains overlap, and the same
-/// operation on neighbouring lanes compiles to packed instructions. Apart from it, the loop
-/// that needs each value's place (bins, priority, which stores it may enter) has registers
-/// enough. The folded sums are the same, as every order of addition gives the same sums
-/// ([`ExactSum`]).
+/// own and folded into its moments at the end. The pass reads [`LANES`] values at a time into
+/// independent lanes (the same operation on neighbouring lanes compiles to packed
+/// instructions), its sums as [`SplitLanes`] — exact for values within a few binades of each
+/// other — or, past that bound, as double-double lanes in a second pass. Apart from it, the
+/// loop that needs each value's place (bins, priority, which stores it may enter) has
+/// registers enough. The folded sums are the same either way, as every order of addition
+/// gives the same sums ([`ExactSum`]).
 #[derive(Clone, Copy, Debug)]
 pub struct RunMoments {
     /// Values above the threshold, and their bounds lane by lane (±∞ while there are none).
