@@ -603,10 +603,9 @@ fn offer_interval(
     j: usize,
     scratch: &mut VisitScratch,
 ) -> std::ops::Range<usize> {
-    let priority = visit.priorities[j];
     let (row, position) = visit.rows.split(visit.group[j].token());
     let entry = IntervalEntry {
-        priority,
+        priority: visit.priorities[j],
         sequence_idx: visit.batch.tokens.first_sequence + u64::from(row),
         activation: visit.group[j].value,
         position,
