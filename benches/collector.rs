@@ -15,7 +15,10 @@
 //! A second table measures a whole **cold fill**: a fresh collector ingesting a 1M-token
 //! collection batch by batch (`FILL_TOKENS`), input generated fresh per batch and not timed,
 //! for TopK k = 32 (sparse), a JumpReLU-like sparse input (each token's L0 uniform in 40..=120,
-//! mean 80, values above a threshold) and the same in dense `[tokens, d_sae]` form.
+//! mean 80, values above a threshold) and the same in dense `[tokens, d_sae]` form. Its user
+//! and system columns split the collector thread's CPU time: the system part is the kernel
+//! zeroing pages on first touch, which on a shared host swings by half a second between runs
+//! of one binary; compare builds by the user time.
 //!
 //! Run with `cargo bench --bench collector` (or `just bench`); results go in docs/benchmarks.md.
 //! `COLLECTOR_BENCH=table` runs the first table only, `COLLECTOR_BENCH=dense-warm` its warm
@@ -199,11 +202,49 @@ struct Generated {
     values: Vec<f32>,
 }
 
+/// This thread's CPU time so far, user and system apart: the kernel's share of a cold fill is
+/// zeroing the pages the collector first touches, and on this shared host it swings from
+/// nothing to half a second between runs of one binary; the user time is the collector's own
+/// work, the figure to compare two builds by.
+fn thread_cpu() -> (Duration, Duration) {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` fills the struct it is given; RUSAGE_THREAD is Linux's.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (time(usage.ru_utime), time(usage.ru_stime))
+}
+
+/// Time spent in the collector: wall, and the thread's user and system CPU.
+#[derive(Default)]
+struct Spent {
+    wall: Duration,
+    user: Duration,
+    system: Duration,
+}
+
+impl Spent {
+    /// Runs `f`, adding what it took.
+    fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (start, (user, system)) = (Instant::now(), thread_cpu());
+        let out = f();
+        let (user_end, system_end) = thread_cpu();
+        self.wall += start.elapsed();
+        self.user += user_end - user;
+        self.system += system_end - system;
+        out
+    }
+}
+
 /// A fresh collector fed `tokens` tokens of `input`; returns the time spent in the collector.
 /// Sparse batches are gathered as `saectl collect` gathers them (until they hold
 /// `Collector::ingest_hits_hint` values) and fed at once; `COLLECTOR_BENCH_GATHER=0` feeds
 /// each batch alone.
-fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
+fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Spent {
     let gather = std::env::var("COLLECTOR_BENCH_GATHER").map_or(true, |v| v != "0");
     let mut rng = SplitMix64(7);
     let mut collector = Collector::new(CollectorConfig::default(), D_SAE, &[2]).unwrap();
@@ -223,7 +264,7 @@ fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
     let mut group: Vec<Generated> = Vec::new();
     let mut group_tokens: Vec<u32> = Vec::new();
     let mut first_sequence = 0u64;
-    let mut spent = Duration::ZERO;
+    let mut spent = Spent::default();
     let rounds = tokens.div_ceil(TOKENS);
     for round in 0..rounds {
         let mut batch = Generated {
@@ -258,9 +299,7 @@ fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
                 values: &dense,
                 d_sae: D_SAE,
             };
-            let start = Instant::now();
-            collector.ingest(&tokens, &activations).unwrap();
-            spent += start.elapsed();
+            spent.time(|| collector.ingest(&tokens, &activations).unwrap());
             first_sequence += (TOKENS / SEQ_LEN) as u64;
             continue;
         }
@@ -281,9 +320,7 @@ fn cold_fill(input: FillInput, tokens: usize, token_ids: &[u32]) -> Duration {
                 d_sae: D_SAE,
             })
             .collect();
-        let start = Instant::now();
-        collector.ingest_parts(&tokens, &parts).unwrap();
-        spent += start.elapsed();
+        spent.time(|| collector.ingest_parts(&tokens, &parts).unwrap());
         first_sequence += rows as u64;
         group.clear();
         group_tokens.clear();
@@ -303,19 +340,22 @@ fn cold_fill_table(token_ids: &[u32], only: Option<&str>, tokens: usize) {
         "\ncold fill: a fresh collector fed {tokens} tokens in batches of {TOKENS}, d_sae {D_SAE}, \
          defaults (context 20, 100 samples), 1 thread\n"
     );
-    println!("| input | time (s) | tokens/s | ns / token |");
-    println!("|---|---:|---:|---:|");
+    println!("| input | time (s) | tokens/s | ns / token | user (s) | system (s) |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (key, input) in inputs {
         if only.is_some_and(|only| only != key) {
             continue;
         }
-        let t = cold_fill(input, tokens, token_ids);
+        let spent = cold_fill(input, tokens, token_ids);
+        let t = spent.wall;
         println!(
-            "| {} | {:.2} | {:.0} | {:.0} |",
+            "| {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} |",
             input.name(),
             t.as_secs_f64(),
             tokens as f64 / t.as_secs_f64(),
-            t.as_nanos() as f64 / tokens as f64
+            t.as_nanos() as f64 / tokens as f64,
+            spent.user.as_secs_f64(),
+            spent.system.as_secs_f64(),
         );
     }
 }
