@@ -270,11 +270,15 @@ impl Collector {
     }
 
     /// Non-zero activations worth gathering into one [`ingest_parts`](Self::ingest_parts):
-    /// ~128 per feature, so that each feature's stores, fetched once per call, serve many of
-    /// them (the cold fill of 16k features runs 1.2× faster than with 4096-token batches), at
-    /// most 8 M (64 MiB of working memory).
+    /// ~256 per feature, at most 8 M (64 MiB of working memory). Each feature's stores,
+    /// fetched once per call, serve many of them, and a store admits fewer samples the more
+    /// values it sees at once: a visit's values are counted before any is offered, so only
+    /// those among the best so far are written, and over a collection a feature's top store
+    /// admits ~`capacity · H(visits)` samples (harmonic number). The cold fill of 16k features
+    /// takes 0.9× the CPU time of ~128 per feature (itself 1.2× faster than 4096-token
+    /// batches); ~384 and ~512 gained little more (docs/benchmarks.md).
     pub fn ingest_hits_hint(&self) -> usize {
-        (128 * self.d_sae).min(1 << 23)
+        (256 * self.d_sae).min(1 << 23)
     }
 
     /// Token counters, once per batch.

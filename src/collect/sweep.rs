@@ -353,7 +353,7 @@ where
 /// forward passes' total. Consecutive batches are gathered until they hold
 /// [`Collector::ingest_hits_hint`] values and fed at once (the collector's cold fill is 1.2×
 /// faster so); `on_batch` then sees the gathered tokens, so saves fall between gatherings (at
-/// most one gathering, ~64k tokens, after they are due), and a failing batch still lets those
+/// most one gathering, ~128k tokens of a 16k TopK k=32 SAE, after they are due), and a failing batch still lets those
 /// before it be collected and saved.
 fn drain(
     mut encoded: pipeline::Queue<Encoded>,
