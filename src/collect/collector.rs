@@ -275,8 +275,8 @@ impl Collector {
     /// values it sees at once: a visit's values are counted before any is offered, so only
     /// those among the best so far are written, and over a collection a feature's top store
     /// admits ~`capacity · H(visits)` samples (harmonic number). The cold fill of 16k features
-    /// takes 0.9× the CPU time of ~128 per feature (itself 1.2× faster than 4096-token
-    /// batches); ~384 and ~512 gained little more (docs/benchmarks.md).
+    /// takes 0.9× the CPU time of ~128 per feature, about half that of 4096-token batches fed
+    /// one by one; ~384 and ~512 gained little more (docs/benchmarks.md).
     pub fn ingest_hits_hint(&self) -> usize {
         (256 * self.d_sae).min(1 << 23)
     }
