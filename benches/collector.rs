@@ -17,8 +17,8 @@
 //! for TopK k = 32 (sparse), a JumpReLU-like sparse input (each token's L0 uniform in 40..=120,
 //! mean 80, values above a threshold) and the same in dense `[tokens, d_sae]` form. Its user
 //! and system columns split the collector thread's CPU time: the system part is the kernel
-//! zeroing pages on first touch, which on a shared host swings by half a second between runs
-//! of one binary; compare builds by the user time.
+//! zeroing pages on first touch, which on a shared host swings from ~0 to ~0.9 s between runs
+//! of one binary (docs/benchmarks.md); compare builds by the user time.
 //!
 //! Run with `cargo bench --bench collector` (or `just bench`); results go in docs/benchmarks.md.
 //! `COLLECTOR_BENCH=table` runs the first table only, `COLLECTOR_BENCH=dense-warm` its warm
@@ -202,10 +202,7 @@ struct Generated {
     values: Vec<f32>,
 }
 
-/// This thread's CPU time so far, user and system apart: the kernel's share of a cold fill is
-/// zeroing the pages the collector first touches, and on this shared host it swings from
-/// nothing to half a second between runs of one binary; the user time is the collector's own
-/// work, the figure to compare two builds by.
+/// This thread's CPU time so far, user and system apart (the module docs say why).
 fn thread_cpu() -> (Duration, Duration) {
     // Per thread where the system says (Linux); elsewhere the process's, the same while the
     // cold fill runs on one thread.
