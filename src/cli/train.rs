@@ -313,12 +313,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some((eval, sequences)) = &summary.eval {
         eprintln!("{} ({sequences} evaluation sequences)", describe_eval(eval));
     }
-    if let Some((folder, spent)) = &summary.samples {
+    if let Some((folder, time)) = &summary.samples {
         eprintln!(
-            "activation samples: {} (collecting took {:.2} s; `saectl report {}`)",
+            "activation samples: {} (`saectl report {}`); collecting took {:.2} s of \
+             training ({:.2} s reading and encoding, {:.2} s waiting for the collector) \
+             and {:.2} s on the collector's thread",
             folder.display(),
-            spent.as_secs_f64(),
-            folder.display()
+            folder.display(),
+            (time.source + time.waited).as_secs_f64(),
+            time.source.as_secs_f64(),
+            time.waited.as_secs_f64(),
+            time.ingest.as_secs_f64(),
         );
         super::collect::note_why_empty(folder);
     }

@@ -19,7 +19,7 @@ use super::eval::{CeEval, LossRecovered};
 use super::metrics::{self, MetricsLine, RunClock};
 pub use super::run_dir::RunDir;
 use super::run_dir::{load_data_state, read_json, save_data_state, DataState, RunInfo};
-use super::samples::TrainingSampler;
+use super::samples::{CollectionTime, TrainingSampler};
 use super::source::{self, Batches, Opened, Position};
 use super::spec::RunSource;
 use super::step::{NonFiniteLoss, StepStats, Trainer};
@@ -46,8 +46,8 @@ pub struct RunSummary {
     pub last: Option<StepStats>,
     /// The last loss-recovered evaluation and its number of sequences.
     pub eval: Option<(LossRecovered, usize)>,
-    /// With sample collection on: the samples folder and the time spent collecting.
-    pub samples: Option<(PathBuf, std::time::Duration)>,
+    /// With sample collection on: the samples folder and where collection's time went.
+    pub samples: Option<(PathBuf, CollectionTime)>,
 }
 
 /// Trains a fresh SAE on the cache at `activations` (see [`train_from`]).
@@ -275,7 +275,7 @@ fn run_loop(
         final_checkpoint,
         last,
         eval: last_eval.map(|result| (result, sequences)),
-        samples: session.sampler.map(|s| (run.samples(), s.elapsed)),
+        samples: session.sampler.map(|s| (run.samples(), s.time())),
     })
 }
 

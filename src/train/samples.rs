@@ -21,7 +21,7 @@
 //! collection and every save wait for it first, so what is collected and saved is what the
 //! serial order gives.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,30 +64,50 @@ pub struct TrainingSampler {
     decoder: Box<dyn TokenDecoder>,
     save: SaveConfig,
     sequences_per_collection: usize,
-    /// Time the training thread spent on collection (forward pass, encode, and waiting for
-    /// the previous batch's ingest), for the overhead report.
-    pub elapsed: Duration,
+    /// Where collection's time went, for the overhead report.
+    time: Cell<CollectionTime>,
 }
 
-/// The collector, in hand or taking a batch on its own thread.
+/// Where the time of a run's sample collection went. The training step waits for `source`
+/// and `waited` only: the collector's `ingest` runs beside the next steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CollectionTime {
+    /// On the training thread: reading the sequences (live: the forward pass to the hook)
+    /// and encoding them with the SAE.
+    pub source: Duration,
+    /// On the training thread: waiting for the collector to finish the previous batch
+    /// (before the next collection, or a save).
+    pub waited: Duration,
+    /// On the collector's own thread: taking the batches.
+    pub ingest: Duration,
+}
+
+/// The collector, in hand or taking a batch on its own thread (which returns how long it
+/// took).
 enum Ingest {
     Ready(Box<Collector>),
-    Busy(JoinHandle<Result<Box<Collector>>>),
+    Busy(JoinHandle<Result<(Box<Collector>, Duration)>>),
     /// Only while switching between the two, or after an ingest failed.
     Gone,
 }
 
 impl Ingest {
-    /// The collector once its batch is in (the ingest's error, if it failed).
-    fn settle(&mut self) -> Result<&mut Collector> {
+    /// The collector once its batch is in (the ingest's error, if it failed), adding the
+    /// wait for it and the ingest's own time to `time`.
+    fn settle(&mut self, time: &Cell<CollectionTime>) -> Result<&mut Collector> {
         if let Ingest::Busy(_) = self {
             let Ingest::Busy(handle) = std::mem::replace(self, Ingest::Gone) else {
                 unreachable!("matched above")
             };
-            let collector = match handle.join() {
-                Ok(collector) => collector?,
+            let started = Instant::now();
+            let (collector, ingest) = match handle.join() {
+                Ok(done) => done?,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
+            let mut spent = time.get();
+            spent.waited += started.elapsed();
+            spent.ingest += ingest;
+            time.set(spent);
             *self = Ingest::Ready(collector);
         }
         match self {
@@ -129,20 +149,26 @@ impl TrainingSampler {
             decoder,
             save,
             sequences_per_collection: cfg.model_batch_size.max(1),
-            elapsed: Duration::ZERO,
+            time: Cell::default(),
         })
+    }
+
+    /// Where collection's time went so far (the last batch's ingest counts once a save or the
+    /// next collection has waited for it).
+    pub fn time(&self) -> CollectionTime {
+        self.time.get()
     }
 
     /// Encodes the next batch of sequences with `sae` and hands it to the collector's thread.
     pub fn collect(&mut self, sae: &Sae) -> Result<()> {
-        let started = Instant::now();
         let context = "sample collection during training failed";
         let position = self
             .collector
             .get_mut()
-            .settle()
+            .settle(&self.time)
             .context(context)?
             .sequences_seen();
+        let started = Instant::now();
         let (tokens, activations) = self.next_sequences(position)?;
         let encoded = encode_batch(
             sae,
@@ -160,12 +186,15 @@ impl TrainingSampler {
         let handle = std::thread::Builder::new()
             .name("sample-collector".into())
             .spawn(move || {
+                let started = Instant::now();
                 encoded.ingest_into(&mut collector).context(context)?;
-                Ok(collector)
+                Ok((collector, started.elapsed()))
             })
             .context("cannot start the sample collector's thread")?;
         *self.collector.get_mut() = Ingest::Busy(handle);
-        self.elapsed += started.elapsed();
+        let mut spent = self.time.get();
+        spent.source += started.elapsed();
+        self.time.set(spent);
         Ok(())
     }
 
@@ -204,7 +233,7 @@ impl TrainingSampler {
     pub fn save(&self, checkpoint: &Path, run: &RunDir) -> Result<PathBuf> {
         let mut ingest = self.collector.borrow_mut();
         let collector = ingest
-            .settle()
+            .settle(&self.time)
             .context("sample collection during training failed")?;
         collector.save_state(&RunDir::collector_state(checkpoint))?;
         let folder = run.samples();

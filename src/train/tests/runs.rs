@@ -1,6 +1,7 @@
 //! Whole runs: resume equals uninterrupted, the batch stream, NaN handling, refused settings.
 
 use std::path::Path;
+use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 
@@ -257,7 +258,13 @@ fn samples_are_collected_while_training_and_resume_exactly() {
     };
     let full = dir.path().join("full");
     let summary = train(&cache, &full, cfg.clone(), &Device::Cpu, &mut |_| {}).unwrap();
-    let (folder, _) = summary.samples.clone().expect("samples were collected");
+    let (folder, time) = summary.samples.clone().expect("samples were collected");
+    // Every collection's time is accounted for: read and encoded on the training thread,
+    // taken on the collector's (the last batch's once the final save has waited for it).
+    assert!(
+        time.source > Duration::ZERO && time.ingest > Duration::ZERO,
+        "{time:?}"
+    );
     let samples = crate::samples::SamplesFolder::load(&folder).unwrap();
     let summary_file = samples.summary.as_ref().unwrap();
     // Collections at steps 0, 7, 14, 21, 28: 5 × 4 sequences of 16 tokens.
