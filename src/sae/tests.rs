@@ -104,6 +104,55 @@ fn encode_sparse_on_the_device_path_equals_the_host_at_16k() {
     }
 }
 
+/// The CPU's one-pass gate (`Sae::encode_sparse` of the gated architectures) equals the
+/// general activation's CSR bit for bit: θ negative, zero, positive and equal to a value's
+/// pre-activation, a bias, and `b_dec` subtracted from the input.
+#[test]
+fn the_host_gate_equals_the_general_activation() {
+    let mut rng = SplitMix64(8);
+    let (d_in, d_sae, n) = (6, 257, 40);
+    let mut random = |len: usize, scale: f32| -> Vec<f32> {
+        (0..len).map(|_| rng.uniform_sym() * scale).collect()
+    };
+    let xs = Tensor::from_vec(random(n * d_in, 2.0), (n, d_in), &Device::Cpu).unwrap();
+    let (b_enc, b_dec) = (random(d_sae, 0.3), random(d_in, 0.3));
+    for kind in [
+        SaeKind::Relu,
+        SaeKind::JumpRelu,
+        SaeKind::BatchTopK,
+        SaeKind::Matryoshka,
+    ] {
+        let mut cfg = SaeConfig::new(kind, d_in, d_sae, kind.uses_k().then_some(8));
+        if kind == SaeKind::Matryoshka {
+            cfg.group_sizes = vec![57, 200];
+        }
+        cfg.apply_b_dec_to_input = true;
+        let mut weights = SaeWeights::init(&cfg, 3, &Device::Cpu).unwrap();
+        weights.b_enc = Tensor::from_vec(b_enc.clone(), d_sae, &Device::Cpu).unwrap();
+        weights.b_dec = Tensor::from_vec(b_dec.clone(), d_in, &Device::Cpu).unwrap();
+        if kind.has_threshold() {
+            let plain = Sae::new(cfg.clone(), weights.clone()).unwrap();
+            let (normed, _) = plain.normalize_input(&xs).unwrap();
+            let pre = flat(&plain.pre_activations(&normed).unwrap());
+            let theta: Vec<f32> = (0..d_sae)
+                .map(|f| match f % 4 {
+                    0 => -0.5,
+                    1 => 0.0,
+                    // Exactly one token's pre-activation: that value is not above it.
+                    2 => pre[(f % n) * d_sae + f],
+                    _ => 0.3,
+                })
+                .collect();
+            weights.threshold = Some(Tensor::from_vec(theta, d_sae, &Device::Cpu).unwrap());
+        }
+        let sae = Sae::new(cfg, weights).unwrap();
+        let general = SparseActs::from_dense(&sae.encode(&xs).unwrap()).unwrap();
+        let host = sae.encode_sparse(&xs).unwrap();
+        assert_eq!(host, general, "{kind}");
+        assert!(host.values.len() > 10 * n, "{kind}: too few active to tell");
+    }
+}
+
 #[test]
 fn sae_lens_standard_matches_reference() {
     check_reference(
