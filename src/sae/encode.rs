@@ -187,8 +187,9 @@ impl Sae {
         } else {
             xs.clone()
         };
-        let product = xs.matmul(&w.w_enc)?; // [n, d_sae]
-                                            // Both `[d_sae]` (checked when the SAE was made).
+        // `[n, d_sae]`; the bias and the threshold are `[d_sae]` (checked when the SAE was
+        // made).
+        let product = xs.matmul(&w.w_enc)?;
         let bias = w.b_enc.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         // ReLU gates at 0 only: a threshold of −∞ lets the `v > 0` test decide.
         let threshold = match self.config.kind {
