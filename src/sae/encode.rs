@@ -92,13 +92,17 @@ impl Sae {
 
     /// Pre-activations `[n, d_sae]` of normalized tokens `xs [n, d_in]`.
     pub fn pre_activations(&self, xs: &Tensor) -> Result<Tensor> {
+        self.encoder_product(xs)?.broadcast_add(&self.weights.b_enc) // [n, d_sae]
+    }
+
+    /// `(xs − b_dec·[apply_b_dec_to_input]) · W_enc`: the pre-activations before `b_enc`.
+    fn encoder_product(&self, xs: &Tensor) -> Result<Tensor> {
         let w = &self.weights;
-        let xs = if self.config.apply_b_dec_to_input {
-            xs.broadcast_sub(&w.b_dec)?
+        if self.config.apply_b_dec_to_input {
+            xs.broadcast_sub(&w.b_dec)?.matmul(&w.w_enc)
         } else {
-            xs.clone()
-        };
-        xs.matmul(&w.w_enc)?.broadcast_add(&w.b_enc) // [n, d_sae]
+            xs.matmul(&w.w_enc)
+        }
     }
 
     /// Dense feature activations `[n, d_sae]` of `xs [..., d_in]` (inference mode).
@@ -180,17 +184,11 @@ impl Sae {
     /// Bit-identical: `v = product + b_enc` is the same f32 addition, and `relu(v) · gate` is
     /// `v` exactly where `v > θ` and `v > 0` (NaN fails both), 0 or NaN elsewhere (never kept).
     fn encode_gated_host(&self, xs: &Tensor) -> Result<SparseActs> {
-        let w = &self.weights;
         let d_sae = self.config.d_sae;
-        let xs = if self.config.apply_b_dec_to_input {
-            xs.broadcast_sub(&w.b_dec)?
-        } else {
-            xs.clone()
-        };
         // `[n, d_sae]`; the bias and the threshold are `[d_sae]` (checked when the SAE was
         // made).
-        let product = xs.matmul(&w.w_enc)?;
-        let bias = w.b_enc.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let product = self.encoder_product(xs)?;
+        let bias = self.weights.b_enc.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         // ReLU gates at 0 only: a threshold of −∞ lets the `v > 0` test decide.
         let threshold = match self.config.kind {
             SaeKind::Relu => vec![f32::NEG_INFINITY; d_sae],
